@@ -1,0 +1,191 @@
+"""``models.yaml`` and settings, validated at the edge with pydantic.
+
+Everything past this module sees typed ``PresetSpec`` values, never raw YAML. Errors name the file,
+the dotted field and its line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from genart._yaml import YamlDoc, field_path, yaml_error_line
+from genart.errors import ConfigError, UnknownPresetError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+# --- where things are ------------------------------------------------------------------------
+def _first_existing(*candidates: Path) -> Path:
+    for c in candidates:
+        if c.exists():
+            return c
+    return candidates[0]
+
+
+def models_yaml_path() -> Path:
+    """``$GENART_MODELS``, else the checkout's ``models.yaml``, else the copy bundled in the wheel."""
+    env = os.environ.get("GENART_MODELS")
+    if env:
+        return Path(env)
+    return _first_existing(_PACKAGE_DIR.parent / "models.yaml", _PACKAGE_DIR / "_bundled" / "models.yaml")
+
+
+def prompts_dir() -> Path:
+    """``$GENART_PROMPTS``, else the checkout's ``prompts/``, else the copy bundled in the wheel."""
+    env = os.environ.get("GENART_PROMPTS")
+    if env:
+        return Path(env)
+    return _first_existing(_PACKAGE_DIR.parent / "prompts", _PACKAGE_DIR / "_bundled" / "prompts")
+
+
+def cache_dir() -> Path:
+    """Where genart keeps what it builds (the tiny preset's models): ``$GENART_CACHE`` or ~/.cache/genart."""
+    env = os.environ.get("GENART_CACHE")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genart"
+    return base
+
+
+# --- schema ----------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiffusionSpec(_Strict):
+    """The generator of a diffusion preset."""
+
+    model_id: str = Field(min_length=1, description="Hugging Face id or a local diffusers folder")
+    revision: str | None = None
+    builder: Literal["hub", "tiny"] = "hub"
+    pipeline: Literal["img2img"] = "img2img"
+    variant: str | None = None
+    scheduler: str | None = None
+    steps: int = Field(2, ge=1, le=150)
+    guidance: float = Field(0.0, ge=0.0, le=30.0)
+    resolution: int = Field(512, ge=32, le=2048)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    strengths: tuple[float, ...] = (0.35, 0.5, 0.65)
+    batch_size: int = Field(8, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _check(self) -> "DiffusionSpec":
+        if self.resolution % 8:
+            raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
+        for s in self.strengths:
+            if not 0.0 < s <= 1.0:
+                raise ValueError(f"strengths must be in (0, 1], got {s}")
+        return self
+
+
+class ClipSpec(_Strict):
+    """An open_clip model: architecture name plus where its weights come from."""
+
+    model: str = Field(min_length=1, description="open_clip architecture, e.g. ViT-B-32")
+    pretrained: str = Field(min_length=1, description="hub repo with open_clip weights, or a local file")
+    revision: str | None = None
+    builder: Literal["hub", "tiny"] = "hub"
+
+
+class RankSpec(_Strict):
+    method: Literal["clip", "features"]
+    clip: ClipSpec | None = None
+    fidelity_threshold: float = Field(0.7, ge=-1.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RankSpec":
+        if self.method == "clip" and self.clip is None:
+            raise ValueError("method 'clip' needs a 'clip' section (model, pretrained)")
+        return self
+
+
+class PresetSpec(_Strict):
+    name: str = ""
+    description: str = ""
+    kind: Literal["diffusion", "classic"]
+    random_weights: bool = False
+    generator: DiffusionSpec | None = None
+    ranker: RankSpec
+
+    @model_validator(mode="after")
+    def _check(self) -> "PresetSpec":
+        if self.kind == "diffusion" and self.generator is None:
+            raise ValueError("kind 'diffusion' needs a 'generator' section")
+        if self.kind == "classic" and self.generator is not None:
+            raise ValueError("kind 'classic' takes no 'generator' section")
+        builders = [s.builder for s in (self.generator, self.ranker.clip) if s is not None]
+        if "tiny" in builders and not self.random_weights:
+            raise ValueError("a 'tiny' builder makes random weights: the preset must say random_weights: true")
+        if self.random_weights and "tiny" not in builders:
+            raise ValueError("random_weights: true is only for presets whose models are built locally (builder: tiny)")
+        return self
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+class ModelsFile(_Strict):
+    version: Literal[1] = 1
+    default_preset: str
+    presets: dict[str, PresetSpec]
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelsFile":
+        if self.default_preset not in self.presets:
+            raise ValueError(f"default_preset '{self.default_preset}' is not one of: {', '.join(sorted(self.presets))}")
+        return self
+
+
+class ModelsConfig:
+    """The validated ``models.yaml``."""
+
+    def __init__(self, parsed: ModelsFile, path: Path) -> None:
+        self.path = path
+        self.default_preset = parsed.default_preset
+        self.presets: dict[str, PresetSpec] = {
+            name: spec.model_copy(update={"name": name}) for name, spec in parsed.presets.items()
+        }
+
+    def preset(self, name: str | None) -> PresetSpec:
+        name = name or self.default_preset
+        try:
+            return self.presets[name]
+        except KeyError:
+            raise UnknownPresetError(name, self.presets) from None
+
+
+def parse_models_yaml(text: str, path: Path | str = "models.yaml") -> ModelsConfig:
+    """Validate the text of a models file. Raises ``ConfigError`` naming file, field and line."""
+    try:
+        doc = YamlDoc(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path, line=yaml_error_line(exc)) from None
+    if not isinstance(doc.data, dict):
+        raise ConfigError("expected a mapping with 'default_preset' and 'presets'", path=path, line=1)
+    try:
+        parsed = ModelsFile.model_validate(doc.data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+        raise ConfigError(err["msg"], path=path, field=field_path(loc) or None, line=doc.line_of(loc)) from None
+    return ModelsConfig(parsed, Path(path))
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> ModelsConfig:
+    return parse_models_yaml(Path(path).read_text(encoding="utf-8"), path)
+
+
+def load_models_config(path: Path | str | None = None) -> ModelsConfig:
+    """Load and validate ``models.yaml`` (cached per file version)."""
+    p = Path(path) if path is not None else models_yaml_path()
+    try:
+        mtime = p.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise ConfigError("models file not found", path=p, hint="set GENART_MODELS or run from the project root") from None
+    return _load_cached(str(p.resolve()), mtime)

@@ -1,0 +1,177 @@
+"""Measured image features shared by the stages (frames quality, classic ranking, reframing).
+
+Not a stage: plain functions over RGB ``uint8`` arrays (H, W, 3), numpy and OpenCV only. Each feature
+is mapped to [0, 1] with a documented scale so profiles can state visual targets in the same units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+ANALYSIS_LONG_SIDE = 256
+
+
+def to_array(image: "Image.Image | np.ndarray") -> np.ndarray:
+    """RGB uint8 array from a PIL image or an array (grey is expanded, alpha dropped)."""
+    arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def downscale(arr: np.ndarray, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarray:
+    import cv2
+
+    h, w = arr.shape[:2]
+    scale = long_side / max(h, w)
+    if scale >= 1:
+        return arr
+    return cv2.resize(arr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def luma(arr: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma in [0, 1], float32."""
+    a = arr.astype(np.float32) / 255.0
+    return 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+
+
+def brightness(arr: np.ndarray) -> float:
+    """Mean luma, [0, 1]."""
+    return float(luma(arr).mean())
+
+
+def contrast(arr: np.ndarray) -> float:
+    """RMS contrast (std of luma) scaled so 0.25 (a very contrasty image) maps to 1."""
+    return float(min(1.0, luma(arr).std() / 0.25))
+
+
+def saturation(arr: np.ndarray) -> float:
+    """Mean HSV saturation, [0, 1]."""
+    a = arr.astype(np.float32)
+    mx = a.max(axis=2)
+    mn = a.min(axis=2)
+    sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
+    return float(sat.mean())
+
+
+def colourfulness(arr: np.ndarray) -> float:
+    """Hasler and Suesstrunk's colourfulness, scaled so 100 (very colourful) maps to 1."""
+    a = arr.astype(np.float32)
+    rg = a[..., 0] - a[..., 1]
+    yb = 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]
+    value = np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    return float(min(1.0, value / 100.0))
+
+
+def warmth(arr: np.ndarray) -> float:
+    """Red-versus-blue balance: 0.5 is neutral, 1 all red, 0 all blue."""
+    a = arr.astype(np.float32)
+    r, b = a[..., 0].mean(), a[..., 2].mean()
+    return float(0.5 + (r - b) / 510.0)
+
+
+def sharpness(arr: np.ndarray) -> float:
+    """Variance of the Laplacian on a 256-px grey copy, log-scaled: ~0 for a blur, ~1 for fine detail."""
+    import cv2
+
+    grey = (luma(downscale(arr)) * 255).astype(np.uint8)
+    var = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return float(min(1.0, np.log1p(var) / np.log1p(2000.0)))
+
+
+def noise(arr: np.ndarray) -> float:
+    """Estimated noise sigma (Immerkaer's fast method) in [0, 1] units of 0-255/25."""
+    import cv2
+
+    grey = luma(downscale(arr, 512)).astype(np.float64) * 255
+    h, w = grey.shape
+    if h < 3 or w < 3:
+        return 0.0
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    conv = cv2.filter2D(grey, -1, kernel)[1:-1, 1:-1]
+    sigma = np.sqrt(np.pi / 2) * np.abs(conv).sum() / (6.0 * (w - 2) * (h - 2))
+    return float(min(1.0, sigma / 25.0))
+
+
+def exposure_quality(arr: np.ndarray) -> float:
+    """1 for a well-exposed frame; falls with clipped shadows and highlights and a mean far from mid-grey."""
+    y = luma(arr)
+    clipped = float(((y < 0.02) | (y > 0.98)).mean())
+    mean_penalty = abs(float(y.mean()) - 0.45) * 1.2
+    return float(max(0.0, 1.0 - clipped * 1.5 - mean_penalty))
+
+
+def features(arr: np.ndarray) -> dict[str, float]:
+    """Every measured feature of an image on a 256-px copy, by name."""
+    small = downscale(arr)
+    return {
+        "brightness": brightness(small),
+        "contrast": contrast(small),
+        "saturation": saturation(small),
+        "colourfulness": colourfulness(small),
+        "warmth": warmth(small),
+        "sharpness": sharpness(arr),
+        "exposure": exposure_quality(small),
+        "noise": noise(arr),
+    }
+
+
+def saliency_center(arr: np.ndarray) -> tuple[float, float]:
+    """Centre of visual interest (x, y) as fractions of width and height.
+
+    Spectral-residual saliency (Hou and Zhang, 2007) on a 64-px grey copy; it needs only numpy and
+    finds the object that stands out from the background, for frames without faces.
+    """
+    import cv2
+
+    grey = luma(cv2.resize(arr, (64, 64), interpolation=cv2.INTER_AREA)).astype(np.float64)
+    spectrum = np.fft.fft2(grey)
+    log_amp = np.log(np.abs(spectrum) + 1e-8)
+    phase = np.angle(spectrum)
+    residual = log_amp - cv2.blur(log_amp, (3, 3))
+    sal = np.abs(np.fft.ifft2(np.exp(residual + 1j * phase))) ** 2
+    sal = cv2.GaussianBlur(sal, (9, 9), 2.5)
+    sal = sal / (sal.max() + 1e-12)
+    weights = np.where(sal > 0.3, sal, 0.0)
+    if weights.sum() <= 0:
+        return 0.5, 0.5
+    ys, xs = np.mgrid[0:64, 0:64]
+    return float((xs * weights).sum() / weights.sum() + 0.5) / 64, float((ys * weights).sum() / weights.sum() + 0.5) / 64
+
+
+def png_bytes(image: "Image.Image", text: dict[str, str] | None = None) -> bytes:
+    """PNG-encode ``image`` with ``text`` chunks (iTXt), deterministically."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info, compress_level=6)
+    return buf.getvalue()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: "str | object", chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:  # type: ignore[arg-type]
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()

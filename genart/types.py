@@ -1,0 +1,367 @@
+"""The typed values that cross stage boundaries.
+
+Every stage takes and returns these frozen dataclasses; no ``dict[str, Any]`` crosses a module
+boundary. Images travel as ``PIL.Image.Image`` in the ``image`` fields (excluded from equality and
+repr) until the pipeline persists them, after which ``path`` points at the stored file.
+
+This module imports nothing heavy: it is part of the torch-free core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+
+def stable_id(*parts: object, length: int = 16) -> str:
+    """A short, stable content id: sha256 over the JSON of ``parts``."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels of the image it was found in."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 1.0
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+    def scaled(self, sx: float, sy: float | None = None) -> "Box":
+        sy = sx if sy is None else sy
+        return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.score)
+
+    def contains(self, other: "Box", tol: float = 0.5) -> bool:
+        return (
+            other.x >= self.x - tol
+            and other.y >= self.y - tol
+            and other.x + other.w <= self.x + self.w + tol
+            and other.y + other.h <= self.y + self.h + tol
+        )
+
+
+@dataclass(frozen=True)
+class ScoreSet:
+    """Named scores, in a stable order. Mapping-like, but frozen and hashable."""
+
+    items: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def of(cls, scores: Mapping[str, float]) -> "ScoreSet":
+        return cls(tuple((str(k), float(v)) for k, v in scores.items()))
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.items)
+
+    def __getitem__(self, name: str) -> float:
+        for key, value in self.items:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def get(self, name: str, default: float | None = None) -> float | None:
+        for key, value in self.items:
+            if key == name:
+                return value
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        return any(key == name for key, _ in self.items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def merged(self, other: "ScoreSet | Mapping[str, float]") -> "ScoreSet":
+        merged = self.as_dict()
+        merged.update(other.as_dict() if isinstance(other, ScoreSet) else other)
+        return ScoreSet.of(merged)
+
+
+@dataclass(frozen=True)
+class KeyFrame:
+    """A still picked from the source, with where it came from and why it was picked."""
+
+    id: str
+    source: str
+    t_s: float
+    frame_index: int
+    shot: int
+    width: int
+    height: int
+    scores: ScoreSet = ScoreSet()
+    faces: tuple[Box, ...] = ()
+    path: Path | None = None
+    image: "Image.Image | None" = field(default=None, compare=False, repr=False)
+
+    @property
+    def timecode(self) -> str:
+        """``HH:MM:SS.mmm`` of this frame in the source."""
+        ms = int(round(self.t_s * 1000))
+        h, rem = divmod(ms, 3_600_000)
+        m, rem = divmod(rem, 60_000)
+        s, ms = divmod(rem, 1000)
+        return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+@dataclass(frozen=True)
+class VisualTargets:
+    """What the ``classic`` preset aims a profile's look at; each value in [0, 1]."""
+
+    brightness: float = 0.5
+    warmth: float = 0.5
+    saturation: float = 0.5
+    contrast: float = 0.5
+    faces: float = 0.5
+    sharpness: float = 0.5
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A colour look. Each field is a signed adjustment at full strength (``amount`` = 1)."""
+
+    name: str = "neutral"
+    exposure: float = 0.0  # stops
+    contrast: float = 0.0  # -1 .. 1
+    saturation: float = 0.0  # -1 .. 1
+    warmth: float = 0.0  # -1 (cool) .. 1 (warm)
+    tint: float = 0.0  # -1 (green) .. 1 (magenta)
+    shadows_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB offset added in shadows
+    highlights_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB offset added in highlights
+    vignette: float = 0.0  # 0 .. 1
+    fade: float = 0.0  # 0 .. 1 lifted blacks
+
+
+@dataclass(frozen=True)
+class TasteProfile:
+    """A target audience taste, loaded from ``prompts/<id>.yaml``.
+
+    ``version`` is the hash of the normalised file, stamped on every variant made for it.
+    """
+
+    id: str
+    name: str
+    description: str
+    version: str
+    prompt: str
+    negative_prompt: str
+    anchors_positive: tuple[str, ...]
+    anchors_negative: tuple[str, ...]
+    strengths: tuple[float, ...]
+    steps: int | None
+    guidance: float | None
+    targets: VisualTargets
+    grade: Grade
+    aspects: tuple[str, ...]
+    locale: str
+    weights: ScoreSet
+    path: Path | None = None
+
+    def render_prompt(self, title: str = "", genre: str = "", subject: str = "") -> str:
+        """The prompt with ``{title}``, ``{genre}`` and ``{subject}`` filled in, spaces tidied."""
+        text = self.prompt.format(title=title or "the title", genre=genre or "film", subject=subject or "the scene")
+        return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Everything needed to make a variant again, bit for bit on the same hardware."""
+
+    preset: str
+    method: str  # "img2img" | "classic"
+    profile_id: str
+    profile_version: str
+    keyframe_id: str
+    seed: int
+    width: int
+    height: int
+    aspect: str
+    grade: str
+    grade_amount: float = 1.0
+    model_id: str | None = None
+    revision: str | None = None
+    scheduler: str | None = None
+    strength: float | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    crop: tuple[int, int, int, int] | None = None  # x, y, w, h in the source frame
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artwork candidate for one profile, made from one key frame."""
+
+    id: str
+    profile_id: str
+    keyframe: KeyFrame
+    params: GenerationParams
+    digital_source_type: str  # IPTC DigitalSourceType term
+    path: Path | None = None
+    image: "Image.Image | None" = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RankedVariant:
+    """A variant with its scores for one profile, its combined total, and its place."""
+
+    variant: Variant
+    profile_id: str
+    scores: ScoreSet
+    total: float
+    rank: int | None  # 1 = best; None when rejected
+    rejected: str | None = None  # the reason, when the variant must never be shown as a winner
+
+    @property
+    def path(self) -> Path | None:
+        return self.variant.path
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One artwork in a bandit test: a variant (or the current artwork as control) for a segment."""
+
+    test_id: str
+    arm_id: str
+    segment: str
+    variant_id: str | None
+    image_path: Path | None
+    is_control: bool = False
+    prior_mean: float = 0.5
+    profile_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One decision: which arm a member saw, and the probability the policy chose it with."""
+
+    exposure_id: str
+    test_id: str
+    arm_id: str
+    segment: str
+    user_id: str | None
+    propensity: float
+    t: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The reward observed for an exposure."""
+
+    exposure_id: str
+    reward: float
+    t: float
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: what a run used, enough to fetch the same weights again."""
+
+    role: str  # "diffusion" | "clip" | ...
+    model_id: str
+    revision: str | None
+    local_path: str | None = None
+    random_weights: bool = False
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """What a run used: presets, models and revisions, profile versions, seeds, genart version."""
+
+    run_id: str
+    created_at: str
+    genart_version: str
+    source: str
+    source_sha256: str
+    preset: str
+    preset_spec: str  # the resolved preset as canonical JSON
+    models: tuple[ModelRef, ...]
+    profiles: tuple[tuple[str, str], ...]  # (profile id, version)
+    frames: int
+    variants_per_frame: int
+    seed: int
+    title: str = ""
+    genre: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["preset_spec"] = json.loads(self.preset_spec)
+        data["profiles"] = {pid: version for pid, version in self.profiles}
+        return data
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``create_variants`` returns: per profile, the ranked variants, best first."""
+
+    run_id: str
+    preset: str
+    out_dir: Path
+    manifest_path: Path
+    keyframes: tuple[KeyFrame, ...]
+    ranked: tuple[tuple[str, tuple[RankedVariant, ...]], ...]  # (profile id, ranked best first)
+    rejected: tuple[tuple[str, tuple[RankedVariant, ...]], ...] = ()
+
+    @property
+    def profiles(self) -> dict[str, tuple[RankedVariant, ...]]:
+        return dict(self.ranked)
+
+    def __getitem__(self, profile_id: str) -> tuple[RankedVariant, ...]:
+        return self.profiles[profile_id]
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI's ``--json`` shape."""
+
+        def one(rv: RankedVariant) -> dict[str, object]:
+            kf = rv.variant.keyframe
+            return {
+                "variant_id": rv.variant.id,
+                "path": str(rv.variant.path) if rv.variant.path else None,
+                "rank": rv.rank,
+                "total": round(rv.total, 6),
+                "scores": {k: round(v, 6) for k, v in rv.scores.items},
+                "rejected": rv.rejected,
+                "keyframe": {
+                    "id": kf.id,
+                    "t_s": round(kf.t_s, 3),
+                    "timecode": kf.timecode,
+                    "frame": kf.frame_index,
+                    "path": str(kf.path) if kf.path else None,
+                },
+                "params": rv.variant.params.as_dict(),
+            }
+
+        return {
+            "run_id": self.run_id,
+            "preset": self.preset,
+            "out_dir": str(self.out_dir),
+            "manifest": str(self.manifest_path),
+            "profiles": {pid: [one(rv) for rv in items] for pid, items in self.ranked},
+            "rejected": {pid: [one(rv) for rv in items] for pid, items in self.rejected},
+        }
