@@ -51,3 +51,25 @@ def field_path(loc: Sequence[object]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
     return out
+
+
+def explain_validation_error(exc, doc: YamlDoc) -> tuple[str, str | None, int | None]:
+    """The most useful (message, dotted field, line) of a pydantic ``ValidationError``.
+
+    An unknown key is usually a typo of a missing one, so it is reported first, with the closest
+    valid name when there is one.
+    """
+    import difflib
+
+    errors = exc.errors()
+    missing = [e for e in errors if e["type"] == "missing"]
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    err = extra[0] if extra else errors[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+    msg = err["msg"]
+    if extra:
+        bad = str(loc[-1])
+        siblings = [str(m["loc"][-1]) for m in missing if tuple(m["loc"][:-1]) == loc[:-1]]
+        close = difflib.get_close_matches(bad, siblings, n=1)
+        msg = f"unknown field '{bad}'" + (f"; did you mean '{close[0]}'?" if close else "")
+    return msg, field_path(loc) or None, doc.line_of(loc)

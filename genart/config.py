@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from genart._yaml import YamlDoc, field_path, yaml_error_line
+from genart._yaml import YamlDoc, explain_validation_error, yaml_error_line
 from genart.errors import ConfigError, UnknownPresetError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -170,9 +170,8 @@ def parse_models_yaml(text: str, path: Path | str = "models.yaml") -> ModelsConf
     try:
         parsed = ModelsFile.model_validate(doc.data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
-        raise ConfigError(err["msg"], path=path, field=field_path(loc) or None, line=doc.line_of(loc)) from None
+        msg, field, line = explain_validation_error(exc, doc)
+        raise ConfigError(msg, path=path, field=field, line=line) from None
     return ModelsConfig(parsed, Path(path))
 
 

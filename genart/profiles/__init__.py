@@ -1,0 +1,212 @@
+"""Taste profiles: ``prompts/<id>.yaml``, validated with pydantic, versioned by the hash of the file.
+
+A creative team adds a profile by adding a file; ``genart profiles validate PATH`` checks it without
+running anything. Errors name the file, the field and the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from genart._yaml import YamlDoc, explain_validation_error, yaml_error_line
+from genart.config import prompts_dir
+from genart.errors import ProfileValidationError, UnknownProfileError
+from genart.types import Grade, ScoreSet, TasteProfile, VisualTargets
+
+ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
+SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiffusionSettings(_Strict):
+    strengths: tuple[float, ...] = Field((), description="img2img strength ladder; empty = the preset's")
+    steps: int | None = Field(None, ge=1, le=150)
+    guidance: float | None = Field(None, ge=0.0, le=30.0)
+
+    @field_validator("strengths")
+    @classmethod
+    def _strengths(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for s in v:
+            if not 0.0 < s <= 1.0:
+                raise ValueError(f"each strength must be in (0, 1], got {s}")
+        return v
+
+
+class Anchors(_Strict):
+    positive: tuple[str, ...] = Field(min_length=1)
+    negative: tuple[str, ...] = ()
+
+
+class Targets(_Strict):
+    brightness: float = Field(0.5, ge=0, le=1)
+    warmth: float = Field(0.5, ge=0, le=1)
+    saturation: float = Field(0.5, ge=0, le=1)
+    contrast: float = Field(0.5, ge=0, le=1)
+    faces: float = Field(0.5, ge=0, le=1)
+    sharpness: float = Field(0.5, ge=0, le=1)
+
+
+class GradeSpec(_Strict):
+    name: str = Field(min_length=1)
+    exposure: float = Field(0.0, ge=-2, le=2)
+    contrast: float = Field(0.0, ge=-1, le=1)
+    saturation: float = Field(0.0, ge=-1, le=1)
+    warmth: float = Field(0.0, ge=-1, le=1)
+    tint: float = Field(0.0, ge=-1, le=1)
+    shadows_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    highlights_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    vignette: float = Field(0.0, ge=0, le=1)
+    fade: float = Field(0.0, ge=0, le=1)
+
+
+class ProfileFile(_Strict):
+    """The schema of ``prompts/<id>.yaml``."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, description="template with {title}, {genre}, {subject}")
+    negative_prompt: str = ""
+    diffusion: DiffusionSettings = DiffusionSettings()
+    anchors: Anchors
+    targets: Targets = Targets()
+    grade: GradeSpec
+    aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
+    locale: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
+
+    @field_validator("prompt")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        try:
+            v.format(title="t", genre="g", subject="s")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"prompt may only use {{title}}, {{genre}} and {{subject}} placeholders ({exc})") from None
+        return v
+
+    @field_validator("aspects")
+    @classmethod
+    def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one aspect ratio is needed")
+        for a in v:
+            if a not in ASPECTS:
+                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, w in v.items():
+            if k not in SCORE_NAMES:
+                raise ValueError(f"unknown score '{k}'; choose from {', '.join(SCORE_NAMES)}")
+            if w < 0:
+                raise ValueError(f"weight of '{k}' must be >= 0, got {w}")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError("at least one weight must be positive")
+        return v
+
+
+def _version(data: object) -> str:
+    """Hash of the normalised file: key order and formatting don't change it, any value does."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
+    """Validate a profile's YAML text. Raises ``ProfileValidationError`` naming file, field and line."""
+    path = Path(path)
+    try:
+        doc = YamlDoc(text)
+    except yaml.YAMLError as exc:
+        raise ProfileValidationError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path,
+                                     line=yaml_error_line(exc)) from None
+    if not isinstance(doc.data, dict):
+        raise ProfileValidationError("expected a mapping of fields (id, name, prompt, anchors, grade, ...)", path=path, line=1)
+    data = dict(doc.data)
+    data.setdefault("id", path.stem)
+    try:
+        pf = ProfileFile.model_validate(data)
+    except ValidationError as exc:
+        msg, field, line = explain_validation_error(exc, doc)
+        raise ProfileValidationError(msg, path=path, field=field, line=line) from None
+    if path.suffix in (".yaml", ".yml") and pf.id != path.stem:
+        raise ProfileValidationError(f"id '{pf.id}' must match the file name '{path.stem}'", path=path, field="id",
+                                     line=doc.line_of(("id",)))
+    return TasteProfile(
+        id=pf.id,
+        name=pf.name,
+        description=" ".join(pf.description.split()),
+        version=_version(doc.data),
+        prompt=pf.prompt,
+        negative_prompt=pf.negative_prompt,
+        anchors_positive=pf.anchors.positive,
+        anchors_negative=pf.anchors.negative,
+        strengths=pf.diffusion.strengths,
+        steps=pf.diffusion.steps,
+        guidance=pf.diffusion.guidance,
+        targets=VisualTargets(**pf.targets.model_dump()),
+        grade=Grade(**pf.grade.model_dump()),
+        aspects=pf.aspects,
+        locale=pf.locale,
+        weights=ScoreSet.of(pf.weights),
+        path=path,
+    )
+
+
+def load_profile(path: Path | str) -> TasteProfile:
+    """Load one profile file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileValidationError("file not found", path=path) from None
+    except UnicodeDecodeError:
+        raise ProfileValidationError("not a UTF-8 text file", path=path) from None
+    return parse_profile(text, path)
+
+
+@lru_cache(maxsize=16)
+def _load_dir(directory: str, stamp: tuple[tuple[str, int], ...]) -> dict[str, TasteProfile]:
+    out: dict[str, TasteProfile] = {}
+    for name, _ in stamp:
+        profile = load_profile(Path(directory) / name)
+        out[profile.id] = profile
+    return out
+
+
+def load_profiles(directory: Path | str | None = None) -> dict[str, TasteProfile]:
+    """Every profile in ``directory`` (default: the project's ``prompts/``), by id; cached per file version."""
+    d = Path(directory) if directory is not None else prompts_dir()
+    files = sorted(p for p in d.glob("*.y*ml") if p.suffix in (".yaml", ".yml")) if d.is_dir() else []
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in files)
+    return dict(_load_dir(str(d.resolve()), stamp))
+
+
+def get_profiles(ids: Sequence[str] | str, directory: Path | str | None = None) -> list[TasteProfile]:
+    """The profiles named by ``ids`` (a list or a comma-separated string), in that order.
+
+    Raises:
+        UnknownProfileError: an id is not a file in the profiles folder; the message lists the known ones.
+    """
+    if isinstance(ids, str):
+        ids = [i for i in (s.strip() for s in ids.split(",")) if i]
+    known = load_profiles(directory)
+    out = []
+    for pid in ids:
+        if pid not in known:
+            raise UnknownProfileError(pid, known)
+        out.append(known[pid])
+    if not out:
+        raise UnknownProfileError("", known)
+    return out

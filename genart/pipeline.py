@@ -1,0 +1,204 @@
+"""Wires the stages one way: source -> key frames -> variants per profile -> ranking -> store.
+
+The only module that imports several stages. Each stage's result is persisted as soon as it exists,
+so an error later in the run (weights missing, a bad frame, Ctrl-C) loses nothing already done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from genart import __version__
+from genart.config import PresetSpec, load_models_config
+from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError
+from genart.imaging import sha256_bytes, sha256_file
+from genart.profiles import get_profiles
+from genart.progress import ProgressFn, report
+from genart.rank.base import Scorer
+from genart.rank.combine import rank_for_profile
+from genart.store.db import Store
+from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResult, TasteProfile, Variant
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What a preset runs: a generator (classic or diffusion) and the scorers that rank its output."""
+
+    generator: object  # has .generate(keyframes, profile, n, seed=, title=, genre=, progress=)
+    scorers: tuple[Scorer, ...]
+    models: tuple[ModelRef, ...]
+
+
+def ensure_weights(spec: PresetSpec) -> None:
+    """Fail in seconds, before any work, when a preset's weights are not on this machine."""
+    if spec.kind == "classic":
+        return
+    from genart.models import check_preset
+
+    check = check_preset(spec)
+    if not check.ok:
+        missing = [i for i in check.items if not i.present]
+        first = missing[0]
+        raise ModelLoadError(first.model_id, looked=[first.where], how=first.how,
+                             detail=f"preset '{spec.name}' needs {', '.join(i.model_id for i in missing)}")
+
+
+def load_stages(spec: PresetSpec) -> Stages:
+    """Build (or fetch from the per-process cache) the generator and scorers of a preset."""
+    from genart.rank.features import FeatureScorer, TechnicalScorer
+
+    if spec.kind == "classic":
+        from genart.generate.classic import ClassicGenerator
+
+        return Stages(ClassicGenerator(spec.name), (FeatureScorer(), TechnicalScorer()), ())
+    from genart.generate.diffusion import DiffusionGenerator
+    from genart.models import load_clip, load_diffusion, resolved_models
+    from genart.rank.clip import ClipScorer
+
+    generator = DiffusionGenerator(load_diffusion(spec), spec)
+    scorers: list[Scorer] = [TechnicalScorer()]
+    if spec.ranker.method == "clip":
+        scorers.insert(0, ClipScorer(load_clip(spec)))
+    else:
+        scorers.insert(0, FeatureScorer())
+    return Stages(generator, tuple(scorers), resolved_models(spec))
+
+
+def _source_digest(source: Path) -> str:
+    if source.is_file():
+        return sha256_file(source)
+    names = sorted(p.name for p in source.iterdir() if p.is_file())
+    return sha256_bytes(json.dumps([(n, sha256_file(source / n)) for n in names]).encode())
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> None:
+    if not isinstance(frames, int) or frames < 1:
+        raise InvalidArgumentError("frames", frames, "a positive integer")
+    if not isinstance(variants_per_frame, int) or variants_per_frame < 1:
+        raise InvalidArgumentError("variants_per_frame", variants_per_frame, "a positive integer")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
+
+
+def run(source: str | Path, *, profiles: Sequence[str] | str, preset: str | None = None, frames: int = 4,
+        variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
+        title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
+        keyframes: Sequence[KeyFrame] | None = None) -> RunResult:
+    """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments."""
+    from genart.frames import extract_keyframes, probe_source
+
+    # cheap checks first: nothing is written until every argument is known to be usable
+    _check_counts(frames, variants_per_frame, top_k)
+    spec = load_models_config().preset(preset)
+    profs: list[TasteProfile] = get_profiles(profiles)
+    src = Path(source).expanduser()
+    if not src.exists():
+        raise SourceNotFoundError(src)
+    if keyframes is None:
+        probe_source(src)
+    ensure_weights(spec)
+
+    store = Store(out, db)
+    created = datetime.now(timezone.utc)
+    run_id = created.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    run_dir = store.root / "runs" / run_id
+    manifest = RunManifest(
+        run_id=run_id, created_at=created.isoformat(timespec="seconds"), genart_version=__version__,
+        source=str(src.resolve()), source_sha256=_source_digest(src), preset=spec.name,
+        preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in profs),
+        frames=frames, variants_per_frame=variants_per_frame, seed=seed, title=title, genre=genre,
+    )
+    store.start_run(manifest)
+    manifest_path = run_dir / "manifest.json"
+    _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    try:
+        if keyframes is None:
+            keyframes = extract_keyframes(src, max_frames=frames, progress=progress)
+        kfs = store.add_keyframes(run_id, keyframes)
+        for i, kf in enumerate(kfs):
+            _link(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")
+        report(progress, "models", 0, 1)
+        stages = load_stages(spec)
+        report(progress, "models", 1, 1)
+        if stages.models:
+            manifest = replace(manifest, models=stages.models)
+            _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+        ranked: list[tuple[str, tuple[RankedVariant, ...]]] = []
+        rejected: list[tuple[str, tuple[RankedVariant, ...]]] = []
+        for profile in profs:
+            variants: list[Variant] = stages.generator.generate(  # type: ignore[attr-defined]
+                kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress)
+            variants = store.add_variants(run_id, variants, software=f"genart {__version__}")
+            report(progress, "rank", 0, len(variants))
+            rows = rank_for_profile(variants, profile, stages.scorers,
+                                    fidelity_threshold=spec.ranker.fidelity_threshold)
+            report(progress, "rank", len(variants), len(variants))
+            store.add_rankings(run_id, rows)
+            good = tuple(r for r in rows if r.rejected is None)
+            ranked.append((profile.id, good[:top_k] if top_k else good))
+            rejected.append((profile.id, tuple(r for r in rows if r.rejected is not None)))
+            for r in good:
+                _link(r.variant.path, run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+        result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
+                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected))
+        overview(result).save(run_dir / "overview.png")
+        _atomic_write_text(run_dir / "result.json", json.dumps(result.to_json(), indent=2))
+        store.finish_run(run_id, "done")
+        return result
+    except GenartError as exc:
+        store.finish_run(run_id, "failed", str(exc))
+        raise
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821
+    """The run at a glance: key frames on top, then each profile's best variants with their scores."""
+    from PIL import Image
+
+    from genart.sheets import grid
+
+    def opened(path: Path | None, image) -> Image.Image:
+        if image is not None:
+            return image
+        with Image.open(path) as im:
+            return im.convert("RGB")
+
+    rows = [("key frames", [(opened(k.path, k.image), [k.timecode, f"shot {k.shot}"]) for k in result.keyframes])]
+    for pid, items in result.ranked:
+        cells = []
+        for rv in items[:per_profile]:
+            s = rv.scores
+            line2 = " ".join(f"{n[:3]} {s[n]:.2f}" for n in s)
+            cells.append((opened(rv.variant.path, rv.variant.image),
+                          [f"#{rv.rank}  total {rv.total:.3f}  {rv.variant.params.aspect}", line2]))
+        rows.append((pid, cells))
+    return grid(rows, title=f"genart run {result.run_id} - preset {result.preset}",
+                footer="Source media keep their own licences and attribution.")

@@ -1,0 +1,54 @@
+"""Contact sheets: one picture that shows a run, because people would rather look than read."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+BG = (24, 24, 27)
+FG = (235, 235, 235)
+DIM = (150, 150, 160)
+BAD = (230, 90, 80)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _fit(img: Image.Image, w: int, h: int) -> Image.Image:
+    im = img.convert("RGB").copy()
+    im.thumbnail((w, h), Image.Resampling.LANCZOS)
+    return im
+
+
+def grid(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, Sequence[str]]]]], *, cell: int = 220,
+         title: str = "", footer: str = "") -> Image.Image:
+    """A labelled grid: each row is (label, [(image, caption lines), ...]); captions under each image."""
+    label_w, cap_h, pad = 170, 44, 10
+    cols = max((len(items) for _, items in rows), default=1) or 1
+    head = 40 if title else 0
+    foot = 24 if footer else 0
+    width = label_w + cols * (cell + pad) + pad
+    height = head + len(rows) * (cell + cap_h + pad) + pad + foot
+    sheet = Image.new("RGB", (width, height), BG)
+    draw = ImageDraw.Draw(sheet)
+    big, small = _font(20), _font(13)
+    if title:
+        draw.text((pad, 10), title, fill=FG, font=big)
+    for r, (label, items) in enumerate(rows):
+        y0 = head + pad + r * (cell + cap_h + pad)
+        draw.text((pad, y0 + 4), label, fill=FG, font=_font(16))
+        for c, (img, caption) in enumerate(items):
+            x0 = label_w + pad + c * (cell + pad)
+            thumb = _fit(img, cell, cell)
+            sheet.paste(thumb, (x0 + (cell - thumb.width) // 2, y0 + (cell - thumb.height) // 2))
+            for i, line in enumerate(caption[:3]):
+                colour = BAD if line.startswith("rejected") else (FG if i == 0 else DIM)
+                draw.text((x0, y0 + cell + 2 + i * 14), line, fill=colour, font=small)
+    if footer:
+        draw.text((pad, height - foot + 4), footer, fill=DIM, font=small)
+    return sheet

@@ -1,0 +1,244 @@
+"""The run store: SQLite by default (SQLAlchemy, so a PostgreSQL URL works too); images as files named
+by the sha256 of their bytes.
+
+Every stage's result lands here as soon as it exists, so a failure later in a run loses nothing
+already done: the run row says ``failed`` with the error, and its key frames and variants stay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from genart.errors import StoreError
+from genart.imaging import png_bytes, sha256_bytes
+from genart.store.schema import Base
+from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
+
+IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    preset: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class KeyFrameRow(Base):
+    __tablename__ = "keyframes"
+    __table_args__ = (UniqueConstraint("run_id", "keyframe_id"),)
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    keyframe_id: Mapped[str] = mapped_column(String(64))
+    t_s: Mapped[float] = mapped_column(Float)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    shot: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    scores: Mapped[str] = mapped_column(Text)
+    faces: Mapped[str] = mapped_column(Text)
+
+
+class VariantRow(Base):
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("run_id", "variant_id"),)
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    variant_id: Mapped[str] = mapped_column(String(64), index=True)
+    profile_id: Mapped[str] = mapped_column(String(64))
+    profile_version: Mapped[str] = mapped_column(String(64))
+    keyframe_id: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer)
+    params: Mapped[str] = mapped_column(Text)
+    digital_source_type: Mapped[str] = mapped_column(String(64))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+
+
+class ScoreRow(Base):
+    __tablename__ = "scores"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    variant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class RankingRow(Base):
+    __tablename__ = "rankings"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    variant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total: Mapped[float] = mapped_column(Float)
+    rejected: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercised through every test
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """A run store rooted at a folder: ``genart.sqlite`` (unless a URL is given) and ``images/``."""
+
+    def __init__(self, root: Path | str, url: str | None = None) -> None:
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the output folder {self.root}: {exc.strerror}") from None
+        self.images_dir = self.root / "images"
+        self.url = url or f"sqlite:///{(self.root / 'genart.sqlite').resolve()}"
+        try:
+            self.engine = create_engine(self.url, future=True)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot open the store at {self.url}: {exc}",
+                             hint="--db takes an SQLAlchemy URL, e.g. sqlite:///runs/genart.sqlite "
+                                  "or postgresql+psycopg://user@host/db") from None
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    # --- files ---------------------------------------------------------------------------------
+    def save_image(self, image, text: dict[str, str] | None = None) -> tuple[str, Path]:
+        """Write a PNG named by the sha256 of its bytes (atomically; an existing one is reused)."""
+        data = png_bytes(image, text)
+        sha = sha256_bytes(data)
+        path = self.images_dir / sha[:2] / f"{sha}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return sha, path
+
+    # --- runs ----------------------------------------------------------------------------------
+    def start_run(self, manifest: RunManifest) -> None:
+        with self.session() as s, s.begin():
+            s.add(RunRow(id=manifest.run_id, created_at=manifest.created_at, status="running", preset=manifest.preset,
+                         source=manifest.source, source_sha256=manifest.source_sha256,
+                         manifest=json.dumps(manifest.to_json(), sort_keys=True)))
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"unknown run id: {run_id}")
+            row.status, row.error, row.finished_at = status, error, _now()
+
+    def run_status(self, run_id: str) -> tuple[str, str | None]:
+        with self.session() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"unknown run id: {run_id}")
+            return row.status, row.error
+
+    def add_keyframes(self, run_id: str, keyframes: Sequence[KeyFrame]) -> list[KeyFrame]:
+        """Persist key frames (image files and rows); returns them with ``path`` set."""
+        from dataclasses import replace
+
+        out = []
+        with self.session() as s, s.begin():
+            for kf in keyframes:
+                meta = {"genart:keyframe": json.dumps({"id": kf.id, "source": kf.source, "t_s": kf.t_s,
+                                                        "frame": kf.frame_index, "shot": kf.shot})}
+                sha, path = self.save_image(kf.image, meta) if kf.image is not None else ("", kf.path)
+                if path is None:
+                    raise StoreError(f"key frame {kf.id} has neither pixels nor a file")
+                s.add(KeyFrameRow(run_id=run_id, keyframe_id=kf.id, t_s=kf.t_s, frame_index=kf.frame_index,
+                                  shot=kf.shot, width=kf.width, height=kf.height, image_sha256=sha, path=str(path),
+                                  scores=json.dumps(kf.scores.as_dict()),
+                                  faces=json.dumps([[f.x, f.y, f.w, f.h, f.score] for f in kf.faces])))
+                out.append(replace(kf, path=Path(path)))
+        return out
+
+    def add_variants(self, run_id: str, variants: Sequence[Variant], software: str = "genart") -> list[Variant]:
+        """Persist variants: the PNG carries its generation parameters and AI-provenance label."""
+        from dataclasses import replace
+
+        out = []
+        with self.session() as s, s.begin():
+            for v in variants:
+                params = v.params.as_dict()
+                meta = {
+                    "genart": json.dumps({"variant_id": v.id, "profile_id": v.profile_id, "params": params},
+                                         sort_keys=True),
+                    "DigitalSourceType": IPTC_DST + v.digital_source_type,
+                    "Software": software,
+                }
+                if v.image is None:
+                    raise StoreError(f"variant {v.id} has no pixels to store")
+                sha, path = self.save_image(v.image, meta)
+                s.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
+                                 profile_version=v.params.profile_version, keyframe_id=v.params.keyframe_id,
+                                 seed=v.params.seed, params=json.dumps(params, sort_keys=True),
+                                 digital_source_type=v.digital_source_type, image_sha256=sha, path=str(path)))
+                out.append(replace(v, path=path))
+        return out
+
+    def add_rankings(self, run_id: str, ranked: Iterable[RankedVariant]) -> None:
+        with self.session() as s, s.begin():
+            for rv in ranked:
+                s.merge(RankingRow(run_id=run_id, variant_id=rv.variant.id, profile_id=rv.profile_id, rank=rv.rank,
+                                   total=rv.total, rejected=rv.rejected))
+                for name, value in rv.scores.items:
+                    s.merge(ScoreRow(run_id=run_id, variant_id=rv.variant.id, profile_id=rv.profile_id, name=name,
+                                     value=value))
+
+    # --- reading back --------------------------------------------------------------------------
+    def count(self, table: type[Base], run_id: str) -> int:
+        with self.session() as s:
+            return len(s.scalars(select(table).where(table.run_id == run_id)).all())  # type: ignore[attr-defined]
+
+    def rankings(self, run_id: str, profile_id: str) -> list[tuple[str, int | None, float, str | None]]:
+        """(variant id, rank, total, rejection reason) for a profile, best first."""
+        with self.session() as s:
+            rows = s.scalars(select(RankingRow).where(RankingRow.run_id == run_id, RankingRow.profile_id == profile_id)).all()
+            rows = sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, -r.total))
+            return [(r.variant_id, r.rank, r.total, r.rejected) for r in rows]
+
+    def scores(self, run_id: str, variant_id: str, profile_id: str) -> dict[str, float]:
+        with self.session() as s:
+            rows = s.scalars(select(ScoreRow).where(ScoreRow.run_id == run_id, ScoreRow.variant_id == variant_id,
+                                                    ScoreRow.profile_id == profile_id)).all()
+            return {r.name: r.value for r in rows}

@@ -1,0 +1,62 @@
+"""Contract suites. Subclass one in a test module, provide the factory methods, and pytest runs the
+whole contract against your implementation.
+
+    class TestMyScorer(ScorerContract):
+        def make_scorer(self): return MyScorer()
+        def make_variants(self): return [...]
+        def make_profile(self): return ...
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class ScorerContract:
+    """Every scorer: named, finite, deterministic, batch-invariant, one ScoreSet per variant."""
+
+    atol = 1e-5
+
+    def make_scorer(self):  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def make_variants(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def make_profile(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def test_one_named_scoreset_per_variant(self):
+        scorer, variants = self.make_scorer(), self.make_variants()
+        out = scorer.score(variants, self.make_profile())
+        assert len(out) == len(variants)
+        assert scorer.names, "a scorer must name its scores"
+        for s in out:
+            assert tuple(s) == tuple(scorer.names)
+
+    def test_finite(self):
+        scorer = self.make_scorer()
+        for s in scorer.score(self.make_variants(), self.make_profile()):
+            assert all(math.isfinite(v) for _, v in s.items), s
+
+    def test_deterministic(self):
+        profile, variants = self.make_profile(), self.make_variants()
+        a = self.make_scorer().score(variants, profile)
+        b = self.make_scorer().score(variants, profile)
+        for x, y in zip(a, b):
+            np.testing.assert_allclose([v for _, v in x.items], [v for _, v in y.items], atol=self.atol)
+
+    def test_batch_invariant(self):
+        scorer, profile, variants = self.make_scorer(), self.make_profile(), self.make_variants()
+        together = scorer.score(variants, profile)
+        alone = [self.make_scorer().score([v], profile)[0] for v in variants]
+        for x, y in zip(together, alone):
+            np.testing.assert_allclose([v for _, v in x.items], [v for _, v in y.items], atol=self.atol)
+
+    def test_scores_differ_between_different_images(self):
+        scorer, variants = self.make_scorer(), self.make_variants()
+        out = scorer.score(variants, self.make_profile())
+        rows = {tuple(round(v, 6) for _, v in s.items) for s in out}
+        assert len(rows) > 1, "a scorer that gives every image the same scores ranks nothing"

@@ -1,0 +1,158 @@
+"""The classic preset's stages on real photos: reframing keeps faces, grades move the look, ranking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genart import imaging
+from genart.frames.faces import detect_faces
+from genart.generate.classic import ClassicGenerator
+from genart.generate.grade import apply_grade
+from genart.generate.reframe import ASPECT_SIZES, plan_framing, render_framing, subject_box
+from genart.profiles import get_profiles
+from genart.rank.combine import rank_for_profile
+from genart.rank.features import FeatureScorer, TechnicalScorer
+from genart.testing.contracts import ScorerContract
+from genart.testing.fakes import FixedScorer
+from genart.types import Box, Grade, KeyFrame, ScoreSet, stable_id
+
+PHOTOS = ("astronaut.png", "obama.jpg", "two_people.jpg", "biden.jpg")
+
+
+def keyframe_from(path, detect=True) -> KeyFrame:
+    im = Image.open(path).convert("RGB")
+    faces = tuple(detect_faces(im)) if detect else ()
+    return KeyFrame(id=stable_id(str(path)), source=str(path), t_s=0.0, frame_index=0, shot=0, width=im.width,
+                    height=im.height, faces=faces, image=im)
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+@pytest.mark.parametrize("aspect", sorted(ASPECT_SIZES))
+def test_reframing_keeps_every_detected_face(media_dir, photo, aspect):
+    kf = keyframe_from(media_dir / "images" / photo)
+    assert kf.faces, f"no face found on {photo}"
+    subject = subject_box(kf.width, kf.height, kf.faces)
+    framing = plan_framing(kf.width, kf.height, aspect, subject)
+    x, y, w, h = framing.crop
+    crop = Box(x, y, w, h)
+    for face in kf.faces:
+        assert crop.contains(face, tol=1.0), (photo, aspect, framing, face)
+    aw, ah = (float(v) for v in aspect.split(":"))
+    assert abs(w / h - aw / ah) < 0.02
+    out = render_framing(imaging.to_array(kf.image), framing, (320, int(round(320 * ah / aw))))
+    assert out.shape[1] == 320 and out.dtype == np.uint8
+
+
+def test_a_subject_wider_than_the_crop_is_padded_not_cut(media_dir):
+    kf = keyframe_from(media_dir / "images" / "two_people.jpg")
+    assert len(kf.faces) == 2
+    framing = plan_framing(kf.width, kf.height, "9:16", subject_box(kf.width, kf.height, kf.faces))
+    assert framing.padded
+    out = render_framing(imaging.to_array(kf.image), framing, (360, 640))
+    found = detect_faces(out)
+    assert len(found) == 2, "both faces must still be in the 9:16 picture"
+
+
+@pytest.mark.parametrize("photo", ["astronaut.png", "obama.jpg"])
+def test_classic_variants_still_show_the_face(media_dir, photo):
+    kf = keyframe_from(media_dir / "images" / photo)
+    profile = get_profiles(["romance"])[0]
+    variants = ClassicGenerator().generate([kf], profile, 3, seed=1)
+    assert [v.params.aspect for v in variants] == list(profile.aspects)
+    for v in variants:
+        assert v.image.size == (v.params.width, v.params.height)
+        assert detect_faces(v.image), f"face lost in the {v.params.aspect} variant of {photo}"
+
+
+def test_grades_move_the_look_the_way_they_say(stills_dir):
+    rgb = imaging.to_array(Image.open(stills_dir / "coffee.png"))
+    base = imaging.features(rgb)
+    warm = imaging.features(apply_grade(rgb, Grade(name="w", warmth=0.8)))
+    dark = imaging.features(apply_grade(rgb, Grade(name="d", exposure=-1.0)))
+    grey = imaging.features(apply_grade(rgb, Grade(name="g", saturation=-0.8)))
+    punchy = imaging.features(apply_grade(rgb, Grade(name="c", contrast=0.6)))
+    assert warm["warmth"] > base["warmth"] + 0.03
+    assert dark["brightness"] < base["brightness"] - 0.1
+    assert grey["saturation"] < base["saturation"] * 0.5
+    assert punchy["contrast"] > base["contrast"]
+    half = imaging.features(apply_grade(rgb, Grade(name="w", warmth=0.8), amount=0.5))
+    assert base["warmth"] < half["warmth"] < warm["warmth"]
+
+
+def test_classic_generation_is_deterministic_and_varied(stills_dir):
+    kf = keyframe_from(stills_dir / "chelsea.png", detect=False)
+    profile = get_profiles(["thriller"])[0]
+    a = ClassicGenerator().generate([kf], profile, 6, seed=7)
+    b = ClassicGenerator().generate([kf], profile, 6, seed=7)
+    assert [v.id for v in a] == [v.id for v in b]
+    for x, y in zip(a, b):
+        assert np.array_equal(np.asarray(x.image), np.asarray(y.image))
+    assert len({v.id for v in a}) == 6
+    c = ClassicGenerator().generate([kf], profile, 6, seed=8)
+    assert [v.id for v in a] != [v.id for v in c]
+    assert all(v.digital_source_type == "algorithmicallyEnhanced" for v in a)
+
+
+class _ClassicFixture:
+    def make_variants(self):
+        from skimage import data
+
+        out = []
+        for name in ("astronaut", "coffee", "rocket"):
+            im = Image.fromarray(getattr(data, name)())
+            kf = KeyFrame(id=name, source=name, t_s=0, frame_index=0, shot=0, width=im.width, height=im.height, image=im)
+            out += ClassicGenerator().generate([kf], self.make_profile(), 2, seed=3)
+        return out
+
+    def make_profile(self):
+        return get_profiles(["action"])[0]
+
+
+class TestFeatureScorerContract(_ClassicFixture, ScorerContract):
+    def make_scorer(self):
+        return FeatureScorer()
+
+
+class TestTechnicalScorerContract(_ClassicFixture, ScorerContract):
+    def make_scorer(self):
+        return TechnicalScorer()
+
+
+def test_fidelity_separates_the_true_source_from_another_frame(stills_dir):
+    profile = get_profiles(["drama"])[0]
+    astro = keyframe_from(stills_dir / "astronaut.png", detect=False)
+    coffee = keyframe_from(stills_dir / "coffee.png", detect=False)
+    variants = ClassicGenerator().generate([astro], profile, 3, seed=0)
+    honest = FeatureScorer().score(variants, profile)
+    # the same pixels claimed to come from another frame: clickbait the ranking must catch
+    liars = [replace(v, keyframe=coffee) for v in variants]
+    lying = FeatureScorer().score(liars, profile)
+    for h, l in zip(honest, lying):
+        assert h["fidelity"] > 0.6 > 0.35 > l["fidelity"]
+    ranked = rank_for_profile(variants + liars, profile, [FeatureScorer(), TechnicalScorer()], fidelity_threshold=0.35)
+    assert [r.rank for r in ranked[:3]] == [1, 2, 3]
+    assert all(r.rejected and "fidelity" in r.rejected and r.rank is None for r in ranked[3:])
+    assert {r.variant.keyframe.id for r in ranked[3:]} == {coffee.id}
+
+
+def test_ranking_orders_by_the_profile_weighted_total():
+    from genart.types import GenerationParams, Variant
+
+    profile = replace(get_profiles(["romance"])[0], weights=ScoreSet.of({"affinity": 2.0, "fidelity": 1.0}))
+    kf = KeyFrame(id="k", source="s", t_s=0, frame_index=0, shot=0, width=4, height=4)
+    table = {"a": {"affinity": 0.9, "fidelity": 0.5}, "b": {"affinity": 0.5, "fidelity": 1.0},
+             "c": {"affinity": 0.8, "fidelity": 0.1}, "d": {"affinity": 1.0, "fidelity": 0.95}}
+    variants = [Variant(id=i, profile_id="romance", keyframe=kf, digital_source_type="x",
+                        params=GenerationParams("p", "classic", "romance", "v", "k", 0, 4, 4, "1:1", "n"))
+                for i in table]
+    ranked = rank_for_profile(variants, profile, [FixedScorer(table)], fidelity_threshold=0.2)
+    totals = {r.variant.id: r.total for r in ranked}
+    assert totals["a"] == pytest.approx((2 * 0.9 + 0.5) / 3)
+    assert [r.variant.id for r in ranked] == ["d", "a", "b", "c"]
+    assert [r.rank for r in ranked] == [1, 2, 3, None] and ranked[-1].rejected
+    top = rank_for_profile(variants, profile, [FixedScorer(table)], fidelity_threshold=0.2, top_k=2)
+    assert [r.variant.id for r in top if r.rank] == ["d", "a"]

@@ -1,0 +1,154 @@
+"""The torch-free core: import cost, types, models.yaml and profile validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from genart.config import load_models_config, parse_models_yaml
+from genart.errors import ConfigError, ProfileValidationError, UnknownPresetError, UnknownProfileError
+from genart.profiles import get_profiles, load_profile, load_profiles, parse_profile
+from genart.types import KeyFrame, ScoreSet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_genart_does_not_import_torch():
+    code = textwrap.dedent("""
+        import sys, time
+        t = time.perf_counter()
+        from genart import create_variants, RunResult
+        import genart.api, genart.cli
+        dt = time.perf_counter() - t
+        heavy = [m for m in ("torch", "diffusers", "open_clip", "transformers", "cv2", "av") if m in sys.modules]
+        print(heavy, dt)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == "[]", f"heavy modules imported by the core: {out[0]}"
+
+
+def test_scoreset_is_ordered_and_frozen():
+    s = ScoreSet.of({"b": 1.0, "a": 2.0})
+    assert list(s) == ["b", "a"] and s["a"] == 2.0 and "c" not in s
+    assert s.merged({"c": 3.0}).as_dict() == {"b": 1.0, "a": 2.0, "c": 3.0}
+    with pytest.raises(KeyError):
+        s["zzz"]
+
+
+def test_timecode():
+    kf = KeyFrame(id="x", source="s", t_s=3723.25, frame_index=1, shot=0, width=1, height=1)
+    assert kf.timecode == "01:02:03.250"
+
+
+def test_shipped_models_yaml_has_the_four_presets():
+    cfg = load_models_config()
+    assert {"turbo", "quality", "classic", "tiny"} <= set(cfg.presets)
+    assert cfg.default_preset == "classic"
+    assert cfg.preset("turbo").generator.model_id == "stabilityai/sd-turbo"
+    assert cfg.preset("tiny").random_weights and not cfg.preset("turbo").random_weights
+
+
+def test_unknown_preset_lists_known():
+    with pytest.raises(UnknownPresetError) as e:
+        load_models_config().preset("fast")
+    assert "fast" in str(e.value) and "classic" in str(e.value) and "turbo" in str(e.value)
+
+
+@pytest.mark.parametrize("text, field, line", [
+    ("default_preset: a\npresets:\n  a:\n    kind: classic\n    ranker:\n      method: features\n      bogus: 1\n",
+     "presets.a.ranker.bogus", 7),
+    ("default_preset: a\npresets:\n  a:\n    kind: diffusion\n    ranker: {method: features}\n", "presets.a", 3),
+    ("default_preset: a\npresets:\n  a:\n    kind: diffusion\n    generator:\n      model_id: x\n      steps: 0\n"
+     "    ranker: {method: features}\n", "presets.a.generator.steps", 7),
+    ("default_preset: zz\npresets:\n  a:\n    kind: classic\n    ranker: {method: features}\n", None, None),
+])
+def test_malformed_models_yaml_names_file_field_and_line(text, field, line):
+    with pytest.raises(ConfigError) as e:
+        parse_models_yaml(text, "my-models.yaml")
+    msg = str(e.value)
+    assert "my-models.yaml" in msg
+    if field:
+        assert e.value.field == field and field in msg
+        assert e.value.line == line
+    else:
+        assert "zz" in msg
+
+
+def test_random_weights_only_where_declared():
+    text = ("default_preset: a\npresets:\n  a:\n    kind: diffusion\n    generator: {model_id: x, builder: tiny}\n"
+            "    ranker: {method: features}\n")
+    with pytest.raises(ConfigError, match="random_weights"):
+        parse_models_yaml(text, "m.yaml")
+
+
+def test_yaml_syntax_error_has_line():
+    with pytest.raises(ConfigError) as e:
+        parse_models_yaml("presets:\n  a: [1,\n", "broken.yaml")
+    assert "broken.yaml" in str(e.value) and e.value.line is not None
+
+
+def test_every_shipped_profile_validates():
+    profiles = load_profiles()
+    expected = {"romance", "thriller", "comedy", "action", "horror", "family", "documentary-history", "sci-fi",
+                "drama", "animation-fan"}
+    assert expected <= set(profiles)
+    assert any(p.locale != "en-US" for p in profiles.values())
+    for p in profiles.values():
+        assert len(p.version) == 12 and p.anchors_positive
+        assert "{" not in p.render_prompt("T", "drama")
+
+
+def test_unknown_profile_lists_known():
+    with pytest.raises(UnknownProfileError) as e:
+        get_profiles("romance,nope")
+    assert "nope" in str(e.value) and "thriller" in str(e.value)
+
+
+def test_profile_version_ignores_formatting_but_not_values(tmp_path):
+    src = (REPO / "prompts" / "romance.yaml").read_text()
+    p1 = parse_profile(src, tmp_path / "romance.yaml")
+    p2 = parse_profile("# a comment\n" + src.replace("weights: {affinity: 1.0", "weights: {affinity: 1.00"),
+                       tmp_path / "romance.yaml")
+    p3 = parse_profile(src.replace("brightness: 0.58", "brightness: 0.59"), tmp_path / "romance.yaml")
+    assert p1.version == p2.version != p3.version
+
+
+@pytest.mark.parametrize("change, field", [
+    (("aspects: [\"16:9\", \"2:3\", \"1:1\"]", "aspects: [\"16:9\", \"5:7\"]"), "aspects"),
+    (("brightness: 0.58", "brightness: 1.58"), "targets.brightness"),
+    (("weights: {affinity: 1.0", "weights: {charisma: 1.0"), "weights"),
+    (("  strengths: [0.3, 0.4, 0.5]", "  strengths: [0.3, 1.4]"), "diffusion.strengths"),
+    (("prompt: >", "promt: >"), "promt"),
+])
+def test_broken_profile_names_file_field_and_line(tmp_path, change, field):
+    src = (REPO / "prompts" / "romance.yaml").read_text()
+    assert change[0] in src
+    bad = tmp_path / "romance.yaml"
+    bad.write_text(src.replace(change[0], change[1]))
+    with pytest.raises(ProfileValidationError) as e:
+        load_profile(bad)
+    assert str(bad) in str(e.value)
+    assert e.value.field is not None and e.value.field.startswith(field.split(".")[0])
+    assert e.value.line is not None and e.value.line >= 1
+    lines = bad.read_text().splitlines()
+    assert field.split(".")[-1] in lines[e.value.line - 1] or field.split(".")[0] in lines[e.value.line - 1]
+
+
+def test_typo_in_a_field_name_suggests_the_right_one(tmp_path):
+    src = (REPO / "prompts" / "romance.yaml").read_text()
+    bad = tmp_path / "romance.yaml"
+    bad.write_text(src.replace("prompt: >", "promt: >"))
+    with pytest.raises(ProfileValidationError, match="did you mean 'prompt'"):
+        load_profile(bad)
+
+
+def test_profile_id_must_match_file_name(tmp_path):
+    src = (REPO / "prompts" / "romance.yaml").read_text()
+    bad = tmp_path / "love.yaml"
+    bad.write_text(src)
+    with pytest.raises(ProfileValidationError, match="must match the file name"):
+        load_profile(bad)
