@@ -1,0 +1,116 @@
+"""The whole path through the Python API: store, manifest, provenance, determinism, failures."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from genart import create_variants
+from genart.errors import EmptySourceError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, UnknownProfileError
+from genart.imaging import sha256_file
+from genart.store.db import KeyFrameRow, RankingRow, ScoreRow, Store, VariantRow
+
+
+@pytest.fixture(scope="module")
+def classic_run(stills_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return create_variants(stills_dir, profiles=["romance", "action"], preset="classic", frames=3,
+                           variants_per_frame=2, out=out, title="Still Life", genre="drama"), out
+
+
+def test_result_is_ranked_best_first_per_profile(classic_run):
+    result, _ = classic_run
+    assert set(result.profiles) == {"romance", "action"}
+    for pid, items in result.ranked:
+        assert len(items) + len(dict(result.rejected)[pid]) == 3 * 2
+        assert [r.rank for r in items] == list(range(1, len(items) + 1))
+        totals = [r.total for r in items]
+        assert totals == sorted(totals, reverse=True)
+        for r in items:
+            assert set(r.scores) == {"affinity", "fidelity", "quality"}
+            assert r.variant.params.profile_id == pid and r.variant.keyframe.path.exists()
+
+
+def test_images_are_stored_once_named_by_content_hash(classic_run):
+    result, out = classic_run
+    for _, items in result.ranked:
+        for r in items:
+            assert r.path.stem == sha256_file(r.path)
+            assert r.path.parent.parent == out / "images"
+
+
+def test_store_holds_the_run(classic_run):
+    result, out = classic_run
+    store = Store(out)
+    assert store.run_status(result.run_id) == ("done", None)
+    assert store.count(KeyFrameRow, result.run_id) == 3
+    assert store.count(VariantRow, result.run_id) == 12
+    assert store.count(RankingRow, result.run_id) == 12
+    assert store.count(ScoreRow, result.run_id) == 12 * 3
+    best = result["romance"][0]
+    assert store.rankings(result.run_id, "romance")[0][:2] == (best.variant.id, 1)
+    assert store.scores(result.run_id, best.variant.id, "romance") == pytest.approx(best.scores.as_dict())
+
+
+def test_manifest_is_enough_to_reproduce(classic_run):
+    result, _ = classic_run
+    m = json.loads(result.manifest_path.read_text())
+    assert m["run_id"] == result.run_id and m["preset"] == "classic" and m["genart_version"]
+    assert set(m["profiles"]) == {"romance", "action"} and all(len(v) == 12 for v in m["profiles"].values())
+    assert m["seed"] == 0 and m["frames"] == 3 and m["variants_per_frame"] == 2
+    assert m["preset_spec"]["kind"] == "classic" and len(m["source_sha256"]) == 64
+    assert (result.out_dir / "overview.png").exists()
+    assert json.loads((result.out_dir / "result.json").read_text())["run_id"] == result.run_id
+
+
+def test_png_carries_params_and_ai_label(classic_run):
+    result, _ = classic_run
+    r = result["action"][0]
+    with Image.open(r.path) as im:
+        meta = json.loads(im.text["genart"])
+        assert meta["variant_id"] == r.variant.id
+        assert meta["params"] == json.loads(json.dumps(r.variant.params.as_dict()))
+        assert im.text["DigitalSourceType"].endswith("/algorithmicallyEnhanced")
+
+
+def test_same_seed_same_variants(stills_dir, tmp_path, classic_run):
+    result, _ = classic_run
+    again = create_variants(stills_dir, profiles=["romance", "action"], preset="classic", frames=3,
+                            variants_per_frame=2, out=tmp_path, title="Still Life", genre="drama")
+    for (pid, a), (_, b) in zip(result.ranked, again.ranked):
+        assert [r.variant.id for r in a] == [r.variant.id for r in b]
+        assert [r.path.name for r in a] == [r.path.name for r in b]  # byte-identical PNGs
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"source": "/nope/missing.mp4"}, SourceNotFoundError),
+    ({"profiles": ["romance", "nope"]}, UnknownProfileError),
+    ({"frames": 0}, InvalidArgumentError),
+    ({"variants_per_frame": -1}, InvalidArgumentError),
+])
+def test_bad_arguments_fail_before_anything_is_written(stills_dir, tmp_path, kwargs, error):
+    args = {"source": stills_dir, "profiles": ["romance"], "preset": "classic", "out": tmp_path / "out"}
+    args.update(kwargs)
+    with pytest.raises(error):
+        create_variants(**args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmptySourceError, match="empty"):
+        create_variants(tmp_path / "empty", profiles=["romance"], preset="classic", out=tmp_path / "out")
+
+
+def test_absent_weights_fail_fast_with_how_to_get_them(stills_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf" / "hub"))
+    t = time.perf_counter()
+    with pytest.raises(ModelLoadError) as e:
+        create_variants(stills_dir, profiles=["romance"], preset="turbo", out=tmp_path / "out")
+    assert time.perf_counter() - t < 15
+    assert "stabilityai/sd-turbo" in str(e.value) and "genart models pull turbo" in str(e.value)
