@@ -1,0 +1,236 @@
+"""Builders for the ``tiny`` preset: real diffusers and open_clip classes at toy size, random weights.
+
+The tiny models are built once per machine into ``cache_dir()/tiny/<kind>-<hash>`` (the hash covers
+the builder's configs and code version), saved the way the hub's are (``save_pretrained`` with
+safetensors; an open_clip config plus a ``.safetensors`` state dict), and then loaded by exactly the
+code that loads hub presets. Builds are guarded by a file lock and written to a temporary folder
+that is renamed into place, so parallel test processes never see half a model.
+
+Weights come from ``torch.manual_seed(0)``: the same torch version builds the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from genart.config import cache_dir
+from genart.types import stable_id
+
+BUILDER_VERSION = 1
+TINY_CLIP_NAME = "genart-tiny-clip"
+CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
+MARKER = "genart_tiny.json"
+VOCAB_SIZE = 49408
+
+# --- the architectures, as data (hashed into the folder name) -----------------------------------
+UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+    "cross_attention_dim": 32,
+    "attention_head_dim": [2, 4],
+    "use_linear_projection": True,
+    "norm_num_groups": 16,
+}
+VAE_CONFIG: dict[str, Any] = {
+    # four blocks, like SD's VAE, so the latent is 1/8 of the image (vae_scale_factor 8)
+    "sample_size": 64,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "block_out_channels": [16, 16, 32, 32],
+    "layers_per_block": 1,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "norm_num_groups": 8,
+    "scaling_factor": 0.18215,
+}
+TEXT_CONFIG: dict[str, Any] = {
+    "vocab_size": VOCAB_SIZE,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 77,
+    "projection_dim": 32,
+    "hidden_act": "gelu",
+    "bos_token_id": 49406,
+    "eos_token_id": 49407,
+    "pad_token_id": 49407,
+}
+# sd-turbo's scheduler settings (trailing spacing: the 1-4 step schedules start from pure noise level)
+SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "timestep_spacing": "trailing",
+    "steps_offset": 1,
+}
+CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": VOCAB_SIZE, "width": 32, "heads": 4, "layers": 2},
+}
+
+
+def _hash(kind: str) -> str:
+    if kind == "sd":
+        cfg: dict[str, Any] = {"unet": UNET_CONFIG, "vae": VAE_CONFIG, "text": TEXT_CONFIG, "scheduler": SCHEDULER_CONFIG}
+    else:
+        cfg = {"clip": CLIP_CONFIG, "name": TINY_CLIP_NAME}
+    return stable_id(kind, BUILDER_VERSION, cfg, length=12)
+
+
+def tiny_root() -> Path:
+    return cache_dir() / "tiny"
+
+
+def tiny_sd_dir() -> Path:
+    """Where the tiny diffusers pipeline lives (built or not)."""
+    return tiny_root() / f"sd-{_hash('sd')}"
+
+
+def tiny_clip_dir() -> Path:
+    """Where the tiny open_clip model lives (built or not)."""
+    return tiny_root() / f"clip-{_hash('clip')}"
+
+
+def revision_of(folder: Path) -> str:
+    """The tiny models' "revision": the builder hash in the folder name."""
+    return folder.name.split("-", 1)[-1]
+
+
+def is_built(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def _build_locked(folder: Path, build: Any) -> Path:
+    """Run ``build(tmp_folder)`` once across processes, then rename the result to ``folder``."""
+    if is_built(folder):
+        return folder
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock", timeout=600):
+        if is_built(folder):  # another process finished it while we waited
+            return folder
+        if folder.exists():  # a half-made folder from a killed build (without marker): remove
+            shutil.rmtree(folder, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+        try:
+            build(tmp)
+            (tmp / MARKER).write_text(
+                json.dumps({"builder_version": BUILDER_VERSION, "hash": revision_of(folder), "random_weights": True},
+                           indent=1),
+                encoding="utf-8",
+            )
+            os.replace(tmp, folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+# --- tokenizer ---------------------------------------------------------------------------------
+def clip_tokenizer() -> Any:
+    """The full 49,408-token CLIP tokenizer, built from the BPE file that open_clip ships.
+
+    (``CLIPTokenizer.from_pretrained(hub_id)`` offline can "succeed" with a 2-token vocabulary; this
+    one is the real vocabulary, checked.)
+    """
+    import gzip
+
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+    from transformers import CLIPTokenizer
+
+    with gzip.open(default_bpe(), "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
+    symbols = list(bytes_to_unicode().values())
+    symbols = symbols + [s + "</w>" for s in symbols]
+    symbols += ["".join(m) for m in merges]
+    symbols += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {s: i for i, s in enumerate(symbols)}
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    if len(tok) != VOCAB_SIZE:
+        raise RuntimeError(f"tiny CLIP tokenizer has {len(tok)} tokens, expected {VOCAB_SIZE}")
+    return tok
+
+
+# --- builders ----------------------------------------------------------------------------------
+def _build_sd(out: Path) -> None:
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionImg2ImgPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    torch.manual_seed(0)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
+    pipe = StableDiffusionImg2ImgPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tokenizer(),
+        unet=unet,
+        scheduler=EulerAncestralDiscreteScheduler(**SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+
+
+def _build_clip(out: Path) -> None:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    cfg_path = out / f"{TINY_CLIP_NAME}.json"
+    cfg_path.write_text(json.dumps(CLIP_CONFIG, indent=1), encoding="utf-8")
+    register_tiny_clip(out)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / CLIP_WEIGHTS_FILE))
+
+
+_REGISTERED: set[str] = set()
+
+
+def register_tiny_clip(folder: Path) -> None:
+    """Add the tiny architecture to open_clip's registry (its public ``add_model_config``)."""
+    import open_clip
+
+    cfg = folder / f"{TINY_CLIP_NAME}.json"
+    if str(cfg) in _REGISTERED and TINY_CLIP_NAME in open_clip.list_models():
+        return
+    open_clip.add_model_config(cfg)
+    _REGISTERED.add(str(cfg))
+
+
+def build_tiny_sd() -> Path:
+    """Build (once) and return the tiny img2img pipeline folder."""
+    return _build_locked(tiny_sd_dir(), _build_sd)
+
+
+def build_tiny_clip() -> Path:
+    """Build (once) and return the tiny open_clip folder (config json + safetensors weights)."""
+    return _build_locked(tiny_clip_dir(), _build_clip)
