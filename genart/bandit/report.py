@@ -1,0 +1,191 @@
+"""Reports: per segment, each arm's traffic, rewards, posterior, and chance of being the best.
+
+The posterior of an arm is Beta(prior + rewards, prior + trials - rewards), trials being the
+impressions (``implicit_zero``) or the recorded outcomes. The credible interval and the
+probability of being best come from ``samples`` Monte-Carlo draws of the segment's posteriors
+(seeded, so a report is reproducible).
+
+Stopping rule: a segment has a winner when one arm's probability of being best reaches the
+test's ``stop_probability`` and every arm of the segment has at least ``min_impressions``
+impressions. :func:`plot_test` draws cumulative reward and arm share over time (PNG, matplotlib
+Agg).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from genart.bandit.store import read_txn
+from genart.bandit.types import ArmReport, SegmentReport, SimulationResult, TestReport
+from genart.errors import BackendUnavailableError
+from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
+
+
+def posterior_summary(alpha: np.ndarray, beta: np.ndarray, *, level: float = 0.95, samples: int = 20_000,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, ci_low, ci_high, prob_best) for K Beta posteriors, by Monte-Carlo."""
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = rng.beta(alpha, beta, size=(samples, alpha.shape[0]))
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    best = np.bincount(draws.argmax(axis=1), minlength=alpha.shape[0]) / samples
+    return alpha / (alpha + beta), lo, hi, best
+
+
+def decide(prob_best: np.ndarray, impressions: np.ndarray, stop_probability: float,
+           min_impressions: int) -> tuple[int | None, str]:
+    """The stopping rule: (winner index or None, why)."""
+    k = int(np.argmax(prob_best))
+    if impressions.min() < min_impressions:
+        return None, f"collecting: fewest impressions {int(impressions.min())} < {min_impressions}"
+    if prob_best[k] >= stop_probability:
+        return k, f"P(best) {prob_best[k]:.3f} >= {stop_probability}"
+    return None, f"undecided: top P(best) {prob_best[k]:.3f} < {stop_probability}"
+
+
+def build_report(tester, test_id: str, *, samples: int = 20_000, seed: int = 0) -> TestReport:
+    """The test's report (see the module docstring)."""
+    test = tester._load(test_id)
+    cfg = test.config
+    a = BanditArmRow
+    with read_txn(tester.engine) as conn:
+        status, winners_json = conn.execute(select(BanditTestRow.status, BanditTestRow.winners)
+                                            .where(BanditTestRow.test_id == test_id)).one()
+        rows = conn.execute(select(a).where(a.test_id == test_id).order_by(a.segment, a.position)).all()
+    stored_winners = json.loads(winners_json) if winners_json else {}
+    by_seg: dict[str, list] = {}
+    for r in rows:
+        by_seg.setdefault(r.segment, []).append(r)
+    segments = []
+    for si, seg in enumerate(sorted(by_seg)):
+        arms = by_seg[seg]
+        prior = np.array([x.prior_mean for x in arms])
+        imp = np.array([x.impressions for x in arms], dtype=float)
+        outs = np.array([x.outcomes for x in arms], dtype=float)
+        rew = np.array([x.reward_sum for x in arms], dtype=float)
+        trials = imp if cfg.reward.implicit_zero else outs
+        rew_c = np.minimum(rew, trials)
+        alpha = prior * cfg.prior_weight + rew_c
+        beta = (1 - prior) * cfg.prior_weight + trials - rew_c
+        mean, lo, hi, best = posterior_summary(alpha, beta, level=cfg.credible_level, samples=samples, seed=seed + si)
+        win, reason = decide(best, imp, cfg.stop_probability, cfg.min_impressions)
+        winner = arms[win].arm_id if win is not None else None
+        if status == "stopped" and seg in stored_winners:
+            winner = stored_winners[seg]
+            reason = "stopped; serving " + winner + (f" ({reason})" if win is not None else " (best posterior mean)")
+        segments.append(SegmentReport(
+            segment=seg, winner=winner, reason=reason,
+            arms=tuple(ArmReport(arm_id=x.arm_id, variant_id=x.variant_id, is_control=bool(x.is_control),
+                                 impressions=int(imp[j]), outcomes=int(outs[j]), rewards=float(rew[j]),
+                                 posterior_mean=float(mean[j]), ci_low=float(lo[j]), ci_high=float(hi[j]),
+                                 prob_best=float(best[j])) for j, x in enumerate(arms))))
+    return TestReport(test_id=test_id, policy=cfg.policy, status=status, stop_probability=cfg.stop_probability,
+                      credible_level=cfg.credible_level, segments=tuple(segments))
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as exc:
+        raise BackendUnavailableError("plotting", "matplotlib", f"{type(exc).__name__}: {exc}") from exc
+    return plt
+
+
+def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -> tuple[Path, Path]:
+    """Writes ``<test>_cumulative_reward.png`` and ``<test>_arm_share.png`` (per segment, the
+    share of each arm among its exposures in windows over time) and returns their paths.
+
+    Raises:
+        BackendUnavailableError: matplotlib is not installed.
+        UnknownTestError: no such test.
+    """
+    test = tester._load(test_id)
+    plt = _pyplot()
+    e, o = BanditExposureRow, BanditOutcomeRow
+    with read_txn(tester.engine) as conn:
+        rows = conn.execute(select(e.segment, e.arm_id, o.reward, o.counted)
+                            .outerjoin(o, o.exposure_id == e.exposure_id)
+                            .where(e.test_id == test_id).order_by(e.seq)).all()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in test_id)
+    n = len(rows)
+    segs = np.array([r.segment for r in rows])
+    reward = np.array([float(r.reward) if r.reward is not None and r.counted else 0.0 for r in rows])
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for seg in test.segments:
+        sel = segs == seg
+        if sel.any():
+            ax.plot(np.flatnonzero(sel) + 1, np.cumsum(reward[sel]), label=seg)
+    ax.plot(np.arange(1, n + 1), np.cumsum(reward), color="black", lw=2, label="all")
+    ax.set_xlabel("exposures")
+    ax.set_ylabel("cumulative reward")
+    ax.set_title(f"{test_id}: cumulative reward")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    p1 = out / f"{safe}_cumulative_reward.png"
+    fig.savefig(p1, dpi=100)
+    plt.close(fig)
+
+    nseg = len(test.segments)
+    fig, axes = plt.subplots(nseg, 1, figsize=(7, 2.2 * nseg), squeeze=False)
+    for ax, seg in zip(axes[:, 0], test.segments):
+        arm_ids = [a.arm_id for a in test.arms[seg]]
+        chosen = np.array([arm_ids.index(r.arm_id) for r in rows if r.segment == seg], dtype=np.int64)
+        if chosen.size:
+            bins = np.array_split(np.arange(chosen.size), min(points, chosen.size))
+            share = np.array([np.bincount(chosen[b], minlength=len(arm_ids)) / len(b) for b in bins])
+            x = np.array([b[-1] + 1 for b in bins])
+            ax.stackplot(x, share.T, labels=arm_ids)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(seg, fontsize=8)
+        ax.legend(fontsize=6, loc="upper left", ncol=4)
+    axes[-1, 0].set_xlabel("exposures in segment")
+    axes[0, 0].set_title(f"{test_id}: arm share over time")
+    fig.tight_layout()
+    p2 = out / f"{safe}_arm_share.png"
+    fig.savefig(p2, dpi=100)
+    plt.close(fig)
+    return p1, p2
+
+
+def plot_simulation(result: SimulationResult, out_dir: str | Path, arm_names: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """Cumulative regret/reward and arm share over time of a simulated run (PNG)."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    x = np.array(result.checkpoints)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, result.cumulative_reward, label="cumulative reward")
+    ax.plot(x, result.cumulative_regret, label="cumulative regret")
+    ax.set_xlabel("rounds")
+    ax.set_title(f"simulated {result.policy}")
+    ax.legend()
+    fig.tight_layout()
+    p1 = out / f"sim_{result.policy}_cumulative_reward.png"
+    fig.savefig(p1, dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    share = np.array(result.arm_share)
+    if share.size:
+        labels = list(arm_names) or [f"arm{k}" for k in range(share.shape[1])]
+        ax.stackplot(x, share.T, labels=labels)
+        ax.legend(fontsize=7, loc="upper left", ncol=3)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("rounds")
+    ax.set_ylabel("arm share")
+    ax.set_title(f"simulated {result.policy}: arm share over time")
+    fig.tight_layout()
+    p2 = out / f"sim_{result.policy}_arm_share.png"
+    fig.savefig(p2, dpi=100)
+    plt.close(fig)
+    return p1, p2

@@ -1,0 +1,646 @@
+"""The tester: decides which arm a member sees, logs it before answering, and learns from rewards.
+
+Guarantees:
+
+- ``assign`` commits the exposure (arm, propensity, the full distribution over the segment's arms,
+  the context) to the store *before* it returns; an exposure that was returned is never lost.
+- ``record`` is idempotent by exposure id: the outcomes table holds at most one row per exposure
+  (a unique constraint), so a duplicate reward, a retried request or a second process changes
+  nothing twice. A reward later than the test's ``window_s`` is stored but not counted. An unknown
+  exposure id raises ``UnknownExposureError`` and writes nothing.
+- The Beta policies (``ts``, ``egreedy``, ``ucb1``) decide from per-arm totals that change in the
+  same transaction as the exposure or outcome, so every process sees the same posterior.
+- The contextual policies (``lints``, ``linucb``, ``vw``) keep their model in memory and bring it
+  up to date from the log (by sequence number) before each decision, so several processes on one
+  store converge on the same model; a restarted service rebuilds it from the store.
+- While a test runs, every arm of a segment keeps at least the ``floor`` probability. After
+  ``stop`` each segment is served its winner (propensity 1, still logged).
+- Stickiness (``TestConfig.sticky``): a member who saw an arm of this test in this segment (within
+  ``sticky_ttl_s``) sees it again; the repeat is logged with ``sticky_of`` naming the original
+  exposure and the original's propensity, and offline evaluation skips repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from genart.bandit.contextual import LinearState, LinTS, LinUCB
+from genart.bandit.policies import BetaState, apply_floor, choose, make_beta_policy
+from genart.bandit.store import make_engine, read_txn, write_txn
+from genart.bandit.types import BETA_POLICIES, Assignment, Context, RecordResult, TestConfig, TestReport
+from genart.errors import (
+    InvalidArgumentError,
+    TestConflictError,
+    UnknownExposureError,
+    UnknownSegmentError,
+    UnknownTestError,
+)
+from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
+from genart.types import Arm, Exposure, Outcome
+
+# Sequence numbers re-read behind the newest on each sync. SQLite writers are serialised (BEGIN
+# IMMEDIATE), so ids commit in order and nothing needs re-reading; PostgreSQL may commit a lower id
+# after a higher one was read, so a window is re-read and de-duplicated.
+_LOOKBACK = {"sqlite": 0}
+_LOOKBACK_DEFAULT = 1000
+
+
+@dataclass(frozen=True)
+class _ArmInfo:
+    arm_id: str
+    segment: str
+    position: int
+    variant_id: str | None
+    image_path: str | None
+    is_control: bool
+    prior_mean: float
+    profile_id: str | None
+    features: tuple[float, ...]
+
+    @property
+    def key(self) -> str:
+        """The artwork this arm shows, shared across segments by the contextual models."""
+        if self.variant_id is not None:
+            return "v:" + self.variant_id
+        return "control" if self.is_control else "a:" + self.arm_id
+
+
+class _SeqCursor:
+    """Remembers which sequence numbers were applied, re-reading a window behind the newest."""
+
+    def __init__(self, lookback: int = _LOOKBACK_DEFAULT) -> None:
+        self.last = 0
+        self.lookback = lookback
+        self.applied: set[int] = set()
+
+    def start(self) -> int:
+        return max(0, self.last - self.lookback)
+
+    def take(self, seqs: Sequence[int]) -> list[int]:
+        """Indices of the not yet applied ``seqs``; marks them applied."""
+        fresh = [i for i, s in enumerate(seqs) if s not in self.applied]
+        for i in fresh:
+            self.applied.add(seqs[i])
+        if seqs:
+            self.last = max(self.last, max(seqs))
+            floor = self.last - self.lookback
+            if len(self.applied) > 4 * self.lookback + 1024:
+                self.applied = {s for s in self.applied if s > floor}
+        return fresh
+
+
+@dataclass
+class _Test:
+    test_id: str
+    config: TestConfig
+    segments: list[str]
+    arms: dict[str, list[_ArmInfo]]  # per segment, by position
+    keys: list[str]  # contextual model columns
+    key_index: dict[str, int]
+    rng: np.random.Generator
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    model: object | None = None
+    exp_cursor: _SeqCursor = field(default_factory=_SeqCursor)
+    out_cursor: _SeqCursor = field(default_factory=_SeqCursor)
+
+    @property
+    def contextual(self) -> bool:
+        return self.config.policy not in BETA_POLICIES
+
+    def seg_index(self, segment: str) -> int:
+        try:
+            return self.segments.index(segment)
+        except ValueError:
+            raise UnknownSegmentError(self.test_id, segment, self.segments) from None
+
+    def context_row(self, segment: str, features: Sequence[float]) -> np.ndarray:
+        x = np.zeros(len(self.segments) + len(features) + 1)
+        x[self.segments.index(segment)] = 1.0
+        x[len(self.segments):len(self.segments) + len(features)] = features
+        x[-1] = 1.0
+        return x
+
+    def key_mask(self, segment: str) -> np.ndarray:
+        m = np.zeros(len(self.keys), dtype=bool)
+        for a in self.arms[segment]:
+            m[self.key_index[a.key]] = True
+        return m
+
+
+def _json_floats(values: Sequence[float]) -> str:
+    return json.dumps([float(v) for v in values])
+
+
+class Tester:
+    """Runs bandit tests on a store (a SQLite path or a database URL, or an SQLAlchemy engine).
+
+    Thread-safe: one instance serves a multi-threaded web service. An engine passed in is used as
+    it is: make it with :func:`genart.bandit.store.make_engine` to get the SQLite settings (WAL,
+    busy timeout, ``BEGIN IMMEDIATE`` writes) that concurrent requests need.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, store: str | Path | Engine | None = None, *, seed: int | None = None) -> None:
+        self.engine = store if isinstance(store, Engine) else make_engine(store)
+        if isinstance(store, Engine):
+            from genart.bandit.store import create_tables
+
+            create_tables(store)
+        self._seed_seq = np.random.SeedSequence(seed)
+        self._tests: dict[str, _Test] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ tests
+    def create_test(self, test_id: str, arms: Sequence[Arm], config: TestConfig | None = None, *,
+                    arm_features: Mapping[str, Sequence[float]] | None = None) -> None:
+        """Creates a test from its arms (see :func:`genart.bandit.handoff`). Re-creating an
+        existing test with the same arms and config is a no-op, so a job can be re-run.
+
+        Args:
+            test_id: the test's id.
+            arms: the arms, each with ``test_id == test_id``; arm ids unique per segment.
+            config: policy, floor, reward rule, stopping rule; ``TestConfig()`` by default.
+            arm_features: numeric features per arm id (a reduced variant embedding, see
+                :func:`genart.bandit.handoff.arm_features`), for the contextual policies.
+
+        Raises:
+            InvalidArgumentError: no arms, an arm of another test, a repeated arm, a prior outside
+                (0, 1), or a floor no segment can respect.
+            TestConflictError: the test exists with other arms or settings.
+        """
+        config = config or TestConfig()
+        if not isinstance(test_id, str) or not test_id or len(test_id) > 128:
+            raise InvalidArgumentError("test_id", test_id, "a non-empty string of at most 128 characters")
+        if not arms:
+            raise InvalidArgumentError("arms", arms, "at least one Arm (see genart.bandit.handoff)")
+        arm_features = dict(arm_features or {})
+        seen: set[tuple[str, str]] = set()
+        per_segment: dict[str, int] = {}
+        rows = []
+        for arm in arms:
+            if arm.test_id != test_id:
+                raise InvalidArgumentError("arm.test_id", arm.test_id, f"'{test_id}' (the test being created)")
+            if (arm.segment, arm.arm_id) in seen:
+                raise InvalidArgumentError("arm", f"{arm.segment}/{arm.arm_id}", "arm ids unique within a segment")
+            if not arm.segment or not arm.arm_id:
+                raise InvalidArgumentError("arm", arm, "a non-empty segment and arm_id")
+            if not (0.0 < arm.prior_mean < 1.0):
+                raise InvalidArgumentError("arm.prior_mean", arm.prior_mean, "a number strictly between 0 and 1")
+            seen.add((arm.segment, arm.arm_id))
+            pos = per_segment.get(arm.segment, 0)
+            per_segment[arm.segment] = pos + 1
+            feats = tuple(float(v) for v in arm_features.get(arm.arm_id, ()))
+            rows.append(dict(test_id=test_id, segment=arm.segment, arm_id=arm.arm_id, position=pos,
+                             variant_id=arm.variant_id, image_path=str(arm.image_path) if arm.image_path else None,
+                             is_control=bool(arm.is_control), prior_mean=float(arm.prior_mean),
+                             profile_id=arm.profile_id, features=_json_floats(feats), impressions=0, outcomes=0,
+                             reward_sum=0.0))
+        if config.policy == "vw":
+            from genart.bandit.vw import import_vw
+
+            import_vw()  # fail now, not at the first assign
+        most = max(per_segment.values())
+        if config.floor * most > 1.0:
+            raise InvalidArgumentError("floor", config.floor, f"at most 1 / {most} (the largest segment has {most} arms)")
+        with write_txn(self.engine) as conn:
+            existing = conn.execute(select(BanditTestRow).where(BanditTestRow.test_id == test_id)).first()
+            if existing is not None:
+                if existing.config != config.to_json():
+                    raise TestConflictError(test_id, "a different config")
+                old = conn.execute(select(BanditArmRow.segment, BanditArmRow.arm_id, BanditArmRow.variant_id)
+                                   .where(BanditArmRow.test_id == test_id)).all()
+                if {(r.segment, r.arm_id, r.variant_id) for r in old} != {(r["segment"], r["arm_id"], r["variant_id"])
+                                                                           for r in rows}:
+                    raise TestConflictError(test_id, "different arms")
+                return
+            conn.execute(BanditTestRow.__table__.insert().values(
+                test_id=test_id, policy=config.policy, config=config.to_json(), status="running",
+                created_at=time.time()))
+            conn.execute(BanditArmRow.__table__.insert(), rows)
+        with self._lock:
+            self._tests.pop(test_id, None)
+
+    def tests(self) -> list[str]:
+        with read_txn(self.engine) as conn:
+            return [r[0] for r in conn.execute(select(BanditTestRow.test_id).order_by(BanditTestRow.test_id))]
+
+    def config(self, test_id: str) -> TestConfig:
+        return self._load(test_id).config
+
+    def arms(self, test_id: str) -> list[Arm]:
+        """The test's arms, per segment in position order."""
+        t = self._load(test_id)
+        return [Arm(test_id=test_id, arm_id=a.arm_id, segment=a.segment, variant_id=a.variant_id,
+                    image_path=Path(a.image_path) if a.image_path else None, is_control=a.is_control,
+                    prior_mean=a.prior_mean, profile_id=a.profile_id)
+                for s in t.segments for a in t.arms[s]]
+
+    def _load(self, test_id: str, conn=None) -> _Test:
+        """The test's (immutable) arms and config, cached; ``conn`` reuses an open connection so a
+        write transaction never waits on a second pooled connection."""
+        with self._lock:
+            cached = self._tests.get(test_id)
+        if cached is not None:
+            return cached
+        if conn is None:
+            with read_txn(self.engine) as c:
+                return self._load(test_id, c)
+        row = conn.execute(select(BanditTestRow).where(BanditTestRow.test_id == test_id)).first()
+        if row is None:
+            known = [r[0] for r in conn.execute(select(BanditTestRow.test_id).limit(50))]
+            raise UnknownTestError(test_id, known)
+        arm_rows = conn.execute(select(BanditArmRow).where(BanditArmRow.test_id == test_id)
+                                .order_by(BanditArmRow.segment, BanditArmRow.position)).all()
+        config = TestConfig.from_json(row.config)
+        arms: dict[str, list[_ArmInfo]] = {}
+        for r in arm_rows:
+            arms.setdefault(r.segment, []).append(_ArmInfo(
+                arm_id=r.arm_id, segment=r.segment, position=r.position, variant_id=r.variant_id,
+                image_path=r.image_path, is_control=bool(r.is_control), prior_mean=float(r.prior_mean),
+                profile_id=r.profile_id, features=tuple(json.loads(r.features or "[]"))))
+        keys: list[str] = []
+        for seg_arms in arms.values():
+            for a in seg_arms:
+                if a.key not in keys:
+                    keys.append(a.key)
+        seed = config.seed if config.seed is not None else self._seed_seq.spawn(1)[0]
+        lookback = _LOOKBACK.get(self.engine.dialect.name, _LOOKBACK_DEFAULT)
+        test = _Test(test_id=test_id, config=config, segments=sorted(arms), arms=arms, keys=keys,
+                     key_index={k: i for i, k in enumerate(keys)}, rng=np.random.default_rng(seed),
+                     exp_cursor=_SeqCursor(lookback), out_cursor=_SeqCursor(lookback))
+        with self._lock:
+            return self._tests.setdefault(test_id, test)
+
+    # ------------------------------------------------------------------ decisions
+    def assign(self, test_id: str, context: Context | str) -> Exposure:
+        """Chooses an arm for one member and logs it; returns only once the exposure is committed.
+
+        Args:
+            test_id: the test.
+            context: the member's :class:`Context`, or just a segment name.
+
+        Raises:
+            UnknownTestError, UnknownSegmentError: the test or segment does not exist.
+            InvalidArgumentError: ``context.features`` do not have the test's ``context_dim``.
+        """
+        return self.assign_many(test_id, [context])[0]
+
+    def assign_detail(self, test_id: str, context: Context | str) -> Assignment:
+        """Like :meth:`assign`, with the arm's variant, image and the full distribution."""
+        return self._assign(test_id, [context])[0]
+
+    def assign_many(self, test_id: str, contexts: Sequence[Context | str]) -> list[Exposure]:
+        """Decides for a batch of members in one transaction (the posterior is the same for all of
+        them), which is how the simulator and a batch job push many decisions through quickly."""
+        return [a.exposure for a in self._assign(test_id, contexts)]
+
+    def _assign(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
+        test = self._load(test_id)
+        cfg = test.config
+        ctxs = [Context(c) if isinstance(c, str) else c for c in contexts]
+        if not ctxs:
+            return []
+        for c in ctxs:
+            if not isinstance(c, Context):
+                raise InvalidArgumentError("context", c, "a genart.bandit.Context or a segment name")
+            test.seg_index(c.segment)
+            if len(c.features) != cfg.context_dim:
+                raise InvalidArgumentError("context.features", c.features,
+                                           f"{cfg.context_dim} numbers (the test's context_dim)")
+        if test.contextual:
+            self._sync(test)
+        now = time.time()
+        out: list[Assignment] = []
+        with write_txn(self.engine) as conn:
+            status, winners_json = conn.execute(select(BanditTestRow.status, BanditTestRow.winners)
+                                                .where(BanditTestRow.test_id == test_id)).one()
+            winners = json.loads(winners_json) if winners_json else {}
+            stopped = status == "stopped"  # a stopped test serves its winners, sticky or not
+            sticky = self._sticky_lookup(conn, test, ctxs, now) if cfg.sticky and not stopped else {}
+            probs = self._probabilities(conn, test, ctxs, stopped, winners)
+            with test.lock:
+                arms_idx, props = choose(probs, None, test.rng)
+            rows = []
+            counts: dict[tuple[str, str], int] = {}
+            for i, c in enumerate(ctxs):
+                seg_arms = test.arms[c.segment]
+                k = len(seg_arms)
+                row_probs = probs[i, :k]
+                sticky_hit = sticky.get((c.user_id, c.segment)) if c.user_id else None
+                if sticky_hit is not None:
+                    arm = next(a for a in seg_arms if a.arm_id == sticky_hit[0])
+                    propensity, sticky_of = sticky_hit[1], sticky_hit[2]
+                else:
+                    arm = seg_arms[int(arms_idx[i])]
+                    propensity, sticky_of = float(props[i]), None
+                exp = Exposure(exposure_id=uuid.uuid4().hex, test_id=test_id, arm_id=arm.arm_id,
+                               segment=c.segment, user_id=c.user_id, propensity=propensity, t=now)
+                rows.append(dict(exposure_id=exp.exposure_id, test_id=test_id, segment=c.segment, arm_id=arm.arm_id,
+                                 user_id=c.user_id, propensity=propensity, probs=_json_floats(row_probs),
+                                 features=_json_floats(c.features), policy=cfg.policy, sticky_of=sticky_of, t=now))
+                counts[(c.segment, arm.arm_id)] = counts.get((c.segment, arm.arm_id), 0) + 1
+                if c.user_id and cfg.sticky and not stopped and sticky_hit is None:
+                    sticky[(c.user_id, c.segment)] = (arm.arm_id, propensity, exp.exposure_id)
+                out.append(Assignment(exposure=exp, variant_id=arm.variant_id, image_path=arm.image_path,
+                                      is_control=arm.is_control,
+                                      probabilities=tuple((a.arm_id, float(p)) for a, p in zip(seg_arms, row_probs))))
+            conn.execute(BanditExposureRow.__table__.insert(), rows)
+            self._bump(conn, test_id, counts, impressions=True)
+        return out
+
+    @staticmethod
+    def _bump(conn, test_id: str, counts: Mapping[tuple[str, str], float], *, impressions: bool = False,
+              rewards: Mapping[tuple[str, str], float] | None = None) -> None:
+        t = BanditArmRow.__table__
+        for (segment, arm_id), n in counts.items():
+            where = (t.c.test_id == test_id) & (t.c.segment == segment) & (t.c.arm_id == arm_id)
+            if impressions:
+                conn.execute(update(t).where(where).values(impressions=t.c.impressions + int(n)))
+            else:
+                conn.execute(update(t).where(where).values(outcomes=t.c.outcomes + int(n),
+                                                           reward_sum=t.c.reward_sum + float(rewards[(segment, arm_id)])))
+
+    def _sticky_lookup(self, conn, test: _Test, ctxs: Sequence[Context], now: float) -> dict:
+        users = sorted({c.user_id for c in ctxs if c.user_id})
+        if not users:
+            return {}
+        e = BanditExposureRow
+        q = (select(e.user_id, e.segment, e.arm_id, e.propensity, e.exposure_id, e.sticky_of, e.t.label("exp_t"))
+             .where(e.test_id == test.test_id, e.user_id.in_(users)).order_by(e.seq))
+        ttl = test.config.sticky_ttl_s
+        found: dict[tuple[str, str], tuple[str, float, str]] = {}
+        for r in conn.execute(q):
+            if ttl is not None and now - r.exp_t > ttl:
+                continue
+            found.setdefault((r.user_id, r.segment), (r.arm_id, float(r.propensity), r.sticky_of or r.exposure_id))
+        return found
+
+    def _probabilities(self, conn, test: _Test, ctxs: Sequence[Context], stopped: bool,
+                       winners: Mapping[str, str]) -> np.ndarray:
+        """(n, K_max) choice distribution per context over its segment's arms (position order)."""
+        cfg = test.config
+        kmax = max(len(a) for a in test.arms.values())
+        n = len(ctxs)
+        mask = np.zeros((n, kmax), dtype=bool)
+        for i, c in enumerate(ctxs):
+            mask[i, :len(test.arms[c.segment])] = True
+        if stopped:
+            probs = np.zeros((n, kmax))
+            for i, c in enumerate(ctxs):
+                arm_ids = [a.arm_id for a in test.arms[c.segment]]
+                win = winners.get(c.segment)
+                probs[i, arm_ids.index(win) if win in arm_ids else 0] = 1.0
+            return probs
+        if not test.contextual:
+            segs = sorted({c.segment for c in ctxs})
+            state = self._beta_state(conn, test, segs, kmax)
+            with test.lock:
+                policy = make_beta_policy(cfg.policy, epsilon=cfg.epsilon, ucb_c=cfg.ucb_c, mc_samples=cfg.mc_samples)
+                seg_probs = apply_floor(policy.probabilities(state, test.rng), state.mask, cfg.floor)
+            rows = np.array([segs.index(c.segment) for c in ctxs])
+            return seg_probs[rows]
+        X = np.stack([test.context_row(c.segment, c.features) for c in ctxs])
+        kmask = np.stack([test.key_mask(c.segment) for c in ctxs])
+        with test.lock:
+            p_keys = self._model(test).probabilities(X, kmask, test.rng)
+        probs = np.zeros((n, kmax))
+        for i, c in enumerate(ctxs):
+            for j, a in enumerate(test.arms[c.segment]):
+                probs[i, j] = p_keys[i, test.key_index[a.key]]
+        return apply_floor(probs, mask, cfg.floor)
+
+    def _beta_state(self, conn, test: _Test, segments: Sequence[str], kmax: int) -> BetaState:
+        cfg = test.config
+        s = len(segments)
+        means = np.full((s, kmax), 0.5)
+        mask = np.zeros((s, kmax), dtype=bool)
+        succ = np.zeros((s, kmax))
+        trials = np.zeros((s, kmax))
+        a = BanditArmRow
+        rows = conn.execute(select(a.segment, a.position, a.prior_mean, a.impressions, a.outcomes, a.reward_sum)
+                            .where(a.test_id == test.test_id, a.segment.in_(list(segments)))).all()
+        for r in rows:
+            i = segments.index(r.segment)
+            means[i, r.position] = r.prior_mean
+            mask[i, r.position] = True
+            succ[i, r.position] = r.reward_sum
+            trials[i, r.position] = r.impressions if cfg.reward.implicit_zero else r.outcomes
+        state = BetaState.from_prior_means(means, cfg.prior_weight, mask)
+        state.successes = np.minimum(succ, trials)
+        state.trials = trials
+        return state
+
+    # ------------------------------------------------------------------ contextual models
+    def _model(self, test: _Test):
+        if test.model is None:
+            cfg = test.config
+            dim = len(test.segments) + cfg.context_dim + 1
+            if cfg.policy == "vw":
+                from genart.bandit.vw import VWModel
+
+                tags, feats = [], []
+                by_key = {a.key: a for seg in test.arms.values() for a in seg}
+                width = max(len(a.features) for a in by_key.values())
+                for key in test.keys:
+                    a = by_key[key]
+                    tags.append(f"arm={key} profile={a.profile_id or 'none'}" + (" control" if a.is_control else ""))
+                    feats.append(tuple(a.features) + (0.0,) * (width - len(a.features)))
+                test.model = VWModel(tags, feats if width else None, args=cfg.vw_args, seed=cfg.seed)
+            else:
+                state = LinearState(len(test.keys), dim, cfg.ridge)
+                pol = LinUCB(cfg.lin_alpha) if cfg.policy == "linucb" else LinTS(cfg.lin_v, cfg.mc_samples)
+                test.model = _LinearModel(state, pol)
+        return test.model
+
+    def _sync(self, test: _Test) -> None:
+        """Brings the test's in-memory contextual model up to date with the log."""
+        cfg = test.config
+        e, o = BanditExposureRow, BanditOutcomeRow
+        with read_txn(self.engine) as conn:
+            new_exp = []
+            if cfg.policy != "vw" and cfg.reward.implicit_zero:
+                new_exp = conn.execute(select(e.seq, e.segment, e.arm_id, e.features)
+                                       .where(e.test_id == test.test_id, e.seq > test.exp_cursor.start(),
+                                              e.sticky_of.is_(None))
+                                       .order_by(e.seq)).all()
+            new_out = conn.execute(select(o.seq, o.reward, e.segment, e.arm_id, e.features, e.propensity)
+                                   .join(e, e.exposure_id == o.exposure_id)
+                                   .where(o.test_id == test.test_id, o.seq > test.out_cursor.start(),
+                                          o.counted.is_(True), e.sticky_of.is_(None))
+                                   .order_by(o.seq)).all()
+        with test.lock:
+            model = self._model(test)
+
+            def rows(items):
+                X = np.stack([test.context_row(r.segment, json.loads(r.features)) for r in items])
+                arms = np.array([test.key_index[next(a.key for a in test.arms[r.segment] if a.arm_id == r.arm_id)]
+                                 for r in items])
+                return X, arms
+
+            fresh_e = [new_exp[i] for i in test.exp_cursor.take([r.seq for r in new_exp])]
+            if fresh_e:
+                X, arms = rows(fresh_e)
+                model.add_design(X, arms)
+            fresh_o = [new_out[i] for i in test.out_cursor.take([r.seq for r in new_out])]
+            if fresh_o:
+                X, arms = rows(fresh_o)
+                r = np.array([x.reward for x in fresh_o], dtype=float)
+                p = np.array([x.propensity for x in fresh_o], dtype=float)
+                if cfg.policy == "vw":
+                    kmask = np.stack([test.key_mask(x.segment) for x in fresh_o])
+                    model.update(X, arms, r, p, kmask)
+                else:
+                    model.add_reward(X, arms, r, with_design=not cfg.reward.implicit_zero)
+
+    # ------------------------------------------------------------------ feedback
+    def record(self, outcome: Outcome) -> RecordResult:
+        """Records the reward for an exposure, once.
+
+        ``outcome.reward`` is the observed value (a click 0/1, minutes watched); the test's
+        :class:`RewardRule` maps it to a reward in [0, 1].
+
+        Returns:
+            A :class:`RecordResult` whose status is ``recorded``, ``duplicate`` (an outcome for this
+            exposure was already stored: nothing changed) or ``late`` (stored, not counted).
+
+        Raises:
+            UnknownExposureError: no exposure has this id (nothing is written).
+            InvalidArgumentError: the value is not a finite number >= 0.
+        """
+        return self.record_many([outcome])[0]
+
+    def record_many(self, outcomes: Sequence[Outcome]) -> list[RecordResult]:
+        """Records a batch atomically: if any exposure id is unknown, nothing is written."""
+        for o in outcomes:
+            if not isinstance(o, Outcome):
+                raise InvalidArgumentError("outcome", o, "a genart.types.Outcome")
+            if not isinstance(o.exposure_id, str) or not o.exposure_id:
+                raise InvalidArgumentError("exposure_id", o.exposure_id, "the id assign returned")
+            if not isinstance(o.reward, (int, float)) or isinstance(o.reward, bool) or not math.isfinite(o.reward) \
+                    or o.reward < 0:
+                raise InvalidArgumentError("reward", o.reward, "a finite number >= 0")
+            if not isinstance(o.t, (int, float)) or not math.isfinite(o.t):
+                raise InvalidArgumentError("outcome.t", o.t, "a finite timestamp in seconds")
+        if not outcomes:
+            return []
+        for attempt in range(3):
+            try:
+                return self._record(outcomes)
+            except IntegrityError:  # a concurrent writer (PostgreSQL) stored one first: re-read as duplicates
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record(self, outcomes: Sequence[Outcome]) -> list[RecordResult]:
+        e, o = BanditExposureRow, BanditOutcomeRow
+        ids = list(dict.fromkeys(x.exposure_id for x in outcomes))
+        results: list[RecordResult] = []
+        with write_txn(self.engine) as conn:
+            exps = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for r in conn.execute(select(e.exposure_id, e.test_id, e.segment, e.arm_id, e.t.label("exp_t"))
+                                      .where(e.exposure_id.in_(chunk))):
+                    exps[r.exposure_id] = r
+            missing = [i for i in ids if i not in exps]
+            if missing:
+                raise UnknownExposureError(missing)
+            done: dict[str, tuple[float, bool]] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for r in conn.execute(select(o.exposure_id, o.reward, o.counted).where(o.exposure_id.in_(chunk))):
+                    done[r.exposure_id] = (float(r.reward), bool(r.counted))
+            rows = []
+            counts: dict[tuple[str, str, str], int] = {}
+            sums: dict[tuple[str, str, str], float] = {}
+            for x in outcomes:
+                if x.exposure_id in done:
+                    results.append(RecordResult(x.exposure_id, "duplicate", done[x.exposure_id][0]))
+                    continue
+                exp = exps[x.exposure_id]
+                rule = self._load(exp.test_id, conn).config.reward
+                reward = rule.reward(float(x.reward))
+                late = rule.window_s is not None and (x.t - exp.exp_t) > rule.window_s
+                rows.append(dict(exposure_id=x.exposure_id, test_id=exp.test_id, value=float(x.reward),
+                                 reward=reward, counted=not late, t=float(x.t)))
+                done[x.exposure_id] = (reward, not late)
+                results.append(RecordResult(x.exposure_id, "late" if late else "recorded", reward))
+                if not late:
+                    key = (exp.test_id, exp.segment, exp.arm_id)
+                    counts[key] = counts.get(key, 0) + 1
+                    sums[key] = sums.get(key, 0.0) + reward
+            if rows:
+                conn.execute(BanditOutcomeRow.__table__.insert(), rows)
+            by_test: dict[str, dict] = {}
+            for (tid, seg, arm), n in counts.items():
+                by_test.setdefault(tid, {})[(seg, arm)] = n
+            for tid, c in by_test.items():
+                self._bump(conn, tid, c, rewards={(s, a): sums[(tid, s, a)] for (s, a) in c})
+        return results
+
+    # ------------------------------------------------------------------ results
+    def report(self, test_id: str, *, samples: int = 20_000, seed: int = 0) -> TestReport:
+        """Per segment, each arm's impressions, rewards, posterior and probability of being best,
+        with the stopping rule applied (see :func:`genart.bandit.report.build_report`)."""
+        from genart.bandit.report import build_report
+
+        return build_report(self, test_id, samples=samples, seed=seed)
+
+    def stop(self, test_id: str) -> TestReport:
+        """Stops a test: each segment is served its winner from now on (the declared winner, or the
+        best posterior mean where the stopping rule has not fired)."""
+        rep = self.report(test_id)
+        winners = {}
+        for seg in rep.segments:
+            winners[seg.segment] = seg.winner or max(seg.arms, key=lambda a: a.posterior_mean).arm_id
+        with write_txn(self.engine) as conn:
+            conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id)
+                         .values(status="stopped", stopped_at=time.time(), winners=json.dumps(winners)))
+        return self.report(test_id)
+
+    def counts(self, test_id: str) -> tuple[int, int]:
+        """(exposures, outcomes) stored for the test."""
+        self._load(test_id)
+        with read_txn(self.engine) as conn:
+            n_e = conn.execute(select(func.count()).select_from(BanditExposureRow)
+                               .where(BanditExposureRow.test_id == test_id)).scalar_one()
+            n_o = conn.execute(select(func.count()).select_from(BanditOutcomeRow)
+                               .where(BanditOutcomeRow.test_id == test_id)).scalar_one()
+        return int(n_e), int(n_o)
+
+
+class _LinearModel:
+    """LinTS / LinUCB over a :class:`LinearState`, split into design and reward updates so that
+    exposures without a reward count as reward 0 (``implicit_zero``) as soon as they are logged."""
+
+    def __init__(self, state: LinearState, policy) -> None:
+        self.state = state
+        self.policy = policy
+
+    def probabilities(self, X, mask, rng):
+        return self.policy.probabilities(self.state, X, mask, rng)
+
+    def add_design(self, X: np.ndarray, arms: np.ndarray) -> None:
+        self.state.update(X, arms, np.zeros(len(arms)))
+
+    def add_reward(self, X: np.ndarray, arms: np.ndarray, rewards: np.ndarray, *, with_design: bool) -> None:
+        if with_design:
+            self.state.update(X, arms, rewards)
+            return
+        st = self.state
+        for k in np.unique(arms):
+            sel = arms == k
+            st.b[k] += X[sel].T @ rewards[sel]
+            st.theta[k] = st.A_inv[k] @ st.b[k]
