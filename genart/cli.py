@@ -249,6 +249,21 @@ def profiles_validate(paths: list[Path] = typer.Argument(..., help="Profile file
         out.print(f"[green]ok[/] {path}: {p.id} (version {p.version})")
 
 
+@app.command("app")
+@handles_errors
+def app_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs --auth."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default 7860 or the next free one)."),
+    auth: Optional[str] = typer.Option(None, "--auth", envvar="GENART_APP_AUTH",
+                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH)."),
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="The runs folder the app reviews."),
+) -> None:
+    """Serve the review app (Gradio) on the runs folder: upload, generate, review, hand off."""
+    from app import launch  # gradio loads only for this command
+
+    launch(out_dir, host, port, auth)
+
+
 def _mount_optional() -> None:
     try:
         from genart.bandit.cli import app as bandit_app

@@ -131,3 +131,106 @@ class ModelLoadError(GenartError):
 # --- store -------------------------------------------------------------------------------------
 class StoreError(GenartError):
     """The run store (database or image folder) cannot be used."""
+
+
+# --- bandit ------------------------------------------------------------------------------------
+class BanditError(GenartError):
+    """A bandit test, segment, exposure, policy or backend cannot be used."""
+
+
+class UnknownTestError(BanditError):
+    def __init__(self, test_id: str, known: Iterable[str] = ()) -> None:
+        super().__init__(f"unknown bandit test '{test_id}'; known tests: {_choices(known)}",
+                         hint="create it with Tester.create_test(test_id, arms) (arms from genart.bandit.handoff)")
+        self.test_id = test_id
+
+
+class UnknownSegmentError(BanditError):
+    def __init__(self, test_id: str, segment: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown segment '{segment}' in bandit test '{test_id}'; known segments: {_choices(known)}")
+        self.test_id = test_id
+        self.segment = segment
+
+
+class UnknownExposureError(BanditError):
+    def __init__(self, exposure_ids: Iterable[str]) -> None:
+        ids = list(exposure_ids)
+        shown = ", ".join(repr(i) for i in ids[:5]) + (f" (and {len(ids) - 5} more)" if len(ids) > 5 else "")
+        super().__init__(f"unknown exposure id {shown}",
+                         hint="a reward must name the exposure_id that assign returned")
+        self.exposure_ids = ids
+
+
+class UnknownPolicyError(BanditError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown bandit policy '{name}'; known policies: {_choices(known)}")
+        self.name = name
+
+
+class TestConflictError(BanditError):
+    """A test id already exists with different arms or settings."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, test_id: str, detail: str) -> None:
+        super().__init__(f"bandit test '{test_id}' already exists with {detail}",
+                         hint="use a new test id, or pass the same arms and config to reopen it")
+        self.test_id = test_id
+
+
+class BackendUnavailableError(BanditError):
+    """An optional backend (Vowpal Wabbit, FastAPI, matplotlib, ...) is not installed or will not load."""
+
+    def __init__(self, backend: str, package: str, detail: str = "") -> None:
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"{backend} is not available: cannot import '{package}'{extra}",
+                         hint=f"pip install {package}")
+        self.backend = backend
+        self.package = package
+
+
+# --- review (the app) --------------------------------------------------------------------------
+class ReviewError(GenartError):
+    """A review action (decision, regeneration, hand-off) cannot be done as asked."""
+
+
+class UnknownRunError(InputError):
+    def __init__(self, run_id: str, known: Iterable[str] = ()) -> None:
+        known = list(known)
+        shown = _choices(known[:10]) + (f" (and {len(known) - 10} more)" if len(known) > 10 else "")
+        super().__init__(f"unknown run '{run_id}'; runs in this store: {shown}",
+                         hint="`genart run` or the app's Generate step makes a run")
+        self.run_id = run_id
+
+
+class UnknownVariantError(InputError):
+    def __init__(self, run_id: str, variant_id: str) -> None:
+        super().__init__(f"unknown variant '{variant_id}' in run '{run_id}'",
+                         hint="pick a variant from the run's gallery")
+        self.run_id = run_id
+        self.variant_id = variant_id
+
+
+class DecisionConflictError(ReviewError):
+    """Someone else decided on the variant since this reviewer last looked: nothing was overwritten."""
+
+    def __init__(self, variant_id: str, expected: int, current: int, by: str = "", action: str = "",
+                 at: str = "") -> None:
+        who = f" ({by} chose '{action}' at {at})" if by else ""
+        super().__init__(f"variant '{variant_id}' changed while you were looking: you saw version {expected}, "
+                         f"it is now version {current}{who}; your decision was not saved",
+                         hint="look at the variant's history, then decide again")
+        self.variant_id = variant_id
+        self.expected = expected
+        self.current = current
+
+
+class UploadError(InputError):
+    """An uploaded file is too large, missing, or not something genart can read."""
+
+
+class InsecureBindError(ConfigError):
+    def __init__(self, host: str) -> None:
+        super().__init__(f"refusing to serve the review app on '{host}' without authentication",
+                         hint="pass --auth USER:PASSWORD (or set GENART_APP_AUTH), or bind to 127.0.0.1")
+        self.host = host

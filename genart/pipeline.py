@@ -72,6 +72,17 @@ def load_stages(spec: PresetSpec) -> Stages:
     return Stages(generator, tuple(scorers), resolved_models(spec))
 
 
+def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[TasteProfile]:
+    """Profiles by id (a list or comma-separated string), or given whole: a profile edited for one run
+    (its prompt changed in the review app, say) carries its own version and is used as it is."""
+    if isinstance(profiles, str):
+        return get_profiles(profiles)
+    out = [p if isinstance(p, TasteProfile) else get_profiles([p])[0] for p in profiles]
+    if not out:
+        return get_profiles([])  # raises UnknownProfileError listing the known ids
+    return out
+
+
 def _source_digest(source: Path) -> str:
     if source.is_file():
         return sha256_file(source)
@@ -106,7 +117,7 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
 
 
-def run(source: str | Path, *, profiles: Sequence[str] | str, preset: str | None = None, frames: int = 4,
+def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, preset: str | None = None, frames: int = 4,
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
         keyframes: Sequence[KeyFrame] | None = None) -> RunResult:
@@ -116,7 +127,7 @@ def run(source: str | Path, *, profiles: Sequence[str] | str, preset: str | None
     # cheap checks first: nothing is written until every argument is known to be usable
     _check_counts(frames, variants_per_frame, top_k)
     spec = load_models_config().preset(preset)
-    profs: list[TasteProfile] = get_profiles(profiles)
+    profs = resolve_profiles(profiles)
     src = Path(source).expanduser()
     if not src.exists():
         raise SourceNotFoundError(src)

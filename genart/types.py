@@ -365,3 +365,88 @@ class RunResult:
             "profiles": {pid: [one(rv) for rv in items] for pid, items in self.ranked},
             "rejected": {pid: [one(rv) for rv in items] for pid, items in self.rejected},
         }
+
+
+# --- review (the app) ---------------------------------------------------------------------------
+REVIEW_ACTIONS: tuple[str, ...] = ("approve", "reject", "flag")
+"""What a reviewer can decide about a variant. ``regenerated`` is logged, never chosen."""
+
+
+@dataclass(frozen=True)
+class StagedSource:
+    """A source with its key frames picked and stored, waiting for a person to choose which to use.
+
+    ``keyframes`` carry ``path`` (a PNG under ``<out>/uploads/<stage_id>/``), not pixels.
+    """
+
+    stage_id: str
+    source: Path
+    keyframes: tuple[KeyFrame, ...]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run of a store, for pickers and lists."""
+
+    run_id: str
+    created_at: str
+    status: str  # running | done | failed
+    preset: str
+    source: str
+    title: str
+    genre: str
+    profiles: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """One entry of a variant's append-only review log.
+
+    ``version`` counts the entries of that variant (1 = first): a reviewer's decision names the
+    version it saw, and one made on a stale view is refused instead of overwriting another's.
+    """
+
+    decision_id: int
+    run_id: str
+    variant_id: str
+    profile_id: str
+    action: str  # approve | reject | flag | regenerated
+    note: str
+    reviewer: str
+    created_at: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """Where a variant stands: its latest decision (``pending`` when none) and its log version."""
+
+    variant_id: str
+    status: str  # pending | approve | reject | flag
+    version: int
+    reviewer: str = ""
+    note: str = ""
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffRecord:
+    """Approved variants sent to a bandit test: who sent which arms, and when."""
+
+    run_id: str
+    test_id: str
+    reviewer: str
+    created_at: str
+    arms: tuple[Arm, ...]
+
+
+@dataclass(frozen=True)
+class TestSnapshot:
+    """A bandit test as it stands: the bandit stage's report, and its plots (PNG) when they could be drawn."""
+
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
+    plots: tuple[Path, ...] = ()  # cumulative reward, arm share over time
