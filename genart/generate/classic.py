@@ -13,17 +13,13 @@ from typing import Sequence
 
 from genart.generate.grade import apply_grade
 from genart.generate.reframe import output_size, plan_framing, render_framing, subject_box
+from genart.generate.seeds import variant_seed
 from genart.imaging import to_array
 from genart.progress import ProgressFn, report
 from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
 GRADE_LADDER = (1.0, 0.65, 1.3, 0.85, 1.15)
 DIGITAL_SOURCE_TYPE = "algorithmicallyEnhanced"  # a capture, cropped and colour-graded by algorithm
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A per-variant seed from the run seed and what the variant is: stable across processes and machines."""
-    return int(stable_id(seed, *parts, length=8), 16)
 
 
 def keyframe_rgb(kf: KeyFrame):
@@ -58,7 +54,7 @@ class ClassicGenerator:
             for i in range(variants_per_frame):
                 aspect = profile.aspects[i % len(profile.aspects)]
                 round_ = i // len(profile.aspects)
-                vseed = derive_seed(seed, kf.id, profile.id, i)
+                vseed = variant_seed(seed, kf.id, profile.id, i)
                 rng = random.Random(vseed)
                 amount = GRADE_LADDER[round_ % len(GRADE_LADDER)]
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from PIL import Image
 
 from genart.errors import InvalidArgumentError
+from genart.generate.seeds import variant_seed
 from genart.progress import ProgressFn, report
 from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
@@ -36,11 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DIGITAL_SOURCE_TYPE = "trainedAlgorithmicMedia"
 _TEXT_CACHE_SIZE = 64
-
-
-def variant_seed(seed: int, keyframe_id: str, profile_id: str, index: int) -> int:
-    """The seed of one variant: stable, independent of batch and order, fits a signed 64-bit int."""
-    return int(stable_id(int(seed), keyframe_id, profile_id, int(index)), 16) & ((1 << 63) - 1)
 
 
 def target_size(width: int, height: int, long_side: int, multiple: int = 8) -> tuple[int, int]:
