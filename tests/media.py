@@ -43,11 +43,17 @@ class Clip:
 
 
 def write_video(path: "str | Path", frames: Iterable[np.ndarray], fps: int = 24, *, codec: str = "libx264",
-                container_options: dict[str, str] | None = None, crf: int = 18, rotation: int = 0) -> int:
+                container_options: dict[str, str] | None = None, crf: int = 18, rotation: int = 0,
+                pix_fmt: str = "yuv420p", sar: "Fraction | None" = None,
+                times_ms: "Sequence[int] | None" = None) -> int:
     """Encode RGB uint8 frames (H, W, 3) to ``path``; returns the number written.
 
-    ``rotation`` (degrees counterclockwise) is written as the stream's display matrix, as phones do.
+    ``rotation`` (degrees counterclockwise) is written as the stream's display matrix, as phones do;
+    ``sar`` as the sample (pixel) aspect ratio, as anamorphic DVD and broadcast video do;
+    ``times_ms`` gives every frame's own timestamp in milliseconds (variable frame rate).
     """
+    from fractions import Fraction
+
     import av
 
     frames = iter(frames)
@@ -57,7 +63,12 @@ def write_video(path: "str | Path", frames: Iterable[np.ndarray], fps: int = 24,
     with av.open(str(path), mode="w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
+        if times_ms is not None:
+            stream.time_base = Fraction(1, 1000)
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = Fraction(sar)
         if rotation:
             stream.set_display_rotation(rotation)
         if codec == "libx264":
@@ -66,7 +77,7 @@ def write_video(path: "str | Path", frames: Iterable[np.ndarray], fps: int = 24,
             stream.bit_rate = 4_000_000
         for arr in _chain(first, frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            frame.pts = n
+            frame.pts = n if times_ms is None else int(times_ms[n])
             for packet in stream.encode(frame):
                 container.mux(packet)
             n += 1
@@ -100,15 +111,16 @@ def texture(seed: int, size: tuple[int, int], shift: int = 0, *, blocks: int = 1
 
 
 def stamp(arr: np.ndarray, n: int) -> np.ndarray:
-    """Write ``n`` in binary into a strip along the bottom (white = 1, black = 0), in place."""
+    """Write ``n`` in binary into a strip along the bottom (light = 1, dark = 0), in place."""
     h, w = arr.shape[:2]
     bw = w // STAMP_BITS
     arr[h - STAMP_H:, :] = 128
+    # light grey, not white: white bars would read as burned-in lettering (frames.quality.overlay_score)
     for bit in range(STAMP_BITS):
         if (n >> bit) & 1:
-            arr[h - STAMP_H + 2:h - 2, bit * bw + 2:(bit + 1) * bw - 2] = 255
+            arr[h - STAMP_H + 2:h - 2, bit * bw + 2:(bit + 1) * bw - 2] = 200
         else:
-            arr[h - STAMP_H + 2:h - 2, bit * bw + 2:(bit + 1) * bw - 2] = 0
+            arr[h - STAMP_H + 2:h - 2, bit * bw + 2:(bit + 1) * bw - 2] = 40
     return arr
 
 
@@ -129,12 +141,15 @@ def read_stamp(image: "np.ndarray | object") -> int:
 
 def make_clip(path: "str | Path", segments: Sequence[tuple[str, int]], *, fps: int = 24,
               size: tuple[int, int] = (320, 180), codec: str = "libx264", seed: int = 1,
-              container_options: dict[str, str] | None = None, rotation: int = 0) -> Clip:
+              container_options: dict[str, str] | None = None, rotation: int = 0, pix_fmt: str = "yuv420p",
+              sar: "object | None" = None, times_ms: "Sequence[int] | None" = None) -> Clip:
     """Write a clip of ``segments``: (kind, frames) with kind "texture" (a new shot), "static" (a shot
     that does not move), "black" (a black slug) or "blurred" (a heavily blurred shot).
 
     Every segment boundary is a hard cut; the frame number is stamped in every frame (a static
-    shot carries the number of its first frame throughout).
+    shot carries the number of its first frame throughout). ``size`` is the coded size; with a
+    ``sar`` the picture shows ``sar`` times wider. ``pix_fmt``, ``sar`` and ``times_ms`` go to
+    ``write_video``.
     """
     import cv2
 
@@ -162,7 +177,8 @@ def make_clip(path: "str | Path", segments: Sequence[tuple[str, int]], *, fps: i
                 yield arr
                 idx += 1
 
-    n = write_video(path, frames(), fps, codec=codec, container_options=container_options, rotation=rotation)
+    n = write_video(path, frames(), fps, codec=codec, container_options=container_options, rotation=rotation,
+                    pix_fmt=pix_fmt, sar=sar, times_ms=times_ms)
     cuts = tuple(a for a, _ in bounds[1:])
     return Clip(Path(path), fps, n, w, h, cuts, tuple(k for k, _ in segments), tuple(bounds))
 

@@ -20,10 +20,10 @@ from genart.errors import (  # noqa: E402
     SourceNotFoundError,
     UnsupportedMediaError,
 )
-from genart.frames import detect_faces, extract_keyframes, probe_source  # noqa: E402
+from genart.frames import analyse, detect_faces, extract_keyframes, find_faces, probe_source  # noqa: E402
 from genart.frames.quality import BLACK_LUMA, NEAR_DUP_BITS, frame_hash, hash_distance  # noqa: E402
 from genart.imaging import brightness, sha256_file, to_array  # noqa: E402
-from genart.types import Box, KeyFrame, stable_id  # noqa: E402
+from genart.types import Box, FramesResult, KeyFrame, Shot, stable_id  # noqa: E402
 from tests.media import make_clip, make_stills, read_stamp  # noqa: E402
 
 FPS = 24
@@ -48,8 +48,10 @@ def _check_keyframe(kf: KeyFrame, clip) -> None:
     # timecode and frame number agree, and the pixels are those of that very frame (seek accuracy)
     assert abs(kf.t_s - kf.frame_index / clip.fps) < 0.5 / clip.fps
     assert read_stamp(kf.image) == kf.frame_index
-    for name in ("sharpness", "exposure", "contrast", "colourfulness", "faces", "face_area", "quality"):
+    for name in ("sharpness", "exposure", "contrast", "colourfulness", "naturalness", "faces", "face_area",
+                 "face_frontal", "face_x", "face_y", "thirds", "motion_blur", "fade", "title_card", "quality"):
         assert name in kf.scores
+        assert 0.0 <= kf.scores[name] <= 1.0 or name == "faces"
     assert 0.0 <= kf.scores["quality"] <= 1.0
 
 
@@ -303,17 +305,28 @@ def test_no_faces_on_a_rocket(media_dir):
     assert detect_faces(Image.open(media_dir / "images" / "rocket.jpg")) == []
 
 
+def _frame_times(path: Path) -> list[float]:
+    """Every frame's presentation time in seconds from the stream's start, decoded independently."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        return [float((f.pts - start) * stream.time_base) for f in container.decode(stream)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["whitehouse_poetry_jam_2009_short.mp4", "chaplin.mp4"])
+@pytest.mark.parametrize("name", ["whitehouse_poetry_jam_2009_short.mp4", "chaplin.mp4", "elephants_dream_excerpt.mp4"])
 def test_real_clips_have_a_keyframe_with_a_face(media_dir, name):
     path = media_dir / "videos" / name
     kfs = extract_keyframes(path, max_frames=4)
     assert 1 <= len(kfs) <= 4
     assert any(kf.faces for kf in kfs), [kf.scores.as_dict() for kf in kfs]
     info = probe_source(path)
+    times = _frame_times(path)  # Elephants Dream's excerpt is variable-rate: 37.5, 41.7 and 83.3 ms frames
     for kf in kfs:
         assert (kf.width, kf.height) == (info.width, info.height)
-        assert abs(kf.t_s - kf.frame_index / info.fps) < 0.5 / info.fps
+        assert kf.t_s == pytest.approx(times[kf.frame_index], abs=1e-6)
         assert kf.scores["faces"] == len(kf.faces)
         for box in kf.faces:  # full-resolution coordinates
             assert box.x + box.w <= kf.width + 1 and box.y + box.h <= kf.height + 1
@@ -336,3 +349,187 @@ def test_folder_of_only_broken_images(tmp_path):
     with pytest.raises(EmptySourceError) as err:
         extract_keyframes(folder)
     assert str(folder) in str(err.value)
+
+
+# --- shots (PySceneDetect) and the full result ----------------------------------------------------
+def test_cuts_are_found_within_one_frame(four_shots):
+    clip, _, _ = four_shots
+    res = analyse(clip.path, max_frames=4)
+    assert isinstance(res, FramesResult) and res.kind == "video" and res.detector == "content"
+    assert len(res.cut_frames) == len(clip.cut_frames)
+    for found, true in zip(res.cut_frames, clip.cut_frames):
+        assert abs(found - true) <= 1
+    assert res.cuts_s == pytest.approx([c / FPS for c in res.cut_frames])
+    assert [type(s) for s in res.shots] == [Shot] * 4
+    assert res.shots[0].start_frame == 0 and res.shots[-1].end_frame == res.n_frames == clip.n_frames
+    assert res.shots[-1].end_s == pytest.approx(clip.n_frames / FPS)
+    for a, b in zip(res.shots, res.shots[1:]):
+        assert a.end_frame == b.start_frame and a.end_s == b.start_s
+    for kf in res.keyframes:  # every key frame's shot is the shot its frame lies in
+        shot = res.shots[kf.shot]
+        assert shot.start_frame <= kf.frame_index < shot.end_frame
+
+
+def test_adaptive_detector_finds_the_same_cuts(four_shots):
+    clip, _, _ = four_shots
+    res = analyse(clip.path, max_frames=1, detector="adaptive")
+    assert res.detector == "adaptive"
+    assert all(abs(a - b) <= 1 for a, b in zip(res.cut_frames, clip.cut_frames))
+    assert len(res.cut_frames) == len(clip.cut_frames)
+    with pytest.raises(InvalidArgumentError, match="detector"):
+        analyse(clip.path, detector="histogram")
+
+
+def test_static_clip_has_no_cut(tmp_path):
+    clip = make_clip(tmp_path / "static.mp4", [("static", 48)], fps=FPS)
+    res = analyse(clip.path)
+    assert res.cut_frames == () and res.cuts_s == ()
+    assert [(s.start_frame, s.end_frame) for s in res.shots] == [(0, 48)]
+
+
+def test_variable_frame_rate(tmp_path):
+    # frames 30 ms and 55 ms apart in turns: frame numbers and times must both be exact
+    times, t = [], 0
+    for n in range(3 * FPS):
+        times.append(t)
+        t += 30 if (n // 6) % 2 == 0 else 55
+    clip = make_clip(tmp_path / "vfr.mp4", [("texture", FPS)] * 3, fps=FPS, times_ms=times)
+    res = analyse(clip.path, max_frames=3)
+    assert len(res.cut_frames) == 2 and all(abs(a - b) <= 1 for a, b in zip(res.cut_frames, clip.cut_frames))
+    assert res.cuts_s == pytest.approx([times[c] / 1000 for c in res.cut_frames])
+    assert len(res.keyframes) == 3
+    for kf in res.keyframes:
+        assert read_stamp(kf.image) == kf.frame_index
+        assert kf.t_s == pytest.approx(times[kf.frame_index] / 1000)
+
+
+def test_anamorphic_video_gets_square_pixels(tmp_path):
+    from fractions import Fraction
+
+    clip = make_clip(tmp_path / "ana.mp4", [("texture", FPS)] * 2, fps=FPS, size=(160, 180), sar=Fraction(2, 1))
+    info = probe_source(clip.path)
+    assert (info.width, info.height, info.sar, info.coded_width) == (320, 180, 2, 160)
+    kfs = extract_keyframes(clip.path, max_frames=2)
+    assert len(kfs) == 2
+    for kf in kfs:
+        assert kf.image.size == (kf.width, kf.height) == (320, 180)
+        assert read_stamp(kf.image) == kf.frame_index
+
+
+def test_yuv444_video(tmp_path):
+    clip = make_clip(tmp_path / "444.mp4", [("texture", FPS)] * 3, fps=FPS, pix_fmt="yuv444p")
+    assert probe_source(clip.path).pix_fmt == "yuv444p"
+    res = analyse(clip.path, max_frames=3)
+    assert all(abs(a - b) <= 1 for a, b in zip(res.cut_frames, clip.cut_frames)) and len(res.cut_frames) == 2
+    assert sorted(clip.segment_of(kf.frame_index) for kf in res.keyframes) == [0, 1, 2]
+    for kf in res.keyframes:
+        _check_keyframe(kf, clip)
+
+
+def test_truncated_video_keeps_the_shots_before_the_damage(tmp_path):
+    full = make_clip(tmp_path / "full.mp4", [("texture", FPS)] * 4, fps=FPS,
+                     container_options={"movflags": "faststart"})
+    data = full.path.read_bytes()
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.warns(RuntimeWarning, match="truncated"):
+        res = analyse(cut, max_frames=4)
+    assert res.warnings and "truncated" in res.warnings[0]
+    assert 0 < res.n_frames < full.n_frames
+    assert res.cut_frames and all(any(abs(c - t) <= 1 for t in full.cut_frames) for c in res.cut_frames)
+    assert res.shots[-1].end_frame == res.n_frames
+
+
+def test_video_without_a_decodable_frame(tmp_path):
+    # the container and its index are there, the frames are not (cut right after the header)
+    full = make_clip(tmp_path / "full.mp4", [("texture", FPS)], fps=FPS, container_options={"movflags": "faststart"})
+    data = full.path.read_bytes()
+    empty = tmp_path / "no_frames.mp4"
+    empty.write_bytes(data[: data.index(b"mdat") + 20])
+    with pytest.raises(EmptySourceError, match="no decodable video frames") as err:
+        analyse(empty)
+    assert str(empty) in str(err.value)
+
+
+def test_title_cards_and_fades_are_not_picked(tmp_path):
+    """A black card with white text, a fade-in and a shot: only the shot gives key frames."""
+    import cv2
+
+    from tests.media import stamp, texture, write_video
+
+    w, h = 320, 180
+
+    def frames():
+        for i in range(FPS):  # a title card
+            card = np.zeros((h, w, 3), np.uint8)
+            card[:] = (12, 10, 30)
+            cv2.putText(card, "CHAPTER ONE", (40, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (240, 240, 230), 2)
+            yield stamp(card, i)
+        for i in range(2 * FPS):  # a fade-in, then the shot
+            arr = texture(5, (w, h), i).astype(np.float32) * min(1.0, i / FPS)
+            yield stamp(arr.astype(np.uint8), FPS + i)
+
+    path = tmp_path / "card.mp4"
+    write_video(path, frames(), FPS)
+    res = analyse(path, max_frames=4)
+    assert res.keyframes
+    for kf in res.keyframes:
+        assert kf.frame_index >= int(1.5 * FPS), kf.scores.as_dict()  # not the card, not the dark part of the fade
+        assert kf.scores["title_card"] < 0.5
+
+
+def test_faces_have_pose_and_the_haar_fallback_still_works(media_dir):
+    from PIL import Image
+
+    image = Image.open(media_dir / "images" / "obama.jpg")
+    (face,) = find_faces(image)
+    assert face.frontal is not None and face.frontal > 0.7
+    assert len(face.landmarks) == 5
+    for x, y in face.landmarks:
+        assert face.box.x <= x <= face.box.x + face.box.w and face.box.y <= y <= face.box.y + face.box.h
+    haar = detect_faces(image, backend="haar")
+    assert len(haar) == 1 and haar[0].w > 0.05 * min(image.size)
+    with pytest.raises(InvalidArgumentError, match="backend"):
+        detect_faces(image, backend="dlib")
+
+
+def test_frames_command_writes_pngs_sheet_and_json(four_shots, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from genart.cli import app
+
+    clip, _, _ = four_shots
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["frames", str(clip.path), "--max", "12", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [set(s) for s in data["shots"]] == [{"start_s", "end_s", "start_frame", "end_frame"}] * 4
+    assert len(data["cuts_s"]) == 3
+    assert data["cuts_s"] == [s["start_s"] for s in data["shots"][1:]]
+    assert 1 <= len(data["keyframes"]) <= 12
+    for k in data["keyframes"]:
+        assert {"t_s", "frame", "shot", "path", "scores"} <= set(k)
+        assert Path(k["path"]).is_file() and k["path"].endswith(".png")
+        assert {"sharpness", "exposure", "contrast", "colourfulness", "naturalness", "quality"} <= set(k["scores"])
+    from PIL import Image
+
+    sheet = Image.open(data["contact_sheet"])
+    assert sheet.width > 600 and sheet.height > 200
+
+
+@pytest.mark.slow
+def test_burned_in_title_black_and_soft_frames_are_not_picked(media_dir):
+    """Big Buck Bunny's first 30 s: a fade from black, "The Peach Open Movie Project presents" and the
+    white "Big Buck Bunny" title over the picture; none of that may come back as a key frame."""
+    from genart.frames.quality import overlay_score
+
+    res = analyse(media_dir / "videos" / "big_buck_bunny_0_30.webm", max_frames=12)
+    assert len(res.shots) == 4 and len(res.keyframes) >= 4
+    assert len({kf.shot for kf in res.keyframes}) == 4  # every shot is represented
+    for kf in res.keyframes:
+        assert overlay_score(np.asarray(kf.image)) < 0.5, kf.timecode
+        assert not 24.5 <= kf.t_s <= 30.0, kf.timecode  # the title fades in at ~25 s and stays
+        assert brightness(to_array(kf.image)) > 3 * BLACK_LUMA
+        assert kf.scores["motion_blur"] < 0.3 and kf.scores["fade"] == 0.0

@@ -1,31 +1,71 @@
-"""From measured candidates to key frames: shots, filters, near-duplicate removal, a diverse pick.
+"""From measured candidates to key frames: filters, clip-relative penalties, de-duplication, a diverse pick.
 
 Pure functions over ``Candidate`` records (no pixels), so selection is cheap, testable on its own,
-and the same for videos and folders of stills.
+and the same for videos and folders of stills. Shots come from PySceneDetect (``frames.shots``)
+and are already on the candidates.
+
+How a frame is judged (AVA's three families: visual quality, context, composition):
+    quality = base x (1 - fade penalty) x (1 - title-card penalty) x (1 - motion-blur penalty)
+    base    = weighted sum of ``BASE_WEIGHTS`` (each term in [0, 1], weights sum to 1)
+Black and near-uniform frames, frames far softer than the clip's sharp ones and title cards are
+dropped outright, unless nothing else is left.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from genart.frames import quality as q
-from genart.types import Box
+from genart.frames.faces import Face
 
-#: Consecutive samples whose HSV histograms are further apart than this are always a cut.
-CUT_THRESHOLD = 0.35
-#: ... and a jump above ``SOFT_CUT_THRESHOLD`` is a cut when it is ``CUT_RATIO`` times the typical
-#: jump around it (PySceneDetect's adaptive idea): a cut between two similar-looking shots stands out
-#: from its quiet neighbours, while a busy action scene's jumps do not stand out from each other.
-SOFT_CUT_THRESHOLD = 0.18
-CUT_RATIO = 3.0
-CUT_WINDOW = 4
-#: Two key frames from one shot are at least this many seconds apart (when the shot allows).
+#: Two key frames from one shot are at least this many seconds apart.
 MIN_GAP_S = 1.0
-#: Frames under this fraction of the best frame's quality are picked only if nothing better is left.
+#: ... and their perceptual hashes differ in more than this many of 64 bits (across shots the
+#: near-duplicate rule, ``quality.NEAR_DUP_BITS``, applies): a slow pan or a held close-up gives
+#: one key frame, not five of the same picture.
+WITHIN_SHOT_BITS = 20
+#: Frames whose hashes are alike still count as different when their 32x18 thumbnails differ by
+#: more than this (mean absolute, 0-1): actors moving across a locked-off camera. Within a shot
+#: ``WITHIN_SHOT_MOVE`` is asked for.
+MOVED = 0.03
+WITHIN_SHOT_MOVE = 0.05
+#: A shot gives one key frame, plus one for every this many seconds it lasts.
+SECONDS_PER_EXTRA = 4.0
+#: Frames under this fraction of the best frame's quality are never picked (fewer key frames are
+#: returned instead); a shot's first key frame may go down to ``SHOT_FLOOR`` (the face bonus alone
+#: can put a faceless shot's best frame at 60% of a close-up's).
 QUALITY_FLOOR = 0.6
+SHOT_FLOOR = 0.45
+#: A frame with a title-card score at or above this is dropped (unless nothing else is left).
+TITLE_DROP = 0.5
+#: Titles fade in and out: a frame within this many seconds of a frame of its shot with lettering
+#: over the picture is taken as titled too (times ``TITLE_SPREAD``), which catches the half-transparent lettering of the fades.
+TITLE_SPREAD_S = 2.0
+TITLE_SPREAD = 0.9
+#: A face whose own sharpness (``quality.region_sharpness``) is under this is blurred (moving or out
+#: of focus); sharp faces measure 0.7-1, a head turning fast 0.3-0.45.
+FACE_SHARP = 0.55
+#: Mean absolute luma change to the previous frame at which motion counts as fast (0-1 units).
+MOTION_FULL = 0.06
+
+#: Weights of the base quality. Sharpness and exposure lead because a soft or badly exposed frame
+#: cannot be rescued by generation; faces get a large share because artwork with a readable, frontal
+#: face wins more clicks than artwork without one; naturalness (NIQE-like) catches blocking, noise
+#: and smear that the Laplacian alone misreads as detail.
+BASE_WEIGHTS = {
+    "sharpness": 0.20,
+    "exposure": 0.16,
+    "contrast": 0.10,
+    "colourfulness": 0.08,
+    "naturalness": 0.14,
+    "face": 0.22,
+    "thirds": 0.10,
+}
+#: How much each penalty (0-1) can take off the base quality.
+PENALTY_WEIGHTS = {"fade": 0.6, "title_card": 0.7, "motion_blur": 0.6}
 
 
 @dataclass(frozen=True)
@@ -37,52 +77,120 @@ class Candidate:
     t_s: float
     frame_index: int
     measures: q.FrameMeasures
-    hist: np.ndarray = field(compare=False, repr=False)
     phash: int = 0
-    faces: tuple[Box, ...] = ()  # in pixels of the analysed sample (``sample_size``)
+    thumb: bytes = b""  # ``quality.thumb``: a 32x18 grey copy
+    faces: tuple[Face, ...] = ()  # in pixels of the analysed sample (``sample_size``)
     face_area: float = 0.0  # largest face over frame area (scale-free)
     sample_size: tuple[int, int] = (0, 0)  # (width, height) of the analysed sample
     shot: int = 0
+    naturalness: float = 0.0
+    thirds: float = 0.0
+    title_card: float = 0.0  # max(card look, bright lettering over the picture)
+    overlay: float = 0.0  # bright lettering alone (``quality.overlay_score``)
+    motion: float = 0.0
+    face_sharpness: float = 0.0  # sharpness of the largest face's own pixels (0 without faces)
+    # set by ``score``: clip-relative penalties and the final quality
+    blur: float = 0.0
+    fade: float = 0.0
+    motion_blur: float = 0.0
     quality: float = 0.0
 
+    def scores(self) -> dict[str, float]:
+        """Every score by name (the face position is the largest face's centre, 0-1 of the frame)."""
+        w, h = self.sample_size
+        big = self.faces[0] if self.faces else None
+        return {
+            **self.measures.as_dict(),
+            "naturalness": self.naturalness,
+            "faces": float(len(self.faces)),
+            "face_area": self.face_area,
+            "face_frontal": float(big.frontal) if big is not None and big.frontal is not None else 0.0,
+            "face_x": float(big.box.cx / w) if big is not None and w else 0.0,
+            "face_y": float(big.box.cy / h) if big is not None and h else 0.0,
+            "face_sharpness": self.face_sharpness,
+            "thirds": self.thirds,
+            "motion": self.motion,
+            "blur": self.blur,
+            "motion_blur": self.motion_blur,
+            "fade": self.fade,
+            "title_card": self.title_card,
+            "quality": self.quality,
+        }
 
-def assign_shots(cands: list[Candidate], threshold: float = CUT_THRESHOLD) -> list[Candidate]:
-    """Number shots by cutting wherever consecutive samples' histograms jump.
 
-    A simple detector on the sampled frames (PySceneDetect's content detector can replace it): it
-    sees hard cuts between samples and misses slow dissolves, which is all shot diversity needs.
+def face_term(faces: "tuple[Face, ...]", face_area: float, face_sharpness: float = 1.0) -> float:
+    """0 without faces; 0.4 for any face, up to 1 for a sharp, frontal close-up (``quality.FULL_FACE_AREA``).
+
+    A face smeared by motion (its own sharpness under 0.3) keeps only 30% of the term: the
+    frame-wide sharpness misses a blurred head in front of a sharp background.
     """
-    dists = [q.histogram_distance(a.hist, b.hist) for a, b in zip(cands, cands[1:])]
-    out: list[Candidate] = []
-    shot = 0
-    for i, c in enumerate(cands):
-        if i > 0 and is_cut(dists, i - 1, threshold):
-            shot += 1
-        out.append(replace(c, shot=shot))
+    if not faces:
+        return 0.0
+    frontal = faces[0].frontal
+    term = 0.4 + 0.35 * min(1.0, face_area / q.FULL_FACE_AREA) + 0.25 * (0.5 if frontal is None else frontal)
+    return term * (0.3 + 0.7 * float(np.clip((face_sharpness - 0.3) / 0.5, 0.0, 1.0)))
+
+
+def base_quality(c: Candidate) -> float:
+    w = BASE_WEIGHTS
+    m = c.measures
+    return float(
+        w["sharpness"] * m.sharpness + w["exposure"] * m.exposure + w["contrast"] * m.contrast
+        + w["colourfulness"] * m.colourfulness + w["naturalness"] * c.naturalness
+        + w["face"] * face_term(c.faces, c.face_area, c.face_sharpness) + w["thirds"] * c.thirds
+    )
+
+
+def score(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates with their clip-relative penalties and final ``quality`` set.
+
+    ``blur``: how far a frame is below the clip's sharp frames (its 75th-percentile sharpness);
+    ``motion_blur``: that blur, weighted up when the frame moves fast, or the blur of its largest
+    face when that is worse; ``fade``: how much darker and
+    flatter a frame is than its shot's typical frame (fade-ins, fade-outs, dips to black);
+    ``title_card`` is raised near titled frames of the same shot (``TITLE_SPREAD_S``).
+    """
+    if not cands:
+        return []
+    usable = [c.measures.sharpness for c in cands if not (q.is_black(c.measures) or q.is_uniform(c.measures))]
+    ref = float(np.percentile(usable, 75)) if usable else 1.0
+    by_shot: dict[int, list[Candidate]] = {}
+    for c in cands:
+        by_shot.setdefault(c.shot, []).append(c)
+    med = {s: (float(np.median([c.measures.brightness for c in cs])), float(np.median([c.measures.contrast for c in cs])))
+           for s, cs in by_shot.items()}
+    out = []
+    for c in cands:
+        near = [o.overlay for o in by_shot[c.shot] if abs(o.t_s - c.t_s) <= TITLE_SPREAD_S]
+        c = replace(c, title_card=max(c.title_card, TITLE_SPREAD * max(near, default=0.0)))
+        m = c.measures
+        blur = float(np.clip(1.0 - m.sharpness / max(ref, 1e-6), 0.0, 1.0))
+        motion_blur = blur * (0.5 + 0.5 * min(1.0, c.motion / MOTION_FULL))
+        if c.faces:  # a smeared face in front of a sharp background: the frame-wide measure misses it
+            motion_blur = max(motion_blur, 0.8 * float(np.clip((FACE_SHARP - c.face_sharpness) / 0.25, 0.0, 1.0)))
+        mb, mc = med[c.shot]
+        dark = max(0.0, (mb - m.brightness) / max(mb, 1e-3))
+        flat = max(0.0, (mc - m.contrast) / max(mc, 1e-3))
+        fade = float(np.clip(1.5 * min(dark, flat), 0.0, 1.0)) if dark > 0.15 else 0.0
+        c = replace(c, blur=blur, motion_blur=float(motion_blur), fade=fade)
+        pw = PENALTY_WEIGHTS
+        quality = (base_quality(c) * (1 - pw["fade"] * fade) * (1 - pw["title_card"] * c.title_card)
+                   * (1 - pw["motion_blur"] * motion_blur))
+        out.append(replace(c, quality=float(np.clip(quality, 0.0, 1.0))))
     return out
 
 
-def is_cut(dists: list[float], i: int, threshold: float = CUT_THRESHOLD) -> bool:
-    """Whether jump ``i`` (between samples i and i+1) is a cut, given all the jumps of the clip."""
-    d = dists[i]
-    if d > threshold:
-        return True
-    if d <= SOFT_CUT_THRESHOLD:
-        return False
-    around = dists[max(0, i - CUT_WINDOW):i] + dists[i + 1:i + 1 + CUT_WINDOW]
-    local = float(np.median(around)) if around else 0.0
-    return d >= CUT_RATIO * local + 0.02
-
-
 def drop_unusable(cands: list[Candidate]) -> tuple[list[Candidate], dict[str, int]]:
-    """Without black, near-uniform and heavily blurred frames; the counts of each dropped."""
-    dropped = {"black": 0, "uniform": 0, "blurred": 0}
+    """Without black, near-uniform, heavily blurred frames and title cards; the counts of each dropped."""
+    dropped = {"black": 0, "uniform": 0, "title_card": 0, "blurred": 0}
     kept = []
     for c in cands:
         if q.is_black(c.measures):
             dropped["black"] += 1
         elif q.is_uniform(c.measures):
             dropped["uniform"] += 1
+        elif c.title_card >= TITLE_DROP:
+            dropped["title_card"] += 1
         else:
             kept.append(c)
     cutoff = q.blur_cutoff([c.measures.sharpness for c in kept])
@@ -92,43 +200,36 @@ def drop_unusable(cands: list[Candidate]) -> tuple[list[Candidate], dict[str, in
 
 
 def drop_near_duplicates(cands: list[Candidate], max_bits: int = q.NEAR_DUP_BITS) -> list[Candidate]:
-    """Keep the best of each group of look-alikes (pHash within ``max_bits``), in quality order."""
+    """Keep the best of each group of look-alikes (pHash within ``max_bits`` and nothing moved), in quality order."""
     kept: list[Candidate] = []
-    hashes: list[int] = []
     for c in sorted(cands, key=lambda c: (-c.quality, c.t_s)):
-        if all(q.hash_distance(c.phash, h) > max_bits for h in hashes):
+        if all(q.hash_distance(c.phash, k.phash) > max_bits or q.thumb_distance(c.thumb, k.thumb) > MOVED
+               for k in kept):
             kept.append(c)
-            hashes.append(c.phash)
     return kept
 
 
 def pick_diverse(cands: list[Candidate], max_frames: int, *, min_gap_s: float = MIN_GAP_S,
-                 floor: float = QUALITY_FLOOR) -> list[Candidate]:
+                 floor: float = QUALITY_FLOOR, shot_floor: float = SHOT_FLOOR, within_shot_bits: int = WITHIN_SHOT_BITS,
+                 shot_lengths: "dict[int, float] | None" = None) -> list[Candidate]:
     """Best frame of each shot first (shots in order of their best frame), then round-robin; by time.
 
-    Two frames of one shot must be ``min_gap_s`` apart, and frames under ``floor`` times the best
-    quality are used only when the better ones run out, so diversity never buys a dark, soft frame
-    over a good one.
+    A shot gives at most ``1 + length / SECONDS_PER_EXTRA`` frames (``shot_lengths`` in seconds;
+    unlimited when not given), two frames of one shot must be ``min_gap_s`` apart and differ in
+    more than ``within_shot_bits`` hash bits, and frames under ``floor`` times the best quality
+    (``shot_floor`` for a shot's first frame) are not used, so diversity never buys a dark, soft frame over a good one: fewer key frames come back
+    instead.
     """
     if not cands:
         return []
     best = max(c.quality for c in cands)
-    good = [c for c in cands if c.quality >= floor * best]
-    weak = [c for c in cands if c.quality < floor * best]
-    picked: list[Candidate] = []
-    for pool in (good, weak):
-        _round_robin(pool, picked, max_frames, min_gap_s)
-    if len(picked) < max_frames:  # a long single shot: relax the gap rather than return too few
-        _round_robin(good + weak, picked, max_frames, 0.0)
-    return sorted(picked, key=lambda c: c.t_s)
-
-
-def _round_robin(pool: list[Candidate], picked: list[Candidate], max_frames: int, min_gap_s: float) -> None:
+    good = [c for c in cands if c.quality >= shot_floor * best]
+    caps = {s: 1 + int(length // SECONDS_PER_EXTRA) for s, length in (shot_lengths or {}).items()}
     by_shot: dict[int, list[Candidate]] = {}
-    for c in sorted(pool, key=lambda c: (-c.quality, c.t_s)):
+    for c in sorted(good, key=lambda c: (-c.quality, c.t_s)):
         by_shot.setdefault(c.shot, []).append(c)
     queues = sorted(by_shot.values(), key=lambda lst: -lst[0].quality)
-    taken = {c.index for c in picked}
+    picked: list[Candidate] = []
     progressed = True
     while len(picked) < max_frames and progressed:
         progressed = False
@@ -136,29 +237,34 @@ def _round_robin(pool: list[Candidate], picked: list[Candidate], max_frames: int
             if len(picked) >= max_frames:
                 break
             for c in lst:
-                if c.index in taken:
+                same = [p for p in picked if p.shot == c.shot]
+                if c in picked or len(same) >= caps.get(c.shot, max_frames):
                     continue
-                if any(p.shot == c.shot and abs(p.t_s - c.t_s) < min_gap_s for p in picked):
+                if same and c.quality < floor * best:
+                    continue
+                if any(abs(p.t_s - c.t_s) < min_gap_s or (q.hash_distance(p.phash, c.phash) <= within_shot_bits
+                                                          and q.thumb_distance(p.thumb, c.thumb) <= WITHIN_SHOT_MOVE)
+                       for p in same):
                     continue
                 picked.append(c)
-                taken.add(c.index)
                 progressed = True
                 break
+    return sorted(picked, key=lambda c: c.t_s)
 
 
-def select(cands: list[Candidate], max_frames: int, *, source: object = "", cut_shots: bool = True) -> list[Candidate]:
-    """The whole selection: shots (if ``cut_shots``), filters, de-duplication, diverse pick.
+def select(cands: list[Candidate], max_frames: int, *, source: object = "",
+           shot_lengths: "dict[int, float] | None" = None) -> list[Candidate]:
+    """The whole selection: scores, filters, de-duplication, diverse pick (shots already assigned).
 
     When the filters leave nothing (an all-black clip, a single blank card) the best of the
     unfiltered frames are used with a warning: a weak key frame beats no run at all.
     """
-    if cut_shots:
-        cands = assign_shots(cands)
+    cands = score(cands)
     usable, _dropped = drop_unusable(cands)
     if not usable:
         warnings.warn(
-            f"every sampled frame is black, blank or blurred; using the best of them anyway: {source}",
+            f"every sampled frame is black, blank, a title card or blurred; using the best of them anyway: {source}",
             RuntimeWarning, stacklevel=3,
         )
         usable = cands
-    return pick_diverse(drop_near_duplicates(usable), max_frames)
+    return pick_diverse(drop_near_duplicates(usable), max_frames, shot_lengths=shot_lengths)
