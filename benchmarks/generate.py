@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dev, pipe = model.device, model.pipe
     if random_weights:
         zero_posterior_variance(pipe.vae)
-    gen = DiffusionGenerator(model, spec)
+    gen = DiffusionGenerator(model, spec, finish=False)  # the img2img core, as the naive loop makes it
     kfs, prof = frames(args.frames), profile()
 
     def run_genart() -> list[Any]:

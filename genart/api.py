@@ -14,12 +14,15 @@ from genart.types import KeyFrame, RankedVariant, RunResult, TasteProfile, Varia
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.models import PresetCheck
+    from genart.demo import DemoClip
+    from genart.types import BatchReport, FramesResult
 
 
 def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romance", "thriller"),
                     preset: str | None = None, frames: int = 4, variants_per_frame: int = 4,
                     out: str | Path = "runs", *, db: str | None = None, seed: int = 0, title: str = "",
-                    genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None) -> RunResult:
+                    genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
+                    title_overlay: bool | None = None, titles: dict[str, str] | None = None) -> RunResult:
     """Make ranked artwork variants of a title for each taste profile.
 
     Args:
@@ -34,6 +37,9 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
         title, genre: fill the profile's prompt template.
         top_k: keep only the best k accepted variants per profile in the result (all are stored).
         progress: ``progress(stage, done, total)`` callback.
+        title_overlay: lay the title's text into each variant (default: when ``title`` is given).
+        titles: the title per locale (``{"ja-JP": "...", "hi-IN": "..."}``) for regional profiles;
+            a profile whose locale is missing uses ``title``.
 
     Returns:
         A ``RunResult``: per profile, ``RankedVariant`` s best first (path, total, every score by name,
@@ -49,7 +55,7 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
 
     return pipeline.run(source, profiles=profiles, preset=preset, frames=frames,
                         variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                        top_k=top_k, progress=progress)
+                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles)
 
 
 def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None) -> list[KeyFrame]:
@@ -59,30 +65,119 @@ def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: Prog
     return frames.extract_keyframes(source, max_frames=max_frames, progress=progress)
 
 
+def analyse_frames(source: str | Path, max_frames: int = 12, *, sample_fps: float = 2.0, detector: str = "content",
+                   progress: ProgressFn | None = None) -> "FramesResult":
+    """Shots, cuts and key frames of a source: what ``genart frames`` shows and writes."""
+    from genart import frames
+
+    return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
+
+
 def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *, preset: str | None = None,
-                  top_k: int | None = None) -> dict[str, list[RankedVariant]]:
-    """Rank any variants (generated, or an existing thumbnail wrapped as a ``Variant``) for each profile.
+                  top_k: int | None = None, out: str | Path | None = None,
+                  db: str | None = None) -> dict[str, list[RankedVariant]]:
+    """Rank any variants (generated, or an existing thumbnail wrapped by ``variant_from_image``) for each profile.
 
     A variant whose ``profile_id`` names one of ``profiles`` is ranked for that profile only; any other
-    variant (an existing human-made thumbnail, say) is ranked for every profile.
+    variant (an existing human-made thumbnail, say) is ranked for every profile. Every score is named
+    in each ``RankedVariant`` (affinity, fidelity, aesthetic where the preset has a head, quality,
+    legibility, safety); misleading or unsafe ones are rejected with the reason. The first ``top_k``
+    places (else the preset's ``diversity.top_k``) are picked by maximal marginal relevance, so they
+    show different frames and looks.
+
+    Args:
+        variants: what to rank; each needs pixels (``image``) or a file (``path``).
+        profiles: profile ids, as a list or a comma-separated string.
+        preset: whose scorers to use (None = the default preset).
+        top_k: keep at most this many accepted variants per profile.
+        out, db: a store (folder or SQLAlchemy URL) to cache CLIP embeddings in across calls.
 
     Returns:
         Per profile id, accepted variants best first (at most ``top_k``), then the rejected ones.
+
+    Raises:
+        UnknownProfileError, UnknownPresetError, InvalidArgumentError: a bad argument.
+        ModelLoadError: the preset's weights (or the NSFW classifier) are not on this machine.
     """
     from genart import pipeline
+    from genart.errors import InvalidArgumentError
     from genart.profiles import get_profiles
     from genart.rank.combine import rank_for_profile
 
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
+    for v in variants:
+        if not isinstance(v, Variant):
+            raise InvalidArgumentError("variants", type(v).__name__, "genart.types.Variant values (see variant_from_image)")
     spec = load_models_config().preset(preset)
     profs = get_profiles(profiles)
     ids = {p.id for p in profs}
-    stages = pipeline.load_stages(spec)
-    out: dict[str, list[RankedVariant]] = {}
+    pipeline.ensure_weights(spec)
+    store = None
+    if out is not None or db is not None:
+        from genart.store.db import Store
+
+        store = Store(out if out is not None else "runs", db)
+    scorers, options = pipeline.load_rankers(spec, store)
+    result: dict[str, list[RankedVariant]] = {}
     for p in profs:
         mine = [v for v in variants if v.profile_id == p.id or v.profile_id not in ids]
-        out[p.id] = rank_for_profile(mine, p, stages.scorers, fidelity_threshold=spec.ranker.fidelity_threshold,
-                                     top_k=top_k)
-    return out
+        result[p.id] = rank_for_profile(mine, p, scorers, fidelity_threshold=spec.ranker.fidelity_threshold,
+                                        top_k=top_k, options=options)
+    return result
+
+
+def variant_from_image(image: "str | Path | Image.Image", *, profile_id: str = "", variant_id: str | None = None,
+                       source: "str | Path | Image.Image | None" = None,
+                       digital_source_type: str = "humanEdits") -> Variant:
+    """Wrap any picture (an existing human-made thumbnail, say) as a ``Variant`` that ``rank_variants``
+    scores beside generated ones.
+
+    Args:
+        image: an image file, or PIL pixels.
+        profile_id: the profile it is meant for; empty = rank it for every profile asked for.
+        variant_id: its id (default: a hash of its pixels).
+        source: the frame it was made from, for fidelity; None = the picture is its own source (fidelity 1).
+        digital_source_type: its IPTC DigitalSourceType term (``humanEdits`` for artwork made by people).
+
+    Raises:
+        SourceNotFoundError: ``image`` or ``source`` is a path that does not exist.
+        UnsupportedMediaError: it is not a readable image.
+    """
+    from PIL import Image as _Image
+    from PIL import UnidentifiedImageError
+
+    from genart.errors import SourceNotFoundError, UnsupportedMediaError
+    from genart.rank.embed import image_key
+    from genart.types import GenerationParams, stable_id
+
+    def opened(x) -> "tuple[_Image.Image, Path | None]":
+        if isinstance(x, _Image.Image):
+            return x.convert("RGB"), None
+        path = Path(x).expanduser()
+        if not path.is_file():
+            raise SourceNotFoundError(path)
+        try:
+            with _Image.open(path) as im:
+                return im.convert("RGB"), path
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UnsupportedMediaError(path, str(exc)) from None
+
+    pixels, path = opened(image)
+    key = image_key(pixels)
+    if source is None:
+        src_px, src_path, src_key = pixels, path, key
+    else:
+        src_px, src_path = opened(source)
+        src_key = image_key(src_px)
+    kf = KeyFrame(id=src_key[:16], source=str(src_path or "image"), t_s=0.0, frame_index=0, shot=0,
+                  width=src_px.width, height=src_px.height, path=src_path, image=src_px)
+    vid = variant_id or stable_id("external", key, profile_id)
+    params = GenerationParams(preset="external", method="external", profile_id=profile_id, profile_version="",
+                              keyframe_id=kf.id, seed=0, width=pixels.width, height=pixels.height,
+                              aspect=f"{pixels.width}:{pixels.height}", grade="none")
+    return Variant(id=vid, profile_id=profile_id, keyframe=kf, params=params,
+                   digital_source_type=digital_source_type, path=path, image=pixels)
 
 
 def list_profiles() -> list[TasteProfile]:
@@ -110,6 +205,39 @@ def check_preset(name: str | None = None) -> "PresetCheck":
     from genart.models import check_preset as _check
 
     return _check(load_models_config().preset(name))
+
+
+def pull_preset(name: str) -> None:
+    """Fetch a preset's weights into the Hugging Face cache (needs the network), or build ``tiny``."""
+    from genart.models import pull_preset as _pull
+
+    _pull(load_models_config().preset(name))
+
+
+def validate_profile(path: str | Path) -> TasteProfile:
+    """Check one profile file without running anything. Raises ``ProfileValidationError`` (file, field, line)."""
+    from genart.profiles import load_profile
+
+    return load_profile(path)
+
+
+def make_demo_clip(path: str | Path) -> "DemoClip":
+    """A short clip with cuts and a face, cut together from public-domain photos that scikit-image ships."""
+    from genart.demo import make_demo_clip as _make
+
+    return _make(path)
+
+
+def run_catalog(catalog: str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
+                batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
+                ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
+                progress: ProgressFn | None = None) -> "BatchReport":
+    """Run (or resume) a whole catalogue: what ``genart batch`` does. See ``genart.batch.run_catalog``."""
+    from genart.batch import run_catalog as _run
+
+    return _run(catalog, out, engine=engine, db=db, batch_size=batch_size, compile=compile,
+                num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                ray_num_gpus=ray_num_gpus, progress=progress)
 
 
 # --- review: what the app (and any notebook) uses to turn a run into approved artwork -------------
@@ -650,7 +778,7 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
 
         made = store.add_variants(run_id, [made], software=f"genart {__version__}")[0]
         pool = [rv.variant for rv in everything[v.profile_id]] + [made]
-        rows = rank_for_profile(pool, profile, stages.scorers, fidelity_threshold=spec.ranker.fidelity_threshold)
+        rows = stages.rank(pool, profile)
         store.add_rankings(run_id, rows)
         what = [f"seed {seed}"]
         if made.params.strength is not None:

@@ -83,13 +83,27 @@ def _print_result(result) -> None:
         for col in ("#", "total", "scores", "key frame", "file"):
             table.add_column(col)
         for rv in items[:5]:
-            scores = " ".join(f"{k}={v:.2f}" for k, v in rv.scores.items)
-            table.add_row(str(rv.rank), f"{rv.total:.3f}", scores, rv.variant.keyframe.timecode, str(rv.path))
+            scores = " ".join(f"{k[:3]} {v:.2f}" for k, v in rv.scores.items)
+            ranked_copy = result.out_dir / pid / f"{rv.rank:02d}_{rv.variant.id[:8]}.png"
+            table.add_row(str(rv.rank), f"{rv.total:.3f}", scores, rv.variant.keyframe.timecode,
+                          str(ranked_copy if ranked_copy.exists() else rv.path))
         out.print(table)
     rejected = sum(len(items) for _, items in result.rejected)
     if rejected:
         out.print(f"[yellow]{rejected} variant(s) rejected[/] (reasons in result.json and the store)")
     out.print(f"ranked variants: [bold]{result.out_dir}[/]  (overview: {result.out_dir / 'overview.png'})")
+
+
+def _locale_titles(pairs: list[str]) -> dict[str, str] | None:
+    from genart.errors import InvalidArgumentError
+
+    titles = {}
+    for pair in pairs:
+        locale, sep, text = pair.partition("=")
+        if not sep or not locale.strip() or not text.strip():
+            raise InvalidArgumentError("--title-for", pair, "LOCALE=TEXT, e.g. ja-JP=タイトル")
+        titles[locale.strip()] = text.strip()
+    return titles or None
 
 
 @app.command()
@@ -107,12 +121,18 @@ def run(
     genre: str = typer.Option("", "--genre"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the best k per profile in the result."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    title_overlay: Optional[bool] = typer.Option(None, "--title-overlay/--no-title-overlay",
+                                                 help="Lay the title into the artwork (default: when --title is given)."),
+    title_for: list[str] = typer.Option([], "--title-for", help="LOCALE=TEXT, the title for a regional profile "
+                                        "(repeatable), e.g. --title-for ja-JP=ビッグ・バック・バニー"),
 ) -> None:
     """Pick key frames, make variants for each profile, rank them, and store the run."""
+    titles = _locale_titles(title_for)
     with rich_progress(True) as progress:
         result = api.create_variants(source, profiles=profiles, preset=preset, frames=frames,
                                      variants_per_frame=variants, out=out_dir, db=db, seed=seed, title=title,
-                                     genre=genre, top_k=top_k, progress=progress)
+                                     genre=genre, top_k=top_k, progress=progress, title_overlay=title_overlay,
+                                     titles=titles)
     if as_json:
         _print_json(result.to_json())
     else:
@@ -128,10 +148,8 @@ def demo(
     profiles: str = typer.Option("romance,thriller,comedy,action", "--profiles", "-p"),
 ) -> None:
     """Run the main job on a short clip: the built-in one (public-domain photos, cut together) or yours."""
-    from genart.demo import make_demo_clip
-
     if video is None:
-        clip = make_demo_clip(out_dir / "demo_clip.mp4")
+        clip = api.make_demo_clip(out_dir / "demo_clip.mp4")
         video = clip.path
         err.print(f"demo clip: {video} ({clip.n_frames} frames, cuts at frames {list(clip.cut_frames)})")
     with rich_progress(True) as progress:
@@ -145,33 +163,55 @@ def demo(
 def frames(
     source: Path = typer.Argument(..., help="A video file, an image, or a folder of stills."),
     max_frames: int = typer.Option(12, "--max", help="At most this many key frames."),
-    out_dir: Path = typer.Option(Path("runs/frames"), "--out"),
-    as_json: bool = typer.Option(False, "--json"),
+    out_dir: Path = typer.Option(Path("runs/frames"), "--out", help="Folder for the PNGs and the contact sheet."),
+    as_json: bool = typer.Option(False, "--json", help="Print shots, cuts and key frames as JSON on stdout."),
+    sample_fps: float = typer.Option(2.0, "--sample-fps", help="Candidate frames analysed per second of video."),
+    detector: str = typer.Option("content", "--detector", help="PySceneDetect detector: content or adaptive."),
 ) -> None:
-    """Pick key frames only: PNGs and a contact sheet with timecodes and scores."""
-    from genart.sheets import grid
+    """Shots and key frames: PNGs, a contact sheet with timecodes and scores, and (--json) the shot list."""
+    # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
+    from genart.sheets import contact_sheet
 
-    with rich_progress(True) as progress:
-        kfs = api.extract_keyframes(source, max_frames=max_frames, progress=progress)
+    with rich_progress(not as_json) as progress:
+        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, kf in enumerate(kfs):
+    rows, cells = [], []
+    for i, kf in enumerate(result.keyframes):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         kf.image.save(path)
+        sc = kf.scores.as_dict()
         rows.append({"t_s": round(kf.t_s, 3), "frame": kf.frame_index, "shot": kf.shot, "path": str(path),
-                     "timecode": kf.timecode, "faces": len(kf.faces),
-                     "scores": {k: round(v, 4) for k, v in kf.scores.items}})
-    cells = [(kf.image, [kf.timecode, f"shot {kf.shot}  q {kf.scores.get('quality', 0):.2f}  faces {len(kf.faces)}"])
-             for kf in kfs]
-    sheet_rows = [(f"{i * 4 + 1}-", cells[i * 4:(i + 1) * 4]) for i in range((len(cells) + 3) // 4)]
-    sheet = grid(sheet_rows, title=f"key frames of {source.name}")
-    sheet.save(out_dir / "contact_sheet.png")
+                     "timecode": kf.timecode, "faces": [[round(v, 1) for v in (b.x, b.y, b.w, b.h)] for b in kf.faces],
+                     "scores": {k: round(v, 4) for k, v in sc.items()}})
+        g = sc.get
+        cells.append((kf.image, [
+            f"{kf.timecode}  frame {kf.frame_index}  shot {kf.shot}",
+            f"quality {g('quality', 0):.2f}  sharp {g('sharpness', 0):.2f}  expo {g('exposure', 0):.2f}  "
+            f"contr {g('contrast', 0):.2f}",
+            f"colour {g('colourfulness', 0):.2f}  natural {g('naturalness', 0):.2f}  thirds {g('thirds', 0):.2f}",
+            f"faces {len(kf.faces)}  frontal {g('face_frontal', 0):.2f}  blur {g('motion_blur', 0):.2f}  "
+            f"fade {g('fade', 0):.2f}  card {g('title_card', 0):.2f}",
+        ], [(b.x, b.y, b.w, b.h) for b in kf.faces]))
+    sheet_path = out_dir / "contact_sheet.png"
+    footer = (f"{len(result.shots)} shots, {len(result.cuts_s)} cuts ({result.detector or 'stills'}), "
+              f"{result.n_frames} frames, {result.duration_s:.2f} s")
+    contact_sheet(cells, title=f"key frames of {source.name}", footer=footer).save(sheet_path)
     if as_json:
-        _print_json({"source": str(source), "contact_sheet": str(out_dir / "contact_sheet.png"), "keyframes": rows})
+        _print_json({
+            "source": str(source), "contact_sheet": str(sheet_path), "fps": round(result.fps, 6),
+            "n_frames": result.n_frames, "duration_s": round(result.duration_s, 3), "detector": result.detector,
+            "shots": [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "start_frame": s.start_frame,
+                       "end_frame": s.end_frame} for s in result.shots],
+            "cuts_s": [round(t, 3) for t in result.cuts_s],
+            "keyframes": rows,
+            "warnings": list(result.warnings),
+        })
     else:
+        out.print(f"{len(result.shots)} shots, cuts at {', '.join(f'{t:.2f}' for t in result.cuts_s) or 'none'} s")
         for r in rows:
-            out.print(f"{r['timecode']}  shot {r['shot']:>3}  faces {r['faces']}  {r['path']}")
-        out.print(f"contact sheet: {out_dir / 'contact_sheet.png'}")
+            out.print(f"{r['timecode']}  frame {r['frame']:>6}  shot {r['shot']:>3}  faces {len(r['faces'])}  "
+                      f"quality {r['scores'].get('quality', 0):.2f}  {r['path']}")
+        out.print(f"contact sheet: {sheet_path}")
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -207,10 +247,7 @@ def models_check(preset: str = typer.Argument(..., help="A preset name.")) -> No
 @handles_errors
 def models_pull(preset: str = typer.Argument(..., help="A preset name.")) -> None:
     """Download a preset's weights into the Hugging Face cache (or build the tiny preset)."""
-    from genart.config import load_models_config
-    from genart.models import pull_preset
-
-    pull_preset(load_models_config().preset(preset))
+    api.pull_preset(preset)
     out.print(f"[green]{preset}[/]: ready")
 
 
@@ -242,10 +279,8 @@ def profiles_show(profile_id: str = typer.Argument(...)) -> None:
 @handles_errors
 def profiles_validate(paths: list[Path] = typer.Argument(..., help="Profile files to check.")) -> None:
     """Check profile files without running anything."""
-    from genart.profiles import load_profile
-
     for path in paths:
-        p = load_profile(path)
+        p = api.validate_profile(path)
         out.print(f"[green]ok[/] {path}: {p.id} (version {p.version})")
 
 
@@ -262,6 +297,52 @@ def app_cmd(
     from app import launch  # gradio loads only for this command
 
     launch(out_dir, host, port, auth)
+
+
+# --- batch: a whole catalogue (genart.batch) --------------------------------------------------------
+@app.command("batch")
+@handles_errors
+def batch_cmd(
+    catalog: Path = typer.Argument(..., help="The catalogue YAML: titles (video or stills, title, genre), profiles, "
+                                             "variants, preset (see examples/catalog.yaml)."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder: the store, every title's run, the summary."),
+    engine: str = typer.Option("local", "--engine", help="local (this process), accelerate (accelerate launch, "
+                                                         "one process per GPU) or ray (Ray tasks with GPU resources)."),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: SQLite in --out)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="First batch size to try (halved on OOM)."),
+    compile_unet: bool = typer.Option(False, "--compile", help="torch.compile the UNet (slower start, faster after)."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes",
+                                                help="accelerate: processes (default: one per GPU, else 2)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: a cluster's address (default local)."),
+    ray_num_cpus: Optional[int] = typer.Option(None, "--ray-num-cpus", help="ray: CPUs of the local Ray."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Run (or resume) a whole catalogue: frames, variants, ranking and the bandit hand-off for every title.
+
+    Killed at any point, the same command continues where it stopped and redoes nothing finished.
+    """
+    import dataclasses
+
+    with rich_progress(True) as progress:
+        report = api.run_catalog(catalog, out_dir, engine=engine, db=db, batch_size=batch_size, compile=compile_unet,
+                             num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                             progress=progress)
+    if as_json:
+        _print_json({**dataclasses.asdict(report), "titles": [dataclasses.asdict(t) for t in report.titles]})
+        return
+    table = Table(title=f"batch {catalog.name}: {report.engine} engine, preset {report.preset}", title_justify="left")
+    table.add_column("title", no_wrap=True)
+    for col in ("status", "frames", "images", "new", "device s", "img/s", "arms", "best total per profile"):
+        table.add_column(col, overflow="fold")
+    for t in report.titles:
+        best = ", ".join(f"{p} {s:.3f}" for p, _, s in t.best)
+        status = t.status if t.images >= t.expected else f"{t.status} {t.images}/{t.expected}"
+        table.add_row(t.title_id, status, str(t.keyframes), str(t.images), str(t.made_now), f"{t.device_s:.2f}",
+                      f"{t.images_per_s:.2f}", str(t.arms), best or (t.error or "-"))
+    out.print(table)
+    extra = f"; {report.oom_retries} OOM back-off(s), batch size {report.batch_size}" if report.oom_retries else ""
+    out.print(f"{sum(t.images for t in report.titles)} variants in {len(report.titles)} titles, "
+              f"{report.wall_s:.1f} s wall{extra}; summary: {report.summary_csv}, {report.summary_json}")
 
 
 def _mount_optional() -> None:

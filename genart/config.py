@@ -57,6 +57,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class InpaintSpec(_Strict):
+    """An inpainting pipeline (9-channel UNet) that outpaints where a reframed crop leaves the frame."""
+
+    model_id: str = Field(min_length=1, description="Hugging Face id or a local diffusers folder")
+    revision: str | None = None
+    builder: Literal["hub", "tiny"] = "hub"
+    variant: str | None = None
+    steps: int | None = Field(None, ge=1, le=150, description="default: the generator's steps")
+    strength: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class ControlNetSpec(_Strict):
+    """A ControlNet that keeps the key frame's structure (canny edges) through img2img."""
+
+    model_id: str = Field(min_length=1, description="Hugging Face id or a local diffusers ControlNet folder")
+    revision: str | None = None
+    builder: Literal["hub", "tiny"] = "hub"
+    variant: str | None = None
+    kind: Literal["canny"] = "canny"
+    conditioning_scale: float = Field(0.5, ge=0.0, le=2.0)
+    low_threshold: int = Field(100, ge=0, le=255)
+    high_threshold: int = Field(200, ge=0, le=255)
+
+
 class DiffusionSpec(_Strict):
     """The generator of a diffusion preset."""
 
@@ -72,6 +96,8 @@ class DiffusionSpec(_Strict):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     strengths: tuple[float, ...] = (0.35, 0.5, 0.65)
     batch_size: int = Field(8, ge=1, le=256)
+    inpaint: InpaintSpec | None = Field(None, description="outpainting model for reframes that leave the frame")
+    controlnet: ControlNetSpec | None = Field(None, description="structure preservation (canny) during img2img")
 
     @model_validator(mode="after")
     def _check(self) -> "DiffusionSpec":
@@ -92,15 +118,64 @@ class ClipSpec(_Strict):
     builder: Literal["hub", "tiny"] = "hub"
 
 
+class AestheticSpec(_Strict):
+    """A LAION aesthetic-predictor head (linear, or MLP D->1024->128->64->16->1) on the CLIP image
+    embedding, loaded from .safetensors only (``python -m genart.rank.aesthetic convert`` turns
+    LAION's .pth into one). ``builder: tiny`` builds a random head of the right shape (tests only)."""
+
+    builder: Literal["file", "tiny"] = "file"
+    weights: str | None = Field(None, description="a .safetensors file: absolute, ~, or relative to $GENART_CACHE/weights")
+    head: Literal["auto", "linear", "mlp"] = "auto"
+    source: str | None = Field(None, description="where the original weights are published (for the how-to)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "AestheticSpec":
+        if self.builder == "file":
+            if not self.weights:
+                raise ValueError("builder 'file' needs 'weights' (a .safetensors file)")
+            if not self.weights.endswith(".safetensors"):
+                raise ValueError(f"weights must be a .safetensors file (never a pickle), got '{self.weights}'")
+        return self
+
+
+class SafetySpec(_Strict):
+    """What makes a variant unsafe: the Open-NSFW classifier's probability, and CLIP zero-shot
+    probabilities of gore and weapons against neutral prompts. Above a threshold = rejected."""
+
+    nsfw: bool = True
+    nsfw_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    zero_shot: bool = True
+    gore_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    weapons_threshold: float = Field(0.6, ge=0.0, le=1.0)
+
+
+class DiversitySpec(_Strict):
+    """The first ``top_k`` places per profile are picked by maximal marginal relevance."""
+
+    top_k: int = Field(8, ge=1, le=10_000)
+    mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class RankSpec(_Strict):
     method: Literal["clip", "features"]
     clip: ClipSpec | None = None
     fidelity_threshold: float = Field(0.7, ge=-1.0, le=1.0)
+    aesthetic: AestheticSpec | None = None
+    safety: SafetySpec = SafetySpec()
+    diversity: DiversitySpec = DiversitySpec()
+    # weights for scores a profile's own ``weights`` do not name (a profile's weight always wins)
+    extra_weights: dict[str, float] = Field(default_factory=lambda: {"aesthetic": 0.3, "legibility": 0.2})
+    batch_size: int = Field(32, ge=1, le=1024)
 
     @model_validator(mode="after")
     def _check(self) -> "RankSpec":
         if self.method == "clip" and self.clip is None:
             raise ValueError("method 'clip' needs a 'clip' section (model, pretrained)")
+        if self.aesthetic is not None and self.method != "clip":
+            raise ValueError("an 'aesthetic' head needs CLIP embeddings: method must be 'clip'")
+        for name, w in self.extra_weights.items():
+            if not (w >= 0.0 and w < float("inf")):
+                raise ValueError(f"extra_weights['{name}'] must be a finite number >= 0, got {w}")
         return self
 
 
@@ -118,7 +193,9 @@ class PresetSpec(_Strict):
             raise ValueError("kind 'diffusion' needs a 'generator' section")
         if self.kind == "classic" and self.generator is not None:
             raise ValueError("kind 'classic' takes no 'generator' section")
-        builders = [s.builder for s in (self.generator, self.ranker.clip) if s is not None]
+        inpaint = self.generator.inpaint if self.generator is not None else None
+        controlnet = self.generator.controlnet if self.generator is not None else None
+        builders = [s.builder for s in (self.generator, self.ranker.clip, inpaint, controlnet) if s is not None]
         if "tiny" in builders and not self.random_weights:
             raise ValueError("a 'tiny' builder makes random weights: the preset must say random_weights: true")
         if self.random_weights and "tiny" not in builders:

@@ -234,3 +234,25 @@ class InsecureBindError(ConfigError):
         super().__init__(f"refusing to serve the review app on '{host}' without authentication",
                          hint="pass --auth USER:PASSWORD (or set GENART_APP_AUTH), or bind to 127.0.0.1")
         self.host = host
+
+
+# --- batch (genart batch) --------------------------------------------------------------------------
+class CatalogError(ConfigError):
+    """A batch catalogue is malformed. The message names the file and line, the entry (title) and the field."""
+
+    def __init__(self, message: str, *, path: object = None, entry: str | None = None, field: str | None = None,
+                 line: int | None = None, hint: str | None = None) -> None:
+        where = f"{path}" + (f":{line}" if line is not None else "") + ": " if path is not None else ""
+        if entry:
+            where += f"entry {entry}: "
+        if field:
+            where += f"field '{field}': "
+        GenartError.__init__(self, where + message, hint=hint or "see examples/catalog.yaml for the catalogue's fields")
+        self.path = path
+        self.field = field
+        self.line = line
+        self.entry = entry
+
+
+class BatchError(GenartError):
+    """A batch job cannot go on: an engine is missing, a worker failed, or the ledger disagrees with the store."""

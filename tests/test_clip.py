@@ -169,3 +169,71 @@ def test_clip_scorer_with_tiny_clip(embedder) -> None:
     again = ClipScorer(embedder).score(vs[1:2], profile())[0]
     assert again["affinity"] == pytest.approx(scores[1]["affinity"], abs=1e-5)
     assert again["fidelity"] == pytest.approx(scores[1]["fidelity"], abs=1e-5)
+
+
+# --- the tiny CLIP stack: every CLIP-based scorer, the embedding cache in the store -------------------
+def _tiny_variants():
+    kfs = [frame(0), frame(1)]
+    return [variant(kfs[0], 0, kfs[0].image), variant(kfs[0], 1, image(20)), variant(kfs[1], 0, image(21)),
+            variant(kfs[1], 1, image(22))]
+
+
+def _tiny_cached():
+    from genart.models import load_clip
+    from genart.rank.embed import CachingEmbedder
+
+    return CachingEmbedder(load_clip(load_models_config().preset("tiny")))
+
+
+from genart.testing.contracts import ScorerContract  # noqa: E402
+
+
+class TestTinyAestheticContract(ScorerContract):
+    def make_scorer(self):
+        from genart.rank.aesthetic import AestheticScorer, load_aesthetic
+
+        emb = _tiny_cached()
+        return AestheticScorer(emb, load_aesthetic(load_models_config().preset("tiny"), emb.inner.dim))
+
+    def make_variants(self):
+        return _tiny_variants()
+
+    def make_profile(self):
+        return profile()
+
+
+class TestTinyZeroShotSafetyContract(ScorerContract):
+    def make_scorer(self):
+        from genart.rank.safety import SafetyScorer
+
+        return SafetyScorer(_tiny_cached(), nsfw=False)
+
+    def make_variants(self):
+        return _tiny_variants()
+
+    def make_profile(self):
+        return profile()
+
+
+@pytest.mark.slow
+def test_tiny_rankers_embed_each_image_once_and_cache_in_the_store(tmp_path) -> None:
+    from genart.pipeline import load_rankers
+    from genart.rank.combine import rank_for_profile
+    from genart.store.db import Store
+
+    spec = load_models_config().preset("tiny")
+    scorers, options = load_rankers(spec, Store(tmp_path))
+    names = [n for s in scorers for n in s.names]
+    assert names == ["affinity", "fidelity", "aesthetic", "quality", "legibility", "nsfw", "gore", "weapons", "safety"]
+    vs = _tiny_variants()
+    rows = rank_for_profile(vs, profile(), scorers, fidelity_threshold=spec.ranker.fidelity_threshold, options=options)
+    emb = options.diversity
+    assert emb.computed_images == 5  # 4 variants + 1 other key frame (variant 0 is its key frame's pixels)
+    assert all(r.rejected is None for r in rows)  # tiny: random CLIP gates nothing; Open-NSFW rates noise safe
+    again_scorers, again = load_rankers(spec, Store(tmp_path))
+    rows2 = rank_for_profile(vs, profile(), again_scorers, fidelity_threshold=-1.0, options=again)
+    assert again.diversity.computed_images == 0  # read back from the store
+    by_id = {r.variant.id: r for r in rows}
+    for r in rows2:
+        np.testing.assert_allclose([v for _, v in r.scores.items], [v for _, v in by_id[r.variant.id].scores.items],
+                                   atol=1e-6)

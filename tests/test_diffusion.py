@@ -73,7 +73,8 @@ def model(spec: PresetSpec, genart_cache: Path):
 
 @pytest.fixture(scope="module")
 def gen(model, spec: PresetSpec) -> DiffusionGenerator:
-    return DiffusionGenerator(model, spec)
+    """The raw img2img core (no reframe/grade/title: tests/test_generate.py covers those)."""
+    return DiffusionGenerator(model, spec, finish=False)
 
 
 # --- pure helpers (fast) ---------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def test_frames_and_prompts_are_encoded_once(gen: DiffusionGenerator, model, spe
     frames = [make_frame(10), make_frame(11, w=90, h=160), make_frame(12)]
     vae0, text0 = model.vae_encode_count, model.text_encode_count
     calls: list[tuple[str, int, int]] = []
-    small = DiffusionGenerator(model, with_batch(spec, 2))
+    small = DiffusionGenerator(model, with_batch(spec, 2), finish=False)
     out = small.generate(frames, profile, 4, seed=0, progress=lambda *a: calls.append(a))
     assert len(out) == 12
     assert model.vae_encode_count - vae0 == 3  # once per frame, not per variant
@@ -195,7 +196,7 @@ def test_same_noise_as_stock_diffusers_call(model, spec: PresetSpec) -> None:
     fresh = DiffusionModel(pipe=pipe, model_id="genart/tiny-sd", revision=None, local_path=model.local_path,
                            random_weights=True, scheduler=type(pipe.scheduler).__name__, device=torch.device("cpu"),
                            dtype=torch.float32)
-    gen = DiffusionGenerator(fresh, spec)
+    gen = DiffusionGenerator(fresh, spec, finish=False)
     profile = make_profile(strengths=(0.5, 1.0))
     frames = [make_frame(30), make_frame(31)]
     ours = gen.generate(frames, profile, 2, seed=5)

@@ -55,9 +55,12 @@ def test_tiny_preset_end_to_end(stills_dir, tmp_path, genart_cache):
         for r in all_items:
             assert r.variant.params.method == "img2img" and r.variant.params.strength is not None
             assert r.variant.digital_source_type == "trainedAlgorithmicMedia"
-            assert set(r.scores) == {"affinity", "fidelity", "quality"}
+            assert {"affinity", "fidelity", "aesthetic", "quality", "legibility", "nsfw", "gore", "weapons",
+                    "safety"} == set(r.scores)
     manifest = json.loads(result.manifest_path.read_text())
-    assert manifest["models"] and all(m["random_weights"] for m in manifest["models"])
+    built = [m for m in manifest["models"] if m["role"] in ("diffusion", "clip")]
+    assert len(built) == 2 and all(m["random_weights"] for m in built)
+    assert any(m["role"] == "safety" and not m["random_weights"] for m in manifest["models"])
 
 
 def test_a_failure_mid_run_keeps_what_was_done(stills_dir, tmp_path, monkeypatch):

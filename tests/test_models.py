@@ -123,7 +123,7 @@ def test_absent_hub_weights_fail_fast_and_say_how(empty_hf: Path) -> None:
     assert "genart models pull turbo" in str(err.value)
 
     refs = resolved_models(spec)
-    assert [r.role for r in refs] == ["diffusion", "clip"]
+    assert [r.role for r in refs] == ["diffusion", "clip", "aesthetic"]
     assert refs[0].local_path is None and not refs[0].random_weights
 
 

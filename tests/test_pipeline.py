@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from genart import create_variants
+from genart.config import load_models_config
 from genart.errors import EmptySourceError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, UnknownProfileError
 from genart.imaging import sha256_file
 from genart.store.db import KeyFrameRow, RankingRow, ScoreRow, Store, VariantRow
@@ -29,9 +30,12 @@ def test_result_is_ranked_best_first_per_profile(classic_run):
         assert len(items) + len(dict(result.rejected)[pid]) == 3 * 2
         assert [r.rank for r in items] == list(range(1, len(items) + 1))
         totals = [r.total for r in items]
-        assert totals == sorted(totals, reverse=True)
+        assert totals[0] == max(totals)  # the first place is the best total; the next are picked for
+        # diversity (MMR over the preset's first diversity.top_k places), then by total
+        k = load_models_config().preset("classic").ranker.diversity.top_k
+        assert totals[k:] == sorted(totals[k:], reverse=True)
         for r in items:
-            assert set(r.scores) == {"affinity", "fidelity", "quality"}
+            assert {"affinity", "fidelity", "quality", "legibility", "nsfw", "safety"} <= set(r.scores)
             assert r.variant.params.profile_id == pid and r.variant.keyframe.path.exists()
 
 
@@ -50,7 +54,7 @@ def test_store_holds_the_run(classic_run):
     assert store.count(KeyFrameRow, result.run_id) == 3
     assert store.count(VariantRow, result.run_id) == 12
     assert store.count(RankingRow, result.run_id) == 12
-    assert store.count(ScoreRow, result.run_id) == 12 * 3
+    assert store.count(ScoreRow, result.run_id) == 12 * len(result["romance"][0].scores)
     best = result["romance"][0]
     assert store.rankings(result.run_id, "romance")[0][:2] == (best.variant.id, 1)
     assert store.scores(result.run_id, best.variant.id, "romance") == pytest.approx(best.scores.as_dict())
@@ -63,6 +67,7 @@ def test_manifest_is_enough_to_reproduce(classic_run):
     assert set(m["profiles"]) == {"romance", "action"} and all(len(v) == 12 for v in m["profiles"].values())
     assert m["seed"] == 0 and m["frames"] == 3 and m["variants_per_frame"] == 2
     assert m["preset_spec"]["kind"] == "classic" and len(m["source_sha256"]) == 64
+    assert [r["role"] for r in m["models"]] == ["safety"]  # the packaged NSFW classifier, pinned by version
     assert (result.out_dir / "overview.png").exists()
     assert json.loads((result.out_dir / "result.json").read_text())["run_id"] == result.run_id
 
@@ -74,7 +79,8 @@ def test_png_carries_params_and_ai_label(classic_run):
         meta = json.loads(im.text["genart"])
         assert meta["variant_id"] == r.variant.id
         assert meta["params"] == json.loads(json.dumps(r.variant.params.as_dict()))
-        assert im.text["DigitalSourceType"].endswith("/algorithmicallyEnhanced")
+        # classic = a capture reframed and graded (algorithmicallyEnhanced); with the title laid on it: composite
+        assert im.text["DigitalSourceType"].endswith("/composite") and r.variant.params.title == "Still Life"
 
 
 def test_same_seed_same_variants(stills_dir, tmp_path, classic_run):

@@ -11,15 +11,28 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from genart.generate.grade import apply_grade
-from genart.generate.reframe import output_size, plan_framing, render_framing, subject_box
+from typing import Mapping
+
+from genart.generate.finish import faces_in, finish
 from genart.generate.seeds import variant_seed
 from genart.imaging import to_array
 from genart.progress import ProgressFn, report
+from genart.provenance import digital_source_type
 from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
 GRADE_LADDER = (1.0, 0.65, 1.3, 0.85, 1.15)
-DIGITAL_SOURCE_TYPE = "algorithmicallyEnhanced"  # a capture, cropped and colour-graded by algorithm
+# a capture, cropped and colour-graded by non-generative algorithms (see genart.provenance);
+# with a typeset title it becomes "composite"
+DIGITAL_SOURCE_TYPE = "algorithmicallyEnhanced"
+
+
+def title_for(profile: TasteProfile, title: str, titles: Mapping[str, str] | None) -> str:
+    """The title text for a profile: ``titles[locale]`` (or its language, e.g. ``ja``), else ``title``."""
+    if titles:
+        for key in (profile.locale, profile.locale.split("-")[0]):
+            if titles.get(key):
+                return titles[key]
+    return title
 
 
 def keyframe_rgb(kf: KeyFrame):
@@ -41,16 +54,25 @@ class ClassicGenerator:
         self.preset_name = preset_name
 
     def generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, variants_per_frame: int, *,
-                 seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None) -> list[Variant]:
+                 seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None,
+                 title_overlay: bool | None = None, titles: Mapping[str, str] | None = None) -> list[Variant]:
+        """Reframed, graded (and titled) variants of each key frame.
+
+        Args:
+            title_overlay: lay the title's text on the artwork; default: when a title is given.
+            titles: title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own.
+        """
         from PIL import Image
+
+        text = title_for(profile, title, titles)
+        overlay = bool(text.strip()) if title_overlay is None else bool(title_overlay and text.strip())
 
         out: list[Variant] = []
         total = len(keyframes) * variants_per_frame
         for kf in keyframes:
             rgb = keyframe_rgb(kf)
             h, w = rgb.shape[:2]
-            faces = [f.scaled(w / kf.width, h / kf.height) for f in kf.faces] if kf.width else list(kf.faces)
-            subject = subject_box(w, h, faces, rgb)
+            faces = faces_in(kf, w, h)
             for i in range(variants_per_frame):
                 aspect = profile.aspects[i % len(profile.aspects)]
                 round_ = i // len(profile.aspects)
@@ -59,9 +81,9 @@ class ClassicGenerator:
                 amount = GRADE_LADDER[round_ % len(GRADE_LADDER)]
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)
                 shift = (0.0, 0.0) if round_ == 0 else (rng.uniform(-1, 1), rng.uniform(-1, 1))
-                framing = plan_framing(w, h, aspect, subject, zoom=zoom, shift=shift)
-                size = output_size(aspect, framing.crop[2], framing.crop[3])
-                pixels = apply_grade(render_framing(rgb, framing, size), profile.grade, amount)
+                done = finish(rgb, faces, aspect, profile.grade, amount, title=text if overlay else "",
+                              locale=profile.locale, zoom=zoom, shift=shift)
+                framing, size, pixels = done.framing, done.size, done.pixels
                 params = GenerationParams(
                     preset=self.preset_name,
                     method="classic",
@@ -75,13 +97,16 @@ class ClassicGenerator:
                     grade=profile.grade.name,
                     grade_amount=amount,
                     crop=framing.crop,
+                    reframe=done.reframe,
+                    title=done.title.text if done.title else None,
+                    title_font=done.title.font.rsplit("/", 1)[-1] if done.title else None,
                 )
                 out.append(Variant(
                     id=stable_id(kf.id, profile.id, profile.version, params.as_dict()),
                     profile_id=profile.id,
                     keyframe=kf,
                     params=params,
-                    digital_source_type=DIGITAL_SOURCE_TYPE,
+                    digital_source_type=digital_source_type(generative=False, titled=done.title is not None),
                     image=Image.fromarray(pixels),
                 ))
                 report(progress, "generate", len(out), total)

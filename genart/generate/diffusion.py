@@ -14,6 +14,11 @@ Each variant's generator first draws one latent-shaped tensor, exactly as diffus
 when it samples the VAE posterior: the noise a seed gives is then the noise the stock pipeline gives
 for that seed with the same frame (ours uses the posterior mean where the stock one samples).
 
+Then each image is finished (``genart.generate.finish``): reframed to the profile's aspect ratios
+around the key frame's faces (outpainted with the preset's inpainting model where the crop leaves the
+frame, else a blurred extension), graded with the profile's look, and titled clear of the faces.
+A preset naming a ControlNet runs img2img guided by the frame's canny edges (computed once per frame).
+
 torch is imported inside the functions: importing this module stays cheap.
 """
 
@@ -22,13 +27,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from PIL import Image
 
 from genart.errors import InvalidArgumentError
 from genart.generate.seeds import variant_seed
 from genart.progress import ProgressFn, report
+from genart.provenance import digital_source_type
 from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +70,10 @@ def steps_for(steps: int, strength: float) -> int:
 
 
 @dataclass(frozen=True)
-class _Job:
+class VariantJob:
+    """One variant to make: its frame, index, seed, strength, steps and size. Public so the batch job
+    can plan jobs across titles and profiles and still make variants identical to ``generate``'s."""
+
     kf: KeyFrame
     index: int
     seed: int
@@ -77,34 +86,47 @@ class _Job:
 class DiffusionGenerator:
     """Makes img2img variants with a loaded ``DiffusionModel`` for a preset."""
 
-    def __init__(self, model: "DiffusionModel", preset: PresetSpec) -> None:
+    def __init__(self, model: "DiffusionModel", preset: PresetSpec, *, finish: bool = True,
+                 inpaint: "DiffusionModel | None" = None) -> None:
+        """
+        Args:
+            finish: reframe each image to the profile's aspect ratios, grade it and lay the title (the
+                product); ``False`` returns the raw img2img output (what ``benchmarks/generate.py`` times
+                against the stock pipeline).
+            inpaint: the preset's inpainting model; default: loaded on first need when the preset names one.
+        """
         if preset.generator is None:
             raise InvalidArgumentError("preset", preset.name, "a diffusion preset (with a 'generator' section)")
         self.model = model
         self.preset = preset
         self.spec = preset.generator
+        self.finish = finish
+        self._inpaint = inpaint
 
     # --- encoders ------------------------------------------------------------------------------
-    def _do_cfg(self, guidance: float) -> bool:
+    def uses_cfg(self, guidance: float) -> bool:
+        """Whether ``guidance`` means classifier-free guidance for this UNet (not for turbo/LCM-style ones)."""
         unet = getattr(self.model.pipe, "unet", None)
         return guidance > 1.0 and getattr(getattr(unet, "config", None), "time_cond_proj_dim", None) is None
 
-    def encode_text(self, profile: TasteProfile, prompt: str, negative: str, guidance: float) -> dict[str, Any]:
+    def encode_text(self, profile: TasteProfile, prompt: str, negative: str, guidance: float,
+                    model: "DiffusionModel | None" = None) -> dict[str, Any]:
         """Prompt embeddings (batch 1) as pipeline keyword arguments; cached per profile version and prompt."""
         import torch
 
-        cfg = self._do_cfg(guidance)
+        model = model or self.model
+        cfg = self.uses_cfg(guidance)
         key = (profile.version, prompt, negative if cfg else None, cfg)
-        cache = self.model.text_cache
+        cache = model.text_cache
         hit = cache.get(key)
         if hit is not None:
             cache.move_to_end(key)
             return hit
-        pipe = self.model.pipe
+        pipe = model.pipe
         with torch.inference_mode():
-            out = pipe.encode_prompt(prompt=prompt, device=self.model.device, num_images_per_prompt=1,
+            out = pipe.encode_prompt(prompt=prompt, device=model.device, num_images_per_prompt=1,
                                      do_classifier_free_guidance=cfg, negative_prompt=(negative or None) if cfg else None)
-        self.model.text_encode_count += 1
+        model.text_encode_count += 1
         kwargs: dict[str, Any] = {"prompt_embeds": out[0]}
         if cfg and out[1] is not None:
             kwargs["negative_prompt_embeds"] = out[1]
@@ -179,8 +201,17 @@ class DiffusionGenerator:
 
     # --- the stage -----------------------------------------------------------------------------
     def generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, variants_per_frame: int, *,
-                 seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None) -> list[Variant]:
+                 seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None,
+                 title_overlay: bool | None = None, titles: Mapping[str, str] | None = None) -> list[Variant]:
         """``variants_per_frame`` img2img variants of each key frame for ``profile``.
+
+        Each is then (unless ``finish=False``) reframed to ``profile.aspects[i % len]`` around the
+        subject (outpainted where the crop leaves the frame, with the preset's inpainting model, else a
+        blurred extension), graded with the profile's look and, with a title, given the title treatment.
+
+        Args:
+            title_overlay: lay the title on the artwork; default: when a title is given.
+            titles: title text per locale (``{"ja-JP": "..."}``); the profile's locale picks, else ``title``.
 
         Returns:
             Variants in key frame order, then variant index.
@@ -193,10 +224,12 @@ class DiffusionGenerator:
         if not keyframes:
             return []
         with self.model.lock:
-            return self._generate(keyframes, profile, int(variants_per_frame), seed, title, genre, progress)
+            return self._generate(keyframes, profile, int(variants_per_frame), seed, title, genre, progress,
+                                  title_overlay, titles)
 
     def _generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, n: int, seed: int, title: str,
-                  genre: str, progress: ProgressFn | None) -> list[Variant]:
+                  genre: str, progress: ProgressFn | None, title_overlay: bool | None = None,
+                  titles: Mapping[str, str] | None = None) -> list[Variant]:
         spec = self.spec
         prompt = profile.render_prompt(title, genre)
         negative = profile.negative_prompt or ""
@@ -209,21 +242,24 @@ class DiffusionGenerator:
 
         text = self.encode_text(profile, prompt, negative, guidance)
 
-        # each distinct frame: resized and encoded once
+        # each distinct frame: resized and encoded once (and its canny edges, once, for a ControlNet)
         latents: dict[str, Any] = {}
         sizes: dict[str, tuple[int, int]] = {}
+        controls: dict[str, Image.Image] = {}
         for kf in keyframes:
             if kf.id not in latents:
                 img = self.prepare_frame(kf)
                 sizes[kf.id] = img.size
                 latents[kf.id] = self.encode_frame(img)
+                if self.spec.controlnet is not None:
+                    controls[kf.id] = self.control_image(img)
 
-        jobs: list[_Job] = []
+        jobs: list[VariantJob] = []
         for kf in keyframes:
             w, h = sizes[kf.id]
             for i in range(n):
                 strength = float(ladder[i % len(ladder)])
-                jobs.append(_Job(kf, i, variant_seed(seed, kf.id, profile.id, i), strength,
+                jobs.append(VariantJob(kf, i, variant_seed(seed, kf.id, profile.id, i), strength,
                                  steps_for(base_steps, strength), w, h))
 
         groups: dict[tuple[int, int, float, int], list[int]] = {}
@@ -237,27 +273,46 @@ class DiffusionGenerator:
         for (_, _, strength, steps), idx in groups.items():
             for start in range(0, len(idx), bs):
                 chunk = idx[start : start + bs]
-                outs = self._run_batch([jobs[j] for j in chunk], latents, text, strength, steps, guidance)
+                outs = self._run_batch([jobs[j] for j in chunk], latents, text, strength, steps, guidance, controls)
                 for j, im in zip(chunk, outs, strict=True):
                     images[j] = im
                 done += len(chunk)
                 report(progress, "generate", done, total)
 
+        from genart.generate.classic import title_for
+
+        text = title_for(profile, title, titles)
+        overlay = bool(text.strip()) if title_overlay is None else bool(title_overlay and text.strip())
         variants = []
         for job, im in zip(jobs, images, strict=True):
-            assert im is not None
-            variants.append(self._variant(job, im, profile, prompt, negative, guidance))
+            if im is None:  # pragma: no cover - every job is in exactly one group
+                raise RuntimeError(f"no image made for variant {job.index} of key frame {job.kf.id}")
+            variants.append(self.make_variant(job, im, profile, prompt, negative, guidance,
+                                          text if overlay else ""))
         return variants
 
-    def _run_batch(self, jobs: Sequence[_Job], latents: dict[str, Any], text: dict[str, Any], strength: float,
-                   steps: int, guidance: float) -> list[Image.Image]:
+    def control_image(self, image: Image.Image) -> Image.Image:
+        """Canny edges of the (resized) key frame: the structure a ControlNet keeps."""
+        import cv2
+        import numpy as np
+
+        cn = self.spec.controlnet
+        gray = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2GRAY)
+        edges = cv2.Canny(gray, cn.low_threshold, cn.high_threshold)
+        return Image.fromarray(np.stack([edges] * 3, axis=-1))
+
+    def _run_batch(self, jobs: Sequence[VariantJob], latents: dict[str, Any], text: dict[str, Any], strength: float,
+                   steps: int, guidance: float, controls: dict[str, Image.Image] | None = None) -> list[Image.Image]:
         import torch
 
         pipe = self.model.pipe
         batch = torch.cat([latents[job.kf.id] for job in jobs], dim=0)
         gens = self.generators([job.seed for job in jobs], tuple(batch.shape))
         b = len(jobs)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
+        if controls and getattr(pipe, "controlnet", None) is not None:
+            kwargs["control_image"] = [controls[job.kf.id] for job in jobs]
+            kwargs["controlnet_conditioning_scale"] = float(self.spec.controlnet.conditioning_scale)
         for name, t in text.items():
             kwargs[name] = t.repeat(b, *([1] * (t.dim() - 1)))
         with torch.inference_mode():
@@ -265,8 +320,92 @@ class DiffusionGenerator:
                        generator=gens, output_type="pil", **kwargs)
         return list(out.images)
 
-    def _variant(self, job: _Job, image: Image.Image, profile: TasteProfile, prompt: str, negative: str,
-                 guidance: float) -> Variant:
+    # --- finishing -----------------------------------------------------------------------------
+    def inpaint_model(self) -> "DiffusionModel | None":
+        """The preset's inpainting model (loaded once), or None when the preset names none."""
+        if self._inpaint is None and self.spec.inpaint is not None:
+            from genart.models import load_inpaint
+
+            self._inpaint = load_inpaint(self.preset, device=str(self.model.device))
+        return self._inpaint
+
+    def outpaint(self, rgb: Any, framing: Any, job: VariantJob, profile: TasteProfile, prompt: str, negative: str,
+                 guidance: float) -> Any:
+        """The crop window of ``rgb`` with the parts outside the frame painted by the inpainting model,
+        and the (feathered) mask of what was painted.
+
+        The window is rendered at the preset's resolution with the blurred extension as the starting
+        picture; the mask covers only what lies outside the frame (overlapping the seam by 2%), and
+        ``finish`` keeps the frame's own pixels where the mask is clear: the subject is never repainted.
+        """
+        import cv2
+        import numpy as np
+        import torch
+
+        from genart.generate.reframe import render_framing
+
+        model = self.inpaint_model()
+        assert model is not None
+        ispec = self.spec.inpaint
+        h, w = rgb.shape[:2]
+        x, y, cw, ch = framing.crop
+        cs = target_size(cw, ch, self.spec.resolution, self.size_multiple())
+        init = render_framing(rgb, framing, cs)
+        sx, sy = cs[0] / cw, cs[1] / ch
+        fx0, fy0 = int(round((max(0, x) - x) * sx)), int(round((max(0, y) - y) * sy))
+        fx1, fy1 = int(round((min(w, x + cw) - x) * sx)), int(round((min(h, y + ch) - y) * sy))
+        inset = max(1, int(0.02 * max(cs)))
+        mask = np.full((cs[1], cs[0]), 255, np.uint8)
+        mask[fy0 + (inset if y < 0 else 0):fy1 - (inset if y + ch > h else 0),
+             fx0 + (inset if x < 0 else 0):fx1 - (inset if x + cw > w else 0)] = 0
+        strength = float(ispec.strength)
+        steps = steps_for(ispec.steps or profile.steps or self.spec.steps, strength)
+        text = self.encode_text(profile, prompt, negative, guidance, model=model)
+        with model.lock, torch.inference_mode():
+            out = model.pipe(image=Image.fromarray(init), mask_image=Image.fromarray(mask), height=cs[1], width=cs[0],
+                             strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+                             generator=torch.Generator("cpu").manual_seed(job.seed), output_type="np", **text)
+        painted = (np.clip(out.images[0], 0, 1) * 255 + 0.5).astype(np.uint8)
+        k = max(3, inset * 2 + 1)
+        return painted, cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (k, k), 0)
+
+    def _controlnet_ref(self) -> str | None:
+        cn = self.spec.controlnet
+        if cn is None or getattr(self.model.pipe, "controlnet", None) is None:
+            return None
+        if not hasattr(self, "_cn_ref"):
+            from genart.models import controlnet_ref
+
+            self._cn_ref = controlnet_ref(self.preset)
+        return f"{self._cn_ref} {cn.kind} scale={cn.conditioning_scale:g}"
+
+    def make_variant(self, job: VariantJob, image: Image.Image, profile: TasteProfile, prompt: str, negative: str,
+                 guidance: float, title: str = "") -> Variant:
+        crop = None
+        reframe = None
+        layout = None
+        aspect = aspect_label(*image.size)
+        grade = "none"
+        if self.finish:
+            import numpy as np
+
+            from genart.generate.finish import faces_in, finish
+
+            rgb = np.asarray(image.convert("RGB"))
+            rh, rw = rgb.shape[:2]
+            aspect = profile.aspects[job.index % len(profile.aspects)]
+            outpaint = None
+            if self.spec.inpaint is not None:
+                def outpaint(px: Any, framing: Any) -> Any:
+                    return self.outpaint(px, framing, job, profile, prompt, negative, guidance)
+            done = finish(rgb, faces_in(job.kf, rw, rh), aspect, profile.grade, 1.0, title=title,
+                          locale=profile.locale, outpaint=outpaint)
+            image = Image.fromarray(done.pixels)
+            # the crop in the key frame's own pixels (the diffusion output is the frame, resized)
+            fx, fy = (job.kf.width / rw, job.kf.height / rh) if job.kf.width and job.kf.height else (1.0, 1.0)
+            x, y, cw, ch = done.framing.crop
+            crop = (int(round(x * fx)), int(round(y * fy)), int(round(cw * fx)), int(round(ch * fy)))
+            reframe, layout, grade = done.reframe, done.title, profile.grade.name
         w, h = image.size
         params = GenerationParams(
             preset=self.preset.name,
@@ -277,8 +416,8 @@ class DiffusionGenerator:
             seed=job.seed,
             width=w,
             height=h,
-            aspect=aspect_label(w, h),
-            grade="none",
+            aspect=aspect,
+            grade=grade,
             model_id=self.model.model_id,
             revision=self.model.revision,
             scheduler=self.model.scheduler,
@@ -287,12 +426,18 @@ class DiffusionGenerator:
             guidance=guidance,
             prompt=prompt,
             negative_prompt=negative,
+            crop=crop,
+            reframe=reframe if reframe != "outpaint" else f"outpaint:{self.spec.inpaint.model_id}"
+            + (f"@{self._inpaint.revision}" if self._inpaint is not None and self._inpaint.revision else ""),
+            title=layout.text if layout else None,
+            title_font=Path(layout.font).name if layout else None,
+            controlnet=self._controlnet_ref(),
         )
         return Variant(
             id=stable_id(job.kf.id, profile.id, profile.version, params.as_dict()),
             profile_id=profile.id,
             keyframe=job.kf,
             params=params,
-            digital_source_type=DIGITAL_SOURCE_TYPE,
+            digital_source_type=digital_source_type(generative=True, titled=layout is not None),
             image=image,
         )

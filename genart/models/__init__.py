@@ -36,6 +36,7 @@ __all__ = [
     "check_preset",
     "pull_preset",
     "load_diffusion",
+    "load_inpaint",
     "load_clip",
     "resolved_models",
     "clear_model_cache",
@@ -79,6 +80,33 @@ def _check_diffusion(spec: PresetSpec, gen: DiffusionSpec) -> CheckItem:
                      hub.diffusers_how(gen.model_id, gen.revision, spec.name))
 
 
+def _find_component(role: str, model_id: str, revision: str | None, variant: str | None) -> "hub.Found":
+    """An inpainting pipeline is a whole diffusers folder; a ControlNet is one model folder (config.json
+    and safetensors weights, no model_index.json)."""
+    found = hub.find_diffusers(model_id, revision, variant)
+    if role == "controlnet" and found.path is not None:
+        from dataclasses import replace as _replace
+
+        folder = Path(found.path)
+        ok = (folder / "config.json").is_file() and hub._weights_ok(folder)
+        return _replace(found, missing=() if ok else ("config.json and *.safetensors",))
+    return found
+
+
+def _check_extra(spec: PresetSpec, role: str, sub: Any) -> CheckItem:
+    """An inpainting model or a ControlNet named by the generator section."""
+    if sub.builder == "tiny":
+        from genart.models import tiny
+
+        folder = tiny.tiny_inpaint_dir() if role == "inpaint" else tiny.tiny_controlnet_dir()
+        return CheckItem(role, sub.model_id, tiny.revision_of(folder), tiny.is_built(folder), str(folder),
+                         _tiny_how(spec.name))
+    found = _find_component(role, sub.model_id, sub.revision, sub.variant)
+    where = found.where if found.present else found.where + (f" (missing: {', '.join(found.missing)})" if found.missing else "")
+    return CheckItem(role, sub.model_id, found.commit or sub.revision, found.present, where,
+                     hub.diffusers_how(sub.model_id, sub.revision, spec.name))
+
+
 def _check_clip(spec: PresetSpec, clip: ClipSpec) -> CheckItem:
     if clip.builder == "tiny":
         from genart.models import tiny
@@ -102,11 +130,26 @@ def check_preset(spec: PresetSpec) -> PresetCheck:
         items.append(_check_diffusion(spec, spec.generator))
     if spec.ranker.method == "clip" and spec.ranker.clip is not None:
         items.append(_check_clip(spec, spec.ranker.clip))
+    if spec.generator is not None:
+        for role in ("inpaint", "controlnet"):
+            sub = getattr(spec.generator, role)
+            if sub is not None:
+                items.append(_check_extra(spec, role, sub))
+    aesthetic = getattr(spec.ranker, "aesthetic", None)
+    if aesthetic is not None and aesthetic.builder == "file" and aesthetic.weights:
+        from genart.rank.aesthetic import how_to_get, resolve_weights
+
+        path = resolve_weights(aesthetic.weights)
+        items.append(CheckItem("aesthetic", aesthetic.weights, None, path.is_file(), str(path),
+                               how_to_get(aesthetic, spec.name)))
     ok = all(item.present or _is_tiny(spec, item.role) for item in items)
     return PresetCheck(spec.name, ok, tuple(items))
 
 
 def _is_tiny(spec: PresetSpec, role: str) -> bool:
+    if role in ("inpaint", "controlnet"):
+        sub = getattr(spec.generator, role, None) if spec.generator is not None else None
+        return sub is not None and sub.builder == "tiny"
     if role == "diffusion":
         return spec.generator is not None and spec.generator.builder == "tiny"
     return spec.ranker.clip is not None and spec.ranker.clip.builder == "tiny"
@@ -131,6 +174,27 @@ def pull_preset(spec: PresetSpec) -> None:
                                      how="a local model_id is not downloaded: point it at a complete diffusers folder")
         else:
             hub.download_diffusers(gen.model_id, gen.revision, gen.variant, spec.name)
+    for role in ("inpaint", "controlnet"):
+        sub = getattr(gen, role, None) if gen is not None else None
+        if sub is None:
+            continue
+        if sub.builder == "tiny":
+            from genart.models import tiny
+
+            tiny.build_tiny_inpaint() if role == "inpaint" else tiny.build_tiny_controlnet()
+        elif hub.is_local_path(sub.model_id):
+            continue
+        elif role == "inpaint":
+            hub.download_diffusers(sub.model_id, sub.revision, sub.variant, spec.name)
+        else:
+            from huggingface_hub import snapshot_download
+
+            try:
+                snapshot_download(sub.model_id, revision=sub.revision, cache_dir=hub.hf_cache_dir(),
+                                  allow_patterns=["config.json", "*.safetensors"])
+            except Exception as exc:  # offline, unknown repo, no access
+                raise ModelLoadError(sub.model_id, detail=f"download failed: {type(exc).__name__}: {exc}",
+                                     how=hub.diffusers_how(sub.model_id, sub.revision, spec.name)) from exc
     clip = spec.ranker.clip if spec.ranker.method == "clip" else None
     if clip is not None:
         if clip.builder == "tiny":
@@ -195,7 +259,7 @@ def clear_model_cache() -> None:
 def _cache_key(role: str, sub: Any, device: Any) -> str:
     """What identifies a loaded model: the fields that change the weights or the pipeline, and the
     device. (Batch size, steps, strengths and such do not: presets that differ only there share.)"""
-    fields = ("builder", "model_id", "revision", "variant", "scheduler", "dtype", "model", "pretrained")
+    fields = ("builder", "model_id", "revision", "variant", "scheduler", "dtype", "model", "pretrained", "controlnet")
     data = {k: v for k, v in sub.model_dump(mode="json").items() if k in fields}
     return f"{role}|{device}|" + json.dumps(data, sort_keys=True)
 
@@ -257,6 +321,8 @@ def _load_diffusion(spec: PresetSpec, gen: DiffusionSpec, dev: Any) -> Diffusion
     folder, revision, random_weights, how = _locate_diffusion(spec, gen)
     dtype = pick_dtype(gen.dtype, dev)
     pipe = load_pipeline(folder, model_id=gen.model_id, variant=gen.variant, dtype=dtype, how=how)
+    if gen.controlnet is not None:
+        pipe = with_controlnet(spec, pipe, dtype)
     scheduler = set_scheduler(pipe, gen.scheduler)
     pipe.to(dev)
     optimise_pipeline(pipe, dev)
@@ -264,13 +330,105 @@ def _load_diffusion(spec: PresetSpec, gen: DiffusionSpec, dev: Any) -> Diffusion
                           random_weights=random_weights, scheduler=scheduler, device=dev, dtype=dtype)
 
 
-def load_pipeline(folder: Path, *, model_id: str, variant: str | None, dtype: Any, how: str = "") -> Any:
+def with_controlnet(spec: PresetSpec, pipe: Any, dtype: Any) -> Any:
+    """The img2img pipeline rebuilt around the preset's ControlNet (same components, ``from_pipe``).
+
+    Raises:
+        ModelLoadError: the ControlNet's weights are not here.
+    """
+    from diffusers import AutoPipelineForImage2Image, ControlNetModel
+
+    cn = spec.generator.controlnet
+    if cn.builder == "tiny":
+        from genart.models import tiny
+
+        folder, how = tiny.build_tiny_controlnet(), _tiny_how(spec.name)
+    else:
+        found = _find_component("controlnet", cn.model_id, cn.revision, cn.variant)
+        how = hub.diffusers_how(cn.model_id, cn.revision, spec.name)
+        if not found.present or found.path is None:
+            raise ModelLoadError(cn.model_id, looked=[found.where], how=how,
+                                 detail=("missing: " + ", ".join(found.missing)) if found.missing else "")
+        folder = found.path
+    kwargs: dict[str, Any] = {_dtype_kwarg(): dtype, "local_files_only": True, "use_safetensors": True}
+    if cn.variant:
+        kwargs["variant"] = cn.variant
+    try:
+        model = ControlNetModel.from_pretrained(str(folder), **kwargs)
+    except Exception as exc:  # OSError/ValueError from a partial or foreign folder
+        raise ModelLoadError(cn.model_id, looked=[str(folder)], detail=f"could not load: {type(exc).__name__}: {exc}",
+                             how=how) from exc
+    out = AutoPipelineForImage2Image.from_pipe(pipe, controlnet=model)
+    out.set_progress_bar_config(disable=True)
+    return out
+
+
+def controlnet_ref(spec: PresetSpec) -> str | None:
+    """``model_id@revision`` of the preset's ControlNet (tiny: its builder hash), or None."""
+    gen = spec.generator
+    cn = gen.controlnet if gen is not None else None
+    if cn is None:
+        return None
+    if cn.builder == "tiny":
+        from genart.models import tiny
+
+        return f"{cn.model_id}@{tiny.revision_of(tiny.tiny_controlnet_dir())}"
+    found = _find_component("controlnet", cn.model_id, cn.revision, cn.variant)
+    rev = found.commit or cn.revision
+    return f"{cn.model_id}@{rev}" if rev else cn.model_id
+
+
+def load_inpaint(spec: PresetSpec, device: str | None = None) -> DiffusionModel:
+    """Load (once per process) the preset's inpainting pipeline (``generator.inpaint``) for outpainting.
+
+    Raises:
+        InvalidArgumentError: the preset names no inpainting model.
+        ModelLoadError: its weights are not here (names the model, where genart looked, how to get them).
+    """
+    from genart.models.device import optimise_pipeline, pick_device, pick_dtype
+
+    gen = _require_diffusion(spec)
+    inp = gen.inpaint
+    if inp is None:
+        raise InvalidArgumentError("preset", spec.name, "a preset whose generator names an 'inpaint' model")
+    if inp.builder == "tiny":
+        from genart.models import tiny
+
+        folder, revision, random_weights, how = tiny.build_tiny_inpaint(), None, True, _tiny_how(spec.name)
+        revision = tiny.revision_of(folder)
+    else:
+        found = hub.find_diffusers(inp.model_id, inp.revision, inp.variant)
+        how = hub.diffusers_how(inp.model_id, inp.revision, spec.name)
+        if not found.present or found.path is None:
+            detail = ("missing: " + ", ".join(found.missing)) if found.missing else ""
+            raise ModelLoadError(inp.model_id, looked=[found.where], detail=detail, how=how)
+        folder, revision, random_weights = found.path, found.commit or inp.revision, False
+    dev = pick_device(device)
+    key = _cache_key("inpaint", inp, dev) + f"|{gen.scheduler}|{gen.dtype}"
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is None:
+            dtype = pick_dtype(gen.dtype, dev)
+            pipe = load_pipeline(folder, model_id=inp.model_id, variant=inp.variant, dtype=dtype, how=how,
+                                 task="inpaint")
+            scheduler = set_scheduler(pipe, gen.scheduler)
+            pipe.to(dev)
+            optimise_pipeline(pipe, dev)
+            hit = DiffusionModel(pipe=pipe, model_id=inp.model_id, revision=revision, local_path=str(folder),
+                                 random_weights=random_weights, scheduler=scheduler, device=dev, dtype=dtype)
+            _CACHE[key] = hit
+        return hit
+
+
+def load_pipeline(folder: Path, *, model_id: str, variant: str | None, dtype: Any, how: str = "",
+                  task: str = "img2img") -> Any:
     """``AutoPipelineForImage2Image.from_pretrained`` on a local folder, safetensors only, offline.
 
     The one loader for hub snapshots, local folders and the tiny preset alike.
     """
-    from diffusers import AutoPipelineForImage2Image
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
+    auto = AutoPipelineForInpainting if task == "inpaint" else AutoPipelineForImage2Image
     kwargs: dict[str, Any] = {_dtype_kwarg(): dtype, "local_files_only": True, "use_safetensors": True}
     if variant:
         kwargs["variant"] = variant
@@ -283,7 +441,7 @@ def load_pipeline(folder: Path, *, model_id: str, variant: str | None, dtype: An
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         with _quiet_progress():
-            pipe = AutoPipelineForImage2Image.from_pretrained(str(folder), **kwargs)
+            pipe = auto.from_pretrained(str(folder), **kwargs)
     except Exception as exc:  # OSError/EnvironmentError/ValueError from a partial or foreign folder
         raise ModelLoadError(model_id, looked=[str(folder)], detail=f"could not load: {type(exc).__name__}: {exc}",
                              how=how) from exc

@@ -84,9 +84,34 @@ CLIP_CONFIG: dict[str, Any] = {
 }
 
 
+# the inpainting UNet: the same as the img2img one with 9 input channels (latents, mask, masked-image latents)
+INPAINT_UNET_CONFIG: dict[str, Any] = {**UNET_CONFIG, "in_channels": 9}
+
+
+# a fresh ControlNet's output ("zero") convolutions start at zero, so it would change nothing: the tiny one
+# draws them from N(0, std) instead, so tests can see that the control image reaches the UNet
+CONTROLNET_ZERO_CONV_STD = 0.05
+# a ControlNet matching the tiny UNet; its conditioning embedding downsamples 8x (four stages), like SD's
+CONTROLNET_CONFIG: dict[str, Any] = {
+    "in_channels": 4,
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "cross_attention_dim": 32,
+    "attention_head_dim": [2, 4],
+    "use_linear_projection": True,
+    "norm_num_groups": 16,
+    "conditioning_embedding_out_channels": [8, 8, 16, 16],
+}
+
+
 def _hash(kind: str) -> str:
     if kind == "sd":
         cfg: dict[str, Any] = {"unet": UNET_CONFIG, "vae": VAE_CONFIG, "text": TEXT_CONFIG, "scheduler": SCHEDULER_CONFIG}
+    elif kind == "controlnet":
+        cfg = {"controlnet": CONTROLNET_CONFIG, "zero_convs": CONTROLNET_ZERO_CONV_STD}
+    elif kind == "sd-inpaint":
+        cfg = {"unet": INPAINT_UNET_CONFIG, "vae": VAE_CONFIG, "text": TEXT_CONFIG, "scheduler": SCHEDULER_CONFIG}
     else:
         cfg = {"clip": CLIP_CONFIG, "name": TINY_CLIP_NAME}
     return stable_id(kind, BUILDER_VERSION, cfg, length=12)
@@ -101,6 +126,16 @@ def tiny_sd_dir() -> Path:
     return tiny_root() / f"sd-{_hash('sd')}"
 
 
+def tiny_inpaint_dir() -> Path:
+    """Where the tiny diffusers inpainting pipeline lives (built or not)."""
+    return tiny_root() / f"sd-inpaint-{_hash('sd-inpaint')}"
+
+
+def tiny_controlnet_dir() -> Path:
+    """Where the tiny ControlNet lives (built or not)."""
+    return tiny_root() / f"controlnet-{_hash('controlnet')}"
+
+
 def tiny_clip_dir() -> Path:
     """Where the tiny open_clip model lives (built or not)."""
     return tiny_root() / f"clip-{_hash('clip')}"
@@ -108,7 +143,7 @@ def tiny_clip_dir() -> Path:
 
 def revision_of(folder: Path) -> str:
     """The tiny models' "revision": the builder hash in the folder name."""
-    return folder.name.split("-", 1)[-1]
+    return folder.name.rsplit("-", 1)[-1]
 
 
 def is_built(folder: Path) -> bool:
@@ -198,6 +233,50 @@ def _build_sd(out: Path) -> None:
     pipe.save_pretrained(out, safe_serialization=True)
 
 
+def _build_inpaint(out: Path) -> None:
+    """A StableDiffusionInpaintPipeline: the tiny VAE and text encoder (same seeds, same weights) and a
+    9-channel UNet, as the hub's inpainting checkpoints are laid out."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**INPAINT_UNET_CONFIG)
+    torch.manual_seed(0)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
+    pipe = StableDiffusionInpaintPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tokenizer(),
+        unet=unet,
+        scheduler=EulerAncestralDiscreteScheduler(**SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+
+
+def _build_controlnet(out: Path) -> None:
+    import torch
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(0)
+    model = ControlNetModel(**CONTROLNET_CONFIG)
+    with torch.no_grad():
+        zero_convs = [*model.controlnet_down_blocks, model.controlnet_mid_block, model.controlnet_cond_embedding.conv_out]
+        for conv in zero_convs:
+            conv.weight.normal_(0.0, CONTROLNET_ZERO_CONV_STD)
+    model.save_pretrained(out, safe_serialization=True)
+
+
 def _build_clip(out: Path) -> None:
     import open_clip
     import torch
@@ -229,6 +308,16 @@ def register_tiny_clip(folder: Path) -> None:
 def build_tiny_sd() -> Path:
     """Build (once) and return the tiny img2img pipeline folder."""
     return _build_locked(tiny_sd_dir(), _build_sd)
+
+
+def build_tiny_inpaint() -> Path:
+    """Build (once) and return the tiny inpainting pipeline folder."""
+    return _build_locked(tiny_inpaint_dir(), _build_inpaint)
+
+
+def build_tiny_controlnet() -> Path:
+    """Build (once) and return the tiny ControlNet folder."""
+    return _build_locked(tiny_controlnet_dir(), _build_controlnet)
 
 
 def build_tiny_clip() -> Path:

@@ -166,7 +166,16 @@ class ClipScorer:
             return []
         pos, neg = self.anchor_embeddings(profile)
         images = [_open_image(v.image, v.path, "variant", v.id) for v in variants]
-        emb = _l2(self.embedder.embed_images(images))
+        # key frames not embedded yet go through the model in the same batch as the variants
+        todo: dict[str, KeyFrame] = {}
+        for v in variants:
+            if v.keyframe.id not in self._frames and v.keyframe.id not in todo:
+                todo[v.keyframe.id] = v.keyframe
+        kf_images = [_open_image(kf.image, kf.path, "keyframe", kf.id) for kf in todo.values()]
+        both = self.embedder.embed_images(images + kf_images)
+        for kid, e in zip(todo, both[len(images) :], strict=True):
+            self._remember(self._frames, kid, np.asarray(e, dtype=np.float32))
+        emb = _l2(both[: len(images)])
         frames = _l2(self.keyframe_embeddings([v.keyframe for v in variants]))
         pos_sim = (emb @ _l2(pos).T).mean(axis=1) if len(pos) else np.zeros(len(variants))
         neg_sim = (emb @ _l2(neg).T).mean(axis=1) if len(neg) else np.zeros(len(variants))

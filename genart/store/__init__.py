@@ -5,3 +5,5 @@ Importing the package registers every table module on the shared ``Base``, so th
 """
 
 from genart.store import bandit_tables, review_tables  # noqa: F401  (register the tables)
+from genart.store import batch_tables  # noqa: F401  (genart batch: the job ledger)
+from genart.store import embedding_tables  # noqa: F401  (register the embedding cache table)

@@ -139,9 +139,14 @@ class Store:
         return self._session()
 
     # --- files ---------------------------------------------------------------------------------
-    def save_image(self, image, text: dict[str, str] | None = None) -> tuple[str, Path]:
-        """Write a PNG named by the sha256 of its bytes (atomically; an existing one is reused)."""
+    def save_image(self, image, text: dict[str, str] | None = None, sign=None) -> tuple[str, Path]:
+        """Write a PNG named by the sha256 of its bytes (atomically; an existing one is reused).
+
+        ``sign`` (bytes -> bytes) adds C2PA Content Credentials to the encoded PNG (genart.provenance).
+        """
         data = png_bytes(image, text)
+        if sign is not None:
+            data = sign(data)
         sha = sha256_bytes(data)
         path = self.images_dir / sha[:2] / f"{sha}.png"
         if not path.exists():
@@ -193,28 +198,44 @@ class Store:
         return out
 
     def add_variants(self, run_id: str, variants: Sequence[Variant], software: str = "genart") -> list[Variant]:
-        """Persist variants: the PNG carries its generation parameters and AI-provenance label."""
+        """Persist variants in one transaction: the PNG carries its generation parameters and AI-provenance label."""
+        from genart.provenance import c2pa_signer_from_env
+
+        signer = c2pa_signer_from_env()  # C2PA Content Credentials when a certificate is configured
+        with self.session() as s, s.begin():
+            return [self.stage_variant(s, run_id, v, software, signer) for v in variants]
+
+    def stage_variant(self, session: Session, run_id: str, v: Variant, software: str = "genart",
+                      signer: object = None) -> Variant:
+        """Write one variant's image (atomically, named by its hash) and add its row to ``session``.
+
+        The caller owns the transaction, so other rows (a batch ledger entry, say) commit with it.
+        Returns the variant with ``path`` set.
+        """
         from dataclasses import replace
 
-        out = []
-        with self.session() as s, s.begin():
-            for v in variants:
-                params = v.params.as_dict()
-                meta = {
-                    "genart": json.dumps({"variant_id": v.id, "profile_id": v.profile_id, "params": params},
-                                         sort_keys=True),
-                    "DigitalSourceType": IPTC_DST + v.digital_source_type,
-                    "Software": software,
-                }
-                if v.image is None:
-                    raise StoreError(f"variant {v.id} has no pixels to store")
-                sha, path = self.save_image(v.image, meta)
-                s.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
-                                 profile_version=v.params.profile_version, keyframe_id=v.params.keyframe_id,
-                                 seed=v.params.seed, params=json.dumps(params, sort_keys=True),
-                                 digital_source_type=v.digital_source_type, image_sha256=sha, path=str(path)))
-                out.append(replace(v, path=path))
-        return out
+        from genart.provenance import c2pa_sign_png, png_text_chunks
+
+        if v.image is None:
+            raise StoreError(f"variant {v.id} has no pixels to store")
+        params = v.params.as_dict()
+        kf = v.keyframe
+        # provenance (genart.provenance): params + source frame and timecode + IPTC label, also as XMP
+        fields = {"variant_id": v.id, "profile_id": v.profile_id, "params": params,
+                  "keyframe": {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "timecode": kf.timecode,
+                               "frame": kf.frame_index, "shot": kf.shot}}
+        meta = png_text_chunks(v.digital_source_type, software=software, genart=fields)
+        sign = None
+        if signer is not None:
+            def sign(data: bytes) -> bytes:
+                return c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
+                                     title=f"{v.id}.png", genart=fields)
+        sha, path = self.save_image(v.image, meta, sign=sign)
+        session.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
+                               profile_version=v.params.profile_version, keyframe_id=v.params.keyframe_id,
+                               seed=v.params.seed, params=json.dumps(params, sort_keys=True),
+                               digital_source_type=v.digital_source_type, image_sha256=sha, path=str(path)))
+        return replace(v, path=path)
 
     def add_rankings(self, run_id: str, ranked: Iterable[RankedVariant]) -> None:
         with self.session() as s, s.begin():

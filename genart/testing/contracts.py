@@ -60,3 +60,33 @@ class ScorerContract:
         out = scorer.score(variants, self.make_profile())
         rows = {tuple(round(v, 6) for _, v in s.items) for s in out}
         assert len(rows) > 1, "a scorer that gives every image the same scores ranks nothing"
+
+
+class EmbedderContract:
+    """Every embedder: unit float32 vectors, deterministic, batch-invariant, one per input."""
+
+    atol = 1e-5
+
+    def make_embedder(self):  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def make_images(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def test_unit_vectors_one_per_image(self):
+        emb, images = self.make_embedder(), self.make_images()
+        x = emb.embed_images(images)
+        assert x.shape[0] == len(images) and x.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)
+        assert emb.embed_images([]).shape[0] == 0
+
+    def test_deterministic_and_batch_invariant(self):
+        images = self.make_images()
+        a = self.make_embedder().embed_images(images)
+        b = self.make_embedder().embed_images(images, batch_size=1)
+        np.testing.assert_allclose(a, b, atol=self.atol)
+        alone = self.make_embedder().embed_images(images[-1:])
+        np.testing.assert_allclose(alone[0], a[-1], atol=self.atol)
+
+    def test_fingerprint_names_the_model(self):
+        assert isinstance(self.make_embedder().fingerprint, str) and self.make_embedder().fingerprint

@@ -64,3 +64,21 @@ class FixedScorer:
         from genart.types import ScoreSet
 
         return [ScoreSet.of({n: self.table[v.id][n] for n in self.names}) for v in variants]
+
+
+class MemoryEmbeddingCache:
+    """An in-memory ``EmbeddingCache`` (the store's is ``genart.store.embedding_tables.StoreEmbeddingCache``)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], np.ndarray] = {}
+        self.gets = 0
+        self.puts = 0
+
+    def get_many(self, fingerprint, keys):
+        self.gets += 1
+        return {k: self.rows[(fingerprint, k)] for k in keys if (fingerprint, k) in self.rows}
+
+    def put_many(self, fingerprint, items):
+        self.puts += 1
+        for k, v in items.items():
+            self.rows[(fingerprint, k)] = np.asarray(v, np.float32)

@@ -1,0 +1,213 @@
+"""The batch catalogue: which titles to run, with which profiles, preset and counts, validated at the edge.
+
+A catalogue is YAML::
+
+    version: 1
+    preset: tiny                 # a preset of models.yaml (default: its default_preset)
+    profiles: [romance, thriller]
+    frames: 2                    # key frames per title
+    variants_per_frame: 2        # variants per key frame, per profile
+    top_k: 2                     # best variants per profile handed to the bandit test
+    titles:
+      - id: bunny
+        source: ../shared/media/videos/big_buck_bunny_0_30.webm   # relative to this file's folder
+        title: Big Buck Bunny
+        genre: animation
+      - id: demo
+        demo: true               # genart's own demo clip (genart.demo.make_demo_clip), no media needed
+
+Every title may override ``profiles``, ``frames``, ``variants_per_frame``, ``seed`` and ``top_k``.
+Errors name the file and line, the entry (its id and index) and the field, like ``models.yaml``'s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from genart._yaml import YamlDoc, explain_validation_error, field_path, yaml_error_line
+from genart.errors import CatalogError, GenartError, UnknownPresetError, UnknownProfileError
+from genart.types import TasteProfile
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TitleEntry(_Strict):
+    """One title of the catalogue: its media (a video, an image, a folder of stills, or the demo clip)."""
+
+    id: str | None = Field(None, description="a short unique id (letters, digits, _ . -); default: the file's stem")
+    source: str | None = Field(None, min_length=1, description="video, image or folder of stills")
+    demo: bool = False
+    title: str = ""
+    genre: str = ""
+    profiles: list[str] | None = None
+    frames: int | None = Field(None, ge=1, le=64)
+    variants_per_frame: int | None = Field(None, ge=1, le=64)
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    top_k: int | None = Field(None, ge=1, le=64)
+    control_image: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | None) -> str | None:
+        if v is not None and not _ID.match(v):
+            raise ValueError(f"'{v}' is not a valid id: 1 to 40 letters, digits, '_', '.' or '-', starting with a "
+                             "letter or digit")
+        return v
+
+
+class CatalogFile(_Strict):
+    version: Literal[1] = 1
+    preset: str | None = None
+    profiles: list[str] = Field(default_factory=lambda: ["romance", "thriller"], min_length=1)
+    frames: int = Field(4, ge=1, le=64)
+    variants_per_frame: int = Field(2, ge=1, le=64)
+    top_k: int = Field(3, ge=1, le=64)
+    seed: int = Field(0, ge=0, lt=2**63)
+    policy: str = "ts"
+    titles: list[TitleEntry] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class CatalogTitle:
+    """A title as the batch runs it: every default applied, its source resolved to an absolute path."""
+
+    id: str
+    index: int
+    source: Path | None  # None for the demo clip (made under the output folder)
+    demo: bool
+    title: str
+    genre: str
+    profiles: tuple[TasteProfile, ...]
+    frames: int
+    variants_per_frame: int
+    seed: int
+    top_k: int
+    control_image: Path | None = None
+
+    @property
+    def images(self) -> int:
+        """Variants this title makes (at most: a source may have fewer key frames than asked)."""
+        return self.frames * self.variants_per_frame * len(self.profiles)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    path: Path
+    preset: str
+    policy: str
+    titles: tuple[CatalogTitle, ...]
+
+
+def _entry_name(raw: object, index: int) -> str:
+    tid = raw.get("id") if isinstance(raw, dict) else None
+    return f"titles[{index}]" + (f" ('{tid}')" if isinstance(tid, str) and tid else "")
+
+
+def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources: bool = True) -> Catalog:
+    """Validate a catalogue's text. Relative sources resolve against ``path``'s folder.
+
+    Raises:
+        CatalogError: malformed YAML, an unknown or bad field, a repeated id, a missing source, an
+            unknown profile or preset; the message names the entry (``titles[i] ('id')``) and field.
+    """
+    from genart.config import load_models_config
+    from genart.profiles import get_profiles
+
+    path = Path(path)
+    base = path.resolve().parent
+    try:
+        doc = YamlDoc(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path,
+                           line=yaml_error_line(exc)) from None
+    if not isinstance(doc.data, dict):
+        raise CatalogError("expected a mapping with 'titles' (and optionally preset, profiles, frames, ...)",
+                           path=path, line=1)
+    try:
+        parsed = CatalogFile.model_validate(doc.data)
+    except ValidationError as exc:
+        msg, field, line = explain_validation_error(exc, doc)
+        loc = next((e["loc"] for e in exc.errors()), ())
+        entry = None
+        if len(loc) >= 2 and loc[0] == "titles" and isinstance(loc[1], int):
+            raw = doc.data.get("titles") or []
+            entry = _entry_name(raw[loc[1]] if loc[1] < len(raw) else None, loc[1])
+            field = field_path(loc[2:]) or None
+        raise CatalogError(msg, path=path, entry=entry, field=field, line=line) from None
+
+    def fail(msg: str, index: int | None, field: str, hint: str | None = None) -> CatalogError:
+        loc: tuple = ("titles", index, field) if index is not None else (field,)
+        entry = _entry_name(doc.data["titles"][index], index) if index is not None else None
+        return CatalogError(msg, path=path, entry=entry, field=field, line=doc.line_of(loc), hint=hint)
+
+    try:
+        preset = load_models_config().preset(parsed.preset).name
+    except UnknownPresetError as exc:
+        raise fail(exc.message, None, "preset") from None
+    from genart.bandit.types import POLICY_NAMES
+
+    if parsed.policy not in POLICY_NAMES:
+        raise fail(f"unknown policy '{parsed.policy}'; known: {', '.join(sorted(POLICY_NAMES))}", None, "policy")
+
+    def profiles_of(ids: list[str], index: int | None) -> tuple[TasteProfile, ...]:
+        if len(set(ids)) != len(ids):
+            raise fail(f"a profile is listed twice: {ids}", index, "profiles")
+        try:
+            return tuple(get_profiles(list(ids)))
+        except UnknownProfileError as exc:
+            raise fail(exc.message, index, "profiles") from None
+        except GenartError as exc:  # a malformed profile file
+            raise fail(str(exc), index, "profiles") from None
+
+    default_profiles = profiles_of(parsed.profiles, None)
+    titles: list[CatalogTitle] = []
+    seen: dict[str, int] = {}
+    for i, t in enumerate(parsed.titles):
+        if t.demo == bool(t.source):
+            raise fail("give exactly one of 'source' (a video, image or folder of stills) or 'demo: true'", i,
+                       "source")
+        src: Path | None = None
+        if t.source:
+            src = Path(t.source).expanduser()
+            src = (src if src.is_absolute() else base / src).resolve()
+            if check_sources and not src.exists():
+                raise fail(f"source not found: {src}", i, "source",
+                           hint="relative paths are relative to the catalogue's folder; 'demo: true' makes a clip")
+        tid = t.id or (re.sub(r"[^A-Za-z0-9_.-]", "-", src.stem)[:40].strip("-.") if src else "demo") or f"title{i}"
+        if tid in seen:
+            raise fail(f"id '{tid}' is used by titles[{seen[tid]}] too; ids must be unique", i, "id")
+        seen[tid] = i
+        control = None
+        if t.control_image:
+            control = Path(t.control_image).expanduser()
+            control = (control if control.is_absolute() else base / control).resolve()
+            if check_sources and not control.is_file():
+                raise fail(f"control image not found: {control}", i, "control_image")
+        titles.append(CatalogTitle(
+            id=tid, index=i, source=src, demo=t.demo, title=t.title, genre=t.genre,
+            profiles=profiles_of(t.profiles, i) if t.profiles is not None else default_profiles,
+            frames=t.frames or parsed.frames, variants_per_frame=t.variants_per_frame or parsed.variants_per_frame,
+            seed=parsed.seed if t.seed is None else t.seed, top_k=t.top_k or parsed.top_k, control_image=control))
+    return Catalog(path=path, preset=preset, policy=parsed.policy, titles=tuple(titles))
+
+
+def load_catalog(path: Path | str, *, check_sources: bool = True) -> Catalog:
+    """Read and validate a catalogue file. Raises ``CatalogError`` (file, line, entry, field)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogError("catalogue file not found", path=p, hint="genart batch CATALOG.yaml --out DIR") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"cannot read the catalogue: {exc}", path=p) from None
+    return parse_catalog(text, p, check_sources=check_sources)

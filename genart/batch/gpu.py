@@ -1,0 +1,206 @@
+"""Making variant slots fast: one batch across frames, profiles and titles, with OOM back-off.
+
+Built on ``genart.generate.diffusion.DiffusionGenerator`` (its text cache, frame preparation, VAE
+encode, per-seed generators and ``Variant`` construction) so a slot made here is bit for bit the
+variant ``pipeline.run`` makes for the same key frame, profile, seed and index: the batch job and a
+plain run agree. What this adds:
+
+- any set of *slots* (title, profile, key frame, variant index), so a resumed job makes only the
+  missing ones;
+- one batch may mix profiles and titles: each row carries its own prompt embeddings (cached per
+  profile version and prompt), and rows are grouped only by what img2img must share (size,
+  strength, steps, guidance);
+- each key frame is VAE-encoded once per call, whatever the number of its slots;
+- an out-of-memory error halves the batch and goes on from the first unfinished chunk, through
+  ``accelerate.utils.find_executable_batch_size``; chunks already done are not redone;
+- ``on_done(pairs, device_s)`` is called after every chunk, so results are committed as they come.
+
+The classic generator needs none of this: its slots are made per (key frame, profile) as it does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from genart.types import KeyFrame, TasteProfile, Variant
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One variant to make: the ``idx``-th variant of key frame ``kf`` for ``profile`` in run ``run_id``."""
+
+    run_id: str
+    profile: TasteProfile
+    kf: KeyFrame
+    idx: int
+    seed: int  # the run seed (the variant's own seed derives from it)
+    title: str = ""
+    genre: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.run_id, self.profile.id, self.kf.id, self.idx)
+
+
+OnDone = Callable[[list[tuple[Slot, Variant]], float], None]
+
+
+@dataclass
+class BatchState:
+    """The batch size in force (halved by each OOM) and what happened, kept across calls."""
+
+    batch_size: int
+    oom_retries: int = 0
+    batches: int = 0
+    sizes: list[int] = field(default_factory=list)
+
+
+def _sync(device: Any) -> None:
+    if getattr(device, "type", "") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def generate_slots(generator: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
+    """Make every slot, calling ``on_done`` after each chunk (see the module doc)."""
+    if not slots:
+        return
+    from genart.generate.diffusion import DiffusionGenerator
+
+    if isinstance(generator, DiffusionGenerator):
+        _diffusion(generator, slots, on_done, state)
+    else:
+        _per_group(generator, slots, on_done)
+
+
+def _per_group(generator: Any, slots: Sequence[Slot], on_done: OnDone) -> None:
+    """Any generator with ``generate(keyframes, profile, n, ...)`` (classic): one call per (frame, profile)."""
+    groups: dict[tuple[str, str, str], list[Slot]] = {}
+    for s in slots:
+        groups.setdefault((s.run_id, s.profile.id, s.kf.id), []).append(s)
+    for group in groups.values():
+        s0 = group[0]
+        t = time.perf_counter()
+        made = generator.generate([s0.kf], s0.profile, max(s.idx for s in group) + 1, seed=s0.seed, title=s0.title,
+                                  genre=s0.genre)
+        on_done([(s, made[s.idx]) for s in group], time.perf_counter() - t)
+
+
+def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
+    import torch
+    from accelerate.utils import find_executable_batch_size
+
+    from genart.generate.diffusion import VariantJob, steps_for
+    from genart.generate.seeds import variant_seed
+
+    spec, model = gen.spec, gen.model
+    with model.lock:
+        latents: dict[tuple[str, str], Any] = {}
+        sizes: dict[tuple[str, str], tuple[int, int]] = {}
+        texts: dict[tuple[str, str, str], Any] = {}
+        rows: list[tuple[Slot, Any, tuple[str, str, str], str, str, float, bool]] = []
+        for s in slots:
+            fkey = (s.run_id, s.kf.id)
+            if fkey not in latents:  # each distinct frame: resized and VAE-encoded once
+                img = gen.prepare_frame(s.kf)
+                sizes[fkey] = img.size
+                latents[fkey] = gen.encode_frame(img)
+            p = s.profile
+            prompt, negative = p.render_prompt(s.title, s.genre), p.negative_prompt or ""
+            guidance = float(p.guidance if p.guidance is not None else spec.guidance)
+            tkey = (p.version, prompt, negative)
+            if tkey not in texts:
+                texts[tkey] = gen.encode_text(p, prompt, negative, guidance)  # cached on the model across calls
+            ladder = tuple(p.strengths) or tuple(spec.strengths)
+            strength = float(ladder[s.idx % len(ladder)])
+            w, h = sizes[fkey]
+            job = VariantJob(s.kf, s.idx, variant_seed(s.seed, s.kf.id, p.id, s.idx), strength,
+                       steps_for(p.steps or spec.steps, strength), w, h)
+            rows.append((s, job, tkey, prompt, negative, guidance, gen.uses_cfg(guidance)))
+
+        groups: dict[tuple, list[int]] = {}
+        for i, (_, job, _, _, _, guidance, cfg) in enumerate(rows):
+            groups.setdefault((job.width, job.height, job.strength, job.steps, guidance, cfg), []).append(i)
+
+        plan = list(groups.items())
+        cursor = [0, 0]  # (group, position in it): what is done stays done across OOM retries
+        # finishing (reframe, grade, title), PNG encoding and the commit run on one CPU thread, in
+        # order, while the accelerator makes the next chunk; at most two chunks wait there
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending: list[Any] = []
+
+        def finish(chunk: list[tuple], images: list[Any], dt: float) -> None:
+            pairs = [(s, gen.make_variant(job, im, s.profile, prompt, negative, g, _title_text(s)))
+                     for (s, job, _, prompt, negative, g, _), im in zip(chunk, images, strict=True)]
+            on_done(pairs, dt)
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                pending.pop(0).result()  # re-raises a failed commit here
+
+        def halve() -> int:
+            state.oom_retries += 1
+            state.batch_size = state.batch_size // 2
+            return state.batch_size
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genart-finish") as pool:
+            # one decorated call for all groups: accelerate's helper collects garbage on every entry
+            @find_executable_batch_size(starting_batch_size=state.batch_size, reduce_batch_size_fn=halve)
+            def run_all(batch_size: int) -> None:
+                while cursor[0] < len(plan):
+                    (_, _, strength, steps, guidance, _), idx = plan[cursor[0]]
+                    while cursor[1] < len(idx):
+                        chunk = [rows[i] for i in idx[cursor[1]:cursor[1] + batch_size]]
+                        _sync(model.device)
+                        t = time.perf_counter()
+                        images = _run_chunk(gen, torch, chunk, latents, texts, strength, steps, guidance)
+                        _sync(model.device)
+                        dt = time.perf_counter() - t
+                        state.batches += 1
+                        state.sizes.append(len(chunk))
+                        cursor[1] += len(chunk)
+                        drain(1)
+                        pending.append(pool.submit(finish, chunk, images, dt))
+                    cursor[0], cursor[1] = cursor[0] + 1, 0
+
+            try:
+                run_all()
+            finally:
+                drain(0)
+
+
+def _title_text(s: Slot) -> str:
+    """The title laid on the artwork, as ``DiffusionGenerator.generate`` picks it (none without a title)."""
+    from genart.generate.classic import title_for
+
+    return title_for(s.profile, s.title, None).strip()
+
+
+def _run_chunk(gen: Any, torch: Any, chunk: Sequence[tuple], latents: dict, texts: dict, strength: float, steps: int,
+               guidance: float) -> list[Any]:
+    """One img2img call for a chunk: each row its own frame latents, prompt embeddings and seed."""
+    pipe = gen.model.pipe
+    batch = torch.cat([latents[(s.run_id, s.kf.id)] for s, *_ in chunk], dim=0)
+    gens = gen.generators([job.seed for _, job, *_ in chunk], tuple(batch.shape))
+    kwargs = {}
+    for name in texts[chunk[0][2]]:
+        kwargs[name] = torch.cat([texts[tkey][name] for _, _, tkey, *_ in chunk], dim=0)
+    with torch.inference_mode():
+        out = pipe(image=batch, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+                   generator=gens, output_type="pil", **kwargs)
+    return list(out.images)
+
+
+def compile_unet(model: Any) -> None:
+    """``torch.compile`` the UNet once per loaded model (``--compile``): a slower first batch of each
+    shape (frame size, batch size), faster ones after."""
+    import torch
+
+    if getattr(model, "_genart_compiled", False):
+        return
+    model.pipe.unet = torch.compile(model.pipe.unet, dynamic=False)
+    model._genart_compiled = True

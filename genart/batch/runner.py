@@ -1,0 +1,554 @@
+"""The batch job: every title of a catalogue through frames, generation, ranking and the bandit hand-off.
+
+Exactly-once and resumable. Each title is one run of the store with a *deterministic* run id (the
+title, its source's content hash, the preset and profile versions, the counts and seed), so the same
+command finds its runs again. Work is split into units, and each unit's ledger row
+(``genart.store.batch_tables``) is committed in the same transaction as the unit's results:
+
+- key frames: the run's key frame rows (one transaction) are the marker;
+- ``variant`` (profile, key frame, index): the variant row and its image (written first, atomically,
+  named by content) with the ledger row;
+- ``rank`` (profile): the rankings; ``handoff``: the bandit test and the run's result files.
+
+Killed anywhere (SIGKILL included), a unit is either committed whole or not at all; the next run
+skips every committed unit and makes only the rest. Image files are content-addressed, so a file
+left by a killed unit is simply reused.
+
+Work is sharded by ``shard=(index, count)``: key frames by title, variants by key frame (so each
+frame is VAE-encoded by one process), rankings by (title, profile), hand-offs by title; processes
+meet at barriers that poll the ledger (no process group needed, any number of machines sharing
+the store). The ``local`` engine is shard (0, 1); ``accelerate`` runs one shard per process under
+``accelerate launch``; ``ray`` is in ``genart.batch.ray_engine``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from genart.batch.catalog import Catalog, CatalogTitle
+from genart.batch.gpu import BatchState, Slot, generate_slots
+from genart.errors import BatchError, InvalidArgumentError
+from genart.progress import ProgressFn, report
+from genart.types import BatchReport, BatchTitleReport, KeyFrame, RunManifest, Variant, stable_id
+
+ENGINES = ("local", "accelerate", "ray")
+BARRIER_TIMEOUT_S = float(os.environ.get("GENART_BATCH_BARRIER_TIMEOUT", 6 * 3600))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class TitleState:
+    """A title once its run exists: the run id and folder, and its stored key frames (paths, no pixels)."""
+
+    title: CatalogTitle
+    run_id: str
+    run_dir: Path
+    source: Path
+    keyframes: list[KeyFrame] = field(default_factory=list)
+
+    def slots(self) -> list[Slot]:
+        return [Slot(self.run_id, p, kf, i, self.title.seed, self.title.title, self.title.genre)
+                for p in self.title.profiles for kf in self.keyframes for i in range(self.title.variants_per_frame)]
+
+
+class Ledger:
+    """The store plus the job ledger: what is done, and committing a unit with its results."""
+
+    def __init__(self, out: str | Path, db: str | None = None) -> None:
+        import genart.store  # noqa: F401  (registers every table, the ledger's too, before create_all)
+        from genart.store.db import Store
+
+        self.out = Path(out)
+        self.db = db
+        self.store = Store(out, db)
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+
+    # --- reading --------------------------------------------------------------------------------
+    def units(self, kind: str, run_ids: Sequence[str] | None = None) -> list[Any]:
+        from sqlalchemy import select
+
+        from genart.store.batch_tables import BatchUnitRow
+
+        q = select(BatchUnitRow).where(BatchUnitRow.kind == kind)
+        if run_ids is not None:
+            q = q.where(BatchUnitRow.run_id.in_(list(run_ids)))
+        with self.store.session() as s:
+            return list(s.scalars(q))
+
+    def done_slots(self, run_ids: Sequence[str]) -> set[tuple[str, str, str, int]]:
+        return {(u.run_id, u.profile_id, u.keyframe_id, u.idx) for u in self.units("variant", run_ids)}
+
+    def keyframes(self, run_id: str, source: str) -> list[KeyFrame]:
+        from sqlalchemy import select
+
+        from genart.store.db import KeyFrameRow
+        from genart.types import Box, ScoreSet
+
+        with self.store.session() as s:
+            rows = s.scalars(select(KeyFrameRow).where(KeyFrameRow.run_id == run_id).order_by(KeyFrameRow.pk)).all()
+            return [KeyFrame(id=r.keyframe_id, source=source, t_s=r.t_s, frame_index=r.frame_index, shot=r.shot,
+                             width=r.width, height=r.height, scores=ScoreSet.of(json.loads(r.scores)),
+                             faces=tuple(Box(*f) for f in json.loads(r.faces)), path=Path(r.path)) for r in rows]
+
+    def variants(self, run_id: str, profile_id: str, keyframes: dict[str, KeyFrame]) -> list[Variant]:
+        from dataclasses import fields
+
+        from sqlalchemy import select
+
+        from genart.store.db import VariantRow
+        from genart.types import GenerationParams
+
+        names = {f.name for f in fields(GenerationParams)}
+        out = []
+        with self.store.session() as s:
+            q = select(VariantRow).where(VariantRow.run_id == run_id, VariantRow.profile_id == profile_id)
+            for r in s.scalars(q.order_by(VariantRow.pk)):
+                p = {k: v for k, v in json.loads(r.params).items() if k in names}
+                if p.get("crop") is not None:
+                    p["crop"] = tuple(p["crop"])
+                out.append(Variant(id=r.variant_id, profile_id=r.profile_id, keyframe=keyframes[r.keyframe_id],
+                                   params=GenerationParams(**p), digital_source_type=r.digital_source_type,
+                                   path=Path(r.path)))
+        return out
+
+    # --- writing --------------------------------------------------------------------------------
+    def commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str) -> list[Variant]:
+        """Store variants and their ledger rows in one transaction (images first, atomically).
+
+        Each variant goes through ``Store.stage_variant`` (the same PNG provenance and rows as
+        ``Store.add_variants``) inside this transaction, so its ledger row commits with it. A unit committed already (two jobs on one folder) raises ``BatchError``.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            return self._commit_variants(pairs, device_s, worker)
+        except IntegrityError as exc:
+            keys = ", ".join("/".join(map(str, slot.key)) for slot, _ in pairs[:3])
+            raise BatchError(f"a variant unit was already committed by another worker ({keys}...): {exc.orig}",
+                             hint="run one job per output folder; finished units are kept, run it again") from None
+
+    def _commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str) -> list[Variant]:
+        from genart import __version__
+        from genart.provenance import c2pa_signer_from_env
+        from genart.store.batch_tables import BatchUnitRow
+
+        per = device_s / max(1, len(pairs))
+        signer = c2pa_signer_from_env()
+        stored = []
+        now = _now()
+        with self.store.session() as s, s.begin():
+            for slot, v in pairs:
+                kept = self.store.stage_variant(s, slot.run_id, v, f"genart {__version__}", signer)
+                s.add(BatchUnitRow(run_id=slot.run_id, kind="variant", profile_id=slot.profile.id,
+                                   keyframe_id=slot.kf.id, idx=slot.idx, variant_id=v.id, device_s=per, worker=worker,
+                                   finished_at=now))
+                stored.append(replace(kept, image=None))
+        return stored
+
+    def commit_unit(self, run_id: str, kind: str, *, profile_id: str = "", device_s: float = 0.0, worker: str = "",
+                    detail: object = None) -> None:
+        from sqlalchemy import select
+
+        from genart.store.batch_tables import BatchUnitRow
+
+        with self.store.session() as s, s.begin():
+            exists = s.scalars(select(BatchUnitRow.pk).where(
+                BatchUnitRow.run_id == run_id, BatchUnitRow.kind == kind, BatchUnitRow.profile_id == profile_id,
+                BatchUnitRow.keyframe_id == "", BatchUnitRow.idx == -1)).first()
+            if exists is None:
+                s.add(BatchUnitRow(run_id=run_id, kind=kind, profile_id=profile_id, keyframe_id="", idx=-1,
+                                   device_s=device_s, worker=worker, finished_at=_now(),
+                                   detail=json.dumps(detail) if detail is not None else None))
+
+
+# --- titles --------------------------------------------------------------------------------------
+def _demo_source(out: Path) -> Path:
+    """The demo clip under the output folder, made once (atomically) and reused by every resume."""
+    from genart.demo import make_demo_clip
+
+    path = out / "demo" / "demo_clip.mp4"
+    if not path.exists():
+        tmp = path.with_name(f".demo_clip.{os.getpid()}.mp4")
+        make_demo_clip(tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def run_id_for(title: CatalogTitle, spec: Any, source_sha256: str) -> str:
+    """The title's run id: the same catalogue entry, source bytes and preset give the same id."""
+    h = stable_id("genart-batch-v1", title.id, source_sha256, spec.canonical_json(),
+                  [(p.id, p.version) for p in title.profiles], title.frames, title.variants_per_frame, title.seed,
+                  title.title, title.genre, length=10)
+    return f"b-{title.id}-{h}"
+
+
+def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: Path, *, extract: bool = True,
+                  extractor: Callable[..., list[KeyFrame]] | None = None,
+                  progress: ProgressFn | None = None) -> TitleState | None:
+    """The title's run and key frames: created (``extract``) or found. None: not there yet (another shard's).
+
+    ``extractor(source, max_frames=, progress=)`` picks the key frames (default the frames stage's
+    ``extract_keyframes``; the Ray engine passes one that runs it as a Ray task).
+    """
+
+    from genart import __version__
+    from genart.frames import extract_keyframes, probe_source
+    from genart.pipeline import _atomic_write_text, _link, _source_digest
+    from genart.store.batch_tables import BatchTitleRow
+    from genart.store.db import RunRow
+
+    if title.demo:
+        if not extract and not (ledger.out / "demo" / "demo_clip.mp4").exists():
+            return None
+        src = _demo_source(ledger.out)
+    else:
+        src = title.source
+    run_id = run_id_for(title, spec, _source_digest(src))
+    run_dir = ledger.store.root / "runs" / run_id
+    state = TitleState(title, run_id, run_dir, src)
+    with ledger.store.session() as s:
+        run = s.get(RunRow, run_id)
+        has_title = s.get(BatchTitleRow, run_id) is not None
+    if run is None:
+        if not extract:
+            return None
+        probe_source(src)
+        manifest = RunManifest(
+            run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            genart_version=__version__, source=str(src), source_sha256=_source_digest(src), preset=spec.name,
+            preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in title.profiles),
+            frames=title.frames, variants_per_frame=title.variants_per_frame, seed=title.seed, title=title.title,
+            genre=title.genre)
+        ledger.store.start_run(manifest)
+        _atomic_write_text(run_dir / "manifest.json", json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    elif run.status == "failed" and extract:
+        with ledger.store.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            row.status, row.error = "running", None
+    if not has_title and extract:
+        entry = {"id": title.id, "index": title.index, "source": str(src), "title": title.title, "genre": title.genre,
+                 "profiles": [p.id for p in title.profiles], "frames": title.frames,
+                 "variants_per_frame": title.variants_per_frame, "seed": title.seed, "top_k": title.top_k}
+        with ledger.store.session() as s, s.begin():
+            if s.get(BatchTitleRow, run_id) is None:
+                s.add(BatchTitleRow(run_id=run_id, title_id=title.id, catalog=str(catalog_path.resolve()),
+                                    entry=json.dumps(entry), created_at=_now()))
+    kfs = ledger.keyframes(run_id, str(src))
+    if not kfs:
+        if not extract:
+            return None
+        made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress)
+        ledger.store.add_keyframes(run_id, made)  # one transaction: all of the title's key frames or none
+        kfs = ledger.keyframes(run_id, str(src))
+        del made
+    for i, kf in enumerate(kfs):
+        link = run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
+        if not link.exists():
+            _link(kf.path, link)
+    state.keyframes = kfs
+    return state
+
+
+def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: Any, worker: str) -> None:
+    """Rank one profile of a title (all its variants are stored) and mark the unit done."""
+    from genart.pipeline import _link
+
+    variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
+    t = time.perf_counter()
+    rows = stages.rank(variants, profile)
+    dt = time.perf_counter() - t
+    ledger.store.add_rankings(state.run_id, rows)  # merges: a re-ranking after a kill rewrites the same rows
+    for r in rows:
+        if r.rejected is None:
+            _link(r.variant.path, state.run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+    ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
+
+
+def handoff_title(ledger: Ledger, state: TitleState, policy: str, worker: str) -> None:
+    """Hand the title's top-k per profile to the bandit stage, write the run's result files, finish the run."""
+
+    from genart import api
+    from genart.bandit.handoff import handoff
+    from genart.bandit.tester import Tester
+    from genart.bandit.types import TestConfig
+    from genart.pipeline import _atomic_write_text, overview
+    from genart.store.batch_tables import BatchTitleRow
+
+    title = state.title
+    result = api.load_run(ledger.out, state.run_id, db=ledger.db)
+    ranked = [rv for _, items in result.ranked for rv in items]
+    test_id = f"{state.run_id}-test"
+    detail: dict[str, object] = {"test_id": test_id, "top_k": title.top_k}
+    try:
+        arms = handoff(ranked, test_id, {p.id: [p.id] for p in title.profiles}, include_control=True,
+                       control_image=title.control_image, top_k=title.top_k)
+        Tester(ledger.store.engine).create_test(test_id, arms, TestConfig(policy=policy))  # idempotent
+        detail["arms"] = [[a.segment, a.arm_id] for a in arms]
+    except InvalidArgumentError as exc:  # nothing accepted by the ranking: no test, said in the summary
+        detail.update(test_id=None, arms=[], error=exc.message)
+    state.run_dir.mkdir(parents=True, exist_ok=True)
+    overview(result).save(state.run_dir / "overview.png")
+    _atomic_write_text(state.run_dir / "result.json", json.dumps(result.to_json(), indent=2))
+    ledger.store.finish_run(state.run_id, "done")
+    ledger.commit_unit(state.run_id, "handoff", worker=worker, detail=detail)
+    with ledger.store.session() as s, s.begin():
+        row = s.get(BatchTitleRow, state.run_id)
+        if row is not None and row.finished_at is None:
+            row.finished_at = _now()
+
+
+# --- the job -------------------------------------------------------------------------------------
+@dataclass
+class Options:
+    batch_size: int | None = None
+    compile: bool = False
+    worker: str = "local"
+    shard: tuple[int, int] = (0, 1)
+    poll_s: float = 0.5
+
+
+def _wait(what: str, ready: Callable[[], bool], poll_s: float) -> None:
+    """A barrier over the ledger: every shard polls until the others' units are committed."""
+    t = time.monotonic()
+    while not ready():
+        if time.monotonic() - t > BARRIER_TIMEOUT_S:
+            raise BatchError(f"gave up waiting for {what} after {BARRIER_TIMEOUT_S:.0f} s: did another worker die?",
+                             hint="run the same command again: finished units are kept")
+        time.sleep(poll_s)
+
+
+def _stages(spec: Any, opts: Options) -> Any:
+    from genart.pipeline import load_stages
+
+    stages = load_stages(spec)
+    gen = stages.generator
+    if opts.compile and hasattr(gen, "model"):
+        from genart.batch.gpu import compile_unet
+
+        compile_unet(gen.model)
+    return stages
+
+
+def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: ProgressFn | None = None
+         ) -> tuple[list[TitleState], dict[str, int], BatchState]:
+    """This shard's share of the whole job; returns every title's state, images made per run, batch stats."""
+    from genart.pipeline import ensure_weights
+
+    me, n = opts.shard
+    if not 0 <= me < n:
+        raise InvalidArgumentError("shard", opts.shard, "(index, count) with 0 <= index < count")
+    ensure_weights(spec)
+    titles = list(catalog.titles)
+    states: dict[str, TitleState] = {}
+    for i, t in enumerate(titles):  # key frames: shard by title
+        if i % n == me:
+            st = prepare_title(ledger, t, spec, catalog.path)
+            assert st is not None
+            states[t.id] = st
+    if n > 1:
+        def all_prepared() -> bool:
+            for t in titles:
+                if t.id not in states:
+                    st = prepare_title(ledger, t, spec, catalog.path, extract=False)
+                    if st is None:
+                        return False
+                    states[t.id] = st
+            return True
+
+        _wait("the other workers' key frames", all_prepared, opts.poll_s)
+    ordered = [states[t.id] for t in titles]
+    run_ids = [st.run_id for st in ordered]
+
+    # variants: shard by key frame, so each frame is encoded by one process only
+    done = ledger.done_slots(run_ids)
+    all_slots = [s for st in ordered for s in st.slots()]
+    frames = sorted({(s.run_id, s.kf.id) for s in all_slots})
+    mine_frames = {f for j, f in enumerate(frames) if j % n == me}
+    todo = [s for s in all_slots if s.key not in done and (s.run_id, s.kf.id) in mine_frames]
+    per_title_total = {st.run_id: len(st.slots()) for st in ordered}
+    per_title_done = {rid: 0 for rid in run_ids}
+    for key in done:
+        per_title_done[key[0]] = per_title_done.get(key[0], 0) + 1
+    overall = [len(done), len(all_slots)]
+    by_run = {st.run_id: st for st in ordered}
+    made: dict[str, int] = {rid: 0 for rid in run_ids}
+    report(progress, "overall", overall[0], overall[1])
+    for st in ordered:
+        report(progress, st.title.id, per_title_done[st.run_id], per_title_total[st.run_id])
+
+    stages = None
+    bstate = BatchState(batch_size=opts.batch_size or (spec.generator.batch_size if spec.generator else 8))
+    if todo:
+        stages = _stages(spec, opts)
+
+        def on_done(pairs: list[tuple[Slot, Variant]], device_s: float) -> None:
+            ledger.commit_variants(pairs, device_s, opts.worker)
+            for slot, _ in pairs:
+                made[slot.run_id] += 1
+                per_title_done[slot.run_id] += 1
+                overall[0] += 1
+            for rid in {slot.run_id for slot, _ in pairs}:
+                report(progress, by_run[rid].title.id, per_title_done[rid], per_title_total[rid])
+            report(progress, "overall", overall[0], overall[1])
+
+        generate_slots(stages.generator, todo, on_done, bstate)
+    if n > 1:
+        _wait("the other workers' variants", lambda: len(ledger.done_slots(run_ids)) >= len(all_slots), opts.poll_s)
+
+    # rankings: shard by (title, profile)
+    ranked = {(u.run_id, u.profile_id) for u in ledger.units("rank", run_ids)}
+    pairs = [(st, p) for st in ordered for p in st.title.profiles]
+    for j, (st, p) in enumerate(pairs):
+        if j % n == me and (st.run_id, p.id) not in ranked:
+            if stages is None:
+                stages = _stages(spec, opts)
+            report(progress, "rank", j, len(pairs))
+            rank_title_profile(ledger, st, p, stages, opts.worker)
+    if n > 1:
+        _wait("the other workers' rankings", lambda: len(ledger.units("rank", run_ids)) >= len(pairs), opts.poll_s)
+
+    # hand-off: shard by title
+    handed = {u.run_id for u in ledger.units("handoff", run_ids)}
+    for j, st in enumerate(ordered):
+        if j % n == me and st.run_id not in handed:
+            handoff_title(ledger, st, catalog.policy, opts.worker)
+    if n > 1:
+        _wait("the other workers' hand-offs", lambda: len(ledger.units("handoff", run_ids)) >= len(ordered),
+              opts.poll_s)
+    return ordered, made, bstate
+
+
+# --- the summary -----------------------------------------------------------------------------------
+SUMMARY_COLUMNS = ("title_id", "run_id", "status", "keyframes", "images", "expected", "made_now", "device_s",
+                   "images_per_s", "test_id", "arms", "best", "error")
+
+
+def title_reports(ledger: Ledger, states: Sequence[TitleState], made: dict[str, int]) -> list[BatchTitleReport]:
+    from sqlalchemy import select
+
+    from genart.store.db import RankingRow, VariantRow
+
+    run_ids = [st.run_id for st in states]
+    units: dict[tuple[str, str], list[Any]] = {}
+    for kind in ("variant", "rank", "handoff"):
+        for u in ledger.units(kind, run_ids):
+            units.setdefault((u.run_id, kind), []).append(u)
+    out = []
+    with ledger.store.session() as s:
+        for st in states:
+            rid = st.run_id
+            images = len(s.scalars(select(VariantRow.pk).where(VariantRow.run_id == rid)).all())
+            best = []
+            for p in st.title.profiles:
+                r = s.scalars(select(RankingRow).where(RankingRow.run_id == rid, RankingRow.profile_id == p.id,
+                                                       RankingRow.rank == 1)).first()
+                if r is not None:
+                    best.append((p.id, r.variant_id, round(r.total, 4)))
+            device_s = sum(u.device_s for k in ("variant", "rank") for u in units.get((rid, k), []))
+            gen_s = sum(u.device_s for u in units.get((rid, "variant"), []))
+            hand = units.get((rid, "handoff"))
+            detail = json.loads(hand[0].detail) if hand and hand[0].detail else {}
+            expected = len(st.slots())
+            status = "done" if hand else ("partial" if images else "pending")
+            out.append(BatchTitleReport(
+                title_id=st.title.id, run_id=rid, status=status, keyframes=len(st.keyframes), images=images,
+                expected=expected, made_now=made.get(rid, 0), device_s=round(device_s, 4),
+                images_per_s=round(images / gen_s, 3) if gen_s > 0 else 0.0, test_id=detail.get("test_id"),
+                arms=len(detail.get("arms") or []), best=tuple(best), error=detail.get("error")))
+    return out
+
+
+def write_summary(out: Path, reports: Sequence[BatchTitleReport]) -> tuple[Path, Path]:
+    """``batch_summary.csv`` and ``batch_summary.json`` in ``out``, each written atomically."""
+    from dataclasses import asdict
+
+    from genart.pipeline import _atomic_write_text
+
+    rows = []
+    for r in reports:
+        d = asdict(r)
+        d["best"] = " ".join(f"{p}:{v[:10]}({t:.3f})" for p, v, t in r.best)
+        rows.append(d)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(SUMMARY_COLUMNS))
+    w.writeheader()
+    for d in rows:
+        w.writerow({k: d.get(k) for k in SUMMARY_COLUMNS})
+    csv_path, json_path = out / "batch_summary.csv", out / "batch_summary.json"
+    _atomic_write_text(csv_path, buf.getvalue())
+    _atomic_write_text(json_path, json.dumps({"titles": [asdict(r) for r in reports]}, indent=2))
+    return csv_path, json_path
+
+
+def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
+                batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
+                ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
+                progress: ProgressFn | None = None) -> BatchReport:
+    """Run (or resume) a catalogue. See ``genart batch --help``.
+
+    Args:
+        catalog: a ``Catalog`` or the path of its YAML file.
+        out: the store folder (``genart.sqlite``, ``images/``, ``runs/<run id>/``, the summary files).
+        engine: ``local`` (this process), ``accelerate`` (``accelerate launch``, one shard per process)
+            or ``ray`` (Ray tasks with GPU resources).
+        batch_size: the first batch size to try (default the preset's); halved on each OOM.
+        compile: ``torch.compile`` the UNet.
+        num_processes: processes for ``accelerate`` (default: the number of GPUs, else 2).
+        ray_address, ray_num_cpus, ray_num_gpus: where Ray runs (default a local Ray with the CPUs given).
+        progress: ``progress(name, done, total)``: ``overall``, each title id, ``rank``.
+
+    Returns:
+        A ``BatchReport``, one row per title, and the summary files written.
+
+    Raises:
+        CatalogError: a malformed catalogue. InvalidArgumentError: a bad engine or batch size.
+        BatchError: an engine cannot start or a worker failed. And what ``create_variants`` raises.
+    """
+    from genart.batch.catalog import load_catalog
+    from genart.config import load_models_config
+
+    if engine not in ENGINES:
+        raise InvalidArgumentError("engine", engine, ", ".join(ENGINES))
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise InvalidArgumentError("batch_size", batch_size, "a positive integer")
+    cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+    spec = load_models_config().preset(cat.preset)
+    out = Path(out)
+    t0 = time.perf_counter()
+    bstate: BatchState | None = None
+    if engine == "local":
+        ledger = Ledger(out, db)
+        try:
+            states, made, bstate = work(cat, spec, ledger, Options(batch_size=batch_size, compile=compile,
+                                                                   worker=f"local:{os.getpid()}"), progress)
+            reports = title_reports(ledger, states, made)
+        finally:
+            ledger.close()
+    elif engine == "accelerate":
+        from genart.batch.launch import launch_accelerate
+
+        reports = launch_accelerate(cat, out, db=db, batch_size=batch_size, compile=compile,
+                                    num_processes=num_processes, progress=progress)
+    else:
+        from genart.batch.ray_engine import run_ray
+
+        reports, bstate = run_ray(cat, spec, out, db=db, batch_size=batch_size, compile=compile, address=ray_address,
+                                  num_cpus=ray_num_cpus, num_gpus=ray_num_gpus, progress=progress)
+    csv_path, json_path = write_summary(out, reports)
+    return BatchReport(catalog=cat.path, out=out, engine=engine, preset=spec.name, titles=tuple(reports),
+                       wall_s=round(time.perf_counter() - t0, 3), summary_csv=csv_path, summary_json=json_path,
+                       oom_retries=bstate.oom_retries if bstate else 0,
+                       batch_size=bstate.batch_size if bstate else None)

