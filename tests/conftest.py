@@ -37,10 +37,12 @@ def stills_dir(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def genart_cache(tmp_path_factory) -> Path:
-    """One cache folder for the whole session (the tiny preset is built there once)."""
+@pytest.fixture(scope="session", autouse=True)
+def genart_cache(tmp_path_factory):
+    """One cache folder for the whole session, so the tiny preset is built once and shared by every test
+    (``GENART_TEST_CACHE`` keeps it across sessions)."""
     d = Path(os.environ.get("GENART_TEST_CACHE", tmp_path_factory.getbasetemp() / "genart-cache"))
     d.mkdir(parents=True, exist_ok=True)
-    os.environ["GENART_CACHE"] = str(d)
-    return d
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENART_CACHE", str(d))
+        yield d

@@ -16,14 +16,6 @@ from genart.types import Grade, KeyFrame, ScoreSet, TasteProfile, VisualTargets,
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def genart_cache(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.getbasetemp() / "genart-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENART_CACHE", str(path))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        yield path
 
 
 def make_profile(**kw: object) -> TasteProfile:

@@ -24,13 +24,6 @@ PHOTOS = ("astronaut.png", "obama.jpg", "two_people.jpg", "biden.jpg")
 CATALOGUE = ("16:9", "2:3", "1:1", "9:16")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def genart_cache(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.getbasetemp() / "genart-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENART_CACHE", str(path))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield path
 
 
 @pytest.fixture(scope="module")

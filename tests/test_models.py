@@ -23,15 +23,6 @@ from genart.models import check_preset, load_clip, load_diffusion, pull_preset, 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def genart_cache(tmp_path_factory: pytest.TempPathFactory):
-    """One genart cache per test session (shared by the model test modules), offline hub."""
-    path = tmp_path_factory.getbasetemp() / "genart-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENART_CACHE", str(path))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        yield path
 
 
 @pytest.fixture

@@ -205,53 +205,28 @@ def clip_tokenizer() -> Any:
 
 # --- builders ----------------------------------------------------------------------------------
 def _build_sd(out: Path) -> None:
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
-        StableDiffusionImg2ImgPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(**UNET_CONFIG)
-    torch.manual_seed(0)
-    vae = AutoencoderKL(**VAE_CONFIG)
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
-    pipe = StableDiffusionImg2ImgPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=clip_tokenizer(),
-        unet=unet,
-        scheduler=EulerAncestralDiscreteScheduler(**SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out, safe_serialization=True)
+    _build_pipeline(out, "StableDiffusionImg2ImgPipeline", UNET_CONFIG)
 
 
 def _build_inpaint(out: Path) -> None:
     """A StableDiffusionInpaintPipeline: the tiny VAE and text encoder (same seeds, same weights) and a
     9-channel UNet, as the hub's inpainting checkpoints are laid out."""
+    _build_pipeline(out, "StableDiffusionInpaintPipeline", INPAINT_UNET_CONFIG)
+
+
+def _build_pipeline(out: Path, pipeline_class: str, unet_config: dict) -> None:
+    import diffusers
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
-        StableDiffusionInpaintPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**INPAINT_UNET_CONFIG)
+    unet = UNet2DConditionModel(**unet_config)
     torch.manual_seed(0)
     vae = AutoencoderKL(**VAE_CONFIG)
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
-    pipe = StableDiffusionInpaintPipeline(
+    pipe = getattr(diffusers, pipeline_class)(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=clip_tokenizer(),
