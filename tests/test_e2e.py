@@ -93,3 +93,40 @@ presets:
     assert store.count(KeyFrameRow, run.id) == 2
     assert store.count(VariantRow, run.id) == 0
     assert (tmp_path / "out" / "runs" / run.id / "manifest.json").exists()
+
+
+_GENERATE_IN_A_FRESH_PROCESS = """
+import sys, numpy as np
+from PIL import Image
+from skimage import data
+from genart.config import load_models_config
+from genart.generate.diffusion import DiffusionGenerator
+from genart.models import load_diffusion
+from genart.profiles import get_profiles
+from genart.types import KeyFrame
+spec = load_models_config().preset("tiny")
+im = Image.fromarray(data.astronaut())
+kf = KeyFrame(id="astronaut", source="skimage", t_s=0, frame_index=0, shot=0, width=im.width, height=im.height,
+              image=im)
+variants = DiffusionGenerator(load_diffusion(spec), spec).generate([kf], get_profiles(["romance"])[0], 2, seed=11)
+np.savez(sys.argv[1], *[np.asarray(v.image.convert("RGB")) for v in variants])
+print(",".join(v.id for v in variants))
+"""
+
+
+def test_same_seed_same_variants_across_processes(tmp_path, genart_cache):
+    """Two fresh interpreters make the same variants: same ids, pixels within a small tolerance."""
+    import numpy as np
+
+    outs, ids = [], []
+    for i in range(2):
+        path = tmp_path / f"run{i}.npz"
+        p = subprocess.run([sys.executable, "-c", _GENERATE_IN_A_FRESH_PROCESS, str(path)], capture_output=True,
+                           text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        assert p.returncode == 0, p.stderr[-2000:]
+        ids.append(p.stdout.strip().splitlines()[-1])
+        with np.load(path) as arrays:
+            outs.append([arrays[k].astype(np.int16) for k in sorted(arrays.files)])
+    assert ids[0] == ids[1] and len(outs[0]) == len(outs[1]) == 2
+    for a, b in zip(*outs):
+        assert a.shape == b.shape and np.abs(a - b).max() <= 2
