@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genart._yaml import YamlDoc, explain_validation_error, yaml_error_line
 from genart.config import prompts_dir

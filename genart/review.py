@@ -1,0 +1,723 @@
+"""Review and hand-off: what the app (and any notebook) uses to turn a run into approved artwork.
+
+An orchestrator beside ``genart.pipeline``: it reads runs back from the store, keeps reviewers'
+decisions in an append-only log (``genart.store.review_tables``), regenerates single variants, and
+hands approved ones to a bandit test (``genart.bandit``). ``genart.api`` re-exports its public
+functions; importing it stays cheap (no torch).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+
+from genart.config import load_models_config
+from genart.progress import ProgressFn
+from genart.types import KeyFrame, RankedVariant, RunResult, TasteProfile, Variant
+
+# --- review: what the app (and any notebook) uses to turn a run into approved artwork -------------
+# Decisions live in an append-only log (``genart.store.review_tables``) in the run's own store.
+
+
+from genart.types import (
+    REVIEW_ACTIONS,
+    Arm,
+    HandoffRecord,
+    ReviewDecision,
+    ReviewState,
+    RunSummary,
+    StagedSource,
+    TestSnapshot,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.store.db import Store
+
+_STAGE_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+_MAX_REVIEWER = 128
+_MAX_NOTE = 4000
+
+
+def _now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@contextmanager
+def _review_store(out: str | Path, db: str | None = None) -> Iterator["Store"]:
+    """The run store with the review tables created; its connections are closed afterwards."""
+    import genart.store.review_tables  # noqa: F401  (registers the tables before Store's create_all)
+    from genart.store.db import Store
+
+    store = Store(out, db)
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+
+
+def _run_row(session, run_id: str):
+    from sqlalchemy import select
+
+    from genart.errors import UnknownRunError
+    from genart.store.db import RunRow
+
+    row = session.get(RunRow, run_id) if isinstance(run_id, str) and run_id else None
+    if row is None:
+        known = session.scalars(select(RunRow.id).order_by(RunRow.created_at.desc())).all()
+        raise UnknownRunError(str(run_id), known)
+    return row
+
+
+def _check_reviewer(reviewer: object) -> str:
+    from genart.errors import InvalidArgumentError
+
+    name = reviewer.strip() if isinstance(reviewer, str) else ""
+    if not name or len(name) > _MAX_REVIEWER:
+        raise InvalidArgumentError("reviewer", reviewer, f"your name (1 to {_MAX_REVIEWER} characters)")
+    return name
+
+
+def _check_prompt(prompt: str) -> str:
+    from genart.errors import InvalidArgumentError
+
+    text = " ".join(str(prompt).split())
+    if not text:
+        raise InvalidArgumentError("prompt", prompt, "some text")
+    try:
+        text.format(title="t", genre="g", subject="s")
+    except (KeyError, IndexError, ValueError):
+        raise InvalidArgumentError("prompt", prompt, "text whose only {placeholders} are {title}, {genre} and "
+                                   "{subject} (write {{ and }} for literal braces)") from None
+    return text
+
+
+def _edited_profile(profile: TasteProfile, prompt: str | None = None,
+                    strength: float | None = None) -> TasteProfile:
+    """A profile with this run's prompt (and strength); an edited prompt gets its own version."""
+    from dataclasses import replace
+
+    from genart.types import stable_id
+
+    if prompt is not None and prompt != profile.prompt:
+        profile = replace(profile, prompt=prompt, version=stable_id(profile.version, prompt, length=12))
+    if strength is not None:
+        profile = replace(profile, strengths=(float(strength),))
+    return profile
+
+
+def _keyframe_json(kf: KeyFrame, base: Path) -> dict[str, object]:
+    return {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "frame_index": kf.frame_index, "shot": kf.shot,
+            "width": kf.width, "height": kf.height, "scores": kf.scores.as_dict(),
+            "faces": [[f.x, f.y, f.w, f.h, f.score] for f in kf.faces],
+            "path": str(Path(kf.path).relative_to(base)) if kf.path else None}
+
+
+def _keyframe_from_json(d: Mapping[str, object], base: Path) -> KeyFrame:
+    from genart.types import Box, ScoreSet
+
+    return KeyFrame(id=str(d["id"]), source=str(d["source"]), t_s=float(d["t_s"]), frame_index=int(d["frame_index"]),
+                    shot=int(d["shot"]), width=int(d["width"]), height=int(d["height"]),
+                    scores=ScoreSet.of(d.get("scores") or {}), faces=tuple(Box(*f) for f in d.get("faces") or ()),
+                    path=base / str(d["path"]) if d.get("path") else None)
+
+
+def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: int = 4, keep_copy: bool = False,
+                 progress: ProgressFn | None = None) -> StagedSource:
+    """Pick a source's key frames and keep them, so a person can choose which ones a run uses.
+
+    Args:
+        source: a video file, an image, or a folder of stills.
+        out: the store folder; the key frames go to ``<out>/uploads/<stage_id>/``.
+        max_frames: at most this many key frames.
+        keep_copy: copy the source into the stage folder too (an upload that may be deleted later).
+        progress: ``progress("frames", done, total)``.
+
+    Returns:
+        A ``StagedSource`` whose key frames carry their PNG ``path`` (no pixels in memory).
+
+    Raises:
+        SourceNotFoundError, UnsupportedMediaError, EmptySourceError: the source cannot be used.
+        InvalidArgumentError: ``max_frames`` < 1.
+    """
+    import json
+    import os
+    import secrets
+    import shutil
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from genart.errors import SourceNotFoundError, StoreError
+    from genart.frames import extract_keyframes as _extract, probe_source
+    from genart.frames.decode import list_stills
+
+    src = Path(source).expanduser()
+    if not src.exists():
+        raise SourceNotFoundError(src)
+    info = probe_source(src)  # refuses what is not media before anything is written
+    stage_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    base = Path(out) / "uploads" / stage_id
+    try:
+        (base / "keyframes").mkdir(parents=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the stage folder {base}: {exc.strerror}") from None
+    if keep_copy:
+        dst = base / "source"
+        dst.mkdir()
+        files = [src] if src.is_file() else list(list_stills(src)) if info.kind == "stills" else []
+        for f in files:
+            try:
+                os.link(f, dst / f.name)
+            except OSError:
+                shutil.copyfile(f, dst / f.name)
+        src = dst / src.name if src.is_file() else dst
+    kfs = _extract(src, max_frames=max_frames, progress=progress)
+    staged = []
+    for i, kf in enumerate(kfs):
+        path = base / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
+        kf.image.save(path)
+        staged.append(replace(kf, path=path, image=None))
+    doc = {"stage_id": stage_id, "source": str(src.resolve()), "created_at": _now_iso(),
+           "keyframes": [_keyframe_json(k, base) for k in staged]}
+    (base / "stage.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return StagedSource(stage_id=stage_id, source=src.resolve(), keyframes=tuple(staged))
+
+
+def load_stage(out: str | Path, stage_id: str) -> StagedSource:
+    """A source staged earlier by ``stage_source``.
+
+    Raises:
+        InvalidArgumentError: ``stage_id`` is malformed or names no stage in ``out``.
+    """
+    import json
+
+    from genart.errors import InvalidArgumentError
+
+    if not isinstance(stage_id, str) or not _STAGE_ID.match(stage_id):
+        raise InvalidArgumentError("stage id", stage_id, "the id stage_source returned, like 20250101-120000-a1b2c3")
+    base = Path(out) / "uploads" / stage_id
+    try:
+        doc = json.loads((base / "stage.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidArgumentError("stage id", stage_id, f"a stage in {Path(out) / 'uploads'}") from None
+    return StagedSource(stage_id=stage_id, source=Path(doc["source"]),
+                        keyframes=tuple(_keyframe_from_json(d, base) for d in doc["keyframes"]))
+
+
+def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Sequence[str] | None = None,
+                          profiles: Sequence[str] | str = ("romance", "thriller"), preset: str | None = None,
+                          variants_per_frame: int = 2, seed: int = 0, title: str = "", genre: str = "",
+                          prompts: Mapping[str, str] | None = None, top_k: int | None = None, db: str | None = None,
+                          progress: ProgressFn | None = None) -> RunResult:
+    """``create_variants`` on the key frames a person kept, with this run's edited prompts.
+
+    Args:
+        out, stage_id: where ``stage_source`` put the key frames.
+        keyframe_ids: the key frames to use (None: all of the stage's).
+        prompts: profile id -> this run's prompt template (``{title}``, ``{genre}``, ``{subject}``);
+            an edited prompt gives the profile a new version, recorded in the manifest.
+        The rest: as ``create_variants``.
+
+    Raises:
+        InvalidArgumentError: a bad stage id, an unknown or no key frame, a prompt for a profile the
+            run does not make, or a malformed prompt. And everything ``create_variants`` raises.
+    """
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from genart import pipeline
+    from genart.errors import InvalidArgumentError
+    from genart.profiles import get_profiles
+
+    stage = load_stage(out, stage_id)
+    known = {kf.id: kf for kf in stage.keyframes}
+    ids = list(known) if keyframe_ids is None else list(keyframe_ids)
+    for kid in ids:
+        if kid not in known:
+            raise InvalidArgumentError("key frame", kid, f"one of the stage's key frames: {', '.join(known)}")
+    if not ids:
+        raise InvalidArgumentError("key frames", [], "at least one key frame included")
+    profs = get_profiles(profiles)
+    edited: dict[str, TasteProfile] = {}
+    for pid, text in (prompts or {}).items():
+        match = [p for p in profs if p.id == pid]
+        if not match:
+            raise InvalidArgumentError("prompt's profile", pid, f"one of this run's profiles: {', '.join(p.id for p in profs)}")
+        if text is not None and " ".join(str(text).split()) != " ".join(match[0].prompt.split()):
+            edited[pid] = _edited_profile(match[0], _check_prompt(text))
+    chosen = []
+    for kf in stage.keyframes:
+        if kf.id in ids:
+            with Image.open(kf.path) as im:
+                chosen.append(replace(kf, image=im.convert("RGB")))
+    return pipeline.run(stage.source, profiles=[edited.get(p.id, p) for p in profs], preset=preset,
+                        frames=len(chosen), variants_per_frame=variants_per_frame, out=out, db=db, seed=seed,
+                        title=title, genre=genre, top_k=top_k, progress=progress, keyframes=chosen)
+
+
+def list_runs(out: str | Path = "runs", *, db: str | None = None) -> list[RunSummary]:
+    """The runs of a store, newest first (an empty list when the folder holds no store yet)."""
+    import json
+
+    from sqlalchemy import select
+
+    from genart.store.db import RunRow
+
+    if db is None and not (Path(out) / "genart.sqlite").exists():
+        return []
+    with _review_store(out, db) as store, store.session() as s:
+        rows = s.scalars(select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc())).all()
+        result = []
+        for r in rows:
+            m = json.loads(r.manifest or "{}")
+            result.append(RunSummary(run_id=r.id, created_at=r.created_at, status=r.status, preset=r.preset,
+                                     source=r.source, title=str(m.get("title", "")), genre=str(m.get("genre", "")),
+                                     profiles=tuple(m.get("profiles", {})), error=r.error))
+        return result
+
+
+def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResult:
+    """A stored run read back: key frames, every variant (regenerated ones too) ranked per profile.
+
+    Raises:
+        UnknownRunError: no such run in the store (the message lists the runs there are).
+    """
+    import json
+    from dataclasses import fields
+
+    from sqlalchemy import select
+
+    from genart.store.db import KeyFrameRow, RankingRow, ScoreRow, VariantRow
+    from genart.types import Box, GenerationParams, ScoreSet
+
+    param_names = {f.name for f in fields(GenerationParams)}
+    with _review_store(out, db) as store, store.session() as s:
+        run = _run_row(s, run_id)
+        manifest = json.loads(run.manifest or "{}")
+        kfs = {}
+        for r in s.scalars(select(KeyFrameRow).where(KeyFrameRow.run_id == run_id).order_by(KeyFrameRow.t_s)):
+            kfs[r.keyframe_id] = KeyFrame(
+                id=r.keyframe_id, source=run.source, t_s=r.t_s, frame_index=r.frame_index, shot=r.shot, width=r.width,
+                height=r.height, scores=ScoreSet.of(json.loads(r.scores)),
+                faces=tuple(Box(*f) for f in json.loads(r.faces)), path=Path(r.path))
+        variants = {}
+        for r in s.scalars(select(VariantRow).where(VariantRow.run_id == run_id).order_by(VariantRow.pk)):
+            p = {k: v for k, v in json.loads(r.params).items() if k in param_names}
+            if p.get("crop") is not None:
+                p["crop"] = tuple(p["crop"])
+            variants[r.variant_id] = Variant(id=r.variant_id, profile_id=r.profile_id, keyframe=kfs[r.keyframe_id],
+                                             params=GenerationParams(**p), digital_source_type=r.digital_source_type,
+                                             path=Path(r.path))
+        scores: dict[tuple[str, str], dict[str, float]] = {}
+        for r in s.scalars(select(ScoreRow).where(ScoreRow.run_id == run_id)):
+            scores.setdefault((r.variant_id, r.profile_id), {})[r.name] = r.value
+        order = list(manifest.get("profiles", {}))
+        per: dict[str, list[RankedVariant]] = {}
+        for r in s.scalars(select(RankingRow).where(RankingRow.run_id == run_id)):
+            if r.variant_id not in variants:
+                continue
+            names = scores.get((r.variant_id, r.profile_id), {})
+            per.setdefault(r.profile_id, []).append(RankedVariant(
+                variant=variants[r.variant_id], profile_id=r.profile_id, scores=ScoreSet.of(dict(sorted(names.items()))),
+                total=r.total, rank=r.rank, rejected=r.rejected))
+        for pid in per:
+            if pid not in order:
+                order.append(pid)
+        ranked, rejected = [], []
+        for pid in order:
+            rows = per.get(pid, [])
+            good = sorted((r for r in rows if r.rejected is None), key=lambda r: (r.rank is None, r.rank or 0, -r.total))
+            bad = sorted((r for r in rows if r.rejected is not None), key=lambda r: -r.total)
+            ranked.append((pid, tuple(good)))
+            rejected.append((pid, tuple(bad)))
+        run_dir = store.root / "runs" / run_id
+        return RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
+                         keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+
+
+def _decision(row) -> ReviewDecision:
+    return ReviewDecision(decision_id=row.decision_id, run_id=row.run_id, variant_id=row.variant_id,
+                          profile_id=row.profile_id, action=row.action, note=row.note or "", reviewer=row.reviewer,
+                          created_at=row.created_at, version=row.version)
+
+
+def _append_decision(store, run_id: str, variant_id: str, action: str, reviewer: str, note: str,
+                     expected_version: int | None) -> ReviewDecision:
+    """Append one log entry as version N + 1; the unique (run, variant, version) makes a race visible."""
+    import time
+
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from genart.errors import DecisionConflictError, StoreError, UnknownVariantError
+    from genart.store.db import VariantRow
+    from genart.store.review_tables import ReviewDecisionRow
+
+    def latest(s) -> ReviewDecisionRow | None:
+        return s.scalars(select(ReviewDecisionRow).where(ReviewDecisionRow.run_id == run_id,
+                                                         ReviewDecisionRow.variant_id == variant_id)
+                         .order_by(ReviewDecisionRow.version.desc()).limit(1)).first()
+
+    with store.session() as s:
+        _run_row(s, run_id)
+        vrow = s.scalars(select(VariantRow).where(VariantRow.run_id == run_id, VariantRow.variant_id == variant_id)).first()
+        if vrow is None:
+            raise UnknownVariantError(run_id, variant_id)
+        profile_id = vrow.profile_id
+    last_error: Exception | None = None
+    for attempt in range(50):
+        with store.session() as s:
+            current = s.scalar(select(func.max(ReviewDecisionRow.version)).where(
+                ReviewDecisionRow.run_id == run_id, ReviewDecisionRow.variant_id == variant_id)) or 0
+            if expected_version is not None and current != expected_version:
+                last = latest(s)
+                raise DecisionConflictError(variant_id, expected_version, current, by=last.reviewer if last else "",
+                                            action=last.action if last else "",
+                                            at=last.created_at[:19].replace("T", " ") + " UTC" if last else "")
+            row = ReviewDecisionRow(run_id=run_id, variant_id=variant_id, profile_id=profile_id, version=current + 1,
+                                    action=action, note=note, reviewer=reviewer, created_at=_now_iso())
+            try:
+                s.add(row)
+                s.commit()
+                return _decision(row)
+            except (IntegrityError, OperationalError) as exc:  # another writer took version N + 1 first
+                s.rollback()
+                last_error = exc
+        time.sleep(0.005 * (attempt + 1))
+    raise StoreError(f"could not record the decision on variant {variant_id}: {last_error}")
+
+
+def record_decision(out: str | Path, run_id: str, variant_id: str, action: str, reviewer: str, note: str = "", *,
+                    expected_version: int | None = None, db: str | None = None) -> ReviewDecision:
+    """Approve, reject or flag a variant: appended to the run's review log with reviewer and time.
+
+    Nothing is ever overwritten: every decision is a new log entry, and a variant's status is its
+    latest one. Pass ``expected_version`` (the ``ReviewState.version`` the reviewer saw) to have a
+    decision refused when someone else decided in the meantime.
+
+    Returns:
+        The stored ``ReviewDecision`` (with its new ``version``).
+
+    Raises:
+        InvalidArgumentError: an unknown action, no reviewer name, or a note over 4000 characters.
+        UnknownRunError, UnknownVariantError: no such run, or no such variant in it.
+        DecisionConflictError: ``expected_version`` is not the variant's current version.
+    """
+    from genart.errors import InvalidArgumentError
+
+    if action not in REVIEW_ACTIONS:
+        raise InvalidArgumentError("action", action, "one of " + ", ".join(REVIEW_ACTIONS))
+    name = _check_reviewer(reviewer)
+    note = (note or "").strip()
+    if len(note) > _MAX_NOTE:
+        raise InvalidArgumentError("note", note[:40] + "...", f"at most {_MAX_NOTE} characters")
+    if expected_version is not None and (isinstance(expected_version, bool) or not isinstance(expected_version, int)
+                                         or expected_version < 0):
+        raise InvalidArgumentError("expected_version", expected_version, "None or an integer >= 0")
+    with _review_store(out, db) as store:
+        return _append_decision(store, run_id, variant_id, action, name, note, expected_version)
+
+
+def decisions(out: str | Path, run_id: str, *, variant_id: str | None = None,
+              db: str | None = None) -> list[ReviewDecision]:
+    """A run's review log (or one variant's), oldest first: the audit trail.
+
+    Raises:
+        UnknownRunError: no such run.
+    """
+    from sqlalchemy import select
+
+    from genart.store.review_tables import ReviewDecisionRow
+
+    with _review_store(out, db) as store, store.session() as s:
+        _run_row(s, run_id)
+        q = select(ReviewDecisionRow).where(ReviewDecisionRow.run_id == run_id)
+        if variant_id is not None:
+            q = q.where(ReviewDecisionRow.variant_id == variant_id)
+        return [_decision(r) for r in s.scalars(q.order_by(ReviewDecisionRow.decision_id))]
+
+
+def review_states(out: str | Path, run_id: str, *, db: str | None = None) -> dict[str, ReviewState]:
+    """Per variant id of a run: its status (latest approve/reject/flag, else ``pending``) and version."""
+    from sqlalchemy import select
+
+    from genart.store.db import VariantRow
+
+    log = decisions(out, run_id, db=db)
+    with _review_store(out, db) as store, store.session() as s:
+        ids = s.scalars(select(VariantRow.variant_id).where(VariantRow.run_id == run_id)).all()
+    states = {vid: ReviewState(variant_id=vid, status="pending", version=0) for vid in ids}
+    for d in log:  # oldest first: the last decision wins the status, every entry bumps the version
+        st = states.get(d.variant_id) or ReviewState(variant_id=d.variant_id, status="pending", version=0)
+        if d.action in REVIEW_ACTIONS:
+            st = ReviewState(variant_id=d.variant_id, status=d.action, version=d.version, reviewer=d.reviewer,
+                             note=d.note, at=d.created_at)
+        else:
+            st = ReviewState(variant_id=st.variant_id, status=st.status, version=d.version, reviewer=st.reviewer,
+                             note=st.note, at=st.at)
+        states[d.variant_id] = st
+    return states
+
+
+def approved_variants(out: str | Path, run_id: str, *, db: str | None = None) -> list[RankedVariant]:
+    """The run's variants whose latest decision is ``approve`` (never a rejected-by-ranking one), best first."""
+    run = load_run(out, run_id, db=db)
+    states = review_states(out, run_id, db=db)
+    return [rv for _, items in run.ranked for rv in items
+            if rv.variant.id in states and states[rv.variant.id].status == "approve"]
+
+
+def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewer: str, seed: int | None = None,
+                       strength: float | None = None, prompt: str | None = None, db: str | None = None,
+                       progress: ProgressFn | None = None) -> RankedVariant:
+    """Make one variant again from the same key frame with a new seed, strength or prompt.
+
+    The new variant is stored next to the old one (which stays, with its decisions), the profile's
+    variants are ranked again, and a ``regenerated`` entry by ``reviewer`` starts the new one's log.
+
+    Args:
+        seed: the new variant's seed (None: a random one).
+        strength: img2img strength in (0, 1] (diffusion presets only; None keeps the variant's).
+        prompt: a prompt template (diffusion presets only; None keeps the variant's).
+
+    Returns:
+        The new variant, ranked among its profile's variants.
+
+    Raises:
+        InvalidArgumentError: a bad seed, strength or prompt, or strength/prompt with the classic preset
+            (it has neither: its variety comes from the seed).
+        UnknownRunError, UnknownVariantError, ModelLoadError: as their names say.
+    """
+    import json
+    import secrets
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from genart import pipeline
+    from genart.errors import InvalidArgumentError, UnknownVariantError
+    from genart.profiles import get_profiles
+
+    name = _check_reviewer(reviewer)
+    run = load_run(out, run_id, db=db)
+    rejected = dict(run.rejected)
+    everything = {pid: list(items) + list(rejected.get(pid, ())) for pid, items in run.ranked}
+    old = next((rv for items in everything.values() for rv in items if rv.variant.id == variant_id), None)
+    if old is None:
+        raise UnknownVariantError(run_id, variant_id)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidArgumentError("seed", seed, "an integer from 0 to 2**63 - 1")
+    if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                 or not 0.0 < float(strength) <= 1.0):
+        raise InvalidArgumentError("strength", strength, "a number in (0, 1]")
+    spec = load_models_config().preset(run.preset)
+    v = old.variant
+    profile = get_profiles([v.profile_id])[0]
+    if spec.kind == "classic":
+        if strength is not None or prompt:
+            raise InvalidArgumentError("strength" if strength is not None else "prompt", strength or prompt,
+                                       "nothing with the classic preset (it has no strength or prompt; a new seed "
+                                       "gives a new framing and grade)")
+        # the classic generator's first variant of a frame is its plain framing; the second is seeded
+        profile, n = replace(profile, aspects=(v.params.aspect,)), 2
+    else:
+        if prompt:
+            template = _check_prompt(prompt)
+        elif v.params.prompt:  # the prompt this variant was made with (a run may have edited it)
+            template = v.params.prompt.replace("{", "{{").replace("}", "}}")
+        else:
+            template = profile.prompt
+        profile, n = _edited_profile(profile, template, strength if strength is not None else v.params.strength), 1
+    pipeline.ensure_weights(spec)
+    stages = pipeline.load_stages(spec)
+    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
+    kf = v.keyframe
+    with Image.open(kf.path) as im:
+        kf_px = replace(kf, image=im.convert("RGB"))
+    made = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
+                                     genre=str(manifest.get("genre", "")), progress=progress)[-1]
+    made = replace(made, keyframe=kf)
+    if any(rv.variant.id == made.id for rv in everything[v.profile_id]):
+        raise InvalidArgumentError("seed", seed, "a seed that makes a new variant (this one exists already)")
+    with _review_store(out, db) as store:
+        from genart import __version__
+
+        made = store.add_variants(run_id, [made], software=f"genart {__version__}")[0]
+        pool = [rv.variant for rv in everything[v.profile_id]] + [made]
+        rows = stages.rank(pool, profile)
+        store.add_rankings(run_id, rows)
+        what = [f"seed {seed}"]
+        if made.params.strength is not None:
+            what.append(f"strength {made.params.strength:g}")
+        if prompt:
+            what.append(f"prompt: {made.params.prompt}")
+        _append_decision(store, run_id, made.id, "regenerated", name,
+                         f"regenerated from {variant_id}: " + ", ".join(what), None)
+    return next(r for r in rows if r.variant.id == made.id)
+
+
+# --- hand-off: approved variants become a bandit test (genart.bandit) ------------------------------
+_TESTERS: dict[str, object] = {}
+_TESTERS_LOCK = threading.Lock()
+
+
+def _tester(out: str | Path, db: str | None = None):
+    """One ``genart.bandit.tester.Tester`` per store (it is thread-safe), on the run store's database."""
+    from genart.bandit.tester import Tester
+
+    with _review_store(out, db) as store:
+        url = store.url
+    with _TESTERS_LOCK:
+        tester = _TESTERS.get(url)
+        if tester is None:
+            tester = _TESTERS[url] = Tester(url)
+        return tester
+
+
+def _arm_json(a: Arm) -> dict[str, object]:
+    return {"test_id": a.test_id, "arm_id": a.arm_id, "segment": a.segment, "variant_id": a.variant_id,
+            "image_path": str(a.image_path) if a.image_path else None, "is_control": a.is_control,
+            "prior_mean": a.prior_mean, "profile_id": a.profile_id}
+
+
+def _arm_from_json(d: Mapping[str, object]) -> Arm:
+    return Arm(test_id=str(d["test_id"]), arm_id=str(d["arm_id"]), segment=str(d["segment"]),
+               variant_id=d.get("variant_id"), image_path=Path(d["image_path"]) if d.get("image_path") else None,
+               is_control=bool(d.get("is_control")), prior_mean=float(d.get("prior_mean", 0.5)),
+               profile_id=d.get("profile_id"))
+
+
+def _handoff_record(row) -> HandoffRecord:
+    import json
+
+    return HandoffRecord(run_id=row.run_id, test_id=row.test_id, reviewer=row.reviewer, created_at=row.created_at,
+                         arms=tuple(_arm_from_json(d) for d in json.loads(row.arms)))
+
+
+def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str | None = None,
+                    segments: Sequence[str] | Mapping[str, Sequence[str]] | None = None, include_control: bool = True,
+                    control_image: str | Path | None = None, policy: str = "ts",
+                    db: str | None = None) -> HandoffRecord:
+    """Send a run's approved variants to a bandit test (``genart.bandit.handoff``) and log who did it.
+
+    Args:
+        reviewer: who hands off (goes in the audit trail).
+        test_id: the new test's id (default ``<run_id>-test``).
+        segments: segment names, or {segment: [profile ids]}; default one segment per profile with
+            approved variants, getting that profile's variants.
+        include_control: add the current artwork as a control arm in every segment.
+        policy: the test's policy (``ts``, ``egreedy``, ``ucb1``, ...).
+
+    Returns:
+        The ``HandoffRecord`` with the arms created. Handing the same arms to the same test again
+        changes nothing and returns the first record.
+
+    Raises:
+        ReviewError: nothing approved in the run.
+        InvalidArgumentError, UnknownPolicyError, TestConflictError: from the bandit stage.
+    """
+    import json
+
+    from sqlalchemy import select
+
+    from genart.bandit.handoff import handoff
+    from genart.bandit.types import TestConfig
+    from genart.errors import ReviewError
+    from genart.store.review_tables import ReviewHandoffRow
+
+    name = _check_reviewer(reviewer)
+    approved = approved_variants(out, run_id, db=db)
+    if not approved:
+        raise ReviewError(f"run '{run_id}' has no approved variants to hand off",
+                          hint="approve some variants in the review first")
+    if segments is None:
+        segments = {pid: [pid] for pid in dict.fromkeys(rv.profile_id for rv in approved)}
+    test_id = test_id or f"{run_id}-test"
+    arms = handoff(approved, test_id, segments, include_control=include_control, control_image=control_image)
+    _tester(out, db).create_test(test_id, arms, TestConfig(policy=policy))
+    with _review_store(out, db) as store, store.session() as s:
+        old = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)
+                        .order_by(ReviewHandoffRow.pk).limit(1)).first()
+        if old is not None:
+            return _handoff_record(old)
+        row = ReviewHandoffRow(run_id=run_id, test_id=test_id, reviewer=name, created_at=_now_iso(),
+                               arms=json.dumps([_arm_json(a) for a in arms]))
+        s.add(row)
+        s.commit()
+        return _handoff_record(row)
+
+
+def handoffs(out: str | Path, run_id: str, *, db: str | None = None) -> list[HandoffRecord]:
+    """The bandit tests a run's variants were handed to, oldest first."""
+    from sqlalchemy import select
+
+    from genart.store.review_tables import ReviewHandoffRow
+
+    with _review_store(out, db) as store, store.session() as s:
+        _run_row(s, run_id)
+        rows = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.run_id == run_id).order_by(ReviewHandoffRow.pk))
+        return [_handoff_record(r) for r in rows]
+
+
+def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, seed: int = 0, db: str | None = None):
+    """Drive a test with simulated members (a demo, or a rehearsal before real traffic).
+
+    Each (segment, arm) gets a fixed true click rate derived from the test id, so repeated calls
+    keep simulating the same audience; ``seed`` draws the members. Exposures and rewards go through
+    the real tester and store, exactly as live traffic would.
+
+    Returns:
+        The bandit stage's ``SimulationResult`` for these impressions.
+
+    Raises:
+        UnknownTestError: no such test. InvalidArgumentError: ``impressions`` < 1.
+    """
+    import numpy as np
+
+    from genart.bandit.simulator import Population, drive_tester
+    from genart.errors import InvalidArgumentError
+    from genart.types import stable_id
+
+    if isinstance(impressions, bool) or not isinstance(impressions, int) or impressions < 1:
+        raise InvalidArgumentError("impressions", impressions, "an integer >= 1")
+    tester = _tester(out, db)
+    arms = tester.arms(test_id)
+    segments = tuple(dict.fromkeys(a.segment for a in arms))
+    arm_ids = tuple(dict.fromkeys(a.arm_id for a in arms))
+    rng = np.random.default_rng(int(stable_id("simulated audience", test_id, length=8), 16))
+    rates = rng.uniform(0.02, 0.12, size=(len(segments), len(arm_ids)))
+    population = Population(segments=segments, arms=arm_ids, rates=tuple(tuple(float(v) for v in r) for r in rates),
+                            weights=tuple(1.0 for _ in segments))
+    return drive_tester(tester, test_id, population, impressions, seed=seed, batch_size=min(500, impressions))
+
+
+def test_report(out: str | Path, test_id: str, *, db: str | None = None) -> TestSnapshot:
+    """A test's per-segment report (impressions, rewards, posterior, P(best), winner) and its plots.
+
+    The plots (cumulative reward, and each arm's share over time) are PNGs under
+    ``<out>/tests/<test id>/``; none when matplotlib is not installed.
+
+    Raises:
+        UnknownTestError: no such test.
+    """
+    from genart.bandit.report import plot_test
+    from genart.errors import BackendUnavailableError
+
+    tester = _tester(out, db)
+    report = tester.report(test_id)
+    folder = Path(out) / "tests" / (re.sub(r"[^A-Za-z0-9_.-]", "_", test_id)[:120] or "test")
+    try:
+        plots = tuple(plot_test(tester, test_id, folder))
+    except BackendUnavailableError:
+        plots = ()
+    return TestSnapshot(test_id=test_id, report=report, plots=plots)
+
+
+test_report.__test__ = False  # a function of the API, not a pytest test (should someone import it by name)
