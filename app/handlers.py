@@ -76,14 +76,6 @@ def reviewer_name(username: str | None, typed: str | None) -> str:
     return name
 
 
-def _timecode(t_s: float) -> str:
-    ms = int(round(t_s * 1000))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
-
-
 # --- 1. a title: upload and key frames ------------------------------------------------------------
 @dataclass(frozen=True)
 class StageView:

@@ -25,6 +25,15 @@ def stable_id(*parts: object, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def timecode(t_s: float) -> str:
+    """Seconds as ``HH:MM:SS.mmm``."""
+    ms = int(round(t_s * 1000))
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
 @dataclass(frozen=True)
 class Box:
     """An axis-aligned box in pixels of the image it was found in."""
@@ -119,11 +128,7 @@ class KeyFrame:
     @property
     def timecode(self) -> str:
         """``HH:MM:SS.mmm`` of this frame in the source."""
-        ms = int(round(self.t_s * 1000))
-        h, rem = divmod(ms, 3_600_000)
-        m, rem = divmod(rem, 60_000)
-        s, ms = divmod(rem, 1000)
-        return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+        return timecode(self.t_s)
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,17 @@ def _check_clip(spec: PresetSpec, clip: ClipSpec) -> CheckItem:
                      hub.clip_how(clip.pretrained, clip.revision, spec.name))
 
 
+def _cached(key: object, load):
+    """The loaded model for ``key``: loaded once per process (under the lock, so two threads never
+    load the same weights twice)."""
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is None:
+            hit = load()
+            _CACHE[key] = hit
+        return hit
+
+
 def check_preset(spec: PresetSpec) -> PresetCheck:
     """Whether a preset's weights are here. Local look-ups only: fast, never online.
 
@@ -287,13 +298,7 @@ def load_diffusion(spec: PresetSpec, device: str | None = None) -> DiffusionMode
     if gen.builder != "tiny":
         _locate_diffusion(spec, gen)  # absent weights fail here, before torch is even imported
     dev = pick_device(device)
-    key = _cache_key("diffusion", gen, dev)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is None:
-            hit = _load_diffusion(spec, gen, dev)
-            _CACHE[key] = hit
-        return hit
+    return _cached(_cache_key("diffusion", gen, dev), lambda: _load_diffusion(spec, gen, dev))
 
 
 def _locate_diffusion(spec: PresetSpec, gen: DiffusionSpec) -> tuple[Path, str | None, bool, str]:
@@ -503,13 +508,7 @@ def load_clip(spec: PresetSpec, device: str | None = None) -> "ClipEmbedder":
     if clip.builder != "tiny":
         _locate_clip(spec, clip)  # absent weights fail here, before torch is even imported
     dev = pick_device(device)
-    key = _cache_key("clip", clip, dev)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is None:
-            hit = _load_clip(spec, clip, dev)
-            _CACHE[key] = hit
-        return hit
+    return _cached(_cache_key("clip", clip, dev), lambda: _load_clip(spec, clip, dev))
 
 
 def _locate_clip(spec: PresetSpec, clip: ClipSpec) -> tuple[Path, str, str]:
