@@ -533,3 +533,22 @@ def test_burned_in_title_black_and_soft_frames_are_not_picked(media_dir):
         assert not 24.5 <= kf.t_s <= 30.0, kf.timecode  # the title fades in at ~25 s and stays
         assert brightness(to_array(kf.image)) > 3 * BLACK_LUMA
         assert kf.scores["motion_blur"] < 0.3 and kf.scores["fade"] == 0.0
+
+
+def test_without_any_face_detector_frames_go_on_with_a_warning(media_dir, monkeypatch):
+    """An OpenCV 5 build (no Haar cascades in its core) and no yuface: a warning and no faces, not a crash;
+    asking for Haar by name there is a typed error that names the package to install."""
+    from PIL import Image
+
+    from genart.errors import BackendUnavailableError
+    from genart.frames import faces
+
+    image = Image.open(media_dir / "images" / "obama.jpg")
+    assert faces.find_faces(image)  # the real detectors find the face here
+    monkeypatch.setattr(faces, "_yunet", lambda: None)
+    monkeypatch.setattr(faces, "_haar_available", lambda: False)
+    monkeypatch.setattr(faces, "_warned_none", False)
+    with pytest.warns(RuntimeWarning, match="no face detector"):
+        assert faces.find_faces(image) == []
+    with pytest.raises(BackendUnavailableError, match="opencv-python-headless<5"):
+        faces.find_faces(image, backend="haar")

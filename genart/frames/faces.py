@@ -8,8 +8,10 @@ landmarks (eyes, nose tip, mouth corners), from which ``Face.frontal`` says how 
 looks at the camera.
 
 The Haar path (frontal cascade, each box confirmed by OpenCV's eye cascade) is used when
-``yuface`` cannot be imported (it has wheels for Linux and Windows only); it misses profile, dim
-and CG faces and says so once with a ``RuntimeWarning``.
+``yuface`` cannot be imported (it has wheels for Linux and Windows, CPython < 3.12 only); it misses
+profile, dim and CG faces and says so once with a ``RuntimeWarning``. With neither (an OpenCV 5
+build, whose core no longer has the cascades, and no ``yuface``) no faces are detected, and a
+``RuntimeWarning`` says so once: the frames and artwork stages go on without face signals.
 
 Detectors load once per process.
 """
@@ -36,6 +38,8 @@ FACE_LONG_SIDE = 640
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE_FILE = "haarcascade_eye.xml"
 BACKENDS = ("yunet", "haar")
+#: What ``resolve_backend`` answers when no detector can run here.
+NO_DETECTOR = "none"
 #: YuNet confidence (0-1) a box needs: real faces score 0.75-0.95, texture and hands 0.2-0.55.
 MIN_CONFIDENCE = 0.6
 
@@ -137,6 +141,14 @@ def _yunet_faces(rgb: np.ndarray, min_confidence: float) -> list[Face]:
 
 
 # --- Haar -----------------------------------------------------------------------------------------
+def _haar_available() -> bool:
+    """Whether this OpenCV has the cascade classifier and its files (4.x; OpenCV 5 moved them out)."""
+    import cv2
+
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    return hasattr(cv2, "CascadeClassifier") and bool(folder) and Path(folder, CASCADE_FILE).is_file()
+
+
 @lru_cache(maxsize=4)
 def _cascade(name: str = CASCADE_FILE):
     import cv2
@@ -190,14 +202,24 @@ def _haar_faces(grey: np.ndarray, min_side: int, min_neighbors: int, verify_eyes
 
 # --- the public calls -------------------------------------------------------------------------------
 _warned_fallback = False
+_warned_none = False
 
 
 def resolve_backend(backend: str | None) -> str:
-    """``backend`` checked, or the best one installed when None."""
-    global _warned_fallback
+    """``backend`` checked, or the best one installed when None (``NO_DETECTOR`` when none is)."""
+    global _warned_fallback, _warned_none
     if backend is None:
         if _yunet() is not None:
             return "yunet"
+        if not _haar_available():
+            if not _warned_none:
+                import cv2
+
+                _warned_none = True
+                warnings.warn(f"no face detector: yuface is not installed and OpenCV {cv2.__version__} has no Haar "
+                              "cascades; faces are not detected (pip install 'opencv-python-headless<5', or yuface)",
+                              RuntimeWarning, stacklevel=3)
+            return NO_DETECTOR
         if not _warned_fallback:
             _warned_fallback = True
             warnings.warn("yuface is not installed: faces come from OpenCV's Haar cascades, which miss turned, "
@@ -211,6 +233,13 @@ def resolve_backend(backend: str | None) -> str:
         from genart.errors import BackendUnavailableError
 
         raise BackendUnavailableError("the YuNet face detector", "yuface")
+    if backend == "haar" and not _haar_available():
+        import cv2
+
+        from genart.errors import BackendUnavailableError
+
+        raise BackendUnavailableError("OpenCV's Haar cascades", "opencv-python-headless<5",
+                                      f"OpenCV {cv2.__version__} has none")
     return backend
 
 
@@ -238,7 +267,8 @@ def find_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_
         min_rel_size: drop faces whose side is below this fraction of the largest face's side: a
             thumbnail is about its prominent faces, not the crowd behind them.
         min_confidence: YuNet's score a face needs (0-1).
-        backend: ``"yunet"``, ``"haar"``, or None for YuNet when installed, else Haar.
+        backend: ``"yunet"``, ``"haar"``, or None for YuNet when installed, else Haar, else none (a
+            warning, and no faces).
         min_neighbors, verify_eyes: Haar only: OpenCV's vote threshold, and whether an eye must be
             found inside each box.
 
@@ -247,11 +277,14 @@ def find_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_
 
     Raises:
         InvalidArgumentError: an unknown backend.
-        BackendUnavailableError: ``backend="yunet"`` without ``yuface`` installed.
+        BackendUnavailableError: ``backend="yunet"`` without ``yuface`` installed, or ``"haar"`` on an
+            OpenCV without the cascades.
     """
     import cv2
 
     chosen = resolve_backend(backend)
+    if chosen == NO_DETECTOR:
+        return []
     rgb = _as_rgb(image)
     h, w = rgb.shape[:2]
     if h < 24 or w < 24:
