@@ -152,3 +152,32 @@ def test_profile_id_must_match_file_name(tmp_path):
     bad.write_text(src)
     with pytest.raises(ProfileValidationError, match="must match the file name"):
         load_profile(bad)
+
+
+def test_cpu_workers_setting_and_pmap_order(monkeypatch):
+    """pmap keeps order on the shared threads, runs inline with one worker, and a bad setting is a typed error."""
+    import threading
+
+    from genart.errors import InvalidArgumentError
+    from genart.workers import cpu_workers, pmap
+
+    monkeypatch.setenv("GENART_CPU_WORKERS", "3")
+    assert cpu_workers() == 3
+    names = pmap(lambda i: (i * i, threading.current_thread().name), range(20))
+    assert [v for v, _ in names] == [i * i for i in range(20)]
+    assert any(n.startswith("genart-cpu") for _, n in names)
+    monkeypatch.setenv("GENART_CPU_WORKERS", "1")
+    assert {n for _, n in pmap(lambda i: (i, threading.current_thread().name), range(5))} == {threading.current_thread().name}
+    for bad in ("0", "many"):
+        monkeypatch.setenv("GENART_CPU_WORKERS", bad)
+        with pytest.raises(InvalidArgumentError, match="GENART_CPU_WORKERS"):
+            cpu_workers()
+
+    def boom(i):
+        if i == 3:
+            raise ValueError("item 3")
+        return i
+
+    monkeypatch.setenv("GENART_CPU_WORKERS", "4")
+    with pytest.raises(ValueError, match="item 3"):
+        pmap(boom, range(8))

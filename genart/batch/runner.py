@@ -38,6 +38,7 @@ from genart.batch.gpu import BatchState, Slot, generate_slots
 from genart.errors import BatchError, InvalidArgumentError
 from genart.progress import ProgressFn, report
 from genart.types import BatchReport, BatchTitleReport, KeyFrame, RunManifest, Variant, stable_id
+from genart.workers import pmap
 
 ENGINES = ("local", "accelerate", "ray")
 BARRIER_TIMEOUT_S = float(os.environ.get("GENART_BATCH_BARRIER_TIMEOUT", 6 * 3600))
@@ -149,9 +150,11 @@ class Ledger:
         signer = c2pa_signer_from_env()
         stored = []
         now = _now()
+        software = f"genart {__version__}"
+        pngs = pmap(lambda pair: self.store.variant_png(pair[1], software, signer), pairs)  # on the CPU threads
         with self.store.session() as s, s.begin():
-            for slot, v in pairs:
-                kept = self.store.stage_variant(s, slot.run_id, v, f"genart {__version__}", signer)
+            for (slot, v), png in zip(pairs, pngs, strict=True):
+                kept = self.store.stage_variant(s, slot.run_id, v, software, signer, png=png)
                 s.add(BatchUnitRow(run_id=slot.run_id, kind="variant", profile_id=slot.profile.id,
                                    keyframe_id=slot.kf.id, idx=slot.idx, variant_id=v.id, device_s=per, worker=worker,
                                    finished_at=now))
@@ -336,9 +339,9 @@ def _stages(spec: Any, opts: Options) -> Any:
     stages = load_stages(spec)
     gen = stages.generator
     if opts.compile and hasattr(gen, "model"):
-        from genart.batch.gpu import compile_unet
+        from genart.batch.gpu import compile_models
 
-        compile_unet(gen.model)
+        compile_models(gen.model)
     return stages
 
 

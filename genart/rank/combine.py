@@ -60,6 +60,22 @@ def _images_of(variants: Sequence[Variant]) -> list:
     return [_open_image(v.image, v.path, "variant", v.id) for v in variants]
 
 
+def _with_pixels(variants: Sequence[Variant]) -> list[Variant]:
+    """The variants with their images in memory: stored ones decoded once (on the CPU threads) instead
+    of once per scorer. The ranking returns the caller's own variants, not these."""
+    from dataclasses import replace
+
+    from genart.rank.clip import _open_image
+    from genart.workers import pmap
+
+    def load(v: Variant) -> Variant:
+        if v.image is not None or v.path is None:  # in memory, or nothing to read (a scorer needing pixels says so)
+            return v
+        return replace(v, image=_open_image(None, v.path, "variant", v.id))
+
+    return pmap(load, variants)
+
+
 def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers: Sequence[Scorer], *,
                      fidelity_threshold: float, top_k: int | None = None,
                      options: RankOptions | None = None) -> list[RankedVariant]:
@@ -79,13 +95,14 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
     merged = [ScoreSet() for _ in variants]
+    loaded = _with_pixels(variants)  # each stored PNG decoded once, for every scorer
     for scorer in scorers:
-        for i, s in enumerate(scorer.score(variants, profile)):
+        for i, s in enumerate(scorer.score(loaded, profile)):
             merged[i] = merged[i].merged(s)
     extra = options.extra_weights if options is not None else None
     gates = [g for g in (getattr(s, "reject", None) for s in scorers) if callable(g)]
     rows = []
-    for v, s in zip(variants, merged):
+    for v, s in zip(variants, merged, strict=True):
         for name, value in s.items:
             if not math.isfinite(value):
                 raise ValueError(f"scorer produced a non-finite '{name}' for variant {v.id}")
@@ -101,7 +118,8 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     rejected = sorted((r for r in rows if r[3] is not None), key=lambda r: (-r[2], r[0].id))
     if options is not None and options.diversity is not None and len(accepted) > 1:
         k = top_k or options.diverse_k
-        emb = np.asarray(options.diversity.embed_images(_images_of([r[0] for r in accepted])), np.float64)
+        pixels = {v.id: lv for v, lv in zip(variants, loaded, strict=True)}
+        emb = np.asarray(options.diversity.embed_images(_images_of([pixels[r[0].id] for r in accepted])), np.float64)
         picks = mmr_order([r[2] for r in accepted], emb, k, options.mmr_lambda)
         chosen = set(picks)
         accepted = [accepted[i] for i in picks] + [r for i, r in enumerate(accepted) if i not in chosen]

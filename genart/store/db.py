@@ -147,6 +147,10 @@ class Store:
         data = png_bytes(image, text)
         if sign is not None:
             data = sign(data)
+        return self.write_image(data)
+
+    def write_image(self, data: bytes) -> tuple[str, Path]:
+        """Write encoded image bytes under their sha256 (atomically; an existing file is reused)."""
         sha = sha256_bytes(data)
         path = self.images_dir / sha[:2] / f"{sha}.png"
         if not path.exists():
@@ -202,18 +206,37 @@ class Store:
         from genart.provenance import c2pa_signer_from_env
 
         signer = c2pa_signer_from_env()  # C2PA Content Credentials when a certificate is configured
+        from genart.workers import pmap
+
+        pngs = pmap(lambda v: self.variant_png(v, software, signer), variants)  # encoded on the CPU threads
         with self.session() as s, s.begin():
-            return [self.stage_variant(s, run_id, v, software, signer) for v in variants]
+            return [self.stage_variant(s, run_id, v, software, signer, png=png)
+                    for v, png in zip(variants, pngs, strict=True)]
 
     def stage_variant(self, session: Session, run_id: str, v: Variant, software: str = "genart",
-                      signer: object = None) -> Variant:
+                      signer: object = None, png: bytes | None = None) -> Variant:
         """Write one variant's image (atomically, named by its hash) and add its row to ``session``.
 
         The caller owns the transaction, so other rows (a batch ledger entry, say) commit with it.
+        ``png``: the bytes ``variant_png`` made for it already (the batch job encodes on its CPU threads).
         Returns the variant with ``path`` set.
         """
         from dataclasses import replace
 
+        data = png if png is not None else self.variant_png(v, software, signer)
+        sha, path = self.write_image(data)
+        params = v.params.as_dict()
+        session.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
+                               profile_version=v.params.profile_version, keyframe_id=v.params.keyframe_id,
+                               seed=v.params.seed, params=json.dumps(params, sort_keys=True),
+                               digital_source_type=v.digital_source_type, image_sha256=sha, path=str(path)))
+        return replace(v, path=path)
+
+    @staticmethod
+    def variant_png(v: Variant, software: str = "genart", signer: object = None) -> bytes:
+        """The PNG of a variant as the store keeps it: its generation parameters, source frame and
+        timecode, and the IPTC AI-provenance label in text chunks and XMP, C2PA-signed when ``signer``.
+        Pure (no store state): safe to run on several threads."""
         from genart.provenance import c2pa_sign_png, png_text_chunks
 
         if v.image is None:
@@ -224,18 +247,11 @@ class Store:
         fields = {"variant_id": v.id, "profile_id": v.profile_id, "params": params,
                   "keyframe": {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "timecode": kf.timecode,
                                "frame": kf.frame_index, "shot": kf.shot}}
-        meta = png_text_chunks(v.digital_source_type, software=software, genart=fields)
-        sign = None
+        data = png_bytes(v.image, png_text_chunks(v.digital_source_type, software=software, genart=fields))
         if signer is not None:
-            def sign(data: bytes) -> bytes:
-                return c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
-                                     title=f"{v.id}.png", genart=fields)
-        sha, path = self.save_image(v.image, meta, sign=sign)
-        session.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
-                               profile_version=v.params.profile_version, keyframe_id=v.params.keyframe_id,
-                               seed=v.params.seed, params=json.dumps(params, sort_keys=True),
-                               digital_source_type=v.digital_source_type, image_sha256=sha, path=str(path)))
-        return replace(v, path=path)
+            data = c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
+                                 title=f"{v.id}.png", genart=fields)
+        return data
 
     def add_rankings(self, run_id: str, ranked: Iterable[RankedVariant]) -> None:
         with self.session() as s, s.begin():
