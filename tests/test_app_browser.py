@@ -34,6 +34,9 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium, or set GENART_CHROMIUM)"),
 ]
 expect = sync_api.expect
+# playwright's default 5 s per expectation is too short on a loaded two-core CI machine (an upload's
+# file list once took longer there): 30 s, and what does not come still fails
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="module")
