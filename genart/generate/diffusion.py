@@ -25,6 +25,7 @@ torch is imported inside the functions: importing this module stays cheap.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -113,6 +114,7 @@ class DiffusionGenerator:
         self.spec = preset.generator
         self.finish = finish
         self._inpaint = inpaint
+        self._inpaint_lock = threading.Lock()  # variants are finished on several threads: load it once
 
     # --- encoders ------------------------------------------------------------------------------
     def uses_cfg(self, guidance: float) -> bool:
@@ -367,10 +369,11 @@ class DiffusionGenerator:
     # --- finishing -----------------------------------------------------------------------------
     def inpaint_model(self) -> "DiffusionModel | None":
         """The preset's inpainting model (loaded once), or None when the preset names none."""
-        if self._inpaint is None and self.spec.inpaint is not None:
-            from genart.models import load_inpaint
+        with self._inpaint_lock:
+            if self._inpaint is None and self.spec.inpaint is not None:
+                from genart.models import load_inpaint
 
-            self._inpaint = load_inpaint(self.preset, device=str(self.model.device))
+                self._inpaint = load_inpaint(self.preset, device=str(self.model.device))
         return self._inpaint
 
     def outpaint(self, rgb: Any, framing: Any, job: VariantJob, profile: TasteProfile, prompt: str, negative: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -34,6 +35,7 @@ from genart.store.schema import Base
 from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+_SIGN_LOCK = threading.Lock()
 
 
 def _now() -> str:
@@ -204,10 +206,9 @@ class Store:
     def add_variants(self, run_id: str, variants: Sequence[Variant], software: str = "genart") -> list[Variant]:
         """Persist variants in one transaction: the PNG carries its generation parameters and AI-provenance label."""
         from genart.provenance import c2pa_signer_from_env
-
-        signer = c2pa_signer_from_env()  # C2PA Content Credentials when a certificate is configured
         from genart.workers import pmap
 
+        signer = c2pa_signer_from_env()  # C2PA Content Credentials when a certificate is configured
         pngs = pmap(lambda v: self.variant_png(v, software, signer), variants)  # encoded on the CPU threads
         with self.session() as s, s.begin():
             return [self.stage_variant(s, run_id, v, software, signer, png=png)
@@ -249,8 +250,9 @@ class Store:
                                "frame": kf.frame_index, "shot": kf.shot}}
         data = png_bytes(v.image, png_text_chunks(v.digital_source_type, software=software, genart=fields))
         if signer is not None:
-            data = c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
-                                 title=f"{v.id}.png", genart=fields)
+            with _SIGN_LOCK:  # one signer, shared by the CPU threads: its thread safety is not documented
+                data = c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
+                                     title=f"{v.id}.png", genart=fields)
         return data
 
     def add_rankings(self, run_id: str, ranked: Iterable[RankedVariant]) -> None:
