@@ -356,30 +356,17 @@ class VideoScan:
         self.messages: list[str] = []  # the warnings issued, for the caller's record
 
     def __iter__(self) -> Iterator[ScanFrame]:
-        from av.video.reformatter import VideoReformatter
-
         q: "queue.Queue[tuple]" = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
         worker = threading.Thread(target=self._produce, args=(q, stop), name="genart-decode", daemon=True)
         worker.start()
-        # the scaling runs here, beside the decoding thread, not after it: one swscale context each,
-        # made once, not per frame
-        small_fmt, sample_fmt = VideoReformatter(), VideoReformatter()
-        sw, sh = self.sample_size  # square pixels, before rotation
+        scale = _Scaler(self)  # this thread's swscale contexts (the decoding thread has its own)
         try:
             while True:
                 item = q.get()
                 if item[0] == "frames":
-                    for index, t, frame, sampled in item[1]:
-                        small = None
-                        if self.detect_size is not None:
-                            small = small_fmt.reformat(frame, self.detect_size[0], self.detect_size[1], "bgr24",
-                                                       interpolation="FAST_BILINEAR").to_ndarray()
-                        sample = None
-                        if sampled:
-                            rgb = sample_fmt.reformat(frame, sw, sh, "rgb24", interpolation="AREA").to_ndarray()
-                            sample = _rotate(rgb, _frame_rotation(frame, self.info.rotation))
-                        yield ScanFrame(index, t, frame.pts, small, sample)
+                    for f in item[1]:
+                        yield f if isinstance(f, ScanFrame) else scale(*f)
                     continue
                 if item[0] == "error":
                     raise item[1]
@@ -419,13 +406,13 @@ class VideoScan:
             return False
 
         try:
-            self._decode(put, stop)
+            self._decode(put, stop, q.qsize)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, raised there
             put(("error", exc))
             return
         put(("end",))
 
-    def _decode(self, put, stop: threading.Event) -> None:
+    def _decode(self, put, stop: threading.Event, backlog) -> None:
         info = self.info
         ffmpeg_error = _ffmpeg_error()
         try:
@@ -440,7 +427,11 @@ class VideoScan:
         eps = 0.25 / max(info.fps, 1e-6)
         next_t = 0.0
         t = 0.0
-        batch: list[tuple] = []  # (index, t, frame, sampled): the consumer scales them
+        # the consumer scales the frames (index, t, frame, sampled) while this thread decodes on; when
+        # it falls behind (the queue nearly full: decoding is the cheap part, small frames), this
+        # thread scales too, so neither core waits on the other
+        scale = _Scaler(self)
+        batch: list = []
         try:
             frames = container.decode(stream)
             while not stop.is_set():
@@ -463,7 +454,8 @@ class VideoScan:
                 sampled = interval is not None and t + eps >= next_t
                 if sampled:
                     next_t = t + interval - eps
-                batch.append((index, float(t), frame, sampled))
+                job = (index, float(t), frame, sampled)
+                batch.append(scale(*job) if backlog() >= QUEUE_BATCHES - 1 else job)
                 if len(batch) >= BATCH_FRAMES:
                     if not put(("frames", batch)):
                         break
@@ -472,6 +464,28 @@ class VideoScan:
                 put(("frames", batch))
         finally:
             container.close()
+
+
+class _Scaler:
+    """A frame of the analysis pass scaled to what ``VideoScan`` yields (one swscale context per copy
+    kind, made once; one ``_Scaler`` per thread)."""
+
+    def __init__(self, scan: VideoScan) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self.detect_size, self.sample_size, self.rotation = scan.detect_size, scan.sample_size, scan.info.rotation
+        self.small_fmt, self.sample_fmt = VideoReformatter(), VideoReformatter()
+
+    def __call__(self, index: int, t: float, frame, sampled: bool) -> ScanFrame:
+        small = sample = None
+        if self.detect_size is not None:
+            small = self.small_fmt.reformat(frame, self.detect_size[0], self.detect_size[1], "bgr24",
+                                            interpolation="FAST_BILINEAR").to_ndarray()
+        if sampled:
+            sw, sh = self.sample_size  # square pixels, before rotation
+            rgb = self.sample_fmt.reformat(frame, sw, sh, "rgb24", interpolation="AREA").to_ndarray()
+            sample = _rotate(rgb, _frame_rotation(frame, self.rotation))
+        return ScanFrame(index, t, frame.pts, small, sample)
 
 
 def iter_video_samples(info: SourceInfo, sample_fps: float, long_side: int) -> Iterator[Sample]:
