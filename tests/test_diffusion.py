@@ -198,3 +198,19 @@ def test_same_noise_as_stock_diffusers_call(model, spec: PresetSpec) -> None:
                      num_inference_steps=v.params.steps, guidance_scale=v.params.guidance,
                      generator=torch.Generator("cpu").manual_seed(v.params.seed), output_type="pil").images[0]
         assert np.abs(px(stock) - px(v.image)).max() <= 3
+
+
+def test_own_decode_gives_the_pipelines_pil_pixels_exactly(gen: DiffusionGenerator) -> None:
+    """decode_latents (8-bit conversion on the device) against the pipeline's own decode + PIL postprocess."""
+    import torch
+
+    pipe = gen.model.pipe
+    latents = torch.randn((3, 4, 12, 20), generator=torch.Generator("cpu").manual_seed(0)) * 2.0
+    ours = gen.decode_latents(latents)
+    with torch.inference_mode():
+        x = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    stock = pipe.image_processor.postprocess(x, output_type="pil")
+    assert [im.size for im in ours] == [(160, 96)] * 3
+    for a, b in zip(ours, stock, strict=True):
+        assert np.array_equal(px(a), px(b))
+    assert len({px(a).tobytes() for a in ours}) == 3  # three different pictures, not one repeated
