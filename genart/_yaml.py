@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -38,6 +38,18 @@ class YamlDoc:
             else:
                 return line
         return line
+
+
+def parse_mapping(text: str, path: object, error: Callable[..., Exception], expected: str) -> YamlDoc:
+    """``text`` parsed as a YAML mapping, else ``error(message, path=path, line=...)`` raised: the
+    message says what is wrong (bad YAML at a line, or not a mapping: ``expected``)."""
+    try:
+        doc = YamlDoc(text)
+    except yaml.YAMLError as exc:
+        raise error(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path, line=yaml_error_line(exc)) from None
+    if not isinstance(doc.data, dict):
+        raise error(f"expected {expected}", path=path, line=1)
+    return doc
 
 
 def yaml_error_line(exc: yaml.YAMLError) -> int | None:

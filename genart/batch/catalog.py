@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from genart._yaml import YamlDoc, explain_validation_error, field_path, yaml_error_line
+from genart._yaml import explain_validation_error, field_path, parse_mapping
 from genart.errors import CatalogError, GenartError, UnknownPresetError, UnknownProfileError
 from genart.types import TasteProfile
 
@@ -125,14 +124,8 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
 
     path = Path(path)
     base = path.resolve().parent
-    try:
-        doc = YamlDoc(text)
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path,
-                           line=yaml_error_line(exc)) from None
-    if not isinstance(doc.data, dict):
-        raise CatalogError("expected a mapping with 'titles' (and optionally preset, profiles, frames, ...)",
-                           path=path, line=1)
+    doc = parse_mapping(text, path, CatalogError,
+                        "a mapping with 'titles' (and optionally preset, profiles, frames, ...)")
     try:
         parsed = CatalogFile.model_validate(doc.data)
     except ValidationError as exc:

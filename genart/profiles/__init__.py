@@ -12,10 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from genart._yaml import YamlDoc, explain_validation_error, yaml_error_line
+from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
 from genart.errors import ProfileValidationError, UnknownProfileError
 from genart.types import Grade, ScoreSet, TasteProfile, VisualTargets
@@ -126,13 +125,7 @@ def _version(data: object) -> str:
 def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
     """Validate a profile's YAML text. Raises ``ProfileValidationError`` naming file, field and line."""
     path = Path(path)
-    try:
-        doc = YamlDoc(text)
-    except yaml.YAMLError as exc:
-        raise ProfileValidationError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path,
-                                     line=yaml_error_line(exc)) from None
-    if not isinstance(doc.data, dict):
-        raise ProfileValidationError("expected a mapping of fields (id, name, prompt, anchors, grade, ...)", path=path, line=1)
+    doc = parse_mapping(text, path, ProfileValidationError, "a mapping of fields (id, name, prompt, anchors, grade, ...)")
     data = dict(doc.data)
     data.setdefault("id", path.stem)
     try:
