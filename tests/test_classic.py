@@ -13,7 +13,7 @@ from genart.frames.faces import detect_faces
 from genart.generate.classic import ClassicGenerator
 from genart.generate.grade import apply_grade
 from genart.generate.reframe import ASPECT_SIZES, plan_framing, render_framing, subject_box
-from genart.profiles import get_profiles
+from genart.profiles import get_profiles, load_profiles
 from genart.rank.combine import rank_for_profile
 from genart.rank.features import FeatureScorer, TechnicalScorer
 from genart.testing.contracts import ScorerContract
@@ -81,6 +81,47 @@ def test_grades_move_the_look_the_way_they_say(stills_dir):
     assert punchy["contrast"] > base["contrast"]
     half = imaging.features(apply_grade(rgb, Grade(name="w", warmth=0.8), amount=0.5))
     assert base["warmth"] < half["warmth"] < warm["warmth"]
+
+
+def _grade_by_the_formulas(rgb: np.ndarray, g: Grade, k: float) -> np.ndarray:
+    """The grade written out step by step, one new array per step (how apply_grade was first written)."""
+    a = rgb.astype(np.float64) / 255.0
+    a = a * 2.0 ** (g.exposure * k)
+    w, t = g.warmth * k, g.tint * k
+    a = np.clip(a * np.array([1 + 0.12 * w + 0.03 * t, 1 - 0.08 * t, 1 - 0.12 * w + 0.03 * t]), 0, 1)
+    lum = (0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2])[..., None]
+    a = lum + (a - lum) * (1.0 + g.saturation * k)
+    c = g.contrast * k
+    if c > 0:
+        a = 0.5 + np.tanh((a - 0.5) * (1 + 2 * c)) / (2 * np.tanh(0.5 * (1 + 2 * c)))
+    else:
+        a = 0.5 + (a - 0.5) * (1 + c)
+    a = np.clip(a, 0, 1)
+    lum = (0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2])[..., None]
+    a = a + (1 - lum) ** 2 * np.array(g.shadows_tint) * k * 2 + lum**2 * np.array(g.highlights_tint) * k * 2
+    f = 0.12 * g.fade * k
+    a = f + a * (1 - f)
+    h, wd = a.shape[:2]
+    ys, xs = np.ogrid[0:h, 0:wd]
+    r2 = ((xs - wd / 2) / (wd / 2)) ** 2 + ((ys - h / 2) / (h / 2)) ** 2
+    a = a * (1 - 0.45 * g.vignette * k * np.clip(r2 / 2, 0, 1) ** 1.2)[..., None]
+    return (np.clip(a, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def test_the_in_place_grade_matches_the_formulas(stills_dir):
+    """apply_grade works in place on planar float32: every shipped profile's look, at two strengths, lands
+    within one level of the formulas computed in float64 (rounding at a .5 boundary only)."""
+    rgb = np.asarray(Image.open(stills_dir / "coffee.png").convert("RGB").resize((320, 180)))
+    grades = {p.grade.name: p.grade for p in load_profiles().values()}
+    assert len(grades) >= 5
+    for g in grades.values():
+        for k in (1.0, 0.5):
+            got = apply_grade(rgb, g, k)
+            assert got.shape == rgb.shape and got.dtype == np.uint8 and got.flags.c_contiguous
+            diff = np.abs(got.astype(int) - _grade_by_the_formulas(rgb, g, k).astype(int))
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (g.name, k, diff.max(), (diff > 0).mean())
+    assert not np.array_equal(apply_grade(rgb, Grade(name="v", vignette=0.5)), rgb)  # the cached mask applies
+    assert np.array_equal(apply_grade(rgb, Grade(name="none")), rgb)
 
 
 def test_classic_generation_is_deterministic_and_varied(stills_dir):

@@ -279,6 +279,22 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
     return None
 
 
+def _plate_blur(width: int) -> float:
+    return max(0.5, 0.004 * width)
+
+
+def _stroke(font_px: int) -> int:
+    return max(1, font_px // 24)
+
+
+def title_region(layout: TitleLayout, width: int, height: int) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of a ``width`` x ``height`` image that drawing ``layout`` may change
+    (its box, and a margin past the reach of the plate's blur: Pillow's three box blurs stop within 3 radii)."""
+    x, y, bw, bh = layout.box
+    m = int(4 * _plate_blur(width)) + 8 + _stroke(layout.font_px)
+    return max(0, x - m), max(0, y - m), min(width, x + bw + m), min(height, y + bh + m)
+
+
 def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.ndarray, TitleLayout]:
     """Lay the plate and the text; returns the new pixels and the layout with the plate's opacity."""
     from dataclasses import replace
@@ -293,12 +309,18 @@ def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.nd
     alpha = 0.35
     while alpha < 0.95 and l_max * (1 - alpha) ** 2.2 > l_needed:  # sRGB scaling ~ luminance^(1/2.2)
         alpha += 0.05
-    img = Image.fromarray(rgb).convert("RGBA")
+    # drawn on the box and a margin wider than the plate's blur and the text's outline only: the same pixels
+    # as on the whole image (the plate is clear beyond), a third of the time on 1024x576
+    height, width = rgb.shape[:2]
+    blur, stroke = _plate_blur(width), _stroke(layout.font_px)
+    x0, y0, x1, y1 = title_region(layout, width, height)
+    img = Image.fromarray(rgb[y0:y1, x0:x1]).convert("RGBA")
     plate = Image.new("RGBA", img.size, (0, 0, 0, 0))
     d = ImageDraw.Draw(plate)
     radius = int(0.25 * min(bw, bh) * 0.5)
-    d.rounded_rectangle((x, y, x + bw - 1, y + bh - 1), radius=radius, fill=(8, 8, 12, int(round(alpha * 255))))
-    plate = plate.filter(ImageFilter.GaussianBlur(radius=max(0.5, 0.004 * img.width)))
+    d.rounded_rectangle((x - x0, y - y0, x - x0 + bw - 1, y - y0 + bh - 1), radius=radius,
+                        fill=(8, 8, 12, int(round(alpha * 255))))
+    plate = plate.filter(ImageFilter.GaussianBlur(radius=blur))
     img = Image.alpha_composite(img, plate)
     draw = ImageDraw.Draw(img)
     font = _load_font(Path(layout.font), layout.font_px)
@@ -306,13 +328,14 @@ def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.nd
     ascent, descent = font.getmetrics()
     line_h = int(round((ascent + descent) * 1.08))
     tx, ty, tw, _ = layout.text_box
-    stroke = max(1, layout.font_px // 24)
     for i, line in enumerate(layout.lines):
         lw = font.getlength(line, language=lang)
         lx = tx + (tw - lw) / 2
-        draw.text((lx, ty + i * line_h), line, font=font, fill=TEXT_RGB + (255,), stroke_width=stroke,
+        draw.text((lx - x0, ty - y0 + i * line_h), line, font=font, fill=TEXT_RGB + (255,), stroke_width=stroke,
                   stroke_fill=(0, 0, 0, 255), language=lang)
-    return np.asarray(img.convert("RGB")), replace(layout, plate_alpha=round(alpha, 2))
+    out = rgb.copy()
+    out[y0:y1, x0:x1] = np.asarray(img.convert("RGB"))
+    return out, replace(layout, plate_alpha=round(alpha, 2))
 
 
 def lay_title(rgb: np.ndarray, text: str, locale: str, faces: Sequence[Box] = ()) -> tuple[np.ndarray, TitleLayout | None]:
