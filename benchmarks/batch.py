@@ -11,6 +11,7 @@ Both make the same number of images of the same size with the same steps.
 
     python benchmarks/batch.py                        # tiny preset on the CPU
     python benchmarks/batch.py --titles 4 --frames 4 --variants 4 --json
+    python benchmarks/batch.py --resolution 512 --json  # tiny models, but images (and CPU work) at 512 px
     python benchmarks/batch.py --arch sd-turbo --json  # on a GPU: full-size sd-turbo at 512 px
 
 ``--arch sd-turbo`` uses the real sd-turbo (``turbo`` preset) when its weights are here; otherwise it
@@ -80,12 +81,7 @@ def sd_turbo_preset(work: Path, device: str | None) -> str:
         log(f"saving the random-weight sd-turbo architecture to {folder}")
         model.pipe.save_pretrained(str(folder), safe_serialization=True)
         del model
-    import yaml
-
-    from genart.config import models_yaml_path
-
-    doc = yaml.safe_load(models_yaml_path().read_text())
-    doc["presets"]["bench-sd-turbo"] = {
+    return add_preset(work, "bench-sd-turbo", {
         "description": "benchmarks/batch.py: the full sd-turbo architecture with random weights, at 512 px",
         "kind": "diffusion",
         "random_weights": True,  # allowed because the ranker's CLIP is the tiny (random) one
@@ -93,13 +89,32 @@ def sd_turbo_preset(work: Path, device: str | None) -> str:
                       "guidance": 0.0, "resolution": 512, "dtype": "auto", "batch_size": 16},
         "ranker": {"method": "clip", "fidelity_threshold": -1.0,
                    "clip": {"builder": "tiny", "model": "genart-tiny-clip", "pretrained": "genart/tiny-clip"}},
-    }
-    text = yaml.safe_dump(doc, sort_keys=False)
+    })
+
+
+def tiny_at(work: Path, resolution: int) -> str:
+    """The tiny preset generating at ``resolution`` px: toy models, but finishing, PNGs and ranking at the
+    size a real preset has, so the CPU's share of the job is what it is on a GPU machine."""
+    from genart.config import load_models_config
+
+    doc = load_models_config().preset("tiny").model_dump(mode="json", exclude_none=True)
+    doc["generator"]["resolution"] = resolution
+    return add_preset(work, f"tiny-{resolution}", doc)
+
+
+def add_preset(work: Path, name: str, preset: dict[str, Any]) -> str:
+    """``name`` added to a copy of models.yaml in ``work``, which genart then reads (``GENART_MODELS``)."""
+    import yaml
+
+    from genart.config import models_yaml_path
+
+    doc = yaml.safe_load(models_yaml_path().read_text())
+    doc["presets"][name] = preset
     path = work / "models.yaml"
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     os.environ["GENART_MODELS"] = str(path)
     os.environ.setdefault("GENART_PROMPTS", str(ROOT / "prompts"))
-    return "bench-sd-turbo"
+    return name
 
 
 def flops_per_image(preset: str, frame: Path, profile_id: str) -> dict[str, float]:
@@ -137,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--arch", choices=["sd-turbo"], default=None)
+    ap.add_argument("--resolution", type=int, default=None,
+                    help="with the tiny preset: generate at this size (512: finishing and ranking at a real preset's size)")
     ap.add_argument("--titles", type=int, default=2)
     ap.add_argument("--frames", type=int, default=2, help="key frames per title")
     ap.add_argument("--variants", type=int, default=2, help="variants per key frame, per profile")
@@ -159,7 +176,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_grad_enabled(False)
     work = Path(tempfile.mkdtemp(prefix="genart-bench-batch-"))
-    preset = sd_turbo_preset(work, args.device) if args.arch == "sd-turbo" else args.preset
+    if args.arch == "sd-turbo":
+        preset = sd_turbo_preset(work, args.device)
+    elif args.resolution:
+        if args.preset != "tiny":
+            raise SystemExit("--resolution is for the tiny preset")
+        preset = tiny_at(work, args.resolution)
+    else:
+        preset = args.preset
     spec = load_models_config().preset(preset)
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     sources = make_titles(work / "media", args.titles, args.frames)
