@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
@@ -23,7 +23,7 @@ from genart.imaging import sha256_bytes, sha256_file
 from genart.profiles import get_profiles
 from genart.progress import ProgressFn, report
 from genart.rank.base import Scorer
-from genart.rank.combine import RankOptions, rank_for_profile
+from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
 from genart.store.db import Store
 from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResult, ScoreSet, TasteProfile, Variant
 
@@ -38,14 +38,20 @@ class Stages:
     ranking: RankOptions | None = None  # diversity (MMR) and extra weights; None = order by total
     fidelity_threshold: float = -1.0
 
-    def rank(self, variants: Sequence[Variant], profile: TasteProfile,
-             top_k: int | None = None) -> list[RankedVariant]:
+    def rank(self, variants: Sequence[Variant], profile: TasteProfile, top_k: int | None = None,
+             scored: Mapping[str, Scored] | None = None) -> list[RankedVariant]:
         """Rank variants for a profile the way the preset says: its scorers, rejection threshold and MMR.
 
         Every caller (a run, the batch job, a regeneration) ranks through here, so none can forget a part.
+        ``scored``: what ``score`` said already about some of them, by variant id.
         """
         return rank_for_profile(variants, profile, self.scorers, fidelity_threshold=self.fidelity_threshold,
-                                top_k=top_k, options=self.ranking)
+                                top_k=top_k, options=self.ranking, scored=scored)
+
+    def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[Scored]:
+        """The preset's scores for each variant, for a later ``rank`` (the batch job scores each chunk of
+        images while they are in memory and the accelerator makes the next)."""
+        return score_variants(variants, profile, self.scorers, self.ranking)
 
 
 def ensure_weights(spec: PresetSpec) -> None:

@@ -255,6 +255,42 @@ def test_diffusion_job_failing_mid_run_resumes_only_the_missing_slots(tmp_path, 
     assert [r[:3] for r in variants(tmp_path / "out")] == [r[:3] for r in variants(tmp_path / "once")]
 
 
+@pytest.mark.slow
+def test_images_are_scored_while_in_memory_and_rank_as_from_their_pngs(tmp_path, media, genart_cache, monkeypatch):
+    """The job scores each chunk on the finishing thread, beside the accelerator: the ranking after
+    generation decodes no PNG, and its order and totals are those of ranking the stored PNGs afresh."""
+    from genart import pipeline
+    from genart.config import load_models_config
+    from genart.rank import combine
+
+    cat = write_catalog(media, preset="tiny", frames=3, variants=2, profiles="[romance, thriller]",
+                        titles=("same-size",))
+    real = combine._with_pixels
+    decoded: list[str] = []
+
+    def spy(vs):  # the real function; noting every variant it has to read from disk
+        decoded.extend(v.id for v in vs if v.image is None)
+        return real(vs)
+
+    monkeypatch.setattr(combine, "_with_pixels", spy)
+    report = run_catalog(cat, tmp_path / "out", batch_size=4)
+    assert_complete(tmp_path / "out", report)
+    assert decoded == []
+    monkeypatch.setattr(combine, "_with_pixels", real)
+
+    from genart import api
+
+    stages = pipeline.load_stages(load_models_config().preset("tiny"))
+    result = api.load_run(tmp_path / "out", report.titles[0].run_id)
+    ranked = dict(result.ranked)
+    assert set(ranked) == {"romance", "thriller"}
+    for profile in load_catalog(cat).titles[0].profiles:
+        rows = ranked[profile.id]
+        fresh = stages.rank([rv.variant for rv in rows], profile)  # every scorer, on the PNGs
+        assert [(r.variant.id, r.rank, round(r.total, 5)) for r in fresh] == \
+            [(r.variant.id, r.rank, round(r.total, 5)) for r in rows], profile.id
+
+
 # --- engines ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def local_reference(media, tmp_path_factory):

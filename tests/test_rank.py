@@ -15,7 +15,7 @@ from genart.errors import ConfigError, InvalidArgumentError, ModelLoadError
 from genart.profiles import get_profiles
 from genart.rank.aesthetic import AestheticHead, AestheticScorer, load_aesthetic, random_head
 from genart.rank.clip import ClipScorer
-from genart.rank.combine import RankOptions, combined_total, explain, rank_for_profile
+from genart.rank.combine import RankOptions, combined_total, explain, rank_for_profile, score_variants
 from genart.rank.diversity import FeatureEmbedder, mmr_order
 from genart.rank.embed import CachingEmbedder, image_key
 from genart.rank.legibility import LegibilityScorer, legibility
@@ -252,6 +252,41 @@ def test_all_clip_scores_share_one_forward_per_image():
     texts = emb.computed_texts
     rank_for_profile(variants, profile, scorers, fidelity_threshold=-1.0, options=RankOptions(diversity=emb))
     assert emb.computed_images == len(variants) and emb.computed_texts == texts
+
+
+def test_scores_taken_in_parts_beforehand_rank_the_same():
+    """The batch job scores each chunk of images while they are in memory and ranks later: given those
+    scores for some variants, ranking scores only the others and orders everything as at once."""
+    emb = CachingEmbedder(FakeEmbedder())
+    profile = get_profiles(["romance"])[0]
+    variants = _Photos().make_variants()
+    scorers = [ClipScorer(emb), AestheticScorer(emb, random_head(64)), SafetyScorer(emb, nsfw=False)]
+    options = RankOptions(diversity=emb, diverse_k=3)
+    at_once = rank_for_profile(variants, profile, scorers, fidelity_threshold=-1.0, options=options)
+    half = len(variants) // 2
+    parts = score_variants(variants[:2], profile, scorers, options) + score_variants(variants[2:half], profile,
+                                                                                      scorers, options)
+    assert all(p.embedding is not None and p.embedding.shape == (64,) for p in parts)
+
+    class Counting:  # the real scorers, counting what they are asked to score
+        def __init__(self, inner):
+            self.inner, self.seen = inner, []
+            self.reject = getattr(inner, "reject", None)
+
+        def score(self, vs, prof):
+            self.seen += [v.id for v in vs]
+            return self.inner.score(vs, prof)
+
+    counted = [Counting(s) for s in scorers]
+    later = rank_for_profile(variants, profile, counted, fidelity_threshold=-1.0, options=options,
+                             scored={v.id: p for v, p in zip(variants[:half], parts)})
+    assert all(c.seen == [v.id for v in variants[half:]] for c in counted)
+    assert [(r.variant.id, r.rank, r.rejected) for r in later] == [(r.variant.id, r.rank, r.rejected) for r in at_once]
+    for a, b in zip(later, at_once):
+        assert a.total == pytest.approx(b.total, abs=1e-6) and a.scores.as_dict().keys() == b.scores.as_dict().keys()
+    without_vectors = {v.id: replace(p, embedding=None) for v, p in zip(variants[:half], parts)}
+    with pytest.raises(ValueError, match="diversity vectors"):
+        rank_for_profile(variants, profile, scorers, fidelity_threshold=-1.0, options=options, scored=without_vectors)
 
 
 # --- aesthetic head -------------------------------------------------------------------------------------

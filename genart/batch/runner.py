@@ -265,14 +265,20 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     return state
 
 
-def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: Any, worker: str) -> None:
-    """Rank one profile of a title (all its variants are stored) and mark the unit done."""
+def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: Any, worker: str,
+                       scored: Prescored | None = None) -> None:
+    """Rank one profile of a title (all its variants are stored) and mark the unit done.
+
+    ``scored``: the scores taken while the variants were made (``Prescored``); only the others
+    (made before a resume, or by another worker) are scored here, from their stored PNGs.
+    """
     from genart.pipeline import _link
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
+    known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
     t = time.perf_counter()
-    rows = stages.rank(variants, profile)
-    dt = time.perf_counter() - t
+    rows = stages.rank(variants, profile, scored=known)
+    dt += time.perf_counter() - t
     ledger.store.add_rankings(state.run_id, rows)  # merges: a re-ranking after a kill rewrites the same rows
     for r in rows:
         if r.rejected is None:
@@ -311,6 +317,30 @@ def handoff_title(ledger: Ledger, state: TitleState, policy: str, worker: str) -
         row = s.get(BatchTitleRow, state.run_id)
         if row is not None and row.finished_at is None:
             row.finished_at = _now()
+
+
+class Prescored:
+    """Scores taken while the images are in memory, by (run, profile): ranking them after generation
+    then needs no PNG decoding and no scorer, and the scoring ran beside the accelerator instead of
+    after it. In memory only: a resumed job scores what it did not make itself when it ranks."""
+
+    def __init__(self) -> None:
+        self._by: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+
+    def add(self, stages: Any, pairs: Sequence[tuple[Slot, Variant]]) -> None:
+        groups: dict[tuple[str, str], list[tuple[Slot, Variant]]] = {}
+        for slot, v in pairs:
+            groups.setdefault((slot.run_id, slot.profile.id), []).append((slot, v))
+        for key, group in groups.items():
+            t = time.perf_counter()
+            scored = stages.score([v for _, v in group], group[0][0].profile)
+            known, spent = self._by.get(key, ({}, 0.0))
+            known.update(zip((v.id for _, v in group), scored, strict=True))
+            self._by[key] = (known, spent + time.perf_counter() - t)
+
+    def take(self, run_id: str, profile_id: str) -> tuple[dict[str, Any], float]:
+        """The scores by variant id and the seconds they took, forgotten here."""
+        return self._by.pop((run_id, profile_id), ({}, 0.0))
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -394,11 +424,13 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
 
     stages = None
     bstate = BatchState(batch_size=opts.batch_size or (spec.generator.batch_size if spec.generator else 8))
+    scored = Prescored()
     if todo:
         stages = _stages(spec, opts)
 
         def on_done(pairs: list[tuple[Slot, Variant]], device_s: float) -> None:
             ledger.commit_variants(pairs, device_s, opts.worker)
+            scored.add(stages, pairs)  # the pixels are still here: no decoding them again to rank
             for slot, _ in pairs:
                 made[slot.run_id] += 1
                 per_title_done[slot.run_id] += 1
@@ -419,7 +451,7 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
             if stages is None:
                 stages = _stages(spec, opts)
             report(progress, "rank", j, len(pairs))
-            rank_title_profile(ledger, st, p, stages, opts.worker)
+            rank_title_profile(ledger, st, p, stages, opts.worker, scored)
     if n > 1:
         _wait("the other workers' rankings", lambda: len(ledger.units("rank", run_ids)) >= len(pairs), opts.poll_s)
 

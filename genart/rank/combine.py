@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -76,9 +76,34 @@ def _with_pixels(variants: Sequence[Variant]) -> list[Variant]:
     return pmap(load, variants)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What the scorers said about one variant: its scores, and its vector for diversity (MMR) when the
+    preset ranks for diversity. Computed once, while the pixels are at hand (``score_variants``)."""
+
+    scores: ScoreSet
+    embedding: np.ndarray | None = None
+
+
+def score_variants(variants: Sequence[Variant], profile: TasteProfile, scorers: Sequence[Scorer],
+                   options: RankOptions | None = None) -> list[Scored]:
+    """Every scorer's scores for each variant (and its diversity vector). Each variant is scored on its
+    own, so a set may be scored in parts, as the batch job does while the next images generate."""
+    merged = [ScoreSet() for _ in variants]
+    loaded = _with_pixels(variants)  # each stored PNG decoded once, for every scorer
+    for scorer in scorers:
+        for i, s in enumerate(scorer.score(loaded, profile)):
+            merged[i] = merged[i].merged(s)
+    vectors: Sequence[np.ndarray | None] = [None] * len(variants)
+    if options is not None and options.diversity is not None and len(variants):
+        vectors = list(np.asarray(options.diversity.embed_images(_images_of(loaded)), np.float64))
+    return [Scored(s, e) for s, e in zip(merged, vectors, strict=True)]
+
+
 def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers: Sequence[Scorer], *,
                      fidelity_threshold: float, top_k: int | None = None,
-                     options: RankOptions | None = None) -> list[RankedVariant]:
+                     options: RankOptions | None = None, scored: Mapping[str, Scored] | None = None
+                     ) -> list[RankedVariant]:
     """Score ``variants`` for ``profile`` with every scorer, combine, reject, and order best first.
 
     A variant whose fidelity is below ``fidelity_threshold`` is rejected as misleading, and one a
@@ -88,21 +113,28 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     With ``options.diversity``, the first ``top_k`` (else ``options.diverse_k``) places are picked
     by MMR over the accepted variants' embeddings; the places after follow by total.
 
+    ``scored``: what ``score_variants`` said already, by variant id; only the other variants are scored.
+
     Raises:
         InvalidArgumentError: ``top_k`` below 1.
         ValueError: a scorer produced a non-finite score.
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
-    merged = [ScoreSet() for _ in variants]
-    loaded = _with_pixels(variants)  # each stored PNG decoded once, for every scorer
-    for scorer in scorers:
-        for i, s in enumerate(scorer.score(loaded, profile)):
-            merged[i] = merged[i].merged(s)
+    given = scored or {}
+    per: list[Scored | None] = [given.get(v.id) for v in variants]
+    todo = [i for i, p in enumerate(per) if p is None]
+    for i, p in zip(todo, score_variants([variants[i] for i in todo], profile, scorers, options), strict=True):
+        per[i] = p
+    diverse = options is not None and options.diversity is not None
+    if diverse and any(p.embedding is None for p in per):
+        raise ValueError("scores given without the diversity vectors this ranking needs")
+    vectors = {id(v): p.embedding for v, p in zip(variants, per, strict=True)}
     extra = options.extra_weights if options is not None else None
     gates = [g for g in (getattr(s, "reject", None) for s in scorers) if callable(g)]
     rows = []
-    for v, s in zip(variants, merged, strict=True):
+    for v, p in zip(variants, per, strict=True):
+        s = p.scores
         for name, value in s.items:
             if not math.isfinite(value):
                 raise ValueError(f"scorer produced a non-finite '{name}' for variant {v.id}")
@@ -116,10 +148,9 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
         rows.append((v, s, total, "; ".join(reasons) or None))
     accepted = sorted((r for r in rows if r[3] is None), key=lambda r: (-r[2], r[0].id))
     rejected = sorted((r for r in rows if r[3] is not None), key=lambda r: (-r[2], r[0].id))
-    if options is not None and options.diversity is not None and len(accepted) > 1:
+    if diverse and len(accepted) > 1:
         k = top_k or options.diverse_k
-        pixels = {v.id: lv for v, lv in zip(variants, loaded, strict=True)}
-        emb = np.asarray(options.diversity.embed_images(_images_of([pixels[r[0].id] for r in accepted])), np.float64)
+        emb = np.stack([vectors[id(r[0])] for r in accepted])
         picks = mmr_order([r[2] for r in accepted], emb, k, options.mmr_lambda)
         chosen = set(picks)
         accepted = [accepted[i] for i in picks] + [r for i, r in enumerate(accepted) if i not in chosen]
@@ -130,4 +161,3 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     out += [RankedVariant(variant=v, profile_id=profile.id, scores=s, total=t, rank=None, rejected=why)
             for v, s, t, why in rejected]
     return out
-
