@@ -154,6 +154,15 @@ def test_rejection_reasons_round_trip_through_the_store(tmp_path):
     assert back["v1"][0] is None and "fidelity 0.100 below" in back["v1"][1]
     assert back["v2"][0] is None and back["v2"][1].startswith("unsafe: gore")
     assert Store(tmp_path).scores("r1", "v2", "drama")["gore"] == pytest.approx(rows[-1].scores["gore"])
+    # ranked again (a resumed job): the new rows replace the old ones, stale score names included
+    again = rank_for_profile(variants, profile, [FixedScorer({k: {"affinity": 1 - v["affinity"], "fidelity": 0.9}
+                                                              for k, v in table.items()})], fidelity_threshold=0.5)
+    store.add_rankings("r1", again)
+    back = Store(tmp_path).rankings("r1", "drama")
+    assert [(vid, rank, why) for vid, rank, _, why in back] == [("v2", 1, None), ("v1", 2, None), ("v0", 3, None)]
+    assert Store(tmp_path).scores("r1", "v2", "drama") == {"affinity": pytest.approx(0.3), "fidelity": 0.9}
+    store.add_rankings("r1", [])  # nothing to store: nothing changes
+    assert len(Store(tmp_path).rankings("r1", "drama")) == 3
 
 
 # --- combined score and MMR ---------------------------------------------------------------------------

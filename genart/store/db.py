@@ -23,8 +23,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
+    insert,
     select,
+    tuple_,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -256,13 +259,24 @@ class Store:
         return data
 
     def add_rankings(self, run_id: str, ranked: Iterable[RankedVariant]) -> None:
+        """Store rankings and their scores, replacing what a variant had for that profile (a re-ranking after
+        a kill rewrites the same rows). In bulk: one delete and one insert per table, not a query per row."""
+        last = {(rv.variant.id, rv.profile_id): rv for rv in ranked}  # a variant given twice: the last counts
+        if not last:
+            return
+        keys = sorted(last)
         with self.session() as s, s.begin():
-            for rv in ranked:
-                s.merge(RankingRow(run_id=run_id, variant_id=rv.variant.id, profile_id=rv.profile_id, rank=rv.rank,
-                                   total=rv.total, rejected=rv.rejected))
-                for name, value in rv.scores.items:
-                    s.merge(ScoreRow(run_id=run_id, variant_id=rv.variant.id, profile_id=rv.profile_id, name=name,
-                                     value=value))
+            for table in (RankingRow, ScoreRow):
+                for i in range(0, len(keys), 400):  # well under SQLite's limit on bound parameters
+                    part = keys[i:i + 400]
+                    s.execute(delete(table).where(table.run_id == run_id,
+                                                  tuple_(table.variant_id, table.profile_id).in_(part)))
+            s.execute(insert(RankingRow), [dict(run_id=run_id, variant_id=v, profile_id=p, rank=rv.rank, total=rv.total,
+                                                rejected=rv.rejected) for (v, p), rv in last.items()])
+            scores = [dict(run_id=run_id, variant_id=v, profile_id=p, name=name, value=value)
+                      for (v, p), rv in last.items() for name, value in rv.scores.items]
+            if scores:
+                s.execute(insert(ScoreRow), scores)
 
     # --- reading back --------------------------------------------------------------------------
     def count(self, table: type[Base], run_id: str) -> int:
