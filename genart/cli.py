@@ -311,7 +311,8 @@ def batch_cmd(
     db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: SQLite in --out)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="First batch size to try (halved on OOM)."),
     compile_unet: bool = typer.Option(False, "--compile", help="torch.compile the UNet and VAE decoder (slow first "
-                                                               "batch of each shape, faster after)."),
+                                                               "batch of each shape, faster after; batches padded "
+                                                               "to powers of two so few shapes compile)."),
     num_processes: Optional[int] = typer.Option(None, "--num-processes",
                                                 help="accelerate: processes (default: one per GPU, else 2)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: a cluster's address (default local)."),

@@ -59,7 +59,17 @@ class BatchState:
     batch_size: int
     oom_retries: int = 0
     batches: int = 0
-    sizes: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # rows made per call
+    fixed_shapes: bool = False  # pad each call to a bucket (``bucket``): set by ``--compile``
+    shapes: list[int] = field(default_factory=list)  # rows per call, padding included
+
+
+def bucket(n: int, batch_size: int) -> int:
+    """The batch a call of ``n`` rows is padded to when shapes are fixed: the next power of two, or the
+    batch size itself. A compiled UNet and decoder (``dynamic=False``) compile once per shape, so a job
+    compiles at most log2(batch size) + 2 shapes per image size instead of one per odd chunk left at the
+    end of each group; the padding rows repeat the last row and are dropped."""
+    return min(batch_size, 1 << max(0, n - 1).bit_length()) if n < batch_size else n
 
 
 def _sync(device: Any) -> None:
@@ -165,7 +175,12 @@ def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchSta
                         chunk = [rows[i] for i in idx[cursor[1]:cursor[1] + batch_size]]
                         _sync(model.device)
                         t = time.perf_counter()
-                        images = _run_chunk(gen, torch, chunk, latents, texts, strength, steps, guidance)
+                        rows_in = chunk
+                        if state.fixed_shapes:
+                            rows_in = chunk + chunk[-1:] * (bucket(len(chunk), batch_size) - len(chunk))
+                        images = _run_chunk(gen, torch, rows_in, latents, texts, strength, steps, guidance)
+                        images = images[:len(chunk)]
+                        state.shapes.append(len(rows_in))
                         _sync(model.device)
                         dt = time.perf_counter() - t
                         state.batches += 1
@@ -210,7 +225,8 @@ def compile_models(model: Any) -> None:
     A slower first batch of each shape (frame size, batch size: about 60 s for the UNet and 25 s for
     the decoder on an H100), faster ones after: measured there on the sd-turbo architecture at
     512x288, batch 32, bf16, the UNet went from 53 to 36 ms and the decoder from 212 to 116 ms
-    (both then near 39% of the card's dense bf16 peak). For long jobs.
+    (both then near 39% of the card's dense bf16 peak). For long jobs: the batch job pads each call
+    to a power of two (``bucket``) when it compiles, so few shapes compile.
     """
     import torch
 

@@ -49,7 +49,7 @@ def generate_task(preset: str, slots: Sequence[Any], batch_size: int, compile: b
 
     spec = load_models_config().preset(preset)
     stages = _stages(spec, Options(compile=compile))
-    state = BatchState(batch_size=batch_size)
+    state = BatchState(batch_size=batch_size, fixed_shapes=compile)
     made: list[tuple[tuple, Any, float]] = []
 
     def on_done(pairs: list[tuple[Any, Any]], device_s: float) -> None:

@@ -423,7 +423,8 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
         report(progress, st.title.id, per_title_done[st.run_id], per_title_total[st.run_id])
 
     stages = None
-    bstate = BatchState(batch_size=opts.batch_size or (spec.generator.batch_size if spec.generator else 8))
+    bstate = BatchState(batch_size=opts.batch_size or (spec.generator.batch_size if spec.generator else 8),
+                        fixed_shapes=opts.compile)
     scored = Prescored()
     if todo:
         stages = _stages(spec, opts)
