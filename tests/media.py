@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -52,7 +53,6 @@ def write_video(path: "str | Path", frames: Iterable[np.ndarray], fps: int = 24,
     ``sar`` as the sample (pixel) aspect ratio, as anamorphic DVD and broadcast video do;
     ``times_ms`` gives every frame's own timestamp in milliseconds (variable frame rate).
     """
-    from fractions import Fraction
 
     import av
 
