@@ -279,7 +279,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     t = time.perf_counter()
     rows = stages.rank(variants, profile, scored=known)
     dt += time.perf_counter() - t
-    ledger.store.add_rankings(state.run_id, rows)  # merges: a re-ranking after a kill rewrites the same rows
+    ledger.store.add_rankings(state.run_id, rows)  # replaces: a re-ranking after a kill rewrites the same rows
     for r in rows:
         if r.rejected is None:
             _link(r.variant.path, state.run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")

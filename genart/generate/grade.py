@@ -47,11 +47,11 @@ def apply_grade(rgb: np.ndarray, grade: Grade, amount: float = 1.0) -> np.ndarra
     if grade.contrast:
         c = grade.contrast * k
         a -= 0.5
-        if c > 0:
+        if c > 0:  # an S-curve that keeps black and white where they are and steepens the mids
             a *= 1 + 2 * c
             np.tanh(a, out=a)
             a /= np.float32(2 * np.tanh(0.5 * (1 + 2 * c)))
-        else:
+        else:  # flatten towards mid-grey
             a *= 1 + c
         a += 0.5
     np.clip(a, 0.0, 1.0, out=a)
