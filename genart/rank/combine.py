@@ -129,7 +129,6 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     diverse = options is not None and options.diversity is not None
     if diverse and any(p.embedding is None for p in per):
         raise ValueError("scores given without the diversity vectors this ranking needs")
-    vectors = {id(v): p.embedding for v, p in zip(variants, per, strict=True)}
     extra = options.extra_weights if options is not None else None
     gates = [g for g in (getattr(s, "reject", None) for s in scorers) if callable(g)]
     rows = []
@@ -145,19 +144,19 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
             reasons.append(f"fidelity {fid:.3f} below the preset's threshold {fidelity_threshold:.3f}: "
                            "misrepresents the source frame")
         reasons += [r for r in (g(s) for g in gates) if r]
-        rows.append((v, s, total, "; ".join(reasons) or None))
+        rows.append((v, s, total, "; ".join(reasons) or None, p.embedding))
     accepted = sorted((r for r in rows if r[3] is None), key=lambda r: (-r[2], r[0].id))
     rejected = sorted((r for r in rows if r[3] is not None), key=lambda r: (-r[2], r[0].id))
     if diverse and len(accepted) > 1:
         k = top_k or options.diverse_k
-        emb = np.stack([vectors[id(r[0])] for r in accepted])
+        emb = np.stack([r[4] for r in accepted])
         picks = mmr_order([r[2] for r in accepted], emb, k, options.mmr_lambda)
         chosen = set(picks)
         accepted = [accepted[i] for i in picks] + [r for i, r in enumerate(accepted) if i not in chosen]
     if top_k is not None:
         accepted = accepted[:top_k]
     out = [RankedVariant(variant=v, profile_id=profile.id, scores=s, total=t, rank=i + 1)
-           for i, (v, s, t, _) in enumerate(accepted)]
+           for i, (v, s, t, _, _) in enumerate(accepted)]
     out += [RankedVariant(variant=v, profile_id=profile.id, scores=s, total=t, rank=None, rejected=why)
-            for v, s, t, why in rejected]
+            for v, s, t, why, _ in rejected]
     return out
