@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.genart-installed
+# installed without their declared dependencies, which name opencv-python: a second OpenCV beside ours
+NODEPS := rapidocr-onnxruntime==1.4.4 invisible-watermark==0.2.0
 TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
 
 .PHONY: venv demo test test-fast bench clean
@@ -12,7 +14,11 @@ TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@# one OpenCV only: an older .venv has the non-contrib build, whose cv2/ files the contrib build shares
+	@if $(PY) -m pip show -q opencv-python-headless >/dev/null 2>&1 || $(PY) -m pip show -q opencv-python >/dev/null 2>&1; then \
+	  $(PY) -m pip uninstall -y -q opencv-python-headless opencv-python opencv-contrib-python-headless; fi
 	$(PY) -m pip install -q -e '.[dev,ray,provenance]'
+	$(PY) -m pip install -q --no-deps $(NODEPS)
 	touch $(STAMP)
 
 venv: $(STAMP)

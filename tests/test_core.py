@@ -181,3 +181,18 @@ def test_cpu_workers_setting_and_pmap_order(monkeypatch):
     monkeypatch.setenv("GENART_CPU_WORKERS", "4")
     with pytest.raises(ValueError, match="item 3"):
         pmap(boom, range(8))
+
+
+def test_one_opencv_distribution_is_installed():
+    """Two OpenCV wheels share the ``cv2`` folder and overwrite each other's files: exactly one may be there."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
+    present = []
+    for name in names:
+        try:
+            version(name)
+            present.append(name)
+        except PackageNotFoundError:
+            pass
+    assert present == ["opencv-contrib-python-headless"]
