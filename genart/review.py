@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 from genart.config import load_models_config
 from genart.progress import ProgressFn
-from genart.types import KeyFrame, RankedVariant, RunResult, TasteProfile, Variant
+from genart.types import RankedVariant, RunResult, TasteProfile
 
 # --- review: what the app (and any notebook) uses to turn a run into approved artwork -------------
 # Decisions live in an append-only log (``genart.store.review_tables``) in the run's own store.
@@ -110,22 +110,6 @@ def _edited_profile(profile: TasteProfile, prompt: str | None = None,
     return profile
 
 
-def _keyframe_json(kf: KeyFrame, base: Path) -> dict[str, object]:
-    return {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "frame_index": kf.frame_index, "shot": kf.shot,
-            "width": kf.width, "height": kf.height, "scores": kf.scores.as_dict(),
-            "faces": [[f.x, f.y, f.w, f.h, f.score] for f in kf.faces],
-            "path": str(Path(kf.path).relative_to(base)) if kf.path else None}
-
-
-def _keyframe_from_json(d: Mapping[str, object], base: Path) -> KeyFrame:
-    from genart.types import Box, ScoreSet
-
-    return KeyFrame(id=str(d["id"]), source=str(d["source"]), t_s=float(d["t_s"]), frame_index=int(d["frame_index"]),
-                    shot=int(d["shot"]), width=int(d["width"]), height=int(d["height"]),
-                    scores=ScoreSet.of(d.get("scores") or {}), faces=tuple(Box(*f) for f in d.get("faces") or ()),
-                    path=base / str(d["path"]) if d.get("path") else None)
-
-
 def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: int = 4, keep_copy: bool = False,
                  progress: ProgressFn | None = None) -> StagedSource:
     """Pick a source's key frames and keep them, so a person can choose which ones a run uses.
@@ -154,6 +138,7 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
     from genart.errors import SourceNotFoundError, StoreError
     from genart.frames import extract_keyframes as _extract, probe_source
     from genart.frames.decode import list_stills
+    from genart.store import convert
 
     src = Path(source).expanduser()
     if not src.exists():
@@ -182,7 +167,7 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
         kf.image.save(path)
         staged.append(replace(kf, path=path, image=None))
     doc = {"stage_id": stage_id, "source": str(src.resolve()), "created_at": _now_iso(),
-           "keyframes": [_keyframe_json(k, base) for k in staged]}
+           "keyframes": [convert.keyframe_json(k, base) for k in staged]}
     (base / "stage.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return StagedSource(stage_id=stage_id, source=src.resolve(), keyframes=tuple(staged))
 
@@ -196,6 +181,7 @@ def load_stage(out: str | Path, stage_id: str) -> StagedSource:
     import json
 
     from genart.errors import InvalidArgumentError
+    from genart.store import convert
 
     if not isinstance(stage_id, str) or not _STAGE_ID.match(stage_id):
         raise InvalidArgumentError("stage id", stage_id, "the id stage_source returned, like 20250101-120000-a1b2c3")
@@ -205,7 +191,7 @@ def load_stage(out: str | Path, stage_id: str) -> StagedSource:
     except FileNotFoundError:
         raise InvalidArgumentError("stage id", stage_id, f"a stage in {Path(out) / 'uploads'}") from None
     return StagedSource(stage_id=stage_id, source=Path(doc["source"]),
-                        keyframes=tuple(_keyframe_from_json(d, base) for d in doc["keyframes"]))
+                        keyframes=tuple(convert.keyframe_from_json(d, base) for d in doc["keyframes"]))
 
 
 def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Sequence[str] | None = None,
@@ -288,43 +274,13 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
         UnknownRunError: no such run in the store (the message lists the runs there are).
     """
     import json
-    from dataclasses import fields
 
-    from sqlalchemy import select
-
-    from genart.store.db import KeyFrameRow, RankingRow, ScoreRow, VariantRow
-    from genart.types import Box, GenerationParams, ScoreSet
-
-    param_names = {f.name for f in fields(GenerationParams)}
     with _review_store(out, db) as store, store.session() as s:
         run = _run_row(s, run_id)
         manifest = json.loads(run.manifest or "{}")
-        kfs = {}
-        for r in s.scalars(select(KeyFrameRow).where(KeyFrameRow.run_id == run_id).order_by(KeyFrameRow.t_s)):
-            kfs[r.keyframe_id] = KeyFrame(
-                id=r.keyframe_id, source=run.source, t_s=r.t_s, frame_index=r.frame_index, shot=r.shot, width=r.width,
-                height=r.height, scores=ScoreSet.of(json.loads(r.scores)),
-                faces=tuple(Box(*f) for f in json.loads(r.faces)), path=Path(r.path))
-        variants = {}
-        for r in s.scalars(select(VariantRow).where(VariantRow.run_id == run_id).order_by(VariantRow.pk)):
-            p = {k: v for k, v in json.loads(r.params).items() if k in param_names}
-            if p.get("crop") is not None:
-                p["crop"] = tuple(p["crop"])
-            variants[r.variant_id] = Variant(id=r.variant_id, profile_id=r.profile_id, keyframe=kfs[r.keyframe_id],
-                                             params=GenerationParams(**p), digital_source_type=r.digital_source_type,
-                                             path=Path(r.path))
-        scores: dict[tuple[str, str], dict[str, float]] = {}
-        for r in s.scalars(select(ScoreRow).where(ScoreRow.run_id == run_id)):
-            scores.setdefault((r.variant_id, r.profile_id), {})[r.name] = r.value
+        kfs = {k.id: k for k in sorted(store.keyframes(run_id, run.source), key=lambda k: k.t_s)}
+        per = store.ranked(run_id, {v.id: v for v in store.variants(run_id, keyframes=kfs)})
         order = list(manifest.get("profiles", {}))
-        per: dict[str, list[RankedVariant]] = {}
-        for r in s.scalars(select(RankingRow).where(RankingRow.run_id == run_id)):
-            if r.variant_id not in variants:
-                continue
-            names = scores.get((r.variant_id, r.profile_id), {})
-            per.setdefault(r.profile_id, []).append(RankedVariant(
-                variant=variants[r.variant_id], profile_id=r.profile_id, scores=ScoreSet.of(dict(sorted(names.items()))),
-                total=r.total, rank=r.rank, rejected=r.rejected))
         for pid in per:
             if pid not in order:
                 order.append(pid)

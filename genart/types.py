@@ -110,8 +110,39 @@ class ScoreSet:
 
 
 @dataclass(frozen=True)
+class Region:
+    """Something in a frame that is not the picture's own: burned-in text, a logo, a watermark, a screen of
+    UI text. Crops keep it out and titles keep clear of it. ``box`` is in the pixels of the key frame."""
+
+    box: Box
+    kind: str = "text"  # "text" | "logo" | "watermark" | "subtitle" | "screen"
+    text: str = ""  # what the recogniser read in it, when it read anything
+    persistent: bool = False  # at the same place across the clip (a broadcaster's logo, a watermark)
+
+
+@dataclass(frozen=True)
+class FaceFacts:
+    """What is known about one face beyond its box. ``KeyFrame.people[i]`` describes ``KeyFrame.faces[i]``.
+
+    ``None`` means not measured (no landmark model on this machine), not "no".
+    """
+
+    confidence: float = 1.0  # the detector's, after the false-face checks (0..1)
+    eyes_open: float | None = None  # 0 closed .. 1 wide open, from landmarks
+    expression: float | None = None  # 0 neutral .. 1 strongly expressive, from landmarks
+    frontal: float | None = None  # 0 profile .. 1 facing the camera
+    roll: float = 0.0  # degrees the face is turned in the picture's plane
+    character: str | None = None  # the character this face was clustered into ("c1", or a casting note's name)
+
+
+@dataclass(frozen=True)
 class KeyFrame:
-    """A still picked from the source, with where it came from and why it was picked."""
+    """A still picked from the source, with where it came from and why it was picked.
+
+    ``active_area`` is the picture without letterbox/pillarbox bars, (x, y, w, h) in the source frame's
+    display pixels; the key frame's own pixels (``width`` x ``height``) are that area, bars already cut
+    away. ``regions`` (text, logos) and ``faces``/``people`` are in the key frame's pixels.
+    """
 
     id: str
     source: str
@@ -124,6 +155,9 @@ class KeyFrame:
     faces: tuple[Box, ...] = ()
     path: Path | None = None
     image: "Image.Image | None" = field(default=None, compare=False, repr=False)
+    active_area: tuple[int, int, int, int] | None = None
+    regions: tuple[Region, ...] = ()
+    people: tuple[FaceFacts, ...] = ()
 
     @property
     def timecode(self) -> str:
@@ -219,6 +253,13 @@ class GenerationParams:
     title: str | None = None  # the title text laid on the image (None: no overlay)
     title_font: str | None = None  # font file name the title was set in
     controlnet: str | None = None  # "model_id@revision canny scale=..." when a ControlNet guided the img2img
+    # what finishing did (generate stage), so ranking, review and delivery can see it:
+    synthetic_share: float = 0.0  # fraction of the output's pixels not from the source frame (fill, outpaint)
+    upscale: float = 1.0  # output pixels per source pixel along each side (> 1: enlarged)
+    title_status: str | None = None  # None: no title asked for; "placed"; "skipped" (see title_reason)
+    title_reason: str | None = None  # why a title was skipped, in words
+    title_box: tuple[int, int, int, int] | None = None  # the title's plate, (x, y, w, h) in output pixels
+    watermark: str | None = None  # the imperceptible watermark's payload, when one was embedded
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -238,8 +279,24 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Contribution:
+    """One line of a total's explanation: ``contribution`` = the score's share of ``total``; the
+    contributions of a ranked row add up to its total."""
+
+    score: str
+    value: float
+    weight: float
+    contribution: float
+
+
+@dataclass(frozen=True)
 class RankedVariant:
-    """A variant with its scores for one profile, its combined total, and its place."""
+    """A variant with its scores for one profile, its combined total, and its place.
+
+    ``rank_score`` is the number the order follows (non-increasing down a profile's list); it differs
+    from ``total`` where diversity moved the variant, and ``placed_by`` then says why in words.
+    ``needs_review``: kept, but a person must look before it is shown to an audience (the reason).
+    """
 
     variant: Variant
     profile_id: str
@@ -247,6 +304,10 @@ class RankedVariant:
     total: float
     rank: int | None  # 1 = best; None when rejected
     rejected: str | None = None  # the reason, when the variant must never be shown as a winner
+    rank_score: float | None = None
+    explanation: tuple[Contribution, ...] = ()
+    placed_by: str | None = None
+    needs_review: str | None = None
 
     @property
     def path(self) -> Path | None:

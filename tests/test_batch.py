@@ -75,7 +75,8 @@ def assert_complete(out: Path, report) -> None:
     assert len({u[1:5] for u in units}) == len(units)  # no slot twice
     assert {(u[1], u[5]) for u in units} == {(r[0], r[1]) for r in rows}
     for r in rows:
-        assert Path(r[3]).exists() and sha256_file(Path(r[3])) == r[2]
+        assert not Path(r[3]).is_absolute()  # stored relative to the store's folder, so the folder can move
+        assert (out / r[3]).exists() and sha256_file(out / r[3]) == r[2]
     ranks = ledger(out, "rank")
     assert len({u[1:3] for u in ranks}) == len(ranks) >= len(report.titles)
     assert len(ledger(out, "handoff")) == len(report.titles)
@@ -220,7 +221,7 @@ def test_oom_halves_the_batch_and_output_is_complete_and_identical(tmp_path, med
     a, b = variants(tmp_path / "ref"), variants(tmp_path / "oom")
     assert [r[:2] for r in a] == [r[:2] for r in b]  # the same variants (ids hash every parameter)
     for ra, rb in zip(a, b):  # and the same pixels, up to float rounding of another batch size
-        pa, pb = (np.asarray(Image.open(r[3]), np.int16) for r in (ra, rb))
+        pa, pb = (np.asarray(Image.open(root / r[3]), np.int16) for root, r in ((tmp_path / "ref", ra), (tmp_path / "oom", rb)))
         assert np.abs(pa - pb).max() <= 1
 
 

@@ -93,37 +93,10 @@ class Ledger:
         return {(u.run_id, u.profile_id, u.keyframe_id, u.idx) for u in self.units("variant", run_ids)}
 
     def keyframes(self, run_id: str, source: str) -> list[KeyFrame]:
-        from sqlalchemy import select
-
-        from genart.store.db import KeyFrameRow
-        from genart.types import Box, ScoreSet
-
-        with self.store.session() as s:
-            rows = s.scalars(select(KeyFrameRow).where(KeyFrameRow.run_id == run_id).order_by(KeyFrameRow.pk)).all()
-            return [KeyFrame(id=r.keyframe_id, source=source, t_s=r.t_s, frame_index=r.frame_index, shot=r.shot,
-                             width=r.width, height=r.height, scores=ScoreSet.of(json.loads(r.scores)),
-                             faces=tuple(Box(*f) for f in json.loads(r.faces)), path=Path(r.path)) for r in rows]
+        return self.store.keyframes(run_id, source)
 
     def variants(self, run_id: str, profile_id: str, keyframes: dict[str, KeyFrame]) -> list[Variant]:
-        from dataclasses import fields
-
-        from sqlalchemy import select
-
-        from genart.store.db import VariantRow
-        from genart.types import GenerationParams
-
-        names = {f.name for f in fields(GenerationParams)}
-        out = []
-        with self.store.session() as s:
-            q = select(VariantRow).where(VariantRow.run_id == run_id, VariantRow.profile_id == profile_id)
-            for r in s.scalars(q.order_by(VariantRow.pk)):
-                p = {k: v for k, v in json.loads(r.params).items() if k in names}
-                if p.get("crop") is not None:
-                    p["crop"] = tuple(p["crop"])
-                out.append(Variant(id=r.variant_id, profile_id=r.profile_id, keyframe=keyframes[r.keyframe_id],
-                                   params=GenerationParams(**p), digital_source_type=r.digital_source_type,
-                                   path=Path(r.path)))
-        return out
+        return self.store.variants(run_id, profile_id, keyframes)
 
     # --- writing --------------------------------------------------------------------------------
     def commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str) -> list[Variant]:

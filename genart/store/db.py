@@ -34,7 +34,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from genart.errors import StoreError
 from genart.imaging import png_bytes, sha256_bytes
-from genart.store.schema import Base
+from genart.store import convert
+from genart.store.schema import Base, create_schema
 from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -73,6 +74,9 @@ class KeyFrameRow(Base):
     path: Mapped[str] = mapped_column(Text)
     scores: Mapped[str] = mapped_column(Text)
     faces: Mapped[str] = mapped_column(Text)
+    active_area: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [x, y, w, h] in source pixels
+    regions: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of text/logo regions
+    people: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of FaceFacts, one per face
 
 
 class VariantRow(Base):
@@ -108,6 +112,10 @@ class RankingRow(Base):
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
     total: Mapped[float] = mapped_column(Float)
     rejected: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rank_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    explanation: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [[score, value, weight, contribution]]
+    placed_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    needs_review: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercised through every test
@@ -133,7 +141,7 @@ class Store:
             self.engine = create_engine(self.url, future=True)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
+            create_schema(self.engine)
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot open the store at {self.url}: {exc}",
                              hint="--db takes an SQLAlchemy URL, e.g. sqlite:///runs/genart.sqlite "
@@ -142,6 +150,27 @@ class Store:
 
     def session(self) -> Session:
         return self._session()
+
+    # --- paths: stored relative to the store's folder, so a runs folder can be moved or copied -------
+    def rel(self, path: Path | str) -> str:
+        """How a file's path is stored: relative to the store's folder when it lies inside it, else absolute."""
+        p, root = Path(path).resolve(), self.root.resolve()
+        return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+    def resolve(self, stored: str, sha256: str | None = None) -> Path:
+        """A stored path on this machine: the store's own copy of the image (by its hash) first, then the
+        path relative to the store's folder, then the path as written (old rows hold absolute paths, or
+        paths relative to wherever the writer ran)."""
+        if sha256:
+            own = self.images_dir / sha256[:2] / f"{sha256}.png"
+            if own.exists():
+                return own
+        p = Path(stored)
+        if not p.is_absolute():
+            inside = self.root / p
+            if inside.exists() or not p.exists():
+                return inside
+        return p
 
     # --- files ---------------------------------------------------------------------------------
     def save_image(self, image, text: dict[str, str] | None = None, sign=None) -> tuple[str, Path]:
@@ -200,9 +229,8 @@ class Store:
                 if path is None:
                     raise StoreError(f"key frame {kf.id} has neither pixels nor a file")
                 s.add(KeyFrameRow(run_id=run_id, keyframe_id=kf.id, t_s=kf.t_s, frame_index=kf.frame_index,
-                                  shot=kf.shot, width=kf.width, height=kf.height, image_sha256=sha, path=str(path),
-                                  scores=json.dumps(kf.scores.as_dict()),
-                                  faces=json.dumps([[f.x, f.y, f.w, f.h, f.score] for f in kf.faces])))
+                                  shot=kf.shot, width=kf.width, height=kf.height, image_sha256=sha,
+                                  path=self.rel(path), **convert.keyframe_facts_json(kf)))
                 out.append(replace(kf, path=Path(path)))
         return out
 
@@ -233,7 +261,7 @@ class Store:
         session.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
                                profile_version=v.params.profile_version, keyframe_id=v.params.keyframe_id,
                                seed=v.params.seed, params=json.dumps(params, sort_keys=True),
-                               digital_source_type=v.digital_source_type, image_sha256=sha, path=str(path)))
+                               digital_source_type=v.digital_source_type, image_sha256=sha, path=self.rel(path)))
         return replace(v, path=path)
 
     @staticmethod
@@ -272,7 +300,10 @@ class Store:
                     s.execute(delete(table).where(table.run_id == run_id,
                                                   tuple_(table.variant_id, table.profile_id).in_(part)))
             s.execute(insert(RankingRow), [dict(run_id=run_id, variant_id=v, profile_id=p, rank=rv.rank, total=rv.total,
-                                                rejected=rv.rejected) for (v, p), rv in last.items()])
+                                                rejected=rv.rejected, rank_score=rv.rank_score,
+                                                explanation=convert.explanation_json(rv.explanation),
+                                                placed_by=rv.placed_by, needs_review=rv.needs_review)
+                                           for (v, p), rv in last.items()])
             scores = [dict(run_id=run_id, variant_id=v, profile_id=p, name=name, value=value)
                       for (v, p), rv in last.items() for name, value in rv.scores.items]
             if scores:
@@ -289,6 +320,47 @@ class Store:
             rows = s.scalars(select(RankingRow).where(RankingRow.run_id == run_id, RankingRow.profile_id == profile_id)).all()
             rows = sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, -r.total))
             return [(r.variant_id, r.rank, r.total, r.rejected) for r in rows]
+
+    def keyframes(self, run_id: str, source: str | None = None) -> list[KeyFrame]:
+        """A run's key frames as stored (no pixels; ``path`` on this machine), in the order they were added.
+
+        ``source``: what to put in ``KeyFrame.source`` (default: the run's source)."""
+        with self.session() as s:
+            if source is None:
+                run = s.get(RunRow, run_id)
+                source = run.source if run is not None else ""
+            rows = s.scalars(select(KeyFrameRow).where(KeyFrameRow.run_id == run_id).order_by(KeyFrameRow.pk)).all()
+            return [convert.keyframe_from_row(r, source, self.resolve(r.path, r.image_sha256)) for r in rows]
+
+    def variants(self, run_id: str, profile_id: str | None = None,
+                 keyframes: dict[str, KeyFrame] | None = None) -> list[Variant]:
+        """A run's variants as stored (all profiles, or one), in the order they were added, each with its
+        key frame (``keyframes`` by id, else read here)."""
+        if keyframes is None:
+            keyframes = {k.id: k for k in self.keyframes(run_id)}
+        with self.session() as s:
+            q = select(VariantRow).where(VariantRow.run_id == run_id)
+            if profile_id is not None:
+                q = q.where(VariantRow.profile_id == profile_id)
+            return [convert.variant_from_row(r, keyframes[r.keyframe_id], self.resolve(r.path, r.image_sha256))
+                    for r in s.scalars(q.order_by(VariantRow.pk))]
+
+    def ranked(self, run_id: str, variants: dict[str, Variant] | None = None) -> dict[str, list[RankedVariant]]:
+        """Every stored ranking of a run, per profile, in the stored order: accepted by rank, then rejected
+        by total. Rankings of variants not in ``variants`` (default: all of the run's) are skipped."""
+        if variants is None:
+            variants = {v.id: v for v in self.variants(run_id)}
+        with self.session() as s:
+            scores: dict[tuple[str, str], dict[str, float]] = {}
+            for r in s.scalars(select(ScoreRow).where(ScoreRow.run_id == run_id)):
+                scores.setdefault((r.variant_id, r.profile_id), {})[r.name] = r.value
+            per: dict[str, list[RankedVariant]] = {}
+            for r in s.scalars(select(RankingRow).where(RankingRow.run_id == run_id)):
+                if r.variant_id in variants:
+                    per.setdefault(r.profile_id, []).append(
+                        convert.ranked_from_row(r, variants[r.variant_id], scores.get((r.variant_id, r.profile_id), {})))
+        return {pid: sorted(rows, key=lambda r: (r.rejected is not None, r.rank is None, r.rank or 0, -r.total))
+                for pid, rows in per.items()}
 
     def scores(self, run_id: str, variant_id: str, profile_id: str) -> dict[str, float]:
         with self.session() as s:

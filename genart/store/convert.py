@@ -1,0 +1,148 @@
+"""One converter between the store's rows (and the JSON it keeps) and the typed values of ``genart.types``.
+
+Everything that turns a stored key frame, variant or ranking back into a value goes through here, so a
+field added to a type is written and read in one place. Readers are tolerant: a row written by an
+older genart (fewer fields, absolute paths) still reads; a field this genart does not know is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from genart.types import (
+    Box,
+    Contribution,
+    FaceFacts,
+    GenerationParams,
+    KeyFrame,
+    RankedVariant,
+    Region,
+    ScoreSet,
+    Variant,
+)
+
+#: Turns a stored path (and the image's sha256, when known) into a path on this machine.
+Resolver = Callable[[str, "str | None"], Path]
+
+
+def box_json(b: Box) -> list[float]:
+    return [b.x, b.y, b.w, b.h, b.score]
+
+
+def box_from(v: Any) -> Box:
+    return Box(*(float(x) for x in v))
+
+
+def region_json(r: Region) -> dict[str, object]:
+    return {"box": box_json(r.box), "kind": r.kind, "text": r.text, "persistent": r.persistent}
+
+
+def region_from(d: Mapping[str, Any]) -> Region:
+    return Region(box=box_from(d["box"]), kind=str(d.get("kind", "text")), text=str(d.get("text", "")),
+                  persistent=bool(d.get("persistent", False)))
+
+
+def face_facts_json(f: FaceFacts) -> dict[str, object]:
+    return {k.name: getattr(f, k.name) for k in fields(FaceFacts)}
+
+
+def face_facts_from(d: Mapping[str, Any]) -> FaceFacts:
+    names = {k.name for k in fields(FaceFacts)}
+    return FaceFacts(**{k: v for k, v in d.items() if k in names})
+
+
+def _area(v: Any) -> tuple[int, int, int, int] | None:
+    return None if v is None else tuple(int(x) for x in v)  # type: ignore[return-value]
+
+
+def keyframe_facts_json(kf: KeyFrame) -> dict[str, str | None]:
+    """The JSON columns of a key frame's row beyond its scalars (scores, faces, bars, regions, people)."""
+    return {
+        "scores": json.dumps(kf.scores.as_dict()),
+        "faces": json.dumps([box_json(f) for f in kf.faces]),
+        "active_area": json.dumps(list(kf.active_area)) if kf.active_area is not None else None,
+        "regions": json.dumps([region_json(r) for r in kf.regions]),
+        "people": json.dumps([face_facts_json(p) for p in kf.people]),
+    }
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+def keyframe_from_row(row: Any, source: str, path: Path | None) -> KeyFrame:
+    """A ``KeyFrameRow`` as a ``KeyFrame`` (no pixels; ``path`` already resolved by the store)."""
+    return KeyFrame(
+        id=row.keyframe_id, source=source, t_s=row.t_s, frame_index=row.frame_index, shot=row.shot,
+        width=row.width, height=row.height, scores=ScoreSet.of(_loads(row.scores, {})),
+        faces=tuple(box_from(f) for f in _loads(row.faces, [])), path=path,
+        active_area=_area(_loads(getattr(row, "active_area", None), None)),
+        regions=tuple(region_from(r) for r in _loads(getattr(row, "regions", None), [])),
+        people=tuple(face_facts_from(p) for p in _loads(getattr(row, "people", None), [])),
+    )
+
+
+def keyframe_json(kf: KeyFrame, base: Path | None = None) -> dict[str, object]:
+    """A key frame as one JSON object (a staged source's ``stage.json``); ``path`` relative to ``base``."""
+    path = None
+    if kf.path is not None:
+        path = str(Path(kf.path).relative_to(base)) if base is not None else str(kf.path)
+    facts = keyframe_facts_json(kf)
+    return {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "frame_index": kf.frame_index, "shot": kf.shot,
+            "width": kf.width, "height": kf.height, "path": path,
+            **{k: (json.loads(v) if v is not None else None) for k, v in facts.items()}}
+
+
+def keyframe_from_json(d: Mapping[str, Any], base: Path | None = None) -> KeyFrame:
+    path = d.get("path")
+    return KeyFrame(
+        id=str(d["id"]), source=str(d["source"]), t_s=float(d["t_s"]), frame_index=int(d["frame_index"]),
+        shot=int(d["shot"]), width=int(d["width"]), height=int(d["height"]),
+        scores=ScoreSet.of(d.get("scores") or {}), faces=tuple(box_from(f) for f in d.get("faces") or ()),
+        path=(base / str(path) if base is not None else Path(str(path))) if path else None,
+        active_area=_area(d.get("active_area")),
+        regions=tuple(region_from(r) for r in d.get("regions") or ()),
+        people=tuple(face_facts_from(p) for p in d.get("people") or ()),
+    )
+
+
+def _tuple_fields(cls: type) -> set[str]:
+    hints = typing.get_type_hints(cls)
+    return {name for name, hint in hints.items() if "tuple" in str(hint)}
+
+
+_PARAM_NAMES = {f.name for f in fields(GenerationParams)}
+_PARAM_TUPLES = _tuple_fields(GenerationParams)
+
+
+def params_from(d: Mapping[str, Any]) -> GenerationParams:
+    """Generation parameters from their JSON (``GenerationParams.as_dict``); JSON lists back to tuples."""
+    p = {k: v for k, v in d.items() if k in _PARAM_NAMES}
+    for k in _PARAM_TUPLES:
+        if isinstance(p.get(k), list):
+            p[k] = tuple(p[k])
+    return GenerationParams(**p)
+
+
+def variant_from_row(row: Any, keyframe: KeyFrame, path: Path | None) -> Variant:
+    """A ``VariantRow`` as a ``Variant`` of ``keyframe`` (no pixels; ``path`` resolved by the store)."""
+    return Variant(id=row.variant_id, profile_id=row.profile_id, keyframe=keyframe,
+                   params=params_from(json.loads(row.params)), digital_source_type=row.digital_source_type, path=path)
+
+
+def explanation_json(rows: tuple[Contribution, ...]) -> str:
+    return json.dumps([[c.score, c.value, c.weight, c.contribution] for c in rows])
+
+
+def ranked_from_row(row: Any, variant: Variant, scores: Mapping[str, float]) -> RankedVariant:
+    """A ``RankingRow`` (with its score rows) as a ``RankedVariant``."""
+    expl = tuple(Contribution(str(n), float(v), float(w), float(c))
+                 for n, v, w, c in _loads(getattr(row, "explanation", None), []))
+    return RankedVariant(variant=variant, profile_id=row.profile_id, scores=ScoreSet.of(dict(sorted(scores.items()))),
+                         total=row.total, rank=row.rank, rejected=row.rejected,
+                         rank_score=getattr(row, "rank_score", None), explanation=expl,
+                         placed_by=getattr(row, "placed_by", None), needs_review=getattr(row, "needs_review", None))
