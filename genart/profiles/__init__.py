@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
 from genart.errors import ProfileValidationError, UnknownProfileError
-from genart.types import Grade, ScoreSet, TasteProfile, VisualTargets
+from genart.types import WANT_TERMS, Grade, ScoreSet, TasteProfile, VisualTargets, Wants
 
 ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
 SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
@@ -55,6 +55,56 @@ class Targets(_Strict):
     sharpness: float = Field(0.5, ge=0, le=1)
 
 
+class WantsSpec(_Strict):
+    """What the audience wants a frame to show, in measured terms (see ``genart.types.Wants``)."""
+
+    people: tuple[int, int] = Field((0, 3), description="(fewest, most) faces the crop should show")
+    face_size: float = Field(0.5, ge=0, le=1, description="largest face's presence: 1 = it fills ~6% of the picture")
+    two_shot: float = Field(0.0, ge=0, le=1, description="two faces of similar size close together")
+    eyes_open: float = Field(1.0, ge=0, le=1)
+    expression: float = Field(0.5, ge=0, le=1, description="0 neutral .. 1 strongly expressive")
+    character: str | None = Field(None, min_length=1, description="a character id or name; 'lead' = the first")
+    darkness: float = Field(0.5, ge=0, le=1, description="1 - mean luma of the source frame's crop")
+    colour: float = Field(0.5, ge=0, le=1, description="colourfulness of the source frame's crop")
+    motion: float = Field(0.3, ge=0, le=1, description="1 = a fast-moving frame")
+    screen: float = Field(0.0, ge=0, le=1, description="1 = a screen in the picture")
+    weights: dict[str, float] = Field(default_factory=lambda: {"look": 1.0})
+
+    @field_validator("people")
+    @classmethod
+    def _people(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] < 0 or v[1] < v[0]:
+            raise ValueError(f"people must be [fewest, most] with 0 <= fewest <= most, got {list(v)}")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, w in v.items():
+            if k not in WANT_TERMS:
+                raise ValueError(f"unknown want '{k}'; choose from {', '.join(WANT_TERMS)}")
+            if not 0 <= w < float("inf"):
+                raise ValueError(f"weight of '{k}' must be a finite number >= 0, got {w}")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError("at least one want weight must be positive")
+        return v
+
+
+class RankingSettings(_Strict):
+    """How this profile's list is placed and gated (``genart.rank.combine``)."""
+
+    mmr_lambda: float | None = Field(None, gt=0, le=1, description="diversity's trade-off; default: the preset's")
+    title_required: tuple[str, ...] = Field(("16:9", "2:3"), description="aspects whose artwork must carry the title")
+
+    @field_validator("title_required")
+    @classmethod
+    def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if a not in ASPECTS:
+                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
+        return v
+
+
 class GradeSpec(_Strict):
     name: str = Field(min_length=1)
     exposure: float = Field(0.0, ge=-2, le=2)
@@ -79,6 +129,8 @@ class ProfileFile(_Strict):
     diffusion: DiffusionSettings = DiffusionSettings()
     anchors: Anchors
     targets: Targets = Targets()
+    wants: WantsSpec = WantsSpec()
+    ranking: RankingSettings = RankingSettings()
     grade: GradeSpec
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
     locale: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -154,6 +206,10 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         locale=pf.locale,
         weights=ScoreSet.of(pf.weights),
         path=path,
+        wants=Wants(**{**pf.wants.model_dump(), "people": tuple(pf.wants.people),
+                       "weights": ScoreSet.of(pf.wants.weights)}),
+        mmr_lambda=pf.ranking.mmr_lambda,
+        title_required=tuple(pf.ranking.title_required),
     )
 
 
