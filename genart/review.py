@@ -596,7 +596,9 @@ def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str
     if segments is None:
         segments = {pid: [pid] for pid in dict.fromkeys(rv.profile_id for rv in approved)}
     test_id = test_id or f"{run_id}-test"
-    arms = handoff(approved, test_id, segments, include_control=include_control, control_image=control_image)
+    # every variant here was approved by a person, so those the ranking marked needs_review may go too
+    arms = handoff(approved, test_id, segments, include_control=include_control, control_image=control_image,
+                   approved=[rv.variant.id for rv in approved])
     _tester(out, db).create_test(test_id, arms, TestConfig(policy=policy))
     with _review_store(out, db) as store, store.session() as s:
         old = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)

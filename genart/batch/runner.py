@@ -182,7 +182,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
 
     from genart import __version__
     from genart.frames import extract_keyframes, probe_source
-    from genart.pipeline import _atomic_write_text, _link, _source_digest
+    from genart.pipeline import _atomic_write_text, _link, _source_digest, ranking_checks
     from genart.store.batch_tables import BatchTitleRow
     from genart.store.db import RunRow
 
@@ -207,7 +207,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
             genart_version=__version__, source=str(src), source_sha256=_source_digest(src), preset=spec.name,
             preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in title.profiles),
             frames=title.frames, variants_per_frame=title.variants_per_frame, seed=title.seed, title=title.title,
-            genre=title.genre)
+            genre=title.genre, checks=ranking_checks(spec))
         ledger.store.start_run(manifest)
         _atomic_write_text(run_dir / "manifest.json", json.dumps(manifest.to_json(), indent=2, sort_keys=True))
     elif run.status == "failed" and extract:

@@ -100,6 +100,9 @@ class ClassicGenerator:
                     reframe=done.reframe,
                     title=done.title.text if done.title else None,
                     title_font=done.title.font.rsplit("/", 1)[-1] if done.title else None,
+                    # [rank] what ranking masks and gates on (i14 records the fuller finishing facts)
+                    title_status=("placed" if done.title else "skipped") if overlay else None,
+                    title_box=done.title.box if done.title else None,
                 )
                 out.append(Variant(
                     id=stable_id(kf.id, profile.id, profile.version, params.as_dict()),

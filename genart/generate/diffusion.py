@@ -479,6 +479,9 @@ class DiffusionGenerator:
             title=layout.text if layout else None,
             title_font=Path(layout.font).name if layout else None,
             controlnet=self._controlnet_ref(),
+            # [rank] what ranking masks and gates on (i14 records the fuller finishing facts)
+            title_status=("placed" if layout else "skipped") if title.strip() else None,
+            title_box=layout.box if layout else None,
         )
         return Variant(
             id=stable_id(job.kf.id, profile.id, profile.version, params.as_dict()),
