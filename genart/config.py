@@ -173,6 +173,15 @@ class DiversitySpec(_Strict):
 
     top_k: int | None = Field(None, ge=1, le=10_000)
     mmr_lambda: float = Field(0.6, gt=0.0, le=1.0)
+    similarity: tuple[float, float] | None = Field(
+        None, description="(unrelated, near-copy) cosines of the preset's embedder; default: the embedder's own")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DiversitySpec":
+        if self.similarity is not None and not -1.0 <= self.similarity[0] < self.similarity[1] <= 1.0:
+            raise ValueError(f"similarity must be [unrelated, near_copy] with -1 <= unrelated < near_copy <= 1, "
+                             f"got {list(self.similarity)}")
+        return self
 
 
 class RankSpec(_Strict):

@@ -102,7 +102,8 @@ def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Sc
         scorers.append(LegibilityScorer())
         if s.nsfw:
             scorers.append(SafetyScorer(None, nsfw=True, **lines))
-        return tuple(scorers), RankOptions(FeatureEmbedder(), r.diversity.top_k, r.diversity.mmr_lambda, extra)
+        return tuple(scorers), RankOptions(FeatureEmbedder(), r.diversity.top_k, r.diversity.mmr_lambda, extra,
+                                           r.diversity.similarity)
     from genart.models import load_clip
     from genart.rank.aesthetic import AestheticScorer, load_aesthetic
     from genart.rank.clip import ClipScorer
@@ -122,7 +123,7 @@ def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Sc
     scorers += [TechnicalScorer(), LegibilityScorer()]
     if s.nsfw or s.zero_shot:
         scorers.append(SafetyScorer(emb if s.zero_shot else None, nsfw=s.nsfw, **lines))
-    return tuple(scorers), RankOptions(emb, r.diversity.top_k, r.diversity.mmr_lambda, extra)
+    return tuple(scorers), RankOptions(emb, r.diversity.top_k, r.diversity.mmr_lambda, extra, r.diversity.similarity)
 
 
 def ranking_checks(spec: PresetSpec) -> tuple[str, ...]:

@@ -205,13 +205,16 @@ def test_titled_and_padded_honest_variants_of_real_frames_pass_fidelity():
 
 
 def test_a_variant_made_from_another_titles_frame_fails_fidelity():
-    scorers, options, threshold = classic_rankers()
+    from genart.rank.features import FeatureScorer
+
+    threshold = load_models_config().preset("classic").ranker.fidelity_threshold
     profile = get_profiles(["romance"])[0]
     kfs = {n: keyframe(n) for n in HONEST}
+    made = {n: classic_variants([kfs[n]], profile, n=3) for n in HONEST}
     for a, b in itertools.permutations(HONEST, 2):
-        for v in classic_variants([kfs[a]], profile, n=3):
-            claimed = replace(v, id=f"{v.id}-as-{b}", keyframe=kfs[b], params=replace(v.params, keyframe_id=b))
-            row = rank_for_profile([claimed], profile, scorers, fidelity_threshold=threshold, options=options)[0]
+        claimed = [replace(v, id=f"{v.id}-as-{b}", keyframe=kfs[b], params=replace(v.params, keyframe_id=b))
+                   for v in made[a]]
+        for row in rank_for_profile(claimed, profile, [FeatureScorer()], fidelity_threshold=threshold):
             assert row.rank is None and "misrepresents the source frame" in (row.rejected or ""), (a, b, row.scores)
 
 
@@ -296,35 +299,39 @@ def test_a_doubtful_variant_is_kept_marked_for_review_and_held_from_tests_until_
     assert [a.variant_id for a in record.arms] == [back[1].variant.id]
 
 
-def test_the_real_classifier_flags_the_doubtful_band_and_rejects_only_above_its_line():
-    """With the preset's own lines, a real innocent picture lifted into Open-NSFW's uncertain band is kept
-    and marked; the same picture is rejected only when its score passes 0.8."""
+def _video_frame(name: str, t_s: float) -> Image.Image:
+    """The frame of a real clip at ``t_s`` seconds (decoded with PyAV, as the frames stage does)."""
+    import av
+
+    path = MEDIA / "videos" / name
+    if not path.exists():
+        pytest.skip(f"real media not found at {path}")
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= t_s:
+                return frame.to_image().convert("RGB")
+    raise AssertionError(f"{name} has no frame at {t_s} s")
+
+
+@pytest.mark.slow
+def test_open_nsfws_doubtful_band_is_flagged_not_rejected_on_an_innocent_close_up():
+    """The issue's case: an innocent close-up of a man's profile (the White House clip at 1 s) whose warm
+    grades and blurred fill lift Open-NSFW into its uncertain band. With the preset's lines it is kept and
+    flagged for a person, never rejected; under the old 0.5 line some of it was."""
     from genart.rank.safety import SafetyScorer
 
-    gate = SafetyScorer(None, nsfw=True)
-    profile = get_profiles(["drama"])[0]
-    kf = keyframe("obama.jpg", detect=False)
-    # warm, close crops of a face: the kind of innocent picture that lifts Open-NSFW's score
-    im = kf.image
-    candidates = []
-    for box in ((120, 120, 400, 560), (100, 60, 420, 520), (160, 180, 360, 500)):
-        crop = im.crop(box).resize((512, 512))
-        r, g, b = crop.split()
-        warm = Image.merge("RGB", (r.point(lambda x: min(255, int(x * 1.25))), g, b.point(lambda x: int(x * 0.8))))
-        candidates += [crop, warm, ImageEnhance.Color(warm).enhance(1.6)]
-    variants = [Variant(f"c{i}", "drama", kf, GenerationParams("t", "classic", "drama", "v", kf.id, i, 512, 512, "1:1",
-                                                              "warm"), "algorithmicallyEnhanced", image=c)
-                for i, c in enumerate(candidates)]
-    scores = gate.score(variants, profile)
+    kf = keyframe("whitehouse-1s", _video_frame("whitehouse_poetry_jam_2009_short.mp4", 1.0))
+    assert len(kf.faces) == 1
+    spec = load_models_config().preset("classic").ranker.safety
+    gate = SafetyScorer(None, nsfw=True, nsfw_threshold=spec.nsfw_threshold, nsfw_review=spec.nsfw_review)
+    variants = [v for p in get_profiles(["family", "romance", "drama", "comedy"]) for v in classic_variants([kf], p)]
+    scores = gate.score(variants, get_profiles(["drama"])[0])
     nsfw = [s["nsfw"] for s in scores]
-    assert all(gate.reject(s) is None for s in scores) and max(nsfw) < 0.8
+    assert all(gate.reject(s) is None for s in scores) and max(nsfw) <= 0.8
     flagged = [s for s in scores if gate.review(s)]
-    assert all(0.2 < s["nsfw"] <= 0.8 for s in flagged)
-    assert all(s["nsfw"] <= 0.2 for s in scores if not gate.review(s))
-    # the same score is rejected once the line is below it, kept and flagged while above
-    top = max(scores, key=lambda s: s["nsfw"])
-    assert SafetyScorer(None, nsfw=True, nsfw_threshold=top["nsfw"] - 1e-3, nsfw_review=0.0).reject(top)
-    assert SafetyScorer(None, nsfw=True, nsfw_threshold=top["nsfw"] + 1e-3, nsfw_review=0.0).review(top)
+    assert flagged and all(0.2 < s["nsfw"] <= 0.8 for s in flagged)
+    assert all("between" not in gate.review(s) and "review line 0.20" in gate.review(s) for s in flagged)
+    assert max(nsfw) > 0.5  # what the old line (0.5) rejected
 
 
 def test_classic_declares_no_check_it_cannot_run():
@@ -507,8 +514,12 @@ class TestBrisqueContract(ScorerContract):
         return BrisqueScorer()
 
     def make_variants(self):
-        return [v for n in ("astronaut.png", "coffee.png") for v in
-                classic_variants([keyframe(n, detect=False)], get_profiles(["drama"])[0], n=2, title="")]
+        out = []
+        for n in ("astronaut.png", "coffee.png", "rocket.jpg"):
+            kf = keyframe(n, detect=False)
+            out.append(Variant(n, "drama", kf, GenerationParams("t", "classic", "drama", "v", n, 0, kf.width, kf.height,
+                                                                "x", "none"), "algorithmicallyEnhanced", image=kf.image))
+        return out
 
     def make_profile(self):
         return get_profiles(["drama"])[0]

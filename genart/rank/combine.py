@@ -34,12 +34,14 @@ class RankOptions:
     mmr_lambda: diversity's trade-off, 1 = total only; a profile's own ``mmr_lambda`` wins. At 0.6 a
         distinct variant can lose at most 2/3 of the list's standard deviation of totals to diversity.
     extra_weights: weights for scores the profile's own weights do not name (aesthetic, legibility).
+    similarity: (unrelated, near-copy) cosines for diversity; None: the embedder's ``similarity_levels``.
     """
 
     diversity: object | None = None
     diverse_k: int | None = None
     mmr_lambda: float = DEFAULT_LAMBDA
     extra_weights: ScoreSet = ScoreSet()
+    similarity: tuple[float, float] | None = None
 
 
 def _weights(scores: ScoreSet, weights: ScoreSet, extra: ScoreSet | None) -> dict[str, float]:
@@ -188,7 +190,7 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
         lam = profile.mmr_lambda if profile.mmr_lambda is not None else options.mmr_lambda
         k = options.diverse_k if top_k is None or options.diverse_k is None else max(top_k, options.diverse_k)
         placed = diverse_order(scores_of, np.stack([r[4] for r in accepted]), lam,
-                               similarity_levels(options.diversity), k)
+                               options.similarity or similarity_levels(options.diversity), k)
         notes = [placement_note(place, i, placed.similar_to[place], placed.similarity[place],
                                 placed.penalties[place], placed.near_copy[place])
                  for place, i in enumerate(placed.order)]
