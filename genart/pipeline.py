@@ -350,9 +350,9 @@ def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa:
             lines += _contribution_lines(rv, width)[:2]
             lines[-1] += f"  (total {rv.total:.3f})" if len(lines[-1]) + 15 <= width + 4 else ""
             note = rv.needs_review or rv.placed_by or ""
-            lines += textwrap.wrap(note, width)[:2]
+            lines += textwrap.wrap(note, width)[:3]
             cells.append((opened(rv.variant.path, rv.variant.image), lines))
         rows.append((pid, cells))
-    return grid(rows, cell=240, cap_lines=5, title=f"genart run {result.run_id} - preset {result.preset}",
+    return grid(rows, cell=240, cap_lines=6, title=f"genart run {result.run_id} - preset {result.preset}",
                 footer="Order: the rank score (the total less what diversity took off); total = the sum of the "
                        "contributions shown. Source media keep their own licences and attribution.")

@@ -177,7 +177,7 @@ class VisualTargets:
     sharpness: float = 0.5
 
 
-WANT_TERMS: tuple[str, ...] = ("look", "people", "face_size", "two_shot", "eyes_open", "expression", "character",
+WANT_TERMS: tuple[str, ...] = ("look", "people", "face_size", "two_shot", "eyes_open", "expression", "casting",
                                "darkness", "colour", "motion", "screen")
 """The terms of a profile's ``wants`` (and the names its ``weights`` may use)."""
 
@@ -190,11 +190,12 @@ class Wants:
     Each target is in [0, 1] on the scale of its measure (see ``genart.rank.features.content``):
     ``people`` is the (fewest, most) faces the crop should show; ``face_size`` the largest face's
     presence (1: it fills about 6% of the picture); ``two_shot`` two faces close together; ``eyes_open``
-    and ``expression`` from the faces' landmarks; ``character`` a character id or name the crop should
-    show ("lead": the character the frames stage numbers first); ``darkness``, ``colour`` and ``motion``
+    and ``expression`` from the faces' landmarks; ``darkness``, ``colour`` and ``motion``
     of the source frame; ``screen`` a screen (a region of kind "screen") in the crop. ``weights`` says
-    how much each counts (``look``: the graded picture against the profile's visual ``targets``); a
-    measure the frames stage did not provide drops out of the mean instead of counting as a miss.
+    how much each counts (``look``: the graded picture against the profile's visual ``targets``;
+    ``casting``: the frames stage's ``genart.casting.casting_match`` of the profile's ``casting``, who
+    the audience wants to see: the lead, a pair, a named character); a measure the frames stage did not
+    provide drops out of the mean instead of counting as a miss.
     """
 
     people: tuple[int, int] = (0, 3)
@@ -202,7 +203,6 @@ class Wants:
     two_shot: float = 0.0
     eyes_open: float = 1.0
     expression: float = 0.5
-    character: str | None = None
     darkness: float = 0.5
     colour: float = 0.5
     motion: float = 0.3

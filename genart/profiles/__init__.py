@@ -63,7 +63,6 @@ class WantsSpec(_Strict):
     two_shot: float = Field(0.0, ge=0, le=1, description="two faces of similar size close together")
     eyes_open: float = Field(1.0, ge=0, le=1)
     expression: float = Field(0.5, ge=0, le=1, description="0 neutral .. 1 strongly expressive")
-    character: str | None = Field(None, min_length=1, description="a character id or name; 'lead' = the first")
     darkness: float = Field(0.5, ge=0, le=1, description="1 - mean luma of the source frame's crop")
     colour: float = Field(0.5, ge=0, le=1, description="colourfulness of the source frame's crop")
     motion: float = Field(0.3, ge=0, le=1, description="1 = a fast-moving frame")

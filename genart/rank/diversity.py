@@ -156,7 +156,7 @@ def placement_note(place: int, by_total: int, similar_to: int | None, similarity
     head = f"diversity: {what} #{similar_to + 1} (similarity {similarity:.2f})"
     if place > by_total:
         return f"{head} moved below #{place} (#{by_total + 1} by total)"
-    return f"{head}: rank score {penalty:.3f} below its total; its place is unchanged"
+    return f"{head}, {penalty:.3f} off its total; place unchanged"
 
 
 def _phash_bits(grey: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 technical quality every preset uses.
 
 - affinity (``FeatureScorer``): how well what the frame shows matches what the profile's audience
-  wants (``TasteProfile.wants``: faces, a two-shot, eyes, expression, a character, darkness, colour,
+  wants (``TasteProfile.wants``: faces, a two-shot, eyes, expression, who is in it, darkness, colour,
   motion, a screen; ``content``), with the graded picture's look against the profile's visual
   ``targets`` as one term (``look``). A measure the frames stage did not provide drops out of the
   weighted mean instead of counting as a miss, so key frames without face facts still rank;
@@ -95,7 +95,8 @@ def two_shot(kept: Sequence[tuple[Box, FaceFacts | None, float]]) -> float:
     """0-1: two faces of similar size close together (a couple, a confrontation), the best pair of the
     three largest. Close: centres within 2 face widths count fully (an embrace, a kiss), a medium two-shot
     of people side by side (3-4 widths) about half, 6 or more not at all; similar: the
-    smaller at least half the larger's area (a face in the background is not a two-shot)."""
+    smaller at least half the larger's area (a face in the background is not a two-shot); and every other
+    face as large halves it (three faces are a group, six an audience)."""
     best = 0.0
     top = list(kept[:3])
     for a in range(len(top)):
@@ -105,8 +106,11 @@ def two_shot(kept: Sequence[tuple[Box, FaceFacts | None, float]]) -> float:
             width = (fa.w + fb.w) / 2
             dist = float(np.hypot(fa.cx - fb.cx, fa.cy - fb.cy)) / max(width, 1e-6)
             close = float(np.clip((6.0 - dist) / 4.0, 0.0, 1.0))
-            similar = float(np.clip(min(fa.area, fb.area) / max(fa.area, fb.area, 1e-6) / 0.5, 0.0, 1.0))
-            best = max(best, close * similar * ca * cb)
+            small = min(fa.area, fb.area)
+            similar = float(np.clip(small / max(fa.area, fb.area, 1e-6) / 0.5, 0.0, 1.0))
+            # every other face as large as the pair's smaller half halves it: a crowd is not a couple
+            others = sum(1 for i, (f, _, c) in enumerate(kept) if i not in (a, b) and f.area >= 0.5 * small and c >= 0.5)
+            best = max(best, close * similar * ca * cb * 0.5 ** others)
     return best
 
 
@@ -151,7 +155,7 @@ def content(variant: Variant, source_rgb: np.ndarray | None = None) -> dict[str,
 
     people: faces kept by the crop, each counted by its confidence; face_size: ``face_presence``;
     two_shot: ``two_shot``; eyes_open: the mean over the kept faces, expression: the largest (both from
-    ``FaceFacts``); character: the kept faces' character ids; darkness: 1 - mean luma and colour:
+    ``FaceFacts``); darkness: 1 - mean luma and colour:
     colourfulness of the source frame's crop (before any grade); motion: the frames stage's motion,
     1 = fast; screen: 1 when a "screen" region is mostly inside the crop.
     """
@@ -182,21 +186,26 @@ def content(variant: Variant, source_rgb: np.ndarray | None = None) -> dict[str,
     return out
 
 
-def characters(variant: Variant) -> tuple[str, ...] | None:
-    """The character ids of the faces the crop keeps; None when the frames stage named nobody in the frame."""
-    kf = variant.keyframe
-    if not any(p.character for p in kf.people):
+def casting(variant: Variant, profile: TasteProfile) -> float | None:
+    """Whether the frame shows who the profile's audience wants (its ``casting``: the lead, a pair, a named
+    character), from the frames stage's ``genart.casting.casting_match``; None where the profile asks for
+    nobody or this checkout's frames stage cannot tell who is on screen."""
+    want = getattr(profile, "casting", None)
+    if not want:
         return None
-    return tuple(p.character for _, p, _ in faces_kept(kf, crop_of(variant)) if p is not None and p.character)
+    try:
+        from genart.casting import casting_match
+    except ImportError:  # a frames stage without identities
+        return None
+    return casting_match(variant.keyframe, want)
 
 
-def want_matches(wants: Wants, measured: dict[str, float | None], names: tuple[str, ...] | None,
-                 look: float) -> dict[str, float]:
+def want_matches(wants: Wants, measured: dict[str, float | None], look: float) -> dict[str, float]:
     """Each weighted want's match in [0, 1] (1 = what the audience wants), the unmeasured left out.
 
     people: ``exp(-d)`` with ``d`` the distance of the confidence-weighted face count from the wanted
-    (fewest, most); character: 1 when a kept face is that character ("lead": the frames stage's first,
-    ``c1``); every other want: ``1 - |measure - target|``.
+    (fewest, most); casting: the measure itself (1 = who the audience wants is there); every other
+    want: ``1 - |measure - target|``.
     """
     w = wants.weights.as_dict()
     out: dict[str, float] = {}
@@ -205,16 +214,12 @@ def want_matches(wants: Wants, measured: dict[str, float | None], names: tuple[s
     for name in WANT_TERMS[1:]:
         if w.get(name, 0.0) <= 0:
             continue
-        if name == "character":
-            if wants.character is None or names is None:
-                continue
-            target = "c1" if wants.character == "lead" else wants.character
-            out[name] = float(target in names)
-            continue
         value = measured.get(name)
         if value is None:
             continue
-        if name == "people":
+        if name == "casting":
+            out[name] = float(value)
+        elif name == "people":
             lo, hi = wants.people
             d = max(lo - value, value - hi, 0.0)
             out[name] = float(np.exp(-d))
@@ -400,8 +405,8 @@ class FeatureScorer:
         feats = self.measure(variant, rgb)
         targets = profile.targets
         look = 1.0 - float(np.mean([abs(feats[name] - getattr(targets, name)) for name in TARGET_FEATURES]))
-        measured = content(variant, self._source(variant.keyframe))
-        return want_matches(profile.wants, measured, characters(variant), look)
+        measured = {**content(variant, self._source(variant.keyframe)), "casting": casting(variant, profile)}
+        return want_matches(profile.wants, measured, look)
 
     def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
         out = []
