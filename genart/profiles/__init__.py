@@ -27,6 +27,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_aspects(v: tuple[str, ...]) -> tuple[str, ...]:
+    for a in v:
+        if a not in ASPECTS:
+            raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
+    return v
+
+
+def _check_weights(v: dict[str, float], names: tuple[str, ...], what: str) -> dict[str, float]:
+    """Weights by name: known names, finite and >= 0, at least one positive."""
+    for k, w in v.items():
+        if k not in names:
+            raise ValueError(f"unknown {what} '{k}'; choose from {', '.join(names)}")
+        if not 0 <= w < float("inf"):
+            raise ValueError(f"weight of '{k}' must be a finite number >= 0, got {w}")
+    if not any(w > 0 for w in v.values()):
+        raise ValueError(f"at least one {what} weight must be positive")
+    return v
+
+
 class DiffusionSettings(_Strict):
     strengths: tuple[float, ...] = Field((), description="img2img strength ladder; empty = the preset's")
     steps: int | None = Field(None, ge=1, le=150)
@@ -79,14 +98,7 @@ class WantsSpec(_Strict):
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        for k, w in v.items():
-            if k not in WANT_TERMS:
-                raise ValueError(f"unknown want '{k}'; choose from {', '.join(WANT_TERMS)}")
-            if not 0 <= w < float("inf"):
-                raise ValueError(f"weight of '{k}' must be a finite number >= 0, got {w}")
-        if not any(w > 0 for w in v.values()):
-            raise ValueError("at least one want weight must be positive")
-        return v
+        return _check_weights(v, WANT_TERMS, "want")
 
 
 class RankingSettings(_Strict):
@@ -98,10 +110,7 @@ class RankingSettings(_Strict):
     @field_validator("title_required")
     @classmethod
     def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for a in v:
-            if a not in ASPECTS:
-                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
-        return v
+        return _check_aspects(v)
 
 
 class GradeSpec(_Strict):
@@ -149,22 +158,12 @@ class ProfileFile(_Strict):
     def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("at least one aspect ratio is needed")
-        for a in v:
-            if a not in ASPECTS:
-                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
-        return v
+        return _check_aspects(v)
 
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        for k, w in v.items():
-            if k not in SCORE_NAMES:
-                raise ValueError(f"unknown score '{k}'; choose from {', '.join(SCORE_NAMES)}")
-            if w < 0:
-                raise ValueError(f"weight of '{k}' must be >= 0, got {w}")
-        if not any(w > 0 for w in v.values()):
-            raise ValueError("at least one weight must be positive")
-        return v
+        return _check_weights(v, SCORE_NAMES, "score")
 
 
 def _version(data: object) -> str:
