@@ -320,7 +320,7 @@ def _print_result(result, shown: int = ROWS_SHOWN) -> None:
         out.print(table)
         for rv in rows:
             if rv.placed_by:
-                out.print(Text(f"  #{rv.rank} placed by {rv.placed_by}", style="dim"), soft_wrap=True)
+                out.print(Text(f"  #{rv.rank}: {rv.placed_by}", style="dim"), soft_wrap=True)
             if rv.needs_review:
                 out.print(Text.assemble(("  #%d needs review: " % rv.rank, "yellow"), rv.needs_review), soft_wrap=True)
     out.print()
@@ -331,7 +331,7 @@ def _print_result(result, shown: int = ROWS_SHOWN) -> None:
         out.print(Text(RANK_ORDER_NOTE, style="dim"))
     if short_used:
         legend = "; ".join(f"{SCORE_WORDS[n][0]}" + (f" = {n}" if SCORE_WORDS[n][0] != n else "")
-                           + f" ({SCORE_WORDS[n][1]})" for n in names if n in SCORE_WORDS)
+                           + f" ({SCORE_WORDS[n][1]})" for n in names if n in SCORE_WORDS and n not in dropped)
         out.print(Text(f"scores: {legend}", style="dim"))
     if dropped:
         parts = [n for n in names if n in dropped]
@@ -343,8 +343,9 @@ def _print_result(result, shown: int = ROWS_SHOWN) -> None:
         out.print(Text(f"{n_rejected} variant(s) rejected (reasons in result.json and the store)", style="yellow"))
     if result.warnings:
         out.print(Text(f"{len(result.warnings)} warning(s), printed above and kept in result.json", style="yellow"))
-    out.print(Text(f"overview: {shown_path(result.out_dir / 'overview.png')}"))
-    out.print(Text(f"all rows: {shown_path(result.out_dir / 'result.json')} (or --json)"))
+    # paths are soft-wrapped: the terminal folds a long one, Rich does not break it, so it copies whole
+    out.print(Text(f"overview: {shown_path(result.out_dir / 'overview.png')}"), soft_wrap=True)
+    out.print(Text(f"all rows: {shown_path(result.out_dir / 'result.json')} (or --json)"), soft_wrap=True)
 
 
 def _locale_titles(pairs: list[str]) -> dict[str, str] | None:
