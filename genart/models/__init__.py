@@ -193,8 +193,8 @@ def pull_preset(spec: PresetSpec) -> None:
             var = next((v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(v)), "HF_HUB_OFFLINE")
             raise OfflineError(", ".join(i.model_id for i in missing), variable=var, value=os.environ.get(var, "1"),
                                command=f"genart models pull {spec.name}")
-        if not any(_is_tiny(spec, i.role) for i in check_preset(spec).items):
-            return  # every hub model is here already; tiny ones still build below
+        if all(i.present for i in check_preset(spec).items if i.role != "aesthetic"):
+            return  # everything is here already: nothing to ask the hub for
     gen = spec.generator
     if gen is not None:
         if gen.builder == "tiny":
