@@ -322,7 +322,7 @@ def _print_result(result, shown: int = ROWS_SHOWN) -> None:
             if rv.placed_by:
                 out.print(Text(f"  #{rv.rank}: {rv.placed_by}", style="dim"), soft_wrap=True)
             if rv.needs_review:
-                out.print(Text.assemble(("  #%d needs review: " % rv.rank, "yellow"), rv.needs_review), soft_wrap=True)
+                out.print(Text.assemble((f"  #{rv.rank} needs review: ", "yellow"), rv.needs_review), soft_wrap=True)
     out.print()
     if has_rank:
         out.print(Text("rank = the rank score, the number the order follows: the total, adjusted where "
