@@ -172,7 +172,7 @@ def test_reasons_print_values_at_the_precision_that_makes_them_true():
     assert gate.reject(ScoreSet.of({"nsfw": 0.80004, "safety": 0.2})) == \
         "unsafe: nsfw 0.80004 above the preset's threshold 0.80000"
     why = gate.review(ScoreSet.of({"nsfw": 0.2004, "safety": 0.8}))
-    assert why.startswith("needs review: nsfw 0.2004 is above the review line 0.2000 (not above the rejection line 0.80)")
+    assert why.startswith("nsfw 0.2004 is above the review line 0.2000 (not above the rejection line 0.80)")
     assert gate.review(ScoreSet.of({"nsfw": 0.19, "safety": 0.81})) is None
 
 
@@ -287,7 +287,7 @@ def test_a_doubtful_variant_is_kept_marked_for_review_and_held_from_tests_until_
                                  out=tmp_path / "runs")
     rows = result["romance"]
     assert rows and all(r.rank is not None and r.needs_review for r in rows)
-    assert "needs review: nsfw" in rows[0].needs_review and "review line 0.0" in rows[0].needs_review
+    assert rows[0].needs_review.startswith("nsfw ") and "review line 0.0" in rows[0].needs_review
     back = api.load_run(tmp_path / "runs", result.run_id)["romance"]  # what the review app reads
     assert [(r.variant.id, r.needs_review) for r in back] == [(r.variant.id, r.needs_review) for r in rows]
     with pytest.raises(Exception, match="held back: marked needs_review"):

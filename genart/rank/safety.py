@@ -159,11 +159,12 @@ class SafetyScorer:
 
     def review(self, scores: ScoreSet) -> str | None:
         """Why a person must look at a kept variant before it reaches an audience (a score in the doubtful
-        band between its review line and its threshold), or None."""
+        band between its review line and its threshold), or None. The reason only: those who show it
+        label it ("needs review")."""
         doubts = []
         for c in self.checks:
             if c in scores and self.review_lines[c] < scores[c] <= self.thresholds[c]:
                 value, low = pair(scores[c], self.review_lines[c])
                 _, high = pair(scores[c], self.thresholds[c])
                 doubts.append(f"{c} {value} is above the review line {low} (not above the rejection line {high})")
-        return ("needs review: " + "; ".join(doubts) + ": a person must approve it before any test") if doubts else None
+        return ("; ".join(doubts) + ": a person must approve it before any test") if doubts else None
