@@ -149,14 +149,18 @@ def diverse_order(totals: Sequence[float], embeddings: np.ndarray, lam: float = 
 def placement_note(place: int, by_total: int, similar_to: int | None, similarity: float, penalty: float,
                    near_copy: bool) -> str | None:
     """Why diversity put a variant where it is, in words (places 0-based here, shown 1-based), or None
-    when it changed nothing a reader would see (no move, and less than 0.0005 off the total)."""
+    when it changed nothing a reader would see (no move, and less than 0.0005 off the total).
+
+    "diversity: a near-copy of #1 (similarity 0.93), moved from #2 to #6";
+    "diversity: similar to #1 (similarity 0.62), 0.008 off its total".
+    """
     if similar_to is None or (place <= by_total and penalty < 5e-4):
         return None
     what = "a near-copy of" if near_copy else "similar to"
     head = f"diversity: {what} #{similar_to + 1} (similarity {similarity:.2f})"
     if place > by_total:
-        return f"{head} moved below #{place} (#{by_total + 1} by total)"
-    return f"{head}, {penalty:.3f} off its total; place unchanged"
+        return f"{head}, moved from #{by_total + 1} to #{place + 1}"
+    return f"{head}, {penalty:.3f} off its total"
 
 
 def _phash_bits(grey: np.ndarray) -> np.ndarray:
