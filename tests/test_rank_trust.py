@@ -300,38 +300,44 @@ def test_a_doubtful_variant_is_kept_marked_for_review_and_held_from_tests_until_
 
 
 def _video_frame(name: str, t_s: float) -> Image.Image:
-    """The frame of a real clip at ``t_s`` seconds (decoded with PyAV, as the frames stage does)."""
+    """The frame of a real clip ``t_s`` seconds after its first (decoded with PyAV; the frames stage's
+    times count from the first frame too, whatever the stream's start time)."""
     import av
 
     path = MEDIA / "videos" / name
     if not path.exists():
         pytest.skip(f"real media not found at {path}")
     with av.open(str(path)) as container:
+        start = None
         for frame in container.decode(video=0):
-            if frame.time is not None and frame.time >= t_s:
+            if frame.time is None:
+                continue
+            start = frame.time if start is None else start
+            if frame.time - start >= t_s:
                 return frame.to_image().convert("RGB")
     raise AssertionError(f"{name} has no frame at {t_s} s")
 
 
 @pytest.mark.slow
 def test_open_nsfws_doubtful_band_is_flagged_not_rejected_on_an_innocent_close_up():
-    """The issue's case: an innocent close-up of a man's profile (the White House clip at 1 s) whose warm
-    grades and blurred fill lift Open-NSFW into its uncertain band. With the preset's lines it is kept and
-    flagged for a person, never rejected; under the old 0.5 line some of it was."""
+    """The issue's case: an innocent close-up of a man's profile (the White House clip at 1 s) whose grades,
+    crops and blurred fill lift Open-NSFW into its uncertain band (which crop lands where is the classifier's
+    whim: it moves 0.3 to 0.8 with a few pixels of framing). With the preset's lines every variant, for
+    every profile and aspect, is kept; those in the band are flagged for a person, with the score and line."""
     from genart.rank.safety import SafetyScorer
 
     kf = keyframe("whitehouse-1s", _video_frame("whitehouse_poetry_jam_2009_short.mp4", 1.0))
-    assert len(kf.faces) == 1
+    assert len(kf.faces) == 1 and kf.faces[0].w > 150  # the close-up
     spec = load_models_config().preset("classic").ranker.safety
     gate = SafetyScorer(None, nsfw=True, nsfw_threshold=spec.nsfw_threshold, nsfw_review=spec.nsfw_review)
-    variants = [v for p in get_profiles(["family", "romance", "drama", "comedy"]) for v in classic_variants([kf], p)]
+    variants = [v for p in load_profiles().values() for v in classic_variants([kf], p, n=2 * len(p.aspects),
+                                                                              title="Poetry Jam")]
     scores = gate.score(variants, get_profiles(["drama"])[0])
-    nsfw = [s["nsfw"] for s in scores]
-    assert all(gate.reject(s) is None for s in scores) and max(nsfw) <= 0.8
+    assert all(gate.reject(s) is None for s in scores) and max(s["nsfw"] for s in scores) <= 0.8
     flagged = [s for s in scores if gate.review(s)]
-    assert flagged and all(0.2 < s["nsfw"] <= 0.8 for s in flagged)
-    assert all("between" not in gate.review(s) and "review line 0.20" in gate.review(s) for s in flagged)
-    assert max(nsfw) > 0.5  # what the old line (0.5) rejected
+    assert len(flagged) >= 5 and all(0.2 < s["nsfw"] <= 0.8 for s in flagged)
+    assert all(gate.review(s).startswith("nsfw 0.") and "is above the review line 0.20" in gate.review(s) for s in flagged)
+    assert all(s["nsfw"] <= 0.2 for s in scores if not gate.review(s))
 
 
 def test_classic_declares_no_check_it_cannot_run():
