@@ -238,6 +238,19 @@ def read_watermark(rgb: "object", length: int = 6) -> str | None:
     return data.decode("ascii") if all(32 <= c < 127 for c in data) else None
 
 
+def read_png_provenance(path: "str | object") -> dict[str, object]:
+    """What a stored PNG says about itself: ``{"genart": {...}, "xmp": {...}, "DigitalSourceType": uri}``."""
+    from PIL import Image
+
+    with Image.open(path) as im:  # type: ignore[arg-type]
+        im.load()
+        text = dict(getattr(im, "text", {}) or {})
+    out: dict[str, object] = {"DigitalSourceType": text.get("DigitalSourceType")}
+    out["genart"] = json.loads(text["genart"]) if "genart" in text else None
+    out["xmp"] = parse_xmp(text[XMP_KEY]) if XMP_KEY in text else None
+    return out
+
+
 # --- C2PA Content Credentials (optional: c2pa-python) ---------------------------------------------
 C2PA_PARAMS_LABEL = "org.genart.params"
 

@@ -202,7 +202,8 @@ class TitleStyle:
     is what keeps the letters readable on any picture: ``plate`` (a soft translucent box), ``scrim`` (a
     gradient darkening from the picture's edge), ``shadow`` (a soft drop shadow) or ``outline`` (a dark
     stroke), each strengthened where the picture behind is too bright for 4.5:1. ``max_share`` caps the
-    part of the picture the title's box may cover. ``required_for`` names the aspects whose artwork type
+    part of a portrait or square picture the title's box may cover, ``max_share_wide`` that of a wide one
+    (at 160 px wide a 16:9 tile is 90 px tall: a line of 8 px capitals takes more of it). ``required_for`` names the aspects whose artwork type
     carries the title (16:9 cover, 2:3 poster): a variant there whose title could not be placed does not
     compete with titled ones (``TasteProfile.may_compete``).
     """
@@ -212,7 +213,8 @@ class TitleStyle:
     case: str = "as-is"  # "as-is" | "upper"
     treatment: str = "plate"  # "plate" | "scrim" | "shadow" | "outline"
     color: tuple[int, int, int] = (255, 255, 255)
-    max_share: float = 0.18
+    max_share: float = 0.15  # portrait and square pictures
+    max_share_wide: float = 0.25  # pictures wider than tall: a legible line takes more of a low tile
     required_for: tuple[str, ...] = ("16:9", "2:3")
 
 

@@ -11,8 +11,8 @@ spectral-residual saliency centre. The crop is chosen in this order, the first t
    the mirrored and softened fill reads as a continuation of the picture, not as a copy of it);
 3. the same two for the lead face alone (the largest) with its head-and-shoulders room, placed so no
    other face is cut in two; then for a close-up of the lead face (a little air around it);
-4. last resort, the smallest window of those: its synthetic share is recorded
-   (``GenerationParams.synthetic_share``) so ranking sees it.
+4. last resort (a face wider than the frame at that aspect): the largest crop inside the frame, centred
+   on the lead face, cutting through its sides: never a picture that is mostly fill.
 
 With an inpainting model (``outpaint``) step 2 may go up to ``max_outpaint``: the model paints the
 outside. Without one the outside is filled seamlessly: the frame mirrored at its edge (continuous there,
@@ -58,7 +58,8 @@ class Framing:
     ``synthetic_share`` is the part of the window outside the frame (what a fill or an outpainting makes);
     ``keeps`` says what the crop was chosen to keep whole: ``"subject"`` (every main face with
     head-and-shoulders room, or the salient point), ``"lead"`` (the largest face alone: the others did not
-    fit) or ``"face"`` (a close-up of the lead face).
+    fit), ``"face"`` (a close-up of the lead face) or ``"cut"`` (the face is wider than the frame allows at
+    this aspect: a crop through it).
     """
 
     crop: tuple[int, int, int, int]
@@ -190,11 +191,12 @@ def plan_framing(width: int, height: int, aspect: str, subject: Box | Sequence[B
             lead = max(faces, key=lambda f: f.area)
             if len(faces) > 1:
                 subjects.append((subject_box(width, height, [lead], rgb), "lead"))
-            # a close-up: the lead face with a little air, no head-and-shoulders room
-            m = 0.1 * max(lead.w, lead.h)
-            x0, y0 = max(0.0, lead.x - m), max(0.0, lead.y - m)
-            x1, y1 = min(float(width), lead.x + lead.w + m), min(float(height), lead.y + lead.h + m)
-            subjects.append((Box(x0, y0, x1 - x0, y1 - y0), "face"))
+            # a close-up: the lead face with a little air, then the face alone (no head-and-shoulders room)
+            for air in (0.1, 0.0):
+                m = air * max(lead.w, lead.h)
+                x0, y0 = max(0.0, lead.x - m), max(0.0, lead.y - m)
+                x1, y1 = min(float(width), lead.x + lead.w + m), min(float(height), lead.y + lead.h + m)
+                subjects.append((Box(x0, y0, x1 - x0, y1 - y0), "face"))
     all_faces = list(subject) if not isinstance(subject, Box) else []
     cw0, ch0 = (height * r, float(height)) if width / height > r else (float(width), width / r)
     z = max(zoom, 1.0)
@@ -215,7 +217,6 @@ def plan_framing(width: int, height: int, aspect: str, subject: Box | Sequence[B
         return Framing(crop=crop, subject=s, padded=padded, synthetic_share=round(share, 4) if padded else 0.0,
                        keeps=keeps)
 
-    last: Framing | None = None
     for s, keeps in subjects:
         others = all_faces
         need = max(s.w, s.h * r)  # the narrowest window at the aspect holding the subject
@@ -229,10 +230,12 @@ def plan_framing(width: int, height: int, aspect: str, subject: Box | Sequence[B
         f = framing(x, y, cw, cw / r, s, keeps)
         if f.synthetic_share <= max_synthetic:
             return f
-        if last is None or f.synthetic_share < last.synthetic_share:
-            last = f
-    assert last is not None  # every subject needed a window past the frame
-    return last
+    # 4: even the lead face alone is wider than the frame at this aspect: the largest crop inside the frame,
+    # centred on it (through the face's sides), rather than a picture that is mostly fill
+    s = subjects[-1][0]
+    cw = min(cw0, max(cw_z, 1.0))
+    x, y = s.cx - cw / 2, s.cy - cw / r * 0.5
+    return framing(x, y, cw, cw / r, s, "cut", inside=True)
 
 
 def _clear_of_regions(f: Framing, width: int, height: int, r: float, regions: Sequence[Box], others: Sequence[Box],
@@ -276,6 +279,12 @@ def render_framing(rgb: np.ndarray, framing: Framing, out_size: tuple[int, int])
         region = rgb[y:y + ch, x:x + cw]
         interp = cv2.INTER_AREA if region.shape[1] > ow else cv2.INTER_LANCZOS4
         return cv2.resize(region, (ow, oh), interpolation=interp)
+    # the outermost pixel row or column of a picture is often not the picture (a scan's or an encoder's edge
+    # line): where the fill starts, one is left out and mirrored over
+    lt, tt, rt, bt = int(x < 0), int(y < 0), int(x + cw > w), int(y + ch > h)
+    rgb = rgb[tt:h - bt, lt:w - rt]
+    x, y = x - lt, y - tt
+    h, w = rgb.shape[:2]
     left, top = max(0, -x), max(0, -y)
     right, bottom = max(0, x + cw - w), max(0, y + ch - h)
     # a reflection can reach at most one frame's width (height) past each edge: pad in rounds for more

@@ -13,7 +13,7 @@ subject and burned-in text, legible at 160 px wide, or recorded as skipped with 
 - **Size**: capitals at least ``MIN_CAP_PX_AT_160`` pixels tall when the picture is shown 160 px wide,
   whatever its aspect (a row fixes the tile's width); from twice that down to it, the largest size whose
   lines (1 to 3, broken where the longest line is shortest) fit the safe zone and keep the title's box
-  within ``title_style.max_share`` of the picture.
+  within ``title_style.max_share`` of the picture (``max_share_wide`` for a wide one).
 - **Place**: inside the aspect's safe zone (``FinishSpec.safe_zone``: 160/1080 of a 16:9 cover's top is
   the player's); bottom centre first, then the other corners and bands. A box (with a margin) touching a
   face or a text/logo region is never used, nor one over the salient subject (the mean of
@@ -327,6 +327,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
         sal = np.asarray(saliency, np.float32)
         ssx, ssy = sal.shape[1] / width, sal.shape[0] / height
         integral = np.pad(sal, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    share = style.max_share_wide if width > height else style.max_share
     units, joiner = _units(text, script)
     blocked = {"faces": 0, "regions": 0, "subject": 0}
     too_big = True
@@ -344,7 +345,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
             text_w = max(int(np.ceil(font.getlength(line, language=lang))) for line in lines)
             text_h = line_h * len(lines)
             bw, bh = int(text_w + 2 * pad_x), int(text_h + 2 * pad_y)
-            if bw > sx1 - sx0 or bh > sy1 - sy0 or bw * bh > style.max_share * width * height:
+            if bw > sx1 - sx0 or bh > sy1 - sy0 or bw * bh > share * width * height:
                 continue
             too_big = False
             xs = [(sx0 + sx1 - bw) / 2, sx0, sx1 - bw]
@@ -380,11 +381,11 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
                                    cap_px=round(cap, 2))
     if too_big:
         return (f"the title does not fit the safe zone in 3 lines at a legible size (capitals of "
-                f"{MIN_CAP_PX_AT_160:g} px at 160 px wide) within {style.max_share:.0%} of the picture")
+                f"{MIN_CAP_PX_AT_160:g} px at 160 px wide) within {share:.0%} of the picture")
     what = [f"{len(faces)} face(s)" if blocked["faces"] else "", f"{len(regions)} text region(s)" if blocked["regions"] else "",
             "the salient subject" if blocked["subject"] else ""]
     return (f"no place in the safe zone clear of {', '.join(w for w in what if w) or 'the picture'} at a legible "
-            f"size (capitals of {MIN_CAP_PX_AT_160:g} px at 160 px wide) within {style.max_share:.0%} of the picture")
+            f"size (capitals of {MIN_CAP_PX_AT_160:g} px at 160 px wide) within {share:.0%} of the picture")
 
 
 def _plate_blur(width: int) -> float:

@@ -76,7 +76,8 @@ class TitleStyleSpec(_Strict):
     case: Literal["as-is", "upper"] = "as-is"
     treatment: Literal["plate", "scrim", "shadow", "outline"] = "plate"
     color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$", description="the letters' colour, #rrggbb")
-    max_share: float = Field(0.18, gt=0.02, le=0.4, description="most of the picture the title's box may cover")
+    max_share: float = Field(0.15, gt=0.02, le=0.4, description="most of a portrait/square picture the title may cover")
+    max_share_wide: float = Field(0.25, gt=0.02, le=0.5, description="most of a wide picture the title may cover")
     required_for: tuple[str, ...] = Field(("16:9", "2:3"), description="aspects where an untitled variant may not compete")
 
     @field_validator("required_for")
@@ -90,7 +91,8 @@ class TitleStyleSpec(_Strict):
     def typed(self) -> TitleStyle:
         rgb = tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
         return TitleStyle(font=self.font, weight=self.weight, case=self.case, treatment=self.treatment,
-                          color=rgb, max_share=self.max_share, required_for=self.required_for)  # type: ignore[arg-type]
+                          color=rgb, max_share=self.max_share,
+                          max_share_wide=self.max_share_wide, required_for=self.required_for)  # type: ignore[arg-type]
 
 
 class ProfileFile(_Strict):

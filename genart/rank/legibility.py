@@ -175,10 +175,15 @@ def read_text(rgb: np.ndarray, recogniser: str) -> str:
     lang = recogniser.split(":", 1)[1]
     import io
 
+    import cv2
     from PIL import Image
 
+    # Tesseract is trained on dark print on paper: light letters (on a plate, a scrim) are inverted first
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
+    if np.percentile(grey, 90) - np.median(grey) > np.median(grey) - np.percentile(grey, 10):
+        grey = 255 - grey
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
+    Image.fromarray(grey).save(buf, format="PNG")
     out = subprocess.run(["tesseract", "stdin", "stdout", "-l", lang, "--psm", "6"], input=buf.getvalue(),
                          capture_output=True, timeout=60)
     return out.stdout.decode("utf-8", errors="replace").strip()
