@@ -10,8 +10,8 @@ subject and burned-in text, legible at 160 px wide, or recorded as skipped with 
   The search covers ``$GENART_FONTS``, the system font folders and matplotlib's bundled fonts.
 - **Shaping**: Devanagari needs complex-script shaping (conjuncts, matras), which Pillow does only with
   libraqm (``PIL.features.check('raqm')``); without it such a title is skipped rather than drawn wrong.
-- **Size**: capitals at least ``MIN_CAP_PX_AT_160`` pixels tall when the picture is shown 160 px wide,
-  whatever its aspect (a row fixes the tile's width); from twice that down to it, the largest size whose
+- **Size**: capitals at least ``MIN_CAP_PX_AT_160`` pixels tall (one more for black weights and outlines)
+  when the picture is shown 160 px wide, whatever its aspect (a row fixes the tile's width); from twice that down to it, the largest size whose
   lines (1 to 3, broken where the longest line is shortest) fit the safe zone and keep the title's box
   within ``title_style.max_share`` of the picture (``max_share_wide`` for a wide one).
 - **Place**: inside the aspect's safe zone (``FinishSpec.safe_zone``: 160/1080 of a 16:9 cover's top is
@@ -317,7 +317,10 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
         text = text.upper()
     lang = _lang(locale) if script != "latin" else None
     ratio = _cap_ratio(choice.path, script)
-    min_cap = MIN_CAP_PX_AT_160 * width / 160.0
+    # black weights and outlines close the counters of small letters (PP-OCRv4 read League Spartan Black,
+    # outlined, at 8 px as "Thc"): they start one pixel taller
+    floor = MIN_CAP_PX_AT_160 + (1.0 if style.weight == "black" or style.treatment == "outline" else 0.0)
+    min_cap = floor * width / 160.0
     sx0, sy0 = safe[3] * width, safe[0] * height
     sx1, sy1 = width - safe[1] * width, height - safe[2] * height
     margin_face = 0.03 * max(width, height)
@@ -381,11 +384,11 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
                                    cap_px=round(cap, 2))
     if too_big:
         return (f"the title does not fit the safe zone in 3 lines at a legible size (capitals of "
-                f"{MIN_CAP_PX_AT_160:g} px at 160 px wide) within {share:.0%} of the picture")
+                f"{floor:g} px at 160 px wide) within {share:.0%} of the picture")
     what = [f"{len(faces)} face(s)" if blocked["faces"] else "", f"{len(regions)} text region(s)" if blocked["regions"] else "",
             "the salient subject" if blocked["subject"] else ""]
     return (f"no place in the safe zone clear of {', '.join(w for w in what if w) or 'the picture'} at a legible "
-            f"size (capitals of {MIN_CAP_PX_AT_160:g} px at 160 px wide) within {share:.0%} of the picture")
+            f"size (capitals of {floor:g} px at 160 px wide) within {share:.0%} of the picture")
 
 
 def _plate_blur(width: int) -> float:

@@ -170,8 +170,16 @@ def read_text(rgb: np.ndarray, recogniser: str) -> str:
     if recogniser == "rapidocr":
         with _rapid_lock:  # one ONNX session per process, shared by the scoring threads
             result, _ = _rapidocr()(np.ascontiguousarray(rgb[..., ::-1]), use_cls=False)
-        lines = sorted(result or [], key=lambda r: (min(p[1] for p in r[0]), min(p[0] for p in r[0])))
-        return " ".join(r[1] for r in lines)
+        # reading order: pieces whose centres are within half a line's height share a line, left to right
+        pieces = sorted(((sum(p[1] for p in r[0]) / 4, max(p[1] for p in r[0]) - min(p[1] for p in r[0]),
+                          min(p[0] for p in r[0]), r[1]) for r in (result or [])))
+        lines: list[list[tuple[float, float, float, str]]] = []
+        for piece in pieces:
+            if lines and abs(piece[0] - lines[-1][0][0]) < 0.5 * max(piece[1], lines[-1][0][1]):
+                lines[-1].append(piece)
+            else:
+                lines.append([piece])
+        return " ".join(t for line in lines for *_, t in sorted(line, key=lambda q: q[2]))
     lang = recogniser.split(":", 1)[1]
     import io
 
