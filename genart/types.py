@@ -279,7 +279,7 @@ class GenerationParams:
     prompt: str | None = None
     negative_prompt: str | None = None
     crop: tuple[int, int, int, int] | None = None  # x, y, w, h in the source frame
-    # (generate stage) how the crop was filled where it left the frame: "crop" | "blur-extend" | "outpaint"
+    # (generate stage) how the crop was filled where it left the frame: "crop" | "mirror-fill" | "outpaint:<model>"
     reframe: str | None = None
     title: str | None = None  # the title text laid on the image (None: no overlay)
     title_font: str | None = None  # font file name the title was set in
