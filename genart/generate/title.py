@@ -313,6 +313,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
     if choice.script in _NEEDS_SHAPING and not has_shaping():
         return (f"{choice.script} needs complex-script shaping, but this Pillow has no libraqm "
                 "(PIL.features.check('raqm') is False): not drawn rather than drawn wrong")
+    title = text  # what the layout records; the lines are what is drawn (capitals for an upper-case style)
     if style.case == "upper" and script == "latin":
         text = text.upper()
     lang = _lang(locale) if script != "latin" else None
@@ -378,7 +379,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
                     best = (cost, x, y)
             if best is not None:
                 _, x, y = best
-                return TitleLayout(text=text, lines=tuple(lines), font=str(choice.path), font_px=size,
+                return TitleLayout(text=title, lines=tuple(lines), font=str(choice.path), font_px=size,
                                    box=(x, y, bw, bh), text_box=(int(x + pad_x), int(y + pad_y), text_w, text_h),
                                    plate_alpha=0.0, script=script, treatment=style.treatment, color=style.color,
                                    cap_px=round(cap, 2))
