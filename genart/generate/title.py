@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import unicodedata
-import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import combinations
@@ -39,6 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
+from genart.errors import GenartWarning, warn
 from genart.types import Box, TitleStyle
 
 MIN_CAP_PX_AT_160 = 8.0  # capital height, in pixels, at 160 px image width (PP-OCRv4 reads Bebas Neue from 8)
@@ -48,7 +48,7 @@ TEXT_RGB = (255, 255, 255)
 DEFAULT_SAFE = (0.05, 0.05, 0.05, 0.05)
 
 
-class TitleWarning(UserWarning):
+class TitleWarning(GenartWarning):
     """A title font is missing (the title falls back to another font, or is skipped)."""
 
 
@@ -168,8 +168,8 @@ class FontChoice:
 @lru_cache(maxsize=None)
 def _warn_missing_family(family: str, weight: str) -> None:
     """Said once per process: the first title that wanted the family is enough to know."""
-    warnings.warn(f"title font family '{family}' ({weight}) is not installed (apt-get install "
-                  f"{_FAMILY_PACKAGE[family]}); titles fall back to DejaVu Sans", TitleWarning, stacklevel=4)
+    warn(f"title font family '{family}' ({weight}) is not installed (apt-get install "
+         f"{_FAMILY_PACKAGE[family]}); titles fall back to DejaVu Sans", TitleWarning, stacklevel=4)
 
 
 def find_font(text: str, locale: str, style: TitleStyle | None = None) -> FontChoice | None:
@@ -306,9 +306,9 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
     choice = find_font(text, locale, style)
     script = choice.script if choice else (script_of_text(text) or script_of_locale(locale))
     if choice is None:
-        warnings.warn(f"no font covering the title {text!r} ({script} script) was found; title not drawn. "
-                      f"Install one: {_INSTALL_HINT[script]}, or point $GENART_FONTS at a folder of fonts",
-                      TitleWarning, stacklevel=2)
+        warn(f"no font covering the title {text!r} ({script} script) was found; title not drawn. "
+             f"Install one: {_INSTALL_HINT[script]}, or point $GENART_FONTS at a folder of fonts",
+             TitleWarning, stacklevel=2)
         return f"no font covering the {script} title is installed ({_INSTALL_HINT[script]})"
     if choice.script in _NEEDS_SHAPING and not has_shaping():
         return (f"{choice.script} needs complex-script shaping, but this Pillow has no libraqm "

@@ -31,13 +31,13 @@ import shutil
 import subprocess
 import threading
 import unicodedata
-import warnings
 from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
 from genart import imaging
+from genart.errors import GenartWarning, warn
 from genart.types import GenerationParams, ScoreSet, TasteProfile, Variant
 
 THUMB_WIDTH = 160
@@ -46,7 +46,7 @@ _TESSERACT_LANG = {"ja": "jpn", "hi": "hin", "mr": "hin", "ne": "hin"}
 _rapid_lock = threading.Lock()
 
 
-class LegibilityWarning(UserWarning):
+class LegibilityWarning(GenartWarning):
     """A recogniser for the title's script is not installed; a proxy measure is used."""
 
 
@@ -199,9 +199,9 @@ def read_text(rgb: np.ndarray, recogniser: str) -> str:
 
 @lru_cache(maxsize=None)
 def _warn_proxy(lang: str) -> None:
-    warnings.warn(f"no recogniser for '{lang}' titles (apt-get install tesseract-ocr tesseract-ocr-"
-                  f"{_TESSERACT_LANG[lang]}): their legibility is the letters' measured size and contrast",
-                  LegibilityWarning, stacklevel=3)
+    warn(f"no recogniser for '{lang}' titles (apt-get install tesseract-ocr tesseract-ocr-"
+         f"{_TESSERACT_LANG[lang]}): their legibility is the letters' measured size and contrast",
+         LegibilityWarning, stacklevel=3)
 
 
 def title_crop(rgb: np.ndarray, box: tuple[int, int, int, int], width: int = THUMB_WIDTH) -> np.ndarray:
