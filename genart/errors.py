@@ -49,6 +49,21 @@ class UnsupportedMediaError(InputError):
         self.path = path
 
 
+class ImageTooLargeError(UnsupportedMediaError):
+    """An image whose header declares more pixels than genart decodes (a decompression bomb, or simply
+    too big): refused before its pixels are read, so memory stays bounded."""
+
+    def __init__(self, path: object, width: int, height: int, limit: int) -> None:
+        InputError.__init__(
+            self, f"image too large: {path} is {width}x{height} ({width * height / 1e6:.1f} MP); the limit is "
+                  f"{limit / 1e6:.0f} MP",
+            hint="scale it down (a 4K frame is 8.3 MP), or raise the limit with GENART_MAX_IMAGE_PIXELS")
+        self.path = path
+        self.width = width
+        self.height = height
+        self.limit = limit
+
+
 class EmptySourceError(InputError):
     def __init__(self, path: object, detail: str = "no frames or images found") -> None:
         super().__init__(f"{detail}: {path}", hint="check that the video has a video stream, or the folder holds images")
@@ -230,9 +245,11 @@ class UploadError(InputError):
 
 
 class InsecureBindError(ConfigError):
-    def __init__(self, host: str) -> None:
-        super().__init__(f"refusing to serve the review app on '{host}' without authentication",
-                         hint="pass --auth USER:PASSWORD (or set GENART_APP_AUTH), or bind to 127.0.0.1")
+    """A server asked to listen beyond this machine with no credentials configured."""
+
+    def __init__(self, host: str, what: str = "the review app", hint: str | None = None) -> None:
+        super().__init__(f"refusing to serve {what} on '{host}' without authentication",
+                         hint=hint or "pass --auth-file FILE (or set GENART_APP_AUTH), or bind to 127.0.0.1")
         self.host = host
 
 

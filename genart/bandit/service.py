@@ -1,43 +1,66 @@
 """The tester as a web service: ``POST /assign`` and ``POST /reward`` (FastAPI + uvicorn).
 
-Requests are pydantic models that forbid unknown fields and non-finite numbers; a malformed body
-is a 422, an unknown test, segment or exposure a 404, any other invalid value a 400, each with
-``{"detail": message, "hint": ...}``. A duplicate reward is a 200 whose ``status`` says
-``duplicate`` (retries are safe). Handlers are plain (sync) functions, run by FastAPI in a thread
-pool; the tester is thread-safe and SQLite runs in WAL mode with a busy timeout.
+Requests are pydantic models that forbid unknown fields and non-finite numbers, with bounds on
+everything: ids match the one shared pattern (:mod:`genart.ids`), context features lie within
+``[-FEATURE_LIMIT, FEATURE_LIMIT]`` (and must number the test's ``context_dim``), a reward value
+within ``[0, REWARD_LIMIT]``. A malformed body is a 422, an unknown test, segment or exposure a 404,
+any other invalid value a 400, each with ``{"detail": message, "hint": ...}``. A duplicate reward is
+a 200 whose ``status`` says ``duplicate`` (retries are safe). The server stamps a reward with its own
+clock; a client's ``t`` is accepted only within ``clock_tolerance_s`` of it (and the tester refuses a
+reward before its exposure), so no client can make a late reward count as on time.
 
-The service binds 127.0.0.1 unless told otherwise.
+Authentication: with API tokens configured (a file, ``$GENART_BANDIT_TOKENS``, or ``create_app``'s
+``tokens``) every route but ``/health`` needs ``Authorization: Bearer TOKEN`` (or ``X-API-Key:
+TOKEN``), ``/docs`` and ``/openapi.json`` included; tokens are compared in constant time. The
+service binds 127.0.0.1 unless told otherwise, and refuses any other address without tokens.
+
+Handlers are plain (sync) functions, run by FastAPI in a thread pool; the tester is thread-safe and
+SQLite runs in WAL mode with a busy timeout.
 """
 
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated, Iterator, Sequence
 
+from genart.access import TokenChecker, is_loopback, load_tokens
 from genart.bandit.tester import Tester
-from genart.bandit.types import Context
+from genart.bandit.types import FEATURE_LIMIT, REWARD_LIMIT, Context
 from genart.errors import (
     BackendUnavailableError,
     GenartError,
+    InsecureBindError,
+    InvalidArgumentError,
     UnknownExposureError,
     UnknownSegmentError,
     UnknownTestError,
 )
+from genart.ids import ID_MAX_LENGTH, ID_PATTERN
 from genart.types import Outcome
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+#: Where ``serve`` reads API tokens when no file is given (comma-separated).
+TOKENS_ENV = "GENART_BANDIT_TOKENS"
+#: How far a client's reward time may be from the server's clock.
+CLOCK_TOLERANCE_S = 300.0
+#: Routes that answer without a token (a load balancer's liveness probe; it says nothing but "up").
+OPEN_PATHS = frozenset({"/health"})
 
 # (no ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at runtime)
 
-_ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]+$"
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+Feature = Annotated[float, Field(ge=-FEATURE_LIMIT, le=FEATURE_LIMIT)]
 
 
 class AssignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    test_id: str = Field(min_length=1, max_length=128, pattern=_ID_PATTERN)
-    segment: str = Field(min_length=1, max_length=128, pattern=_ID_PATTERN)
-    user_id: str | None = Field(default=None, min_length=1, max_length=128)
-    features: list[float] = Field(default_factory=list, max_length=4096)
+    test_id: Id
+    segment: Id
+    user_id: Id | None = None
+    features: list[Feature] = Field(default_factory=list, max_length=4096)
 
 
 class AssignResponse(BaseModel):
@@ -54,15 +77,44 @@ class AssignResponse(BaseModel):
 
 class RewardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    exposure_id: str = Field(min_length=1, max_length=64)
-    reward: float = Field(ge=0.0)
-    t: float | None = None
+    exposure_id: Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+    reward: float = Field(ge=0.0, le=REWARD_LIMIT)
+    t: float | None = Field(default=None, ge=0.0, description="seconds since the epoch; default the server's clock")
 
 
 class RewardResponse(BaseModel):
     exposure_id: str
     status: str
     reward: float
+
+
+class _TokenAuth:
+    """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware): a request without a valid
+    token gets a 401 before any route, documentation or validation runs."""
+
+    def __init__(self, app, checker: TokenChecker) -> None:
+        self.app = app
+        self.checker = checker
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        token = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                token = value[7:].strip()
+            elif name == b"x-api-key" and token is None:
+                token = value.strip()
+        if self.checker(token):
+            await self.app(scope, receive, send)
+            return
+        body = (b'{"detail":"missing or invalid API token",'
+                b'"hint":"send Authorization: Bearer TOKEN (or X-API-Key: TOKEN)"}')
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b'Bearer realm="genart bandit"')]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _fastapi():
@@ -74,20 +126,32 @@ def _fastapi():
     return fastapi
 
 
-def create_app(tester: Tester | str | Path | None = None):
+def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[str] | None = None,
+               clock_tolerance_s: float = CLOCK_TOLERANCE_S):
     """The FastAPI app over ``tester`` (a :class:`Tester`, or a store URL/path for a new one).
+
+    Args:
+        tester: the tester, or the store to open one on.
+        tokens: API tokens; when given, every route but ``/health`` requires one (``/docs`` and
+            ``/openapi.json`` too). None or empty: no authentication (loopback use only).
+        clock_tolerance_s: how far a client's reward ``t`` may be from the server's clock.
 
     Raises:
         BackendUnavailableError: FastAPI is not installed.
+        ConfigError: a token shorter than ``genart.access.MIN_TOKEN_LENGTH``.
     """
     fastapi = _fastapi()
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
     tester = tester if isinstance(tester, Tester) else Tester(tester)
+    keys = load_tokens(tokens) if tokens else ()
 
     app = FastAPI(title="genart bandit", version="1")
     app.state.tester = tester
+    app.state.authenticated = bool(keys)
+    if keys:
+        app.add_middleware(_TokenAuth, checker=TokenChecker(keys))
 
     @app.exception_handler(GenartError)
     def _genart_error(request: Request, exc: GenartError) -> JSONResponse:
@@ -114,11 +178,18 @@ def create_app(tester: Tester | str | Path | None = None):
 
     @app.post("/reward", response_model=RewardResponse, operation_id="reward")
     def reward(req: RewardRequest) -> RewardResponse:
-        res = tester.record(Outcome(req.exposure_id, float(req.reward), req.t if req.t is not None else time.time()))
+        now = time.time()
+        t = now
+        if req.t is not None:
+            if abs(req.t - now) > clock_tolerance_s:
+                raise InvalidArgumentError("t", req.t, f"a time within {clock_tolerance_s:g} s of the server's clock "
+                                                       f"({now:.3f}), or no t (the server's time is used)")
+            t = req.t
+        res = tester.record(Outcome(req.exposure_id, float(req.reward), t))
         return RewardResponse(exposure_id=res.exposure_id, status=res.status, reward=res.reward)
 
     @app.get("/tests/{test_id}/report", operation_id="report")
-    def report(test_id: str) -> dict:
+    def report(test_id: Annotated[str, fastapi.Path(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]) -> dict:
         return tester.report(test_id).to_json()
 
     @app.get("/health", operation_id="health")
@@ -130,15 +201,57 @@ def create_app(tester: Tester | str | Path | None = None):
 
 
 def serve(store: str | Path | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          log_level: str = "info") -> None:
+          log_level: str = "info", tokens: Sequence[str] | None = None, token_file: str | Path | None = None) -> None:
     """Runs the service with uvicorn (blocking).
 
+    Args:
+        tokens, token_file: API tokens, or a file with one per line; default ``$GENART_BANDIT_TOKENS``
+            (comma-separated). With tokens every route but ``/health`` needs one.
+        host: the address to bind; anything but loopback needs tokens.
+
     Raises:
+        InsecureBindError: a non-loopback ``host`` without tokens.
+        ConfigError: an unreadable or empty token file, or a token that is too short.
         BackendUnavailableError: FastAPI or uvicorn is not installed.
     """
-    app = create_app(store)
+    keys = load_tokens(tokens, file=token_file, env=TOKENS_ENV)
+    if not is_loopback(host) and not keys:
+        raise InsecureBindError(host, "the bandit service",
+                                hint=f"pass --token-file FILE (one API token per line) or set ${TOKENS_ENV}, "
+                                     "or bind to 127.0.0.1")
+    app = create_app(store, tokens=keys)
     try:
         import uvicorn
     except Exception as exc:
         raise BackendUnavailableError("the bandit service", "uvicorn", f"{type(exc).__name__}: {exc}") from exc
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+@contextmanager
+def running(app, *, host: str = DEFAULT_HOST, port: int = 0, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serves ``app`` with uvicorn on a thread (an ephemeral port by default) for a ``with`` block;
+    yields its base URL. For tests, benchmarks and notebooks; ``serve`` is the production entry.
+
+    Raises:
+        BackendUnavailableError: uvicorn is not installed.
+        RuntimeError: the server did not start within ``timeout_s``.
+    """
+    try:
+        import uvicorn
+    except Exception as exc:
+        raise BackendUnavailableError("the bandit service", "uvicorn", f"{type(exc).__name__}: {exc}") from exc
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True, name="genart-bandit-service")
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError("the bandit service did not start")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
