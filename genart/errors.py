@@ -53,14 +53,14 @@ class ImageTooLargeError(UnsupportedMediaError):
     """An image whose header declares more pixels than genart decodes (a decompression bomb, or simply
     too big): refused before its pixels are read, so memory stays bounded."""
 
-    def __init__(self, path: object, width: int, height: int, limit: int) -> None:
+    def __init__(self, path: object, pixels: int, limit: int, size: tuple[int, int] | None = None) -> None:
+        what = f"{size[0]}x{size[1]} ({pixels / 1e6:.1f} MP)" if size else f"{pixels / 1e6:.1f} MP (a decompression bomb?)"
         InputError.__init__(
-            self, f"image too large: {path} is {width}x{height} ({width * height / 1e6:.1f} MP); the limit is "
-                  f"{limit / 1e6:.0f} MP",
+            self, f"image too large: {path} declares {what}; the limit is {limit / 1e6:g} MP",
             hint="scale it down (a 4K frame is 8.3 MP), or raise the limit with GENART_MAX_IMAGE_PIXELS")
         self.path = path
-        self.width = width
-        self.height = height
+        self.pixels = pixels
+        self.size = size
         self.limit = limit
 
 

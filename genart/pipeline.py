@@ -271,13 +271,11 @@ def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa:
     """The run at a glance: key frames on top, then each profile's best variants with their scores."""
     from PIL import Image
 
+    from genart.imaging import load_rgb
     from genart.sheets import grid
 
     def opened(path: Path | None, image) -> Image.Image:
-        if image is not None:
-            return image
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return image if image is not None else load_rgb(path)
 
     rows = [("key frames", [(opened(k.path, k.image), [k.timecode, f"shot {k.shot}"]) for k in result.keyframes])]
     for pid, items in result.ranked:

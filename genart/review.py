@@ -214,10 +214,9 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
     """
     from dataclasses import replace
 
-    from PIL import Image
-
     from genart import pipeline
     from genart.errors import InvalidArgumentError
+    from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 
     stage = load_stage(out, stage_id)
@@ -236,11 +235,7 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
             raise InvalidArgumentError("prompt's profile", pid, f"one of this run's profiles: {', '.join(p.id for p in profs)}")
         if text is not None and " ".join(str(text).split()) != " ".join(match[0].prompt.split()):
             edited[pid] = _edited_profile(match[0], _check_prompt(text))
-    chosen = []
-    for kf in stage.keyframes:
-        if kf.id in ids:
-            with Image.open(kf.path) as im:
-                chosen.append(replace(kf, image=im.convert("RGB")))
+    chosen = [replace(kf, image=load_rgb(kf.path)) for kf in stage.keyframes if kf.id in ids]
     return pipeline.run(stage.source, profiles=[edited.get(p.id, p) for p in profs], preset=preset,
                         frames=len(chosen), variants_per_frame=variants_per_frame, out=out, db=db, seed=seed,
                         title=title, genre=genre, top_k=top_k, progress=progress, keyframes=chosen)
@@ -453,10 +448,9 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
     import secrets
     from dataclasses import replace
 
-    from PIL import Image
-
     from genart import pipeline
     from genart.errors import InvalidArgumentError, UnknownVariantError
+    from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 
     name = _check_reviewer(reviewer)
@@ -495,8 +489,7 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
     stages = pipeline.load_stages(spec)
     manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
     kf = v.keyframe
-    with Image.open(kf.path) as im:
-        kf_px = replace(kf, image=im.convert("RGB"))
+    kf_px = replace(kf, image=load_rgb(kf.path))
     made = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
                                      genre=str(manifest.get("genre", "")), progress=progress)[-1]
     made = replace(made, keyframe=kf)

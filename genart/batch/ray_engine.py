@@ -78,10 +78,9 @@ def rank_task(preset: str, variants: Sequence[Any], profile: Any) -> tuple[list[
 
 # --- the driver -----------------------------------------------------------------------------------
 def _with_pixels(kf: Any) -> Any:
-    from PIL import Image
+    from genart.imaging import load_rgb
 
-    with Image.open(kf.path) as im:
-        return replace(kf, image=im.convert("RGB"))
+    return replace(kf, image=load_rgb(kf.path))
 
 
 def _pack(slots: list[Any], per_task: int) -> list[list[Any]]:
@@ -231,7 +230,6 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
 
 
 def _open(path: Any) -> Any:
-    from PIL import Image
+    from genart.imaging import load_rgb
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return load_rgb(path)
