@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,6 +32,8 @@ app.add_typer(profiles_app, name="profiles")
 err = Console(stderr=True)
 out = Console()
 
+#: ``genart batch``'s exit status when the job finished but some titles failed.
+BATCH_SOME_FAILED = 3
 STAGE_LABELS = {"frames": "key frames", "models": "loading models", "generate": "generating", "rank": "ranking"}
 
 
@@ -321,7 +324,12 @@ def batch_cmd(
 ) -> None:
     """Run (or resume) a whole catalogue: frames, variants, ranking and the bandit hand-off for every title.
 
-    Killed at any point, the same command continues where it stopped and redoes nothing finished.
+    Killed at any point, the same command continues where it stopped and redoes nothing finished. A
+    title that cannot be done (an unreadable source, say) is marked failed with its reason and the
+    others complete; running the same command again retries it. One job per --out folder at a time.
+
+    Exit status: 0 every title done; 2 nothing run (a bad catalogue or option, or another job holds
+    the folder); 3 the job finished but some titles failed (see the status and error columns).
     """
     import dataclasses
 
@@ -331,7 +339,7 @@ def batch_cmd(
                              progress=progress)
     if as_json:
         _print_json({**dataclasses.asdict(report), "titles": [dataclasses.asdict(t) for t in report.titles]})
-        return
+        raise typer.Exit(BATCH_SOME_FAILED if report.failed else 0)
     table = Table(title=f"batch {catalog.name}: {report.engine} engine, preset {report.preset}", title_justify="left")
     table.add_column("title", no_wrap=True)
     for col in ("status", "frames", "images", "new", "device s", "img/s", "arms", "best total per profile"):
@@ -340,11 +348,16 @@ def batch_cmd(
         best = ", ".join(f"{p} {s:.3f}" for p, _, s in t.best)
         status = t.status if t.images >= t.expected else f"{t.status} {t.images}/{t.expected}"
         table.add_row(t.title_id, status, str(t.keyframes), str(t.images), str(t.made_now), f"{t.device_s:.2f}",
-                      f"{t.images_per_s:.2f}", str(t.arms), best or (t.error or "-"))
+                      f"{t.images_per_s:.2f}", str(t.arms), best or escape(t.error or "-"))  # paths: not markup
     out.print(table)
     extra = f"; {report.oom_retries} OOM back-off(s), batch size {report.batch_size}" if report.oom_retries else ""
     out.print(f"{sum(t.images for t in report.titles)} variants in {len(report.titles)} titles, "
               f"{report.wall_s:.1f} s wall{extra}; summary: {report.summary_csv}, {report.summary_json}")
+    if report.failed:
+        err.print(f"[yellow]{len(report.failed)} title(s) failed[/]: "
+                  + escape(", ".join(t.title_id for t in report.failed))
+                  + "; the others are done. Run the same command again to retry them.", highlight=False)
+        raise typer.Exit(BATCH_SOME_FAILED)
 
 
 def _mount_optional() -> None:
