@@ -416,3 +416,115 @@ def test_with_auth_nothing_is_served_before_signing_in(classic_run, monkeypatch)
             assert client.get(f"/gradio_api/file={image}").status_code == 200
     finally:
         gr.close_all()
+
+
+# --- reliability at the edges (issue 16) ------------------------------------------------------------
+def _approve_first(out, run_id, profiles=("romance", "thriller")) -> None:
+    for pid in profiles:
+        vid = h.gallery(out, run_id, pid).variant_ids[0]
+        st = api.review_states(out, run_id)[vid]
+        if st.status != "approve":
+            h.decide(out, run_id, vid, "approve", "Ana", "", st.version)
+
+
+def test_concurrent_handoffs_of_one_run_to_one_test_are_recorded_once(classic_run):
+    if not _bandit_ready():
+        pytest.skip("the bandit stage is not in this checkout")
+    out, _, run_id = classic_run
+    _approve_first(out, run_id)
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def hand(i: int) -> None:
+        barrier.wait()
+        try:
+            results.append(h.handoff(out, run_id, f"reviewer-{i}", "race-test", ["romance", "thriller"]))
+        except Exception as exc:  # collected: the assertion below shows it
+            results.append(exc)
+
+    threads = [threading.Thread(target=hand, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, h.HandoffDone) for r in results), results
+    records = [r for r in api.handoffs(out, run_id) if r.test_id == "race-test"]
+    assert len(records) == 1, records  # one audit row, however many hand-offs raced
+    assert {r.message for r in results} == {results[0].message}  # every caller was told the same record
+
+
+@pytest.mark.parametrize("bad", ["has space", "nul\x00byte", "<b>x</b>", "x" * 129])
+def test_handoff_refuses_test_ids_the_bandit_service_refuses(classic_run, bad):
+    if not _bandit_ready():
+        pytest.skip("the bandit stage is not in this checkout")
+    from genart.bandit.tester import Tester
+
+    out, _, run_id = classic_run
+    _approve_first(out, run_id)
+    before = len(api.handoffs(out, run_id))
+    with pytest.raises(InvalidArgumentError, match="test id"):
+        h.handoff(out, run_id, "Ana", bad, ["romance"])
+    with pytest.raises(InvalidArgumentError, match="segment"):
+        h.handoff(out, run_id, "Ana", "fine-id", [bad])
+    assert len(api.handoffs(out, run_id)) == before
+    assert bad not in Tester(Path(out) / "genart.sqlite").tests()
+
+
+def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, monkeypatch):
+    """Made with a relative --out from one folder, copied elsewhere, the original removed, the app started
+    from '/': key frames, variants, the hand-off's arms and the bandit arms all point into the copy."""
+    import shutil
+
+    import httpx
+
+    import gradio as gr
+    from app import launch
+    from genart.bandit.tester import Tester
+
+    _need_media()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    out = Path("store")  # relative, as a user types it
+    stage = h.stage_upload(out, [str(STILLS[1])], 1)
+    run_id = h.generate(out, stage.stage_id, list(stage.selected), ["romance"], "classic", 1, 0).run_id
+    _approve_first(out, run_id, ("romance",))
+    h.handoff(out, run_id, "Ana", "copy-test", ["romance"], include_control=False)
+    shutil.copytree(tmp_path / "work" / "store", tmp_path / "copy")
+    shutil.rmtree(tmp_path / "work")
+    monkeypatch.chdir("/")
+    copy = tmp_path / "copy"
+    run = api.load_run(copy, run_id)
+    paths = [rv.path for _, items in run.ranked for rv in items] + [k.path for k in run.keyframes]
+    arms = [a.image_path for r in api.handoffs(copy, run_id) for a in r.arms]
+    arms += [a.image_path for a in Tester(copy / "genart.sqlite").arms("copy-test")]
+    for p in paths + arms:
+        assert p is not None and Path(p).is_file() and Path(p).resolve().is_relative_to(copy.resolve()), p
+    assert api.load_stage(copy, stage.stage_id).source.resolve().is_relative_to(copy.resolve())
+    _, url, _ = launch(copy, prevent_thread_lock=True, quiet=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for p in paths:
+                assert client.get(f"/gradio_api/file={Path(p).resolve()}").status_code == 200, p
+    finally:
+        gr.close_all()
+
+
+def test_an_upload_that_is_a_decompression_bomb_gets_a_clear_message(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" + b"\x00" * 2500
+    data = b"".join(comp.compress(row) for _ in range(20000)) + comp.flush()
+    bomb = tmp_path / "poster.png"  # 20000 x 20000 pixels in about 50 KB
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    with pytest.raises(UnsupportedMediaError, match="image too large: poster.png declares 400.0 MP") as err:
+        h.stage_upload(tmp_path / "store", [str(bomb)])
+    assert str(tmp_path) not in str(err.value)  # names the upload, not the server's copy of it
+    from app.ui import error_text
+
+    assert "GENART_MAX_IMAGE_PIXELS" in error_text(err.value)  # what the app shows, with the hint

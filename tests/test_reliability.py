@@ -125,3 +125,243 @@ def test_a_bomb_among_stills_is_skipped_and_the_api_raises_unsupported_media(bom
         assert isinstance(e.value, ImageTooLargeError)
     with pytest.raises(InvalidArgumentError, match="image"):
         api.variant_from_image(None)
+
+
+# --- 6, 8, 11: the batch job -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def titles(tmp_path_factory, bombs) -> Path:
+    """Two good titles of public-domain stills, a title whose only still is not an image (in a folder
+    whose name holds Rich markup, ``[/``), and a title that is a decompression bomb."""
+    from PIL import Image
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("catalogue")
+    for folder, names in (("still-life", ("astronaut", "coffee", "chelsea")), ("space", ("rocket", "camera"))):
+        (d / folder).mkdir()
+        for n in names:
+            Image.fromarray(getattr(data, n)()).convert("RGB").save(d / folder / f"{n}.png")
+    (d / "odd[" / "broken").mkdir(parents=True)
+    (d / "odd[" / "broken" / "frame.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (d / "bomb").mkdir()
+    (d / "bomb" / "bomb.png").write_bytes(bombs["bomb"].read_bytes())
+    return d
+
+
+def catalogue(media: Path, folder: Path, ids: tuple[str, ...], *, frames: int = 2, variants: int = 1,
+              profiles: str = "[romance, thriller]", name: str = "cat.yaml") -> Path:
+    sources = {"still-life": "still-life", "space": "space", "broken": "odd[/broken", "bomb": "bomb/bomb.png"}
+    lines = ["preset: classic", f"profiles: {profiles}", f"frames: {frames}", f"variants_per_frame: {variants}",
+             "top_k: 1", "titles:"]
+    for t in ids:
+        lines += [f"  - id: {t}", f"    source: '{media / sources[t]}'", f"    title: {t.title()}"]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def units(out: Path) -> list[tuple]:
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        return db.execute("SELECT pk, run_id, kind, profile_id, keyframe_id, idx, worker, finished_at "
+                          "FROM batch_units ORDER BY pk").fetchall()
+
+
+def test_a_bad_title_is_marked_failed_and_the_others_complete(titles, tmp_path):
+    cat = catalogue(titles, tmp_path, ("still-life", "broken", "space", "bomb"))
+    out = tmp_path / "out"
+    r = genart("batch", cat, "--out", out, env={"COLUMNS": "300"})
+    assert r.returncode == 3, r.stderr[-3000:]  # finished, some titles failed (genart batch --help says so)
+    assert "Traceback" not in r.stderr + r.stdout and "MarkupError" not in r.stderr
+    assert "odd[/broken" in r.stdout  # the reason, with the path as it is: Rich markup escaped
+    assert "2 title(s) failed: broken, bomb" in " ".join(r.stderr.split())
+    summary = {t["title_id"]: t for t in json.loads((out / "batch_summary.json").read_text())["titles"]}
+    assert summary["still-life"]["status"] == summary["space"]["status"] == "done"
+    assert summary["still-life"]["images"] == summary["still-life"]["expected"] == 4
+    assert summary["space"]["images"] == summary["space"]["expected"] == 4
+    assert summary["broken"]["status"] == "failed" and "odd[/broken" in summary["broken"]["error"]
+    assert summary["bomb"]["status"] == "failed" and "image too large" in summary["bomb"]["error"]
+    with sqlite3.connect(out / "genart.sqlite") as db:  # the ledger says it too
+        runs = dict(db.execute("SELECT r.id, r.status || ': ' || coalesce(r.error, '') FROM runs r"))
+    assert runs[summary["broken"]["run_id"]].startswith("failed: ") and "readable" in runs[summary["broken"]["run_id"]]
+    assert sum(1 for v in runs.values() if v.startswith("done")) == 2
+    before = units(out)
+    assert {u[2] for u in before} == {"variant", "rank", "handoff"}
+
+    # the same command again: the good titles are not redone, the bad ones are tried again
+    r = genart("batch", cat, "--out", out, "--json")
+    assert r.returncode == 3 and units(out) == before
+    again = {t["title_id"]: t for t in json.loads(r.stdout)["titles"]}
+    assert again["still-life"]["made_now"] == 0 and again["broken"]["status"] == "failed"
+
+    # once the title's media is fixed, it completes and nothing else is touched
+    import shutil
+
+    (titles / "odd[" / "broken" / "frame.png").unlink()
+    shutil.copy(titles / "space" / "rocket.png", titles / "odd[" / "broken" / "frame.png")
+    cat = catalogue(titles, tmp_path, ("still-life", "broken", "space"), name="fixed.yaml")
+    r = genart("batch", cat, "--out", out, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    fixed = {t["title_id"]: t for t in json.loads(r.stdout)["titles"]}
+    assert all(t["status"] == "done" for t in fixed.values()) and fixed["broken"]["made_now"] == 2
+    assert units(out)[:len(before)] == before
+
+
+def test_a_second_batch_job_on_the_same_folder_exits_2_naming_the_holder(titles, tmp_path):
+    cat = catalogue(titles, tmp_path, ("still-life", "space"), frames=3, variants=2)
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-m", "genart.cli", "batch", str(cat), "--out", str(out), "--json"],
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and first.poll() is None:
+            lock = out / "batch.lock"
+            if lock.exists() and f'"pid": {first.pid}' in lock.read_text():
+                break
+            time.sleep(0.05)
+        assert first.poll() is None, "the first job ended before the second could start"
+        second = genart("batch", cat, "--out", out)
+        assert first.poll() is None, "the first job ended while the second started: make the catalogue bigger"
+        assert second.returncode == 2, second.stderr[-3000:]
+        msg = one_line_error(second)
+        assert f"another genart batch job is running on {out}: pid {first.pid} on " in msg, msg
+        assert len([ln for ln in second.stderr.splitlines() if ln.startswith("error:")]) == 1
+        stdout, stderr = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stderr[-3000:]
+    data = json.loads(stdout)
+    assert all(t["status"] == "done" and t["images"] == t["expected"] for t in data["titles"])
+    assert sum(t["images"] for t in data["titles"]) == 2 * 2 * (3 + 2)  # profiles x variants x key frames
+    rows = units(out)
+    assert {u[6] for u in rows} == {f"local:{first.pid}"}  # the refused job wrote nothing
+    assert len({u[1:6] for u in rows}) == len(rows)
+
+
+# --- 10, 15: a killed `genart run` is resumed by the same command; stale temporary files are swept -------
+def variant_rows(out: Path) -> list[tuple]:
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        return db.execute("SELECT pk, run_id, profile_id, variant_id, image_sha256 FROM variants ORDER BY pk").fetchall()
+
+
+def test_sigkill_during_run_then_the_same_command_resumes_it(stills_dir, tmp_path):
+    out = tmp_path / "out"
+    cmd = ["run", stills_dir, "--preset", "classic", "-p", "romance,thriller,comedy,action", "--frames", "3",
+           "--variants", "2", "--seed", "7", "--title", "Resume", "--out", out, "--json"]
+    proc = subprocess.Popen([sys.executable, "-m", "genart.cli", *map(str, cmd)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        before: list[tuple] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                before = variant_rows(out)
+            except sqlite3.OperationalError:  # the store is not made yet
+                before = []
+            if before:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed: give it more profiles"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = variant_rows(out)
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        (run_id, status), = db.execute("SELECT id, status FROM runs").fetchall()
+        kf_before = db.execute("SELECT pk, keyframe_id, image_sha256 FROM keyframes ORDER BY pk").fetchall()
+    assert status == "running" and 0 < len(before) < 4 * 3 * 2 and kf_before
+
+    # a kill inside an atomic write leaves a temporary file; nobody writes it any more
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = __import__("genart.files", fromlist=["_HOST"])._HOST
+    leftover = out / "runs" / run_id / f".result.json.{host}.{dead.pid}.abc123.tmp"
+    leftover.write_text("{half a file")
+    live = out / "runs" / run_id / f".result.json.{host}.{os.getpid()}.def456.tmp"  # a live writer's: kept
+    live.write_text("{being written")
+
+    r = genart(*cmd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads(r.stdout)
+    assert data["run_id"] == run_id  # the same run, not a new one
+    after = variant_rows(out)
+    assert after[:len(before)] == before  # the stored variants were kept as they were, not made again
+    assert len(after) == 4 * 3 * 2 and len({(r[1], r[3]) for r in after}) == len(after)
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        assert db.execute("SELECT status, error FROM runs").fetchall() == [("done", None)]
+        assert db.execute("SELECT pk, keyframe_id, image_sha256 FROM keyframes ORDER BY pk").fetchall() == kf_before
+        ranked = db.execute("SELECT profile_id, count(*) FROM rankings GROUP BY profile_id").fetchall()
+    assert dict(ranked) == {"romance": 6, "thriller": 6, "comedy": 6, "action": 6}  # every variant ranked and visible
+    assert not leftover.exists() and live.exists()
+    live.unlink()
+
+    # a finished run is not resumed: the same command again makes a new run
+    r = genart(*cmd)
+    assert r.returncode == 0 and json.loads(r.stdout)["run_id"] != run_id
+
+
+def test_a_run_in_progress_is_never_taken_over(stills_dir, tmp_path):
+    """Two identical commands at once: the second does not resume the first's run while it is alive."""
+    from genart.files import FileLock
+    from genart.pipeline import run_lock_path
+    from genart.store.db import Store
+
+    out = tmp_path / "out"
+    first = api.create_variants(stills_dir, profiles="romance", preset="classic", frames=1, variants_per_frame=1,
+                                out=out)
+    store = Store(out)
+    with sqlite3.connect(out / "genart.sqlite") as db:  # as if it were still running in another process
+        db.execute("UPDATE runs SET status = 'running'")
+    holder = FileLock(run_lock_path(store, first.run_id))
+    assert holder.acquire()
+    try:
+        second = api.create_variants(stills_dir, profiles="romance", preset="classic", frames=1,
+                                     variants_per_frame=1, out=out)
+    finally:
+        holder.release()
+    assert second.run_id != first.run_id
+    third = api.create_variants(stills_dir, profiles="romance", preset="classic", frames=1, variants_per_frame=1,
+                                out=out)
+    assert third.run_id == first.run_id  # its holder is gone: the same command takes it up
+
+
+# --- 5: concurrent runs on a fresh folder ---------------------------------------------------------------
+def test_concurrent_runs_on_a_fresh_folder_are_all_stored(stills_dir, tmp_path):
+    out = tmp_path / "fresh"
+    procs = [subprocess.Popen([sys.executable, "-m", "genart.cli", "run", str(stills_dir), "--preset", "classic",
+                               "-p", "romance", "--frames", "1", "--variants", "1", "--seed", str(i), "--out",
+                               str(out), "--json"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(6)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [e[-1500:] for _, e in results]
+    ids = {json.loads(o)["run_id"] for o, _ in results}
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        rows = dict(db.execute("SELECT id, status FROM runs"))
+    assert len(ids) == 6 and rows == {i: "done" for i in ids}
+
+
+# --- 13: bad profile files and API arguments are typed errors ---------------------------------------------
+def test_profiles_validate_on_a_folder_or_deep_yaml_is_one_line(tmp_path):
+    folder = tmp_path / "romance.yaml"
+    folder.mkdir()
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    deep_map = tmp_path / "deepmap.yaml"
+    deep_map.write_text("".join("  " * i + f"k{i}:\n" for i in range(5000)))
+    for path, needle in ((folder, "is a folder"), (deep, "nested too deeply"), (deep_map, "nested too deeply")):
+        r = genart("profiles", "validate", path)
+        assert r.returncode == 2, r.stderr[-2000:]
+        msg = one_line_error(r)
+        assert needle in msg and str(path) in msg, msg
+
+
+@pytest.mark.parametrize("kwargs, name", [({"source": None}, "source"), ({"profiles": None}, "profiles"),
+                                          ({"profiles": [None]}, "profiles"), ({"source": 3}, "source")])
+def test_the_api_raises_typed_errors_for_none(stills_dir, tmp_path, kwargs, name):
+    args = {"source": stills_dir, "profiles": "romance", "preset": "classic", "out": tmp_path / "o", **kwargs}
+    with pytest.raises(InvalidArgumentError, match=f"invalid {name}"):
+        api.create_variants(**args)
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+    with pytest.raises(InvalidArgumentError, match="invalid profiles"):
+        api.rank_variants([], None)
