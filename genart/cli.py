@@ -293,13 +293,15 @@ def app_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs --auth."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default 7860 or the next free one)."),
     auth: Optional[str] = typer.Option(None, "--auth", envvar="GENART_APP_AUTH",
-                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH)."),
+                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH; on the "
+                                            "command line it shows in ps: prefer --auth-file)."),
+    auth_file: Optional[Path] = typer.Option(None, "--auth-file", help="A file of USER:PASSWORD lines."),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="The runs folder the app reviews."),
 ) -> None:
     """Serve the review app (Gradio) on the runs folder: upload, generate, review, hand off."""
     from app import launch  # gradio loads only for this command
 
-    launch(out_dir, host, port, auth)
+    launch(out_dir, host, port, auth if auth_file is None else None, auth_file=auth_file)
 
 
 # --- batch: a whole catalogue (genart.batch) --------------------------------------------------------

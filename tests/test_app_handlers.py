@@ -528,3 +528,80 @@ def test_an_upload_that_is_a_decompression_bomb_gets_a_clear_message(tmp_path):
     from app.ui import error_text
 
     assert "GENART_MAX_IMAGE_PIXELS" in error_text(err.value)  # what the app shows, with the hint
+
+
+def test_sign_in_attempts_are_rate_limited_per_client_with_a_growing_delay(tmp_path, monkeypatch):
+    """200 wrong passwords as fast as a client can send them: only the first few are checked, the rest
+    are 429s with Retry-After, the right password is refused too until the delay has passed."""
+    import time
+
+    import httpx
+
+    import gradio as gr
+    from app import launch
+
+    monkeypatch.delenv("GENART_APP_AUTH", raising=False)
+    creds = tmp_path / "reviewers.txt"
+    creds.write_text("# one per line\nana:s3cret, with a comma\n")
+    _, url, _ = launch(tmp_path / "store", auth_file=creds, prevent_thread_lock=True, quiet=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            def login(password: str) -> httpx.Response:
+                return c.post("/login", data={"username": "ana", "password": password})
+
+            codes = [login(f"guess-{i}").status_code for i in range(200)]
+            assert codes[:4] == [400, 400, 400, 400]  # three free, the fourth starts a 1 s lock-out
+            assert codes.count(429) >= 190, codes
+            r = login("s3cret, with a comma")
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # locked out: not even checked
+            time.sleep(float(r.headers["retry-after"]) + 0.2)
+            assert login("wrong again").status_code == 400  # checked: the delay has passed, and now it grows
+            r = login("s3cret, with a comma")
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 2
+            time.sleep(float(r.headers["retry-after"]) + 0.2)
+            assert login("s3cret, with a comma").status_code == 200  # the password from the file
+            assert login("a typo").status_code == 400  # a success cleared the record
+    finally:
+        gr.close_all()
+
+
+def test_the_cli_takes_the_password_from_a_file_not_the_command_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genart.cli import app as cli
+
+    monkeypatch.delenv("GENART_APP_AUTH", raising=False)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    res = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0", "--auth-file", str(empty), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "holds no entry" in res.output and "Traceback" not in res.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ana\n")
+    res = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0", "--auth-file", str(bad), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "USER:PASSWORD" in res.output
+
+
+def test_a_stale_decision_is_an_error_to_api_clients(classic_run):
+    """Through the running app with gradio_client (its REST API): a decision on a version someone else
+    has moved past raises, with the conflict's message; it is not a 'success' with a toast."""
+    import gradio as gr
+    from app import launch
+    from gradio_client import Client
+
+    out, _, run_id = classic_run
+    vid = h.gallery(out, run_id, "romance").variant_ids[-1]
+    seen = api.review_states(out, run_id)[vid].version
+    _, url, _ = launch(out, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        client.predict(None, api_name="/list_runs")  # what the page does first: the session's run choices
+        client.predict(run_id, api_name="/open_run")
+        client.predict(run_id, vid, "Ana", "first look", seen, "romance", api_name="/approve")  # succeeds
+        assert api.review_states(out, run_id)[vid].version == seen + 1
+        with pytest.raises(Exception, match="changed while you were looking") as err:  # Ben still saw `seen`
+            client.predict(run_id, vid, "Ben", "too dark", seen, "romance", api_name="/reject")
+        assert type(err.value).__name__ == "AppError"
+        assert api.review_states(out, run_id)[vid].status == "approve"  # nothing overwritten
+        assert [d.reviewer for d in api.decisions(out, run_id, variant_id=vid)][-1] == "Ana"
+    finally:
+        gr.close_all()
