@@ -14,13 +14,19 @@ Authentication: with API tokens configured (a file, ``$GENART_BANDIT_TOKENS``, o
 TOKEN``), ``/docs`` and ``/openapi.json`` included; tokens are compared in constant time. The
 service binds 127.0.0.1 unless told otherwise, and refuses any other address without tokens.
 
-Handlers are plain (sync) functions, run by FastAPI in a thread pool; the tester is thread-safe and
-SQLite runs in WAL mode with a busy timeout.
+Writes go through a group commit (one writer thread; the requests that arrive while a transaction
+runs share the next one), so a burst of requests costs a few transactions, not one each; every
+request is answered only once its rows are committed. The tester is thread-safe and SQLite runs in
+WAL mode with a busy timeout, so several service processes can share a store.
 """
 
+import asyncio
+import os
+import queue
 import threading
 import time
-from contextlib import contextmanager
+from concurrent.futures import Future
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Sequence
 
@@ -48,6 +54,8 @@ TOKENS_ENV = "GENART_BANDIT_TOKENS"
 CLOCK_TOLERANCE_S = 300.0
 #: Routes that answer without a token (a load balancer's liveness probe; it says nothing but "up").
 OPEN_PATHS = frozenset({"/health"})
+#: ``0`` switches the group commit off (one write transaction per request): for comparison only.
+GROUP_COMMIT_ENV = "GENART_BANDIT_GROUP_COMMIT"
 
 # (no ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at runtime)
 
@@ -86,6 +94,82 @@ class RewardResponse(BaseModel):
     exposure_id: str
     status: str
     reward: float
+
+
+class _GroupCommit:
+    """One writer thread per service: the requests that arrive while a transaction runs wait in a queue
+    and go into the next one together (``assign_many_detail`` per test, ``record_many`` for rewards),
+    instead of one SQLite write transaction per request, each waiting on the database lock with
+    SQLite's growing back-off sleeps. Each request is still answered only after its own rows are
+    committed. A batch that fails (an unknown segment or exposure in one request, say) is retried one
+    request at a time, so each request gets its own answer and error.
+    """
+
+    def __init__(self, tester: Tester, max_batch: int = 256) -> None:
+        self.tester = tester
+        self.max_batch = max_batch
+        self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, kind: str, key: str, item: object) -> "Future":
+        """Queues one assign (``key`` the test id, ``item`` a Context) or reward (an Outcome)."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True, name="genart-bandit-writer")
+                    self._thread.start()
+        fut: Future = Future()
+        self._queue.put((kind, key, item, fut))
+        return fut
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(nxt)
+            groups: dict[tuple[str, str], list] = {}
+            for kind, key, item, fut in batch:
+                groups.setdefault((kind, key), []).append((item, fut))
+            for (kind, key), group in groups.items():
+                self._commit(kind, key, group)
+
+    def _commit(self, kind: str, key: str, group: list) -> None:
+        items = [item for item, _ in group]
+        try:
+            if kind == "assign":
+                results = self.tester.assign_many_detail(key, items)
+            else:
+                results = self.tester.record_many(items)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting request(s)
+            if len(group) == 1:
+                group[0][1].set_exception(exc)
+                return
+            for one in group:  # one request's bad input must not fail the others
+                self._commit(kind, key, [one])
+            return
+        for (_, fut), res in zip(group, results, strict=True):
+            fut.set_result(res)
+
+
+def _group_commit_default() -> bool:
+    return os.environ.get(GROUP_COMMIT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class _TokenAuth:
@@ -127,7 +211,7 @@ def _fastapi():
 
 
 def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[str] | None = None,
-               clock_tolerance_s: float = CLOCK_TOLERANCE_S):
+               clock_tolerance_s: float = CLOCK_TOLERANCE_S, group_commit: bool | None = None):
     """The FastAPI app over ``tester`` (a :class:`Tester`, or a store URL/path for a new one).
 
     Args:
@@ -135,6 +219,8 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
         tokens: API tokens; when given, every route but ``/health`` requires one (``/docs`` and
             ``/openapi.json`` too). None or empty: no authentication (loopback use only).
         clock_tolerance_s: how far a client's reward ``t`` may be from the server's clock.
+        group_commit: decide and record concurrent requests together, one transaction per batch
+            (``_GroupCommit``); default on (``$GENART_BANDIT_GROUP_COMMIT=0`` turns it off).
 
     Raises:
         BackendUnavailableError: FastAPI is not installed.
@@ -146,8 +232,23 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
 
     tester = tester if isinstance(tester, Tester) else Tester(tester)
     keys = load_tokens(tokens) if tokens else ()
+    writer = _GroupCommit(tester) if (group_commit if group_commit is not None else _group_commit_default()) else None
 
-    app = FastAPI(title="genart bandit", version="1")
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        if writer is not None:
+            writer.close()
+
+    async def run(kind: str, key: str, item: object):
+        """The request's result once committed: through the group commit, or a transaction of its own."""
+        if writer is not None:
+            return await asyncio.wrap_future(writer.submit(kind, key, item))
+        if kind == "assign":
+            return await asyncio.to_thread(tester.assign_detail, key, item)
+        return await asyncio.to_thread(tester.record, item)
+
+    app = FastAPI(title="genart bandit", version="1", lifespan=lifespan)
     app.state.tester = tester
     app.state.authenticated = bool(keys)
     if keys:
@@ -169,15 +270,17 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
         return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
     @app.post("/assign", response_model=AssignResponse, operation_id="assign")
-    def assign(req: AssignRequest) -> AssignResponse:
-        a = tester.assign_detail(req.test_id, Context(req.segment, req.user_id, tuple(req.features)))
+    async def assign(req: AssignRequest) -> JSONResponse:
+        a = await run("assign", req.test_id, Context(req.segment, req.user_id, tuple(req.features)))
         e = a.exposure
-        return AssignResponse(exposure_id=e.exposure_id, test_id=e.test_id, segment=e.segment, arm_id=e.arm_id,
-                              variant_id=a.variant_id, image_path=a.image_path, is_control=a.is_control,
-                              propensity=e.propensity, t=e.t)
+        # a plain JSONResponse: the fields are the model's (the docs show AssignResponse), without
+        # FastAPI validating and serialising them a second time on every request
+        return JSONResponse({"exposure_id": e.exposure_id, "test_id": e.test_id, "segment": e.segment,
+                             "arm_id": e.arm_id, "variant_id": a.variant_id, "image_path": a.image_path,
+                             "is_control": a.is_control, "propensity": e.propensity, "t": e.t})
 
     @app.post("/reward", response_model=RewardResponse, operation_id="reward")
-    def reward(req: RewardRequest) -> RewardResponse:
+    async def reward(req: RewardRequest) -> JSONResponse:
         now = time.time()
         t = now
         if req.t is not None:
@@ -185,8 +288,8 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
                 raise InvalidArgumentError("t", req.t, f"a time within {clock_tolerance_s:g} s of the server's clock "
                                                        f"({now:.3f}), or no t (the server's time is used)")
             t = req.t
-        res = tester.record(Outcome(req.exposure_id, float(req.reward), t))
-        return RewardResponse(exposure_id=res.exposure_id, status=res.status, reward=res.reward)
+        res = await run("reward", "", Outcome(req.exposure_id, float(req.reward), t))
+        return JSONResponse({"exposure_id": res.exposure_id, "status": res.status, "reward": res.reward})
 
     @app.get("/tests/{test_id}/report", operation_id="report")
     def report(test_id: Annotated[str, fastapi.Path(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]) -> dict:

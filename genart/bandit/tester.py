@@ -374,6 +374,11 @@ class Tester:
         them), which is how the simulator and a batch job push many decisions through quickly."""
         return [a.exposure for a in self._assign(test_id, contexts)]
 
+    def assign_many_detail(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
+        """:meth:`assign_many` with each arm's variant, image and distribution (the service's group
+        commit: concurrent requests decided in one transaction)."""
+        return self._assign(test_id, contexts)
+
     def _assign(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
         test = self._load(test_id)
         cfg = test.config
