@@ -47,17 +47,39 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+_STORES: dict[tuple[str, str | None], "Store"] = {}
+_STORES_LOCK = threading.Lock()
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+
+
 @contextmanager
 def _review_store(out: str | Path, db: str | None = None) -> Iterator["Store"]:
-    """The run store with the review tables created; its connections are closed afterwards."""
+    """The run store with the review tables created, opened once per process and folder.
+
+    Every review call (a decision, a gallery, a history) used to open the store afresh: a new engine,
+    the schema checked table by table, the connections closed again; with several reviewers that was
+    most of a decision's time. The store is thread-safe (a session per call), so one is kept per
+    folder; it is opened again if its database file was removed.
+    """
     import genart.store.review_tables  # noqa: F401  (registers the tables before Store's create_all)
     from genart.store.db import Store
 
-    store = Store(out, db)
-    try:
-        yield store
-    finally:
-        store.engine.dispose()
+    key = (str(Path(out).resolve()), db)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is not None and db is None and not (store.root / "genart.sqlite").exists():
+            store.engine.dispose()
+            store = None
+        if store is None:
+            store = _STORES[key] = Store(out, db)
+    yield store
+
+
+def _write_lock(store: "Store") -> threading.Lock:
+    """One decision written at a time per store in this process: writers queue here (and wake at once)
+    instead of in SQLite's busy handler, whose back-off sleeps grow while the database is free."""
+    with _STORES_LOCK:
+        return _WRITE_LOCKS.setdefault(store.url, threading.Lock())
 
 
 def _run_row(session, run_id: str):
@@ -326,7 +348,7 @@ def _append_decision(store, run_id: str, variant_id: str, action: str, reviewer:
         profile_id = vrow.profile_id
     last_error: Exception | None = None
     for attempt in range(50):
-        with store.session() as s:
+        with _write_lock(store), store.session() as s:
             current = s.scalar(select(func.max(ReviewDecisionRow.version)).where(
                 ReviewDecisionRow.run_id == run_id, ReviewDecisionRow.variant_id == variant_id)) or 0
             if expected_version is not None and current != expected_version:
