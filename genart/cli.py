@@ -68,7 +68,8 @@ def rich_progress(enabled: bool = True) -> Iterator[Optional[Callable[[str, int,
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task(STAGE_LABELS.get(stage, stage), total=max(total, 1))
+            # a stage may be named by data (a catalogue's title id): printed as text, never as Rich markup
+            tasks[stage] = bars.add_task(escape(STAGE_LABELS.get(stage, stage)), total=max(total, 1))
         bars.update(tasks[stage], completed=done, total=max(total, 1))
 
     with bars:
@@ -342,19 +343,21 @@ def batch_cmd(
     if as_json:
         _print_json({**dataclasses.asdict(report), "titles": [dataclasses.asdict(t) for t in report.titles]})
         raise typer.Exit(BATCH_SOME_FAILED if report.failed else 0)
-    table = Table(title=f"batch {catalog.name}: {report.engine} engine, preset {report.preset}", title_justify="left")
+    table = Table(title=escape(f"batch {catalog.name}: {report.engine} engine, preset {report.preset}"),
+                  title_justify="left")
     table.add_column("title", no_wrap=True)
     for col in ("status", "frames", "images", "new", "device s", "img/s", "arms", "best total per profile"):
         table.add_column(col, overflow="fold")
     for t in report.titles:
         best = ", ".join(f"{p} {s:.3f}" for p, _, s in t.best)
         status = t.status if t.images >= t.expected else f"{t.status} {t.images}/{t.expected}"
-        table.add_row(t.title_id, status, str(t.keyframes), str(t.images), str(t.made_now), f"{t.device_s:.2f}",
-                      f"{t.images_per_s:.2f}", str(t.arms), best or escape(t.error or "-"))  # paths: not markup
+        table.add_row(escape(t.title_id), status, str(t.keyframes), str(t.images), str(t.made_now),
+                      f"{t.device_s:.2f}", f"{t.images_per_s:.2f}", str(t.arms),
+                      escape(best or t.error or "-"))  # a reason names paths: text, not markup
     out.print(table)
     extra = f"; {report.oom_retries} OOM back-off(s), batch size {report.batch_size}" if report.oom_retries else ""
-    out.print(f"{sum(t.images for t in report.titles)} variants in {len(report.titles)} titles, "
-              f"{report.wall_s:.1f} s wall{extra}; summary: {report.summary_csv}, {report.summary_json}")
+    out.print(escape(f"{sum(t.images for t in report.titles)} variants in {len(report.titles)} titles, "
+                     f"{report.wall_s:.1f} s wall{extra}; summary: {report.summary_csv}, {report.summary_json}"))
     if report.failed:
         err.print(f"[yellow]{len(report.failed)} title(s) failed[/]: "
                   + escape(", ".join(t.title_id for t in report.failed))

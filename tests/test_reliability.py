@@ -167,11 +167,12 @@ def units(out: Path) -> list[tuple]:
 
 def test_a_bad_title_is_marked_failed_and_the_others_complete(titles, tmp_path):
     cat = catalogue(titles, tmp_path, ("still-life", "broken", "space", "bomb"))
-    out = tmp_path / "out"
-    r = genart("batch", cat, "--out", out, env={"COLUMNS": "300"})
+    out = tmp_path / "runs[" / "out"  # a folder name that is Rich markup, too
+    r = genart("batch", cat, "--out", out, env={"COLUMNS": "400"})
     assert r.returncode == 3, r.stderr[-3000:]  # finished, some titles failed (genart batch --help says so)
     assert "Traceback" not in r.stderr + r.stdout and "MarkupError" not in r.stderr
     assert "odd[/broken" in r.stdout  # the reason, with the path as it is: Rich markup escaped
+    assert f"{out}/batch_summary.csv" in " ".join(r.stdout.split())
     assert "2 title(s) failed: broken, bomb" in " ".join(r.stderr.split())
     summary = {t["title_id"]: t for t in json.loads((out / "batch_summary.json").read_text())["titles"]}
     assert summary["still-life"]["status"] == summary["space"]["status"] == "done"
