@@ -50,6 +50,7 @@ def _now_iso() -> str:
 _STORES: dict[tuple[str, str | None], "Store"] = {}
 _STORES_LOCK = threading.Lock()
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
+_RUNS: dict[tuple[str, str], tuple[tuple, RunResult]] = {}  # (store, run) -> (what it depends on, load_run)
 
 
 @contextmanager
@@ -70,8 +71,8 @@ def _review_store(out: str | Path, db: str | None = None) -> Iterator["Store"]:
         if store is not None and db is None and not (store.root / "genart.sqlite").exists():
             store.engine.dispose()
             store = None
-        if store is None:
-            store = _STORES[key] = Store(out, db)
+        if store is None:  # rooted at the absolute folder: the working directory may change later
+            store = _STORES[key] = Store(Path(out).resolve(), db)
     yield store
 
 
@@ -296,8 +297,23 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
     """
     import json
 
+    from sqlalchemy import func, select
+
+    from genart.store.db import RankingRow, VariantRow
+
     with _review_store(out, db) as store, store.session() as s:
         run = _run_row(s, run_id)
+        # what the result depends on, read in two cheap queries: a regeneration adds a variant and
+        # re-ranks, a run finishing changes its status; the same stamp gives back the same (frozen) result
+        stamp = (run.status, run.finished_at, run.manifest,
+                 tuple(s.execute(select(func.count(), func.max(VariantRow.pk)).where(VariantRow.run_id == run_id)).one()),
+                 tuple(s.execute(select(func.count(), func.sum(RankingRow.total), func.max(RankingRow.rank_score))
+                                 .where(RankingRow.run_id == run_id)).one()))
+        key = (store.url, run_id)
+        with _STORES_LOCK:
+            hit = _RUNS.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
         manifest = json.loads(run.manifest or "{}")
         kfs = {k.id: k for k in sorted(store.keyframes(run_id, run.source), key=lambda k: k.t_s)}
         per = store.ranked(run_id, {v.id: v for v in store.variants(run_id, keyframes=kfs)})
@@ -313,8 +329,13 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
             ranked.append((pid, tuple(good)))
             rejected.append((pid, tuple(bad)))
         run_dir = store.root / "runs" / run_id
-        return RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
-                         keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+        result = RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
+                           keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+        with _STORES_LOCK:
+            _RUNS[key] = (stamp, result)
+            while len(_RUNS) > 64:  # the runs being reviewed now, not every run ever opened
+                _RUNS.pop(next(iter(_RUNS)))
+        return result
 
 
 def _decision(row) -> ReviewDecision:
