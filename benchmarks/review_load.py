@@ -6,8 +6,9 @@ each its own ``gradio_client`` session, as a browser tab is) decide at the same 
 run, then ``--decisions`` times picks a variant (the ``/variant`` endpoint gives the version it sees)
 and approves, rejects or flags it (``/approve`` ...), as the Review tab does. A decision refused as
 stale (another reviewer decided first) is counted as a conflict and decided again on what is shown.
-Reported: decisions saved per second, median and p90 time of a decision call, conflicts, and a check
-that the audit log holds exactly the decisions that were saved, versions 1..n per variant.
+Reported: decisions saved per second, median and p90 time of a decision call, conflicts, the app
+process's CPU seconds per decision (a figure a shared CPU disturbs less than the wall clock), and a
+check that the audit log holds exactly the decisions that were saved, versions 1..n per variant.
 
 The peer, measured in the same run on its own copy of the store: the same reviewers deciding through
 ``genart.api.record_decision`` directly (no app, no HTTP, no page refresh): the store's own speed.
@@ -61,6 +62,15 @@ def make_store(out: Path) -> tuple[str, list[tuple[str, str]]]:
     pairs = [(rv.variant.id, pid) for pid, items in run.ranked for rv in items]
     pairs += [(rv.variant.id, pid) for pid, items in run.rejected for rv in items]
     return run.run_id, pairs
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -130,12 +140,14 @@ def app_load(out: Path, run_id: str, pairs: list[tuple[str, str]], reviewers: in
                     break
 
         threads = [threading.Thread(target=reviewer, args=(i, c)) for i, c in enumerate(clients)]
+        cpu0 = _cpu_s(proc.pid)
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout_s)
         wall = time.perf_counter() - t0
+        cpu = _cpu_s(proc.pid) - cpu0
     finally:
         proc.terminate()
         try:
@@ -144,6 +156,7 @@ def app_load(out: Path, run_id: str, pairs: list[tuple[str, str]], reviewers: in
             proc.kill()
     return {"decisions_per_s": round(counts["saved"] / wall, 2), "saved": counts["saved"],
             "conflicts": counts["conflicts"], "errors": counts["errors"], "wall_s": round(wall, 2),
+            "app_cpu_s_per_decision": round(cpu / max(1, counts["saved"]), 3),
             "median_s": round(statistics.median(lat), 3) if lat else None, "p90_s": round(_pct(lat, 0.9), 3),
             "log_ok": _check_log(out, run_id, counts["saved"]) and counts["errors"] == 0}
 
@@ -191,8 +204,9 @@ def api_load(out: Path, run_id: str, pairs: list[tuple[str, str]], reviewers: in
 
 
 def _line(name: str, r: dict) -> str:
+    cpu = f"  app CPU {r['app_cpu_s_per_decision']} s/decision" if "app_cpu_s_per_decision" in r else ""
     return (f"{name:<34} {r['decisions_per_s']:>6} decisions/s  median {r['median_s']} s  p90 {r['p90_s']} s  "
-            f"saved {r['saved']}  conflicts {r['conflicts']}  log {'OK' if r['log_ok'] else 'WRONG'}")
+            f"saved {r['saved']}  conflicts {r['conflicts']}{cpu}  log {'OK' if r['log_ok'] else 'WRONG'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             print(_line(f"genart app ({args.peer_src})", other))
             res["src"] = other
             res["ratio_vs_src"] = round(app["decisions_per_s"] / max(1e-9, other["decisions_per_s"]), 3)
+            res["ratio_cpu_vs_src"] = round(other["app_cpu_s_per_decision"] / max(1e-9, app["app_cpu_s_per_decision"]), 3)
             ok = ok and bool(other["log_ok"])
         print(f"ratio (the app's decisions/s over genart.api's): {res['ratio']}"
-              + (f"; over {args.peer_src}'s app: {res['ratio_vs_src']}" if "ratio_vs_src" in res else ""))
+              + (f"; over {args.peer_src}'s app: {res['ratio_vs_src']} (its app CPU per decision over this one's: "
+                 f"{res['ratio_cpu_vs_src']})" if "ratio_vs_src" in res else ""))
     if args.json:
         print(json.dumps(res))
     return 0 if ok else 1
