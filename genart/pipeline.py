@@ -18,10 +18,10 @@ from typing import Mapping, Sequence
 
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
-from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError
+from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, WarningLog, warn
 from genart.files import FileLock, write_bytes, write_text
 from genart.imaging import sha256_bytes, sha256_file
-from genart.profiles import get_profiles
+from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
 from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
@@ -223,6 +223,14 @@ def run_lock_path(store: Store, run_id: str) -> Path:
     return store.root / "runs" / run_id / "run.lock"
 
 
+def _say_unused_titles(titles: Mapping[str, str] | None, profiles: Sequence[TasteProfile]) -> None:
+    """A title for a locale no profile of the run has would go unused without a word: say so."""
+    for tag in titles or {}:
+        if not any(tag in (p.locale, p.locale.split("-")[0]) for p in profiles):
+            have = ", ".join(f"{p.id} {p.locale}" for p in profiles)
+            warn(f"no profile of this run has the locale {tag}, so its title is not used (profiles: {have})")
+
+
 def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, preset: str | None = None, frames: int = 4,
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
@@ -243,6 +251,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     _check_counts(frames, variants_per_frame, top_k)
     spec = load_models_config().preset(preset)
     profs = resolve_profiles(profiles)
+    for tag in titles or {}:
+        check_locale(tag, "titles")
     src = _source_path(source)
     if not src.exists():
         raise SourceNotFoundError(src)
@@ -276,7 +286,9 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         store.reopen_run(run_id)
     manifest_path = run_dir / "manifest.json"
     write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    warned = WarningLog().open()  # what the stages work around, for result.json and the caller
     try:
+        _say_unused_titles(titles, profs)
         kfs = store.keyframes(run_id) if claimed is not None else []
         if not kfs:
             if keyframes is None:
@@ -312,7 +324,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             for r in good:
                 _link(r.variant.path, run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
-                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected))
+                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
+                           warnings=tuple(warned.messages))
         buf = io.BytesIO()
         overview(result).save(buf, format="PNG")
         write_bytes(run_dir / "overview.png", buf.getvalue())
@@ -326,6 +339,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        warned.close()
         lock.release()
 
 
