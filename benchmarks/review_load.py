@@ -38,6 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.bandit_load import _cpu_s  # noqa: E402  (one way to read a process's CPU time)
+
 ACTIONS = ("approve", "reject", "flag")
 
 
@@ -62,15 +64,6 @@ def make_store(out: Path) -> tuple[str, list[tuple[str, str]]]:
     pairs = [(rv.variant.id, pid) for pid, items in run.ranked for rv in items]
     pairs += [(rv.variant.id, pid) for pid, items in run.rejected for rv in items]
     return run.run_id, pairs
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _pct(xs: list[float], q: float) -> float:
