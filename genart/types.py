@@ -636,3 +636,8 @@ class BatchReport:
     summary_json: Path | None = None
     oom_retries: int = 0
     batch_size: int | None = None  # the batch size generation ended at (after any OOM halving)
+
+    @property
+    def failed(self) -> tuple[BatchTitleReport, ...]:
+        """The titles that failed (status ``failed``, the reason in ``error``); the others completed."""
+        return tuple(t for t in self.titles if t.status == "failed")
