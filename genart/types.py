@@ -326,6 +326,9 @@ class Arm:
     is_control: bool = False
     prior_mean: float = 0.5
     profile_id: str | None = None
+    # how many pseudo-observations the prior is worth; None: the test's ``prior_weight``. The segment
+    # preference model sets it from its own certainty (genart.bandit.preferences).
+    prior_strength: float | None = None
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ class Base(DeclarativeBase):
     pass
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Columns a newer genart added to a table an older one created (nullable, so old rows read as None)."""
+def _add_missing_columns(engine: Engine, tables=None) -> None:
+    """Columns a newer genart added to a table an older one created (nullable, so old rows read as None).
+
+    ``tables``: only these (the bandit store creates its own tables only), default every table."""
     insp = inspect(engine)
     existing_tables = set(insp.get_table_names())
-    for table in Base.metadata.sorted_tables:
+    for table in (Base.metadata.sorted_tables if tables is None else tables):
         if table.name not in existing_tables:
             continue
         have = {c["name"] for c in insp.get_columns(table.name)}
