@@ -222,7 +222,7 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
         handed = {u.run_id for u in ledger.units("handoff", run_ids)}
         for st in ordered:
             if st.run_id not in handed:
-                handoff_title(ledger, st, cat.policy, "ray-driver")
+                handoff_title(ledger, st, cat, "ray-driver")
         return title_reports(ledger, ordered, made), bstate
     finally:
         ledger.close()
