@@ -1,10 +1,12 @@
 """The learning loop's rules, as pure functions: when is a segment's artwork weak, and which
 generation settings to try next for it.
 
-- :func:`weakness`: a segment is weak when, after ``loop_min_impressions`` impressions (and
-  ``loop_min_impressions / (2 K)`` for each of its K arms, so a new arm has had its chance), none
-  of its generated arms beats the control with probability above ``loop_beat_probability``, or
-  the leader's lift over the control is below ``loop_min_lift``. (The report carries the verdict for
+- :func:`weakness`: a segment is weak when, after ``loop_min_impressions`` impressions, none of
+  its generated arms beats the control with probability above ``loop_beat_probability``, or the
+  leader's lift over the control is below ``loop_min_lift``. A new arm that has seen little
+  traffic still has a wide posterior, so it keeps a segment from being weak until its data say
+  otherwise (and :func:`genart.learning.loop_step` waits for ``loop_min_impressions`` more
+  impressions after a proposal before the segment may ask again). (The report carries the verdict for
   every segment; :func:`genart.learning.loop_step` acts on it when the test has ``loop`` on.)
 - :func:`arms_key`: the state of a segment's arms; one trigger per state, so a weak segment asks
   for new artwork once, and again only after its arms changed.
@@ -40,10 +42,6 @@ def weakness(arms: Sequence[ArmReport], cfg: TestConfig) -> tuple[bool, str]:
         return False, "no generated arm"
     if total < cfg.loop_min_impressions:
         return False, f"collecting: {total} of {cfg.loop_min_impressions} impressions"
-    fair = max(1, cfg.loop_min_impressions // (2 * len(arms)))  # every arm gets its chance first
-    young = min(made, key=lambda a: a.impressions)
-    if young.impressions < fair:
-        return False, f"collecting: {young.arm_id} has {young.impressions} of {fair} impressions"
     best = max(made, key=lambda a: a.prob_beats_control or 0.0)
     leader = max(made, key=lambda a: a.posterior_mean)
     p_beat = best.prob_beats_control or 0.0

@@ -386,11 +386,11 @@ class PreferenceModel:
                      high=float(hi))
 
     # --- what a segment responds to -----------------------------------------------------------------
-    def tastes(self, *, level: float = 0.95, n_draws: int = 4000, seed: int = 0,
-               min_probability: float = 0.9) -> list[SegmentTaste]:
+    def tastes(self, *, level: float = 0.95, n_draws: int = 4000, seed: int = 0) -> list[SegmentTaste]:
         """Per segment seen, every fact's and combination's effect (percentage points of the rate,
-        from ``lo`` to ``hi`` with the other facts at the segment's average), strongest evidence
-        first, and a sentence naming those whose sign is at least ``min_probability`` sure."""
+        from ``lo`` to ``hi`` with the other facts at the segment's average, for a typical title of
+        the segment), strongest evidence first, and a sentence naming the largest whose ``level``
+        interval excludes 0."""
         rng = np.random.default_rng(seed)
         draws = self._draws(n_draws, rng)
         out = []
@@ -422,13 +422,12 @@ class PreferenceModel:
             effects.sort(key=lambda e: -abs(e.prob_positive - 0.5))
             out.append(SegmentTaste(segment=seg, baseline=float(ref.mean()), trials=self.trials.get(seg, 0.0),
                                     titles=self.titles.get(seg, 0), effects=tuple(effects),
-                                    summary=self._sentence(seg, effects, level, min_probability)))
+                                    summary=self._sentence(seg, effects, level)))
         return out
 
-    def _sentence(self, segment: str, effects: Sequence[Effect], level: float, min_probability: float) -> str:
+    def _sentence(self, segment: str, effects: Sequence[Effect], level: float) -> str:
         pct = int(round(level * 100))
-        sure = [e for e in effects if max(e.prob_positive, 1 - e.prob_positive) >= min_probability
-                and not e.what.startswith("clip_")]
+        sure = [e for e in effects if (e.low > 0 or e.high < 0) and not e.what.startswith("clip_")]
         sure.sort(key=lambda e: -abs(e.points))
         evidence = f"{self.trials.get(segment, 0):,.0f} impressions over {self.titles.get(segment, 0)} title(s)"
         if not sure:
