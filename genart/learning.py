@@ -50,7 +50,7 @@ AUTO_APPROVER = "auto-approve"
 PREVIEW_SIDE = 160  # px: what a candidate setting would show is measured on a thumbnail this wide
 PROMPT_EDITS = ("", "an expressive face showing strong emotion", "a close-up on the face",
                 "bright vivid colour", "dark low-key moody light")
-MAX_CANDIDATES = 400
+MAX_PREVIEWS = 300  # thumbnails finished per proposal (a run has at most this many frame x face x aspect x grade)
 GRADE_STEPS = (0.65, 1.0, 1.3)  # the grade strengths the loop tries (the classic preset)
 
 
@@ -490,6 +490,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
     strengths: tuple[float | None, ...] = (None,) if classic else tuple(profile.strengths) or (0.4,)
     edits: tuple[str | None, ...] = (None,) if classic else PROMPT_EDITS
     out: list[tuple[object, dict]] = []
+    previews = 0
     for kf in run.keyframes:
         if kf.path is None or not Path(kf.path).is_file():
             continue
@@ -505,17 +506,18 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
             who = kf.people[face].character if face is not None and face < len(kf.people) else None
             for aspect in profile.aspects:
                 for amount in grades:
+                    if previews >= MAX_PREVIEWS:
+                        return out
+                    previews += 1
                     done = finish(small, use, aspect, scaled_grade(profile, amount).grade, 1.0)
                     cx, cy, cw, ch = done.framing.crop
                     crop = (int(cx / scale), int(cy / scale), int(cw / scale), int(ch / scale))
-                    for strength in strengths:
+                    for strength in strengths:  # img2img's own changes are unknown until made: same facts
                         for edit in edits:
                             s = Setting(keyframe_id=kf.id, aspect=aspect, grade_amount=amount, face=face,
                                         character=who, strength=strength, prompt_edit=edit or None)
                             out.append((s, artwork_facts(kf, crop, aspect, done.pixels, grade_amount=amount,
                                                          generated=strength or 0.0, lead=lead)))
-                            if len(out) >= MAX_CANDIDATES:
-                                return out
     return out
 
 

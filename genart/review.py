@@ -713,25 +713,35 @@ def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, see
 
 
 def test_report(out: str | Path, test_id: str, *, db: str | None = None) -> TestSnapshot:
-    """A test's per-segment report (impressions, rewards, posterior, P(best), winner) and its plots.
+    """A test's per-segment report (impressions, rewards, posterior, P(best), P(beats control),
+    winner, whether a segment is weak), its plots, and what each of its segments responds to.
 
-    The plots (cumulative reward, and each arm's share over time) are PNGs under
-    ``<out>/tests/<test id>/``; none when matplotlib is not installed.
+    The plots (cumulative reward and each arm's allocation over time; and each segment's
+    preferences, ``preferences_plot``) are PNGs under ``<out>/tests/<test id>/``; none when
+    matplotlib is not installed. The
+    preferences are the segment preference model's (``genart.learning.segment_preferences``),
+    learned from every test of the store with this test's reward.
 
     Raises:
         UnknownTestError: no such test.
     """
-    from genart.bandit.report import plot_test
+    from genart.bandit.report import plot_preferences, plot_test
+    from genart.bandit.settings import reward_text
     from genart.errors import BackendUnavailableError
+    from genart.learning import segment_preferences
 
     tester = _tester(out, db)
     report = tester.report(test_id)
+    segments = {s.segment for s in report.segments}
+    tastes = tuple(t for t in segment_preferences(out, db=db, reward=reward_text(tester.config(test_id).reward))
+                   if t.segment in segments)
     folder = Path(out) / "tests" / (re.sub(r"[^A-Za-z0-9_.-]", "_", test_id)[:120] or "test")
     try:
         plots = tuple(plot_test(tester, test_id, folder))
+        taste_plot = plot_preferences(tastes, folder / "preferences.png") if tastes else None
     except BackendUnavailableError:
-        plots = ()
-    return TestSnapshot(test_id=test_id, report=report, plots=plots)
+        plots, taste_plot = (), None
+    return TestSnapshot(test_id=test_id, report=report, plots=plots, preferences=tastes, preferences_plot=taste_plot)
 
 
 test_report.__test__ = False  # a function of the API, not a pytest test (should someone import it by name)

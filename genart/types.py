@@ -523,7 +523,9 @@ class TestSnapshot:
 
     test_id: str
     report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
-    plots: tuple[Path, ...] = ()  # cumulative reward, arm share over time
+    plots: tuple[Path, ...] = ()  # cumulative reward, allocation over time
+    preferences: tuple = ()  # genart.bandit.preferences.SegmentTaste per segment: what it responds to
+    preferences_plot: Path | None = None  # each segment's effects with their intervals (PNG)
 
 
 # --- frames: shots and the full analysis of a source ----------------------------------------------
