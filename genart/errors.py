@@ -141,8 +141,8 @@ class BanditError(GenartError):
 class UnknownTestError(BanditError):
     def __init__(self, test_id: str, known: Iterable[str] = ()) -> None:
         super().__init__(f"unknown bandit test '{test_id}'; known tests: {_choices(known)}",
-                         hint="`genart bandit list --out DIR` shows a store's tests; `genart bandit create RUN_ID "
-                              "--out DIR` makes one from a run's approved variants")
+                         hint="`genart bandit list --out DIR` lists a store's tests; "
+                              "`genart bandit create RUN_ID --reviewer NAME --out DIR` makes one")
         self.test_id = test_id
 
 

@@ -43,9 +43,9 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except GenartError as exc:
-            err.print(f"[bold red]error:[/] {escape(exc.message)}")
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)  # one line: the terminal wraps it
             if exc.hint:
-                err.print(f"[dim]hint: {escape(exc.hint)}[/]")
+                err.print(f"[dim]hint: {escape(exc.hint)}[/]", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: everything finished so far is in the store")

@@ -232,9 +232,10 @@ def plot_preferences(tastes, path: str | Path, *, per_segment: int = 8) -> Path:
     n = max(1, len(tastes))
     fig, axes = plt.subplots(n, 1, figsize=(7.5, 0.42 * per_segment * n + 0.9 * n), squeeze=False)
     for ax, t in zip(axes[:, 0], tastes):
-        effects = [e for e in t.effects if not e.what.startswith("clip_")][:per_segment][::-1]
+        # the best-supported effects, drawn largest first (top) to most negative (bottom)
+        effects = sorted([e for e in t.effects if not e.what.startswith("clip_")][:per_segment], key=lambda e: e.points)
         y = np.arange(len(effects))
-        sure = [max(e.prob_positive, 1 - e.prob_positive) >= 0.9 for e in effects]
+        sure = [e.low > 0 or e.high < 0 for e in effects]
         colours = ["#c0392b" if s and e.points < 0 else "#1e8449" if s else "#7f8c8d" for e, s in zip(effects, sure)]
         ax.hlines(y, [e.low for e in effects], [e.high for e in effects], colors=colours, lw=2)
         ax.scatter([e.points for e in effects], y, color=colours, zorder=3, s=22)
@@ -243,7 +244,7 @@ def plot_preferences(tastes, path: str | Path, *, per_segment: int = 8) -> Path:
         ax.set_title(f"{t.segment}: baseline {t.baseline:.2%}, {t.trials:,.0f} impressions over {t.titles} title(s)",
                      fontsize=9, loc="left")
         ax.tick_params(axis="x", labelsize=8)
-    axes[-1, 0].set_xlabel("effect on the rate, percentage points (95% interval; green/red: sign at least 90% sure)",
+    axes[-1, 0].set_xlabel("effect on the rate in percentage points, 95% interval (coloured: it excludes 0)",
                            fontsize=8)
     if not tastes:
         axes[0, 0].text(0.5, 0.5, "no traffic on arms with measured facts yet", ha="center", va="center")

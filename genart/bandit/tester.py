@@ -594,7 +594,8 @@ class Tester:
         cfg = test.config
         a = BanditAllocationRow
         segs = sorted({c.segment for c in ctxs})
-        q = select(a).where(a.test_id == test.test_id, a.segment.in_(segs))
+        q = select(a.segment, a.probs, a.t.label("served_at"), a.served).where(a.test_id == test.test_id,
+                                                                               a.segment.in_(segs))
         if self.engine.dialect.name != "sqlite":
             q = q.with_for_update()  # one budget for every process (SQLite serialises writers already)
         refs = {r.segment: r for r in conn.execute(q)}
@@ -608,7 +609,7 @@ class Tester:
                 ref, budget = None, np.inf
             else:
                 ref = extend_reference(np.asarray(json.loads(ref_row.probs), dtype=float), k, cfg.floor)
-                spent = (now - ref_row.t) if cfg.change_unit == "seconds" else float(ref_row.served)
+                spent = (now - ref_row.served_at) if cfg.change_unit == "seconds" else float(ref_row.served)
                 budget = cfg.change_cap * max(0.0, spent) / cfg.change_interval
             served, alloc = cap_change(probs[idx, :k], ref, budget)
             probs[idx, :k] = served
