@@ -169,9 +169,11 @@ def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -
             share = np.array([probs[b].mean(axis=0) for b in bins])
             x = np.array([b[-1] + 1 for b in bins])
             ax.stackplot(x, share.T, labels=labels)
+            ax.legend(fontsize=6, loc="upper left", ncol=4)
+        else:  # a legend of nothing would only make matplotlib warn
+            ax.text(0.5, 0.5, "no exposures yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel(seg, fontsize=8)
-        ax.legend(fontsize=6, loc="upper left", ncol=4)
     axes[-1, 0].set_xlabel("exposures in segment")
     cap = test.config.change_cap
     unit = "s" if test.config.change_unit == "seconds" else " exposures"
