@@ -512,12 +512,15 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
                     done = finish(small, use, aspect, scaled_grade(profile, amount).grade, 1.0)
                     cx, cy, cw, ch = done.framing.crop
                     crop = (int(cx / scale), int(cy / scale), int(cw / scale), int(ch / scale))
+                    # the share of the crop outside the frame: filled in (blur-extend, outpainting)
+                    inside = max(0, min(cx + cw, w) - max(cx, 0)) * max(0, min(cy + ch, h) - max(cy, 0))
+                    filled = 1.0 - inside / float(max(1, cw * ch))
                     for strength in strengths:  # img2img's own changes are unknown until made: same facts
                         for edit in edits:
                             s = Setting(keyframe_id=kf.id, aspect=aspect, grade_amount=amount, face=face,
                                         character=who, strength=strength, prompt_edit=edit or None)
                             out.append((s, artwork_facts(kf, crop, aspect, done.pixels, grade_amount=amount,
-                                                         generated=strength or 0.0, lead=lead)))
+                                                         generated=max(filled, strength or 0.0), lead=lead)))
     return out
 
 

@@ -158,12 +158,13 @@ def test_mistakes_are_one_line_with_a_cli_hint(store, tmp_path):
     one_error(genart("bandit", "report", test_id, cwd=tmp_path), "no genart store here")
     one_error(genart("bandit", "report", test_id, "--out", out, "--store", out), "--store and --out")
     base = ["bandit", "create", run_id, "--reviewer", "ana", "--out", out, "--test-id", "t2"]
-    one_error(genart(*base, "--reward", "plays"), "invalid reward: 'plays'", "play:MINUTES")
-    one_error(genart(*base, "--change-interval", "soon"), "invalid change_interval: 'soon'")
+    one_error(genart(*base, "--reward", "plays"), "invalid --reward: 'plays'", "play:MINUTES")  # the option typed
+    one_error(genart(*base, "--change-interval", "soon"), "invalid --change-interval: 'soon'")
     one_error(genart(*base, "--policy", "thompson"), "unknown bandit policy 'thompson'")
-    one_error(genart(*base, "--floor", "0.9"), "invalid floor")
+    one_error(genart(*base, "--floor", "0.9"), "invalid --floor")
     one_error(genart("bandit", "create", "no-such-run", "--reviewer", "ana", "--out", out), "unknown run 'no-such-run'")
-    one_error(genart("bandit", "create", "--title", "bunny", "--reviewer", "ana", "--out", out), "invalid title")
+    one_error(genart("bandit", "create", "--title", "bunny", "--reviewer", "ana", "--out", out), "invalid --title")
+    one_error(genart("bandit", "report", "--out", out), "TEST_ID / --title")
 
 
 def test_stop_then_the_test_serves_its_winner(store, tmp_path):
@@ -198,7 +199,7 @@ def test_preferences_and_loop_commands(store):
     assert r.returncode == 0 and json.loads(r.stdout)[0]["segment"] == "comedy"
     r = genart("bandit", "preferences", "--out", out, "--reward", "play:15")
     assert r.returncode == 0 and "comedy:" in r.stdout
-    one_error(genart("bandit", "preferences", "--out", out, "--reward", "minutes"), "invalid reward")
+    one_error(genart("bandit", "preferences", "--out", out, "--reward", "minutes"), "invalid --reward")
     r = genart("bandit", "loop", test_id, "--out", out, "--json")
     assert r.returncode == 0, r.stderr
     step = json.loads(r.stdout)

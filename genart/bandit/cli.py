@@ -13,11 +13,10 @@ user or the store supplied is escaped before Rich sees it.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 from rich import box
@@ -25,33 +24,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genart.errors import GenartError
 
 app = typer.Typer(help="Bandit tests of approved artwork: create, report, stop, evaluate, loop, simulate, serve.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+# genart's one way to say an error (one line, the option as typed, a hint). Imported after ``app``
+# exists: genart.cli mounts this module's ``app`` when it is imported itself.
+from genart.cli import handles_errors as _friendly  # noqa: E402
 
 STORE_HELP = "Database URL or SQLite file of the store (instead of --out)."
 OUT_HELP = ("The output folder genart run / app / batch wrote (its genart.sqlite). "
             "Default: ./genart.sqlite, else ./runs/genart.sqlite.")
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-
-
-def _friendly(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenartError as exc:
-            err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)  # one line: the terminal wraps it
-            if exc.hint:
-                err.print(f"[dim]hint: {escape(exc.hint)}[/]", soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: everything finished so far is in the store")
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 def _where(store: Optional[str], out: Optional[Path], *, must_exist: bool) -> tuple[Optional[Path], str]:
@@ -62,6 +47,27 @@ def _where(store: Optional[str], out: Optional[Path], *, must_exist: bool) -> tu
     if url.startswith("sqlite:///") and "mode=memory" not in url and url != "sqlite:///:memory:":
         return Path(url[len("sqlite:///"):].split("?", 1)[0]).parent, url
     return None, url
+
+
+TITLE_HELP = "Instead of TEST_ID: the test of a catalogue title's run (what genart batch made for it)."
+
+
+def _test_id(test_id: Optional[str], title: Optional[str], folder: Optional[Path], url: str) -> str:
+    """The test a command is about: its id, or the newest test of a catalogue title's run."""
+    from genart import api
+    from genart.errors import InvalidArgumentError
+
+    if (test_id is None) == (title is None):
+        raise InvalidArgumentError("TEST_ID / --title", test_id or title,
+                                   "a test id or --title TITLE (a catalogue title's test), one of them")
+    if test_id is not None:
+        return test_id
+    run_id = api.title_run(_needs_folder(folder, "--title"), title, db=url)
+    mine = [i for i in api.list_tests(folder, db=url) if i.run_id == run_id]
+    if not mine:
+        raise InvalidArgumentError("--title", title, f"a title with a test (its run {run_id} has none: "
+                                   f"`genart bandit create {run_id} --reviewer NAME --out DIR` makes one)")
+    return max(mine, key=lambda i: i.created_at).test_id
 
 
 def _needs_folder(folder: Optional[Path], what: str) -> Path:
@@ -184,7 +190,8 @@ def _print_info(info) -> None:
 @app.command()
 @_friendly
 def approve(
-    test_id: str = typer.Argument(..., help="A draft test (the batch job's top-k, waiting for a person)."),
+    test_id: Optional[str] = typer.Argument(None, help="A draft test (the batch job's top-k, waiting for a person)."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
     reviewer: str = typer.Option(..., "--reviewer", help="Who approves (kept in the test and the review log)."),
     out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
@@ -194,7 +201,7 @@ def approve(
     from genart import api
 
     folder, url = _where(store, out, must_exist=True)
-    info = api.approve_test(folder, test_id, reviewer=reviewer, db=url)
+    info = api.approve_test(folder, _test_id(test_id, title, folder, url), reviewer=reviewer, db=url)
     if as_json:
         _print_json(info.to_json())
     else:
@@ -204,7 +211,8 @@ def approve(
 @app.command()
 @_friendly
 def stop(
-    test_id: str = typer.Argument(..., help="The test to stop."),
+    test_id: Optional[str] = typer.Argument(None, help="The test to stop."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json"),
@@ -213,6 +221,7 @@ def stop(
     from genart import api
 
     folder, url = _where(store, out, must_exist=True)
+    test_id = _test_id(test_id, title, folder, url)
     rep = api.stop_test(folder, test_id, db=url)
     if as_json:
         _print_json(rep.to_json())
@@ -243,7 +252,8 @@ def list_cmd(
         return
     table = Table(title=f"tests in {escape(url)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
     for col in ("test", "status", "approved by", "segments", "arms", "shown", "rate"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("arms", "shown", "rate") else "left")
+        table.add_column(col, overflow="fold", no_wrap=col == "test",
+                         justify="right" if col in ("arms", "shown", "rate") else "left")
     for i in infos:
         rate = _pct(i.rewards / i.impressions) if i.impressions else "-"
         table.add_row(escape(i.test_id), i.status, escape(i.approved_by or "-"), escape(", ".join(i.segments)),
@@ -255,18 +265,22 @@ def list_cmd(
 @app.command()
 @_friendly
 def report(
-    test_id: str = typer.Argument(..., help="The test to report on."),
+    test_id: Optional[str] = typer.Argument(None, help="The test to report on."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report (and the segments' preferences) as JSON."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG plots to this folder."),
 ) -> None:
-    """Per segment: impressions, rewards, posterior and interval, P(best), against the control, winner;
-    and what each segment responds to, learned from every test of the store."""
+    """Each segment's arms (traffic, rate, P(best), against the control), its winner, and what it responds to.
+
+    What each segment responds to is learned from every test of the store.
+    """
     from genart import api
     from genart.bandit.tester import Tester
 
     folder, url = _where(store, out, must_exist=True)
+    test_id = _test_id(test_id, title, folder, url)
     tester = Tester(url)
     rep = tester.report(test_id)
     written = []
@@ -355,7 +369,8 @@ def preferences(
 @app.command()
 @_friendly
 def evaluate(
-    test_id: str = typer.Argument(..., help="The test whose log to evaluate on."),
+    test_id: Optional[str] = typer.Argument(None, help="The test whose log to evaluate on."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
     candidate: Optional[list[str]] = typer.Option(None, "--candidate",
@@ -370,6 +385,7 @@ def evaluate(
     from genart import api
 
     folder, url = _where(store, out, must_exist=True)
+    test_id = _test_id(test_id, title, folder, url)
     ev = api.evaluate_test(folder, test_id, candidates=tuple(candidate or ("uniform", "greedy", "control")),
                            methods=tuple(method or ("ips", "snips", "dr")), n_boot=boot, db=url)
     if as_json:
@@ -395,17 +411,22 @@ def evaluate(
 @app.command("loop")
 @_friendly
 def loop_cmd(
-    test_id: str = typer.Argument(..., help="A running test."),
+    test_id: Optional[str] = typer.Argument(None, help="A running test."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
     force: bool = typer.Option(False, "--force", help="Look for weak segments even if the test's loop is off."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """One turn of the learning loop: approved proposals become arms; weak segments get new artwork
-    (made, ranked and queued for review in the app, or added at once if the test was auto-approved)."""
+    """One turn of the learning loop: new artwork for weak segments, approved proposals added as arms.
+
+    Proposed variants are made by the run's preset, ranked, and queued for review in the app (or
+    added at once when the test was auto-approved).
+    """
     from genart import api
 
     folder, url = _where(None, out, must_exist=True)
     folder = _needs_folder(folder, "the loop")
+    test_id = _test_id(test_id, title, folder, url)
     step = api.loop_step(folder, test_id, db=url, force=force)
     props = api.proposals(folder, test_id, db=url)
     if as_json:
@@ -461,8 +482,23 @@ def simulate(
                                                                          "cap (0.1 = 10 points per interval)."),
     change_interval: str = typer.Option("500 exposures", "--change-interval", help="The cap's interval."),
     batch: int = typer.Option(500, "--batch", min=1, help="With --store/--out: members decided per request batch."),
+    test: Optional[str] = typer.Option(None, "--test", help="Rehearse this existing test of --out with simulated "
+                                                            "members (made-up true rates per arm) instead."),
+    title: Optional[str] = typer.Option(None, "--title", help="Rehearse a catalogue title's test instead."),
 ) -> None:
     """Simulate a policy (or --compare them all) on a random audience and say what it cost."""
+    if test is not None or title is not None:
+        from genart import api
+
+        folder, url = _where(store, out, must_exist=True)
+        tid = _test_id(test, title, folder, url)
+        result = api.simulate_test(_needs_folder(folder, "--test"), tid, impressions=rounds, seed=seed, db=url)
+        if as_json:
+            typer.echo(json.dumps({**result.to_json(), "test_id": tid}))
+            return
+        console.print(f"{escape(tid)}: {rounds:,} simulated members went through the test (each arm with a made-up "
+                      f"true rate); `genart bandit report {escape(tid)} --out DIR` shows where it stands")
+        return
     from genart.bandit.simulator import POLICY, Population, drive_tester, stream_seed, streams
     from genart.bandit.simulator import simulate as run
     from genart.errors import InvalidArgumentError

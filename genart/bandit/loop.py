@@ -57,7 +57,7 @@ def weakness(arms: Sequence[ArmReport], cfg: TestConfig) -> tuple[bool, str]:
 
 def opportunity(model, segment: str, candidates: Sequence[tuple["Setting", dict]], arms: Sequence[ArmReport],
                 cfg: TestConfig, rng: np.random.Generator, *, exclude: Sequence[str] = (), group: str | None = None,
-                n_draws: int = 2000) -> tuple[bool, str, float]:
+                n_draws: int = 2000, min_titles: int = 2) -> tuple[bool, str, float]:
     """(worth it, why, probability): does the preference model expect an untried setting to beat the
     segment's leader by at least ``cfg.loop_min_gain`` (relative), with probability above
     ``cfg.loop_beat_probability``? The other reason to ask for new artwork: the arms are not weak
@@ -65,11 +65,18 @@ def opportunity(model, segment: str, candidates: Sequence[tuple["Setting", dict]
 
     The probability is over joint posterior draws: in each draw, the best untried setting's rate
     against a draw of the leader's own (Beta) posterior; draws, not point estimates, so a model
-    that knows little does not promise much. It needs no traffic on this title: a model that
-    learned the segment's taste on earlier titles can ask for better artwork from the start.
+    that knows little does not promise much, and it waits until the model has seen the segment on
+    ``min_titles`` titles (the best of many wide guesses always looks good). It needs no traffic on
+    this title: a model that learned the segment's taste on earlier titles can ask for better
+    artwork from the start.
     """
     if cfg.loop_min_gain is None or not arms:
         return False, "off", 0.0
+    seen = model.titles.get(segment, 0)
+    if seen < min_titles:
+        # an untaught model is wide, and the best of many wide guesses always looks good: no promise yet
+        return False, (f"the preference model has seen {segment} on {seen} title(s); it promises better artwork "
+                       f"after {min_titles}"), 0.0
     excluded = set(exclude)
     pool = [f for s, f in candidates if s.key not in excluded]
     if not pool:

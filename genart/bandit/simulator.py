@@ -256,7 +256,8 @@ def simulate(population: Population, policy: str = "ts", rounds: int = 50_000, *
 def drive_tester(tester, test_id: str, population: Population, rounds: int, *, seed: int = 0,
                  batch_size: int = 500, users: int = 0, env: Environment | None = None) -> SimulationResult:
     """Runs simulated traffic through a real tester and store: ``assign_many`` then ``record_many``
-    per batch, a click (1) or no click (0) recorded for every exposure.
+    per batch, a success or not recorded for every exposure (a success is a click, or a play or
+    watch time that earns the full reward under the test's reward rule).
 
     The test must exist with the population's segments and arms (e.g. from
     :meth:`Population.arms_for`). Returns the expected regret of what the tester chose.
@@ -272,6 +273,11 @@ def drive_tester(tester, test_id: str, population: Population, rounds: int, *, s
     best_rate, best_arm = rates.max(axis=1), rates.argmax(axis=1)
     arm_index = {a: i for i, a in enumerate(population.arms)}
     rng = np.random.default_rng(streams(seed)[MEMBERS])
+    # what a member who "clicks" is observed doing under the test's reward rule: a click, a play as
+    # long as the threshold, the capped watch time
+    rule = tester.config(test_id).reward
+    success = rule.threshold if rule.kind == "threshold" and rule.threshold > 0 else \
+        rule.scale if rule.kind == "value" else 1.0
     regret = reward = 0.0
     hits = 0
     t = 0
@@ -287,7 +293,7 @@ def drive_tester(tester, test_id: str, population: Population, rounds: int, *, s
         arms = np.array([arm_index[e.arm_id] for e in exps])
         rewards = env.rewards(t, arms)
         now = tester.clock()
-        tester.record_many([Outcome(e.exposure_id, float(r), now) for e, r in zip(exps, rewards)])
+        tester.record_many([Outcome(e.exposure_id, float(r) * success, now) for e, r in zip(exps, rewards)])
         regret += float((best_rate[seg] - rates[seg, arms]).sum())
         reward += float(rewards.sum())
         hits += int((arms == best_arm[seg]).sum())

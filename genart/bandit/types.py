@@ -208,8 +208,10 @@ class TestConfig:
                   "value": f"watch minutes capped at {r.scale:g}"}[r.kind]
         parts = [f"policy {self.policy}", f"reward {reward}", f"floor {self.floor:g}"]
         if self.change_cap is not None:
-            unit = "s" if self.change_unit == "seconds" else " exposures"
-            parts.append(f"change cap {self.change_cap * 100:g} pts per {self.change_interval:g}{unit}")
+            from genart.bandit.settings import interval_text
+
+            parts.append(f"change cap {self.change_cap * 100:g} pts per "
+                         f"{interval_text(self.change_interval, self.change_unit)}")
         parts.append(f"stop at P(best) >= {self.stop_probability:g} after {self.min_impressions} impressions per arm")
         if self.loop:
             parts.append(f"loop: {self.loop_variants} new variant(s) for a weak segment after "
