@@ -128,7 +128,7 @@ def test_report_json_has_the_settings_the_comparison_with_the_control_and_the_pr
     _, out, _, test_id = store
     r = genart("bandit", "report", test_id, "--out", out, "--json")
     data = json.loads(r.stdout)
-    assert data["approved_by"] == "ana" and "change cap 10 pts per 3600s" in data["settings"]
+    assert data["approved_by"] == "ana" and "change cap 10 pts per 1h" in data["settings"]
     (seg,) = data["segments"]
     control = next(a for a in seg["arms"] if a["is_control"])
     made = [a for a in seg["arms"] if not a["is_control"]]
