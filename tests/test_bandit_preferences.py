@@ -205,3 +205,22 @@ def test_settings_parse_what_people_write():
     with pytest.raises(InvalidArgumentError, match="test setting"):
         from_mapping({"polcy": "ts"})
     assert set(FACT_NAMES) >= {"face", "close_up", "two_shot", "expressive", "dark", "saturated", "text", "portrait"}
+
+
+def test_a_catalogues_test_block_is_checked_where_it_was_written(tmp_path):
+    from genart.batch.catalog import parse_catalog
+    from genart.errors import CatalogError
+
+    head = "preset: classic\nprofiles: [drama]\n"
+    titles = "titles:\n  - id: demo\n    demo: true\n"
+    cat = parse_catalog(head + "auto_approve: true\ntest:\n  policy: ucb1\n  reward: watch:45\n  change_cap: 0.1\n"
+                        "  change_interval: 500 exposures\n  loop: true\n" + titles, tmp_path / "c.yaml")
+    assert cat.auto_approve and cat.policy == "ucb1" and cat.test.reward == RewardRule(kind="value", scale=45.0)
+    assert (cat.test.change_cap, cat.test.change_unit, cat.test.loop) == (0.1, "exposures", True)
+    assert parse_catalog(head + "policy: egreedy\n" + titles, tmp_path / "c.yaml").test.policy == "egreedy"  # older spelling
+    with pytest.raises(CatalogError, match=r"c.yaml:5: field 'test.reward': invalid reward: 'plays'"):
+        parse_catalog(head + "test:\n  policy: ts\n  reward: plays\n" + titles, tmp_path / "c.yaml")
+    with pytest.raises(CatalogError, match="rewrad"):
+        parse_catalog(head + "test:\n  rewrad: click\n" + titles, tmp_path / "c.yaml")
+    with pytest.raises(CatalogError, match="disagrees with test.policy"):
+        parse_catalog(head + "policy: ts\ntest:\n  policy: ucb1\n" + titles, tmp_path / "c.yaml")
