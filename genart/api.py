@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from genart.models import PresetCheck
     from genart.demo import DemoClip
+    from genart.bandit.types import TestConfig, TestInfo
     from genart.types import BatchReport, FramesResult
 
 
@@ -233,13 +234,16 @@ def make_demo_clip(path: str | Path) -> "DemoClip":
 def run_catalog(catalog: str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
                 batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
                 ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
-                progress: ProgressFn | None = None) -> "BatchReport":
-    """Run (or resume) a whole catalogue: what ``genart batch`` does. See ``genart.batch.run_catalog``."""
+                progress: ProgressFn | None = None, auto_approve: bool | None = None) -> "BatchReport":
+    """Run (or resume) a whole catalogue: what ``genart batch`` does. See ``genart.batch.run_catalog``.
+
+    ``auto_approve``: start each title's bandit test without a person (kept in the test); by
+    default a draft test waits for someone to approve it."""
     from genart.batch import run_catalog as _run
 
     return _run(catalog, out, engine=engine, db=db, batch_size=batch_size, compile=compile,
                 num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-                ray_num_gpus=ray_num_gpus, progress=progress)
+                ray_num_gpus=ray_num_gpus, progress=progress, auto_approve=auto_approve)
 
 
 # Review and hand-off live in genart.review; the public functions are part of this API.
@@ -258,4 +262,53 @@ from genart.review import (  # noqa: E402,F401  (re-exported)
     handoffs,
     simulate_test,
     test_report,
+)
+
+
+def test_settings(**choices) -> "TestConfig":
+    """A bandit test's settings from a person's choices, the same as ``genart bandit create``'s
+    options and a catalogue's ``test:`` block: ``policy`` (ts, egreedy, ucb1, lints, linucb, vw),
+    ``reward`` (``click``, ``play:MINUTES``, ``watch:MINUTES``), ``floor``, ``change_cap`` and
+    ``change_interval`` (``0.1`` per ``1h`` or per ``500 exposures``), ``stop_at`` and
+    ``min_impressions`` (the stopping rule), ``loop`` and ``loop_variants`` (new artwork for weak
+    segments), ``context_dim``. See ``genart.bandit.settings``.
+
+    Raises:
+        UnknownPolicyError, InvalidArgumentError: a bad choice, named as the option is named.
+    """
+    from genart.bandit.settings import test_settings as _settings
+
+    return _settings(**choices)
+
+
+test_settings.__test__ = False  # an API function, not a pytest test
+
+
+def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) -> "TestInfo":
+    """One test's status (draft, running, stopped), settings in words, approval, origin and traffic.
+
+    Raises:
+        UnknownTestError: no such test.
+    """
+    from genart.learning import _tester
+
+    return _tester(out, db).info(test_id)
+
+
+test_info.__test__ = False
+
+
+# Bandit tests from every surface and the learning loop live in genart.learning.
+from genart.learning import (  # noqa: E402,F401  (re-exported)
+    approve_test,
+    evaluate_test,
+    list_tests,
+    loop_step,
+    preference_model,
+    proposals,
+    rerank_for_segments,
+    segment_preferences,
+    stop_test,
+    title_run,
+    variant_facts,
 )

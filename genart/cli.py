@@ -658,6 +658,10 @@ def batch_cmd(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="ADDRESS",
                                               help="ray: a cluster's address (default local)."),
     ray_num_cpus: Optional[int] = typer.Option(None, "--ray-num-cpus", metavar="N", help="ray: CPUs of the local Ray."),
+    auto_approve: bool = typer.Option(False, "--auto-approve",
+                                      help="Start each title's bandit test from the ranking's top-k without a "
+                                           "person (recorded in the test). Default: a draft test that starts when "
+                                           "someone approves it (genart bandit approve, or the app)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run (or resume) a whole catalogue: frames, variants, ranking and the bandit hand-off for every title.
@@ -674,7 +678,7 @@ def batch_cmd(
     with rich_progress(True) as progress:
         report = api.run_catalog(catalog, out_dir, engine=engine, db=db, batch_size=batch_size, compile=compile_unet,
                                  num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-                                 progress=progress)
+                                 progress=progress, auto_approve=auto_approve or None)
     if as_json:
         _print_json({**dataclasses.asdict(report), "titles": [dataclasses.asdict(t) for t in report.titles]})
         raise typer.Exit(BATCH_SOME_FAILED if report.failed else 0)

@@ -173,8 +173,22 @@ class BanditError(GenartError):
 class UnknownTestError(BanditError):
     def __init__(self, test_id: str, known: Iterable[str] = ()) -> None:
         super().__init__(f"unknown bandit test '{test_id}'; known tests: {_choices(known)}",
-                         hint="create it with Tester.create_test(test_id, arms) (arms from genart.bandit.handoff)")
+                         hint="`genart bandit list --out DIR` lists a store's tests; "
+                              "`genart bandit create RUN_ID --reviewer NAME --out DIR` makes one")
         self.test_id = test_id
+
+
+class TestNotRunningError(BanditError):
+    """A test is a draft waiting for a person's approval (or stopped, for changes only a running test takes)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, test_id: str, status: str, hint: str | None = None) -> None:
+        super().__init__(f"bandit test '{test_id}' is {status}, not running",
+                         hint=hint or (f"`genart bandit approve {test_id} --reviewer NAME --out DIR` starts it"
+                                       if status == "draft" else None))
+        self.test_id = test_id
+        self.status = status
 
 
 class UnknownSegmentError(BanditError):

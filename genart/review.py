@@ -491,13 +491,11 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
             (it has neither: its variety comes from the seed).
         UnknownRunError, UnknownVariantError, ModelLoadError: as their names say.
     """
-    import json
     import secrets
     from dataclasses import replace
 
     from genart import pipeline
     from genart.errors import InvalidArgumentError, UnknownVariantError
-    from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 
     name = _check_reviewer(reviewer)
@@ -534,29 +532,72 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
         profile, n = _edited_profile(profile, template, strength if strength is not None else v.params.strength), 1
     pipeline.ensure_weights(spec)
     stages = pipeline.load_stages(spec)
-    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
     kf = v.keyframe
-    kf_px = replace(kf, image=load_rgb(kf.path))
-    made = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
-                                     genre=str(manifest.get("genre", "")), progress=progress)[-1]
-    made = replace(made, keyframe=kf)
-    if any(rv.variant.id == made.id for rv in everything[v.profile_id]):
+    made, rows = make_variants(out, run, stages, [(kf, profile, n, seed)], profile, pool=everything[v.profile_id],
+                               db=db, progress=progress)
+    if made[0] is None:
         raise InvalidArgumentError("seed", seed, "a seed that makes a new variant (this one exists already)")
+    what = [f"seed {seed}"]
+    if made[0].params.strength is not None:
+        what.append(f"strength {made[0].params.strength:g}")
+    if prompt:
+        what.append(f"prompt: {made[0].params.prompt}")
     with _review_store(out, db) as store:
-        from genart import __version__
-
-        made = store.add_variants(run_id, [made], software=f"genart {__version__}")[0]
-        pool = [rv.variant for rv in everything[v.profile_id]] + [made]
-        rows = stages.rank(pool, profile)
-        store.add_rankings(run_id, rows)
-        what = [f"seed {seed}"]
-        if made.params.strength is not None:
-            what.append(f"strength {made.params.strength:g}")
-        if prompt:
-            what.append(f"prompt: {made.params.prompt}")
-        _append_decision(store, run_id, made.id, "regenerated", name,
+        _append_decision(store, run_id, made[0].id, "regenerated", name,
                          f"regenerated from {variant_id}: " + ", ".join(what), None)
-    return next(r for r in rows if r.variant.id == made.id)
+    return next(r for r in rows if r.variant.id == made[0].id)
+
+
+def make_variants(out: str | Path, run: RunResult, stages, jobs: Sequence[tuple], rank_profile: TasteProfile, *,
+                  pool: Sequence[RankedVariant], db: str | None = None,
+                  progress: ProgressFn | None = None) -> tuple[list, list[RankedVariant]]:
+    """New variants of a stored run through the preset's own generator, stored and ranked with the rest.
+
+    The one way a variant is made after a run: a reviewer's regeneration and the learning loop's
+    proposals both come through here.
+
+    Args:
+        run: the run (``load_run``); its manifest's title and genre fill the prompts.
+        stages: the preset's stages (``pipeline.load_stages``).
+        jobs: ``(key frame, profile, n, seed)`` each, optionally with a fifth item, the key frame
+            as the generator should see it (the learning loop keeps only the face it frames): the
+            generator makes ``n`` variants of the key frame for the (possibly edited) profile and
+            the last is kept (so the classic preset's grade ladder and framing variety are
+            reachable by ``n``).
+        rank_profile: the profile the pool is ranked for.
+        pool: the profile's ranked variants so far (ranked again together with the new ones).
+
+    Returns:
+        (per job its stored ``Variant``, or None where it made a variant the run has already;
+        the new ranking of the whole pool).
+    """
+    import json
+    from dataclasses import replace
+
+    from genart.imaging import load_rgb
+
+    from genart import __version__
+
+    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
+    have = {rv.variant.id for rv in pool}
+    made = []
+    for job in jobs:
+        kf, profile, n, seed = job[:4]
+        seen_as = job[4] if len(job) > 4 and job[4] is not None else kf
+        kf_px = replace(seen_as, image=load_rgb(kf.path))
+        v = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
+                                      genre=str(manifest.get("genre", "")), progress=progress)[-1]
+        v = replace(v, keyframe=replace(kf, image=None))
+        made.append(None if v.id in have else v)
+        have.add(v.id)
+    fresh = [v for v in made if v is not None]
+    if not fresh:
+        return made, list(pool)
+    with _review_store(out, db) as store:
+        stored = {v.id: v for v in store.add_variants(run.run_id, fresh, software=f"genart {__version__}")}
+        rows = stages.rank([rv.variant for rv in pool] + list(stored.values()), rank_profile)
+        store.add_rankings(run.run_id, rows)
+    return [stored.get(v.id) if v is not None else None for v in made], rows
 
 
 # --- hand-off: approved variants become a bandit test (genart.bandit) ------------------------------
@@ -564,12 +605,18 @@ _TESTERS: dict[str, object] = {}
 _TESTERS_LOCK = threading.Lock()
 
 
-def _tester(out: str | Path, db: str | None = None):
-    """One ``genart.bandit.tester.Tester`` per store (it is thread-safe), on the run store's database."""
+def _tester(out: str | Path | None, db: str | None = None):
+    """One ``genart.bandit.tester.Tester`` per store (it is thread-safe), on the run store's database
+    (``out`` None: the database ``db`` names, for the bandit commands given only a URL)."""
     from genart.bandit.tester import Tester
 
-    with _review_store(out, db) as store:
-        url = store.url
+    if out is None:
+        from genart.bandit.store import locate
+
+        url = locate(db)
+    else:
+        with _review_store(out, db) as store:
+            url = store.url
     with _TESTERS_LOCK:
         tester = _TESTERS.get(url)
         if tester is None:
@@ -600,17 +647,22 @@ def _handoff_record(row, store: "Store") -> HandoffRecord:
 
 def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str | None = None,
                     segments: Sequence[str] | Mapping[str, Sequence[str]] | None = None, include_control: bool = True,
-                    control_image: str | Path | None = None, policy: str = "ts",
-                    db: str | None = None) -> HandoffRecord:
+                    control_image: str | Path | None = None, policy: str | None = None, config=None,
+                    priors: str = "model", origin: str = "app", db: str | None = None) -> HandoffRecord:
     """Send a run's approved variants to a bandit test (``genart.bandit.handoff``) and log who did it.
 
     Args:
-        reviewer: who hands off (goes in the audit trail).
-        test_id: the new test's id (default ``<run_id>-test``).
+        reviewer: who hands off (goes in the audit trail, and in the test as who approved it).
+        test_id: the new test's id (default ``<run_id>-test``). A *draft* test of that id (the batch
+            job's, waiting for a person) is started with these arms instead.
         segments: segment names, or {segment: [profile ids]}; default one segment per profile with
             approved variants, getting that profile's variants.
         include_control: add the current artwork as a control arm in every segment.
-        policy: the test's policy (``ts``, ``egreedy``, ``ucb1``, ...).
+        policy: the test's policy (``ts``, ``egreedy``, ``ucb1``, ...); or give the whole
+            ``config`` (``genart.api.test_settings(...)``: reward, floor, change cap, stopping rule).
+        priors: ``model`` (the segment preference model's prediction for each arm, where it has
+            seen the segment) or ``ranking`` (the ranking's totals).
+        origin: which surface handed off (app, cli, api), kept in the test.
 
     Returns:
         The ``HandoffRecord`` with the arms created. Handing the same arms to the same test again
@@ -629,22 +681,29 @@ def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str
 
     from genart.bandit.handoff import handoff
     from genart.bandit.types import TestConfig
-    from genart.errors import ReviewError, StoreError
+    from genart.errors import InvalidArgumentError, ReviewError, StoreError
     from genart.ids import check_id
+    from genart.learning import open_test
     from genart.store.review_tables import ReviewHandoffRow
 
     name = _check_reviewer(reviewer)
     test_id = check_id("test id", test_id or f"{run_id}-test")  # the service's pattern, or it never gets traffic
     for seg in (segments or ()):
         check_id("segment", seg)
+    if config is None:
+        config = TestConfig(policy=policy or "ts")
+    elif not isinstance(config, TestConfig):
+        raise InvalidArgumentError("config", type(config).__name__, "a TestConfig (genart.api.test_settings)")
+    elif policy is not None and policy != config.policy:
+        raise InvalidArgumentError("policy", policy, f"the config's own policy '{config.policy}' (or leave it out)")
     approved = approved_variants(out, run_id, db=db)
     if not approved:
         raise ReviewError(f"run '{run_id}' has no approved variants to hand off",
-                          hint="approve some variants in the review first")
+                          hint="approve some variants in the review first (`genart app --out DIR`)")
     if segments is None:
         segments = {pid: [pid] for pid in dict.fromkeys(rv.profile_id for rv in approved)}
     arms = handoff(approved, test_id, segments, include_control=include_control, control_image=control_image)
-    _tester(out, db).create_test(test_id, arms, TestConfig(policy=policy))  # idempotent for the same arms
+    open_test(out, run_id, arms, config, db=db, approved_by=name, origin=origin, priors=priors)
 
     def first(s) -> ReviewHandoffRow | None:
         return s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)
@@ -721,25 +780,35 @@ def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, see
 
 
 def test_report(out: str | Path, test_id: str, *, db: str | None = None) -> TestSnapshot:
-    """A test's per-segment report (impressions, rewards, posterior, P(best), winner) and its plots.
+    """A test's per-segment report (impressions, rewards, posterior, P(best), P(beats control),
+    winner, whether a segment is weak), its plots, and what each of its segments responds to.
 
-    The plots (cumulative reward, and each arm's share over time) are PNGs under
-    ``<out>/tests/<test id>/``; none when matplotlib is not installed.
+    The plots (cumulative reward and each arm's allocation over time; and each segment's
+    preferences, ``preferences_plot``) are PNGs under ``<out>/tests/<test id>/``; none when
+    matplotlib is not installed. The
+    preferences are the segment preference model's (``genart.learning.segment_preferences``),
+    learned from every test of the store with this test's reward.
 
     Raises:
         UnknownTestError: no such test.
     """
-    from genart.bandit.report import plot_test
+    from genart.bandit.report import plot_preferences, plot_test
+    from genart.bandit.settings import reward_text
     from genart.errors import BackendUnavailableError
+    from genart.learning import segment_preferences
 
     tester = _tester(out, db)
     report = tester.report(test_id)
+    segments = {s.segment for s in report.segments}
+    tastes = tuple(t for t in segment_preferences(out, db=db, reward=reward_text(tester.config(test_id).reward))
+                   if t.segment in segments)
     folder = Path(out) / "tests" / (re.sub(r"[^A-Za-z0-9_.-]", "_", test_id)[:120] or "test")
     try:
         plots = tuple(plot_test(tester, test_id, folder))
+        taste_plot = plot_preferences(tastes, folder / "preferences.png") if tastes else None
     except BackendUnavailableError:
-        plots = ()
-    return TestSnapshot(test_id=test_id, report=report, plots=plots)
+        plots, taste_plot = (), None
+    return TestSnapshot(test_id=test_id, report=report, plots=plots, preferences=tastes, preferences_plot=taste_plot)
 
 
 test_report.__test__ = False  # a function of the API, not a pytest test (should someone import it by name)

@@ -357,6 +357,9 @@ class Arm:
     is_control: bool = False
     prior_mean: float = 0.5
     profile_id: str | None = None
+    # how many pseudo-observations the prior is worth; None: the test's ``prior_weight``. The segment
+    # preference model sets it from its own certainty (genart.bandit.preferences).
+    prior_strength: float | None = None
 
 
 @dataclass(frozen=True)
@@ -553,7 +556,9 @@ class TestSnapshot:
 
     test_id: str
     report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
-    plots: tuple[Path, ...] = ()  # cumulative reward, arm share over time
+    plots: tuple[Path, ...] = ()  # cumulative reward, allocation over time
+    preferences: tuple = ()  # genart.bandit.preferences.SegmentTaste per segment: what it responds to
+    preferences_plot: Path | None = None  # each segment's effects with their intervals (PNG)
 
 
 # --- frames: shots and the full analysis of a source ----------------------------------------------

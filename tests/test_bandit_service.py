@@ -265,3 +265,30 @@ def test_ids_outside_the_shared_pattern_are_refused(client, bad):
         assert r.status_code == 422, (body, r.text)
     with pytest.raises(InvalidArgumentError, match="test id"):  # the library refuses what the service would
         client.tester.create_test(bad, [replace(a, test_id=bad) for a in POP.arms_for("x")])
+def test_assign_answers_with_a_url_the_client_can_fetch(tmp_path):
+    from PIL import Image
+
+    from genart.types import Arm
+
+    for name, colour in (("a.png", "red"), ("b.png", "blue")):
+        Image.new("RGB", (32, 18), colour).save(tmp_path / name)
+    tester = Tester(tmp_path / "img.db", seed=0)
+    tester.create_test("t", [Arm("t", "a", "drama", "va", tmp_path / "a.png"), Arm("t", "b", "drama", "vb", tmp_path / "b.png"),
+                             Arm("t", "control", "drama", None, None, is_control=True)], TestConfig(floor=0.2))
+    with TestClient(create_app(tester)) as c:
+        seen = {}
+        for _ in range(30):
+            body = c.post("/assign", json={"test_id": "t", "segment": "drama"}).json()
+            assert "image_path" not in body  # the server's own paths stay on the server
+            seen[body["arm_id"]] = body["image_url"]
+        assert seen.get("control", None) is None
+        for arm in ("a", "b"):
+            url = seen[arm]
+            assert url.startswith("http://") and url.endswith(f"/arms/t/drama/{arm}/image")
+            r = c.get(url)
+            assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+            assert r.content == (tmp_path / f"{arm}.png").read_bytes()
+        assert c.get("/arms/t/drama/control/image").status_code == 404
+        assert c.get("/arms/t/drama/zzz/image").status_code == 404
+        r = c.get("/arms/nope/drama/a/image")
+        assert r.status_code == 404 and "unknown bandit test 'nope'" in r.text

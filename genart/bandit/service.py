@@ -77,7 +77,7 @@ class AssignResponse(BaseModel):
     segment: str
     arm_id: str
     variant_id: str | None
-    image_path: str | None
+    image_url: str | None  # GET it for the arm's image (the store's local paths stay on the server)
     is_control: bool
     propensity: float
     t: float
@@ -270,14 +270,28 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
         return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
     @app.post("/assign", response_model=AssignResponse, operation_id="assign")
-    async def assign(req: AssignRequest) -> JSONResponse:
+    async def assign(req: AssignRequest, request: Request) -> JSONResponse:
         a = await run("assign", req.test_id, Context(req.segment, req.user_id, tuple(req.features)))
         e = a.exposure
+        url = (str(request.url_for("arm_image", test_id=e.test_id, segment=e.segment, arm_id=e.arm_id))
+               if a.image_path else None)
         # a plain JSONResponse: the fields are the model's (the docs show AssignResponse), without
         # FastAPI validating and serialising them a second time on every request
         return JSONResponse({"exposure_id": e.exposure_id, "test_id": e.test_id, "segment": e.segment,
-                             "arm_id": e.arm_id, "variant_id": a.variant_id, "image_path": a.image_path,
+                             "arm_id": e.arm_id, "variant_id": a.variant_id, "image_url": url,
                              "is_control": a.is_control, "propensity": e.propensity, "t": e.t})
+
+    @app.get("/arms/{test_id}/{segment}/{arm_id}/image", operation_id="arm_image", name="arm_image")
+    def arm_image(test_id: Annotated[str, fastapi.Path(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)],
+                  segment: Annotated[str, fastapi.Path(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)],
+                  arm_id: Annotated[str, fastapi.Path(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]):
+        from fastapi.responses import FileResponse
+
+        path = _arm_image(tester, test_id, segment, arm_id)
+        if path is None:
+            return JSONResponse(status_code=404, content={"detail": f"arm '{arm_id}' of segment '{segment}' in test "
+                                                                    f"'{test_id}' has no image on this server"})
+        return FileResponse(path)
 
     @app.post("/reward", response_model=RewardResponse, operation_id="reward")
     async def reward(req: RewardRequest) -> JSONResponse:
@@ -301,6 +315,21 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
 
     del fastapi
     return app
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _arm_image(tester: Tester, test_id: str, segment: str, arm_id: str) -> Path | None:
+    """The image file of one arm (only an arm's own image is ever served), resolved against the
+    store's folder when it was stored relative to it."""
+    arm = next((a for a in tester.arms(test_id) if a.segment == segment and a.arm_id == arm_id), None)
+    if arm is None or arm.image_path is None:
+        return None
+    path = Path(arm.image_path)
+    if not path.is_absolute() and tester.root is not None:
+        path = tester.root / path
+    return path if path.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES else None
 
 
 def serve(store: str | Path | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,

@@ -43,7 +43,7 @@ def _accelerate_bin() -> list[str]:
 
 
 def launch_command(catalog: Path, out: Path, *, num_processes: int, cuda: bool, db: str | None = None,
-                   batch_size: int | None = None, compile: bool = False) -> list[str]:
+                   batch_size: int | None = None, compile: bool = False, auto_approve: bool = False) -> list[str]:
     """The ``accelerate launch`` command line that runs the job's workers."""
     cmd = _accelerate_bin() + ["launch", "--num_processes", str(num_processes), "--num_machines", "1",
                                "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -59,12 +59,14 @@ def launch_command(catalog: Path, out: Path, *, num_processes: int, cuda: bool, 
         cmd += ["--batch-size", str(batch_size)]
     if compile:
         cmd.append("--compile")
+    if auto_approve:
+        cmd.append("--auto-approve")
     return cmd
 
 
 def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size: int | None = None,
                       compile: bool = False, num_processes: int | None = None,
-                      progress: ProgressFn | None = None) -> list[Any]:
+                      progress: ProgressFn | None = None, auto_approve: bool = False) -> list[Any]:
     """Run the catalogue with ``accelerate launch`` and return the title reports from the ledger."""
     import torch
 
@@ -77,7 +79,7 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
         raise BatchError(f"invalid number of processes: {n}")
     started = time.time()
     cmd = launch_command(Path(cat.path).resolve(), Path(out).resolve(), num_processes=n, cuda=cuda, db=db,
-                         batch_size=batch_size, compile=compile)
+                         batch_size=batch_size, compile=compile, auto_approve=auto_approve)
     proc = subprocess.Popen(cmd, env={**os.environ, "GENART_BATCH_STARTED": str(started)})
     spec = load_models_config().preset(cat.preset)
     ledger = Ledger(out, db)
@@ -128,6 +130,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--auto-approve", action="store_true")
     args = ap.parse_args(argv)
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -143,6 +146,10 @@ def worker_main(argv: list[str] | None = None) -> int:
 
     try:
         cat = load_catalog(args.catalog)
+        if args.auto_approve:
+            from dataclasses import replace
+
+            cat = replace(cat, auto_approve=True)
         spec = load_models_config().preset(cat.preset)
         ledger = Ledger(args.out, args.db)
         try:

@@ -230,7 +230,7 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
         for st in ordered:
             if st.run_id not in handed and st.error is None:
                 try:
-                    handoff_title(ledger, st, cat.policy, "ray-driver")
+                    handoff_title(ledger, st, cat, "ray-driver")
                 except Exception as exc:  # noqa: BLE001 - one title's failure never stops the catalogue
                     fail_title(ledger, st, exc)
         return title_reports(ledger, ordered, made), bstate

@@ -304,26 +304,39 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 
-def handoff_title(ledger: Ledger, state: TitleState, policy: str, worker: str) -> None:
-    """Hand the title's top-k per profile to the bandit stage, write the run's result files, finish the run."""
+def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: str) -> None:
+    """Hand the title's variants to the bandit stage, write the run's result files, finish the run.
+
+    The test is made from the variants a person approved (a re-run after a review); when none are,
+    from the ranking's top-k per profile as a *draft* that serves nobody until someone approves it,
+    or started at once with ``catalog.auto_approve`` (``--auto-approve``), which the test records.
+    """
 
     from genart import api
     from genart.bandit.handoff import handoff
-    from genart.bandit.tester import Tester
-    from genart.bandit.types import TestConfig
+    from genart.learning import AUTO_APPROVER, open_test
     from genart.pipeline import overview
     from genart.store.batch_tables import BatchTitleRow
 
     title = state.title
     result = api.load_run(ledger.out, state.run_id, db=ledger.db)
-    ranked = [rv for _, items in result.ranked for rv in items]
+    approved = api.approved_variants(ledger.out, state.run_id, db=ledger.db)
+    ranked = approved or [rv for _, items in result.ranked for rv in items]
     test_id = f"{state.run_id}-test"
     detail: dict[str, object] = {"test_id": test_id, "top_k": title.top_k}
     try:
         arms = handoff(ranked, test_id, {p.id: [p.id] for p in title.profiles}, include_control=True,
-                       control_image=title.control_image, top_k=title.top_k)
-        Tester(ledger.store.engine).create_test(test_id, arms, TestConfig(policy=policy))  # idempotent
-        detail["arms"] = [[a.segment, a.arm_id] for a in arms]
+                       control_image=title.control_image, top_k=None if approved else title.top_k)
+        if approved:
+            reviewers = sorted({st.reviewer for st in api.review_states(ledger.out, state.run_id, db=ledger.db).values()
+                                if st.status == "approve" and st.reviewer})
+            how = dict(approved_by=", ".join(reviewers)[:128] or "review")
+        elif catalog.auto_approve:
+            how = dict(approved_by=AUTO_APPROVER, auto_approve=True)
+        else:
+            how = dict(draft=True)
+        info = open_test(ledger.out, state.run_id, arms, catalog.test, db=ledger.db, origin="batch", **how)  # idempotent
+        detail.update(arms=[[a.segment, a.arm_id] for a in arms], status=info.status, approved_by=info.approved_by)
     except InvalidArgumentError as exc:  # nothing accepted by the ranking: no test, said in the summary
         detail.update(test_id=None, arms=[], error=exc.message)
     state.run_dir.mkdir(parents=True, exist_ok=True)
@@ -517,7 +530,7 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
     for j, st in enumerate(ordered):
         if j % n == me and st.run_id not in handed and st.error is None:
             try:
-                handoff_title(ledger, st, catalog.policy, opts.worker)
+                handoff_title(ledger, st, catalog, opts.worker)
             except Exception as exc:  # noqa: BLE001
                 fail_title(ledger, st, exc)
     if n > 1:
@@ -591,7 +604,7 @@ def write_summary(out: Path, reports: Sequence[BatchTitleReport]) -> tuple[Path,
 def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
                 batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
                 ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
-                progress: ProgressFn | None = None) -> BatchReport:
+                progress: ProgressFn | None = None, auto_approve: bool | None = None) -> BatchReport:
     """Run (or resume) a catalogue. See ``genart batch --help``.
 
     Args:
@@ -604,6 +617,8 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
         num_processes: processes for ``accelerate`` (default: the number of GPUs, else 2).
         ray_address, ray_num_cpus, ray_num_gpus: where Ray runs (default a local Ray with the CPUs given).
         progress: ``progress(name, done, total)``: ``overall``, each title id, ``rank``.
+        auto_approve: start each title's test from the ranking's top-k without a person (kept in
+            the test); None: the catalogue's ``auto_approve`` (default false: a draft test).
 
     Returns:
         A ``BatchReport``, one row per title, and the summary files written. A title that could not
@@ -623,6 +638,10 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidArgumentError("batch_size", batch_size, "a positive integer")
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+    if auto_approve is not None:
+        if not isinstance(auto_approve, bool):
+            raise InvalidArgumentError("auto_approve", auto_approve, "True, False or None")
+        cat = replace(cat, auto_approve=auto_approve)
     spec = load_models_config().preset(cat.preset)
     out = Path(out)
     lock = lock_output(out, cat.path)
@@ -674,7 +693,7 @@ def _run_locked(cat: Catalog, spec: Any, out: Path, *, engine: str, db: str | No
         from genart.batch.launch import launch_accelerate
 
         reports = launch_accelerate(cat, out, db=db, batch_size=batch_size, compile=compile,
-                                    num_processes=num_processes, progress=progress)
+                                    num_processes=num_processes, progress=progress, auto_approve=cat.auto_approve)
     else:
         from genart.batch.ray_engine import run_ray
 
