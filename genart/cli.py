@@ -167,51 +167,57 @@ def frames(
     as_json: bool = typer.Option(False, "--json", help="Print shots, cuts and key frames as JSON on stdout."),
     sample_fps: float = typer.Option(2.0, "--sample-fps", help="Candidate frames analysed per second of video."),
     detector: str = typer.Option("content", "--detector", help="PySceneDetect detector: content or adaptive."),
+    cast: list[str] = typer.Option([], "--cast", help="Casting note NAME=IMAGE (repeatable): a reference photo "
+                                   "of a person; matching faces are named."),
 ) -> None:
-    """Shots and key frames: PNGs, a contact sheet with timecodes and scores, and (--json) the shot list."""
+    """Shots and key frames: PNGs, a contact sheet (faces and who, text and logos, bars, transitions,
+    characters), and (--json) everything found."""
     # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
-    from genart.sheets import contact_sheet
+    from genart.errors import InvalidArgumentError
+    from genart.sheets import frames_sheet
 
+    notes: dict[str, list[str]] = {}
+    for item in cast:
+        name, sep, image = item.partition("=")
+        if not sep or not name.strip() or not image.strip():
+            raise InvalidArgumentError("--cast", item, "NAME=IMAGE, e.g. --cast 'Ada Lovelace=ada.jpg'")
+        notes.setdefault(name.strip(), []).append(image.strip())
     with rich_progress(not as_json) as progress:
-        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
+        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
+                                    cast=notes or None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, cells = [], []
-    for i, kf in enumerate(result.keyframes):
+    data = result.to_json()
+    for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         kf.image.save(path)
-        sc = kf.scores.as_dict()
-        rows.append({"t_s": round(kf.t_s, 3), "frame": kf.frame_index, "shot": kf.shot, "path": str(path),
-                     "timecode": kf.timecode, "faces": [[round(v, 1) for v in (b.x, b.y, b.w, b.h)] for b in kf.faces],
-                     "scores": {k: round(v, 4) for k, v in sc.items()}})
-        g = sc.get
-        cells.append((kf.image, [
-            f"{kf.timecode}  frame {kf.frame_index}  shot {kf.shot}",
-            f"quality {g('quality', 0):.2f}  sharp {g('sharpness', 0):.2f}  expo {g('exposure', 0):.2f}  "
-            f"contr {g('contrast', 0):.2f}",
-            f"colour {g('colourfulness', 0):.2f}  natural {g('naturalness', 0):.2f}  thirds {g('thirds', 0):.2f}",
-            f"faces {len(kf.faces)}  frontal {g('face_frontal', 0):.2f}  blur {g('motion_blur', 0):.2f}  "
-            f"fade {g('fade', 0):.2f}  card {g('title_card', 0):.2f}",
-        ], [(b.x, b.y, b.w, b.h) for b in kf.faces]))
+        row["path"] = str(path)
     sheet_path = out_dir / "contact_sheet.png"
-    footer = (f"{len(result.shots)} shots, {len(result.cuts_s)} cuts ({result.detector or 'stills'}), "
-              f"{result.n_frames} frames, {result.duration_s:.2f} s")
-    contact_sheet(cells, title=f"key frames of {source.name}", footer=footer).save(sheet_path)
+    frames_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
     if as_json:
-        _print_json({
-            "source": str(source), "contact_sheet": str(sheet_path), "fps": round(result.fps, 6),
-            "n_frames": result.n_frames, "duration_s": round(result.duration_s, 3), "detector": result.detector,
-            "shots": [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "start_frame": s.start_frame,
-                       "end_frame": s.end_frame} for s in result.shots],
-            "cuts_s": [round(t, 3) for t in result.cuts_s],
-            "keyframes": rows,
-            "warnings": list(result.warnings),
-        })
-    else:
-        out.print(f"{len(result.shots)} shots, cuts at {', '.join(f'{t:.2f}' for t in result.cuts_s) or 'none'} s")
-        for r in rows:
-            out.print(f"{r['timecode']}  frame {r['frame']:>6}  shot {r['shot']:>3}  faces {len(r['faces'])}  "
-                      f"quality {r['scores'].get('quality', 0):.2f}  {r['path']}")
-        out.print(f"contact sheet: {sheet_path}")
+        _print_json({"source": str(source), "contact_sheet": str(sheet_path), **{k: v for k, v in data.items()
+                                                                                if k != "source"}})
+        return
+    out.print(f"{len(result.shots)} shots, cuts at {', '.join(f'{t:.2f}' for t in result.cuts_s) or 'none'} s")
+    if result.active_area is not None:
+        x, y, w, h = result.active_area
+        bars = (w, h) != (result.width, result.height)
+        out.print(f"bars cropped: picture {w}x{h} at ({x}, {y}) of {result.width}x{result.height}" if bars
+                  else "no bars")
+    for tr in result.transitions:
+        out.print(f"{tr.kind} {tr.start_s:.2f}-{tr.end_s:.2f} s (no key frame inside)")
+    for c in result.characters:
+        out.print(f"character {c.label}: {c.screen_time_s:.1f} s on screen, {len(c.appearances)} appearance(s)")
+    for r in result.regions:
+        out.print(f"{r.kind} at ({r.box.x:.0f}, {r.box.y:.0f}, {r.box.w:.0f}x{r.box.h:.0f}) in every frame")
+    for kf, row in zip(result.keyframes, data["keyframes"]):
+        who = ", ".join(p.character or "?" for p in kf.people)
+        marks = ", ".join(sorted({r.kind for r in kf.regions}))
+        out.print(f"{kf.timecode}  frame {kf.frame_index:>6}  shot {kf.shot:>3}  faces {len(kf.faces)}"
+                  + (f" ({who})" if who else "") + (f"  marks: {marks}" if marks else "")
+                  + f"  quality {kf.scores.get('quality', 0):.2f}  {row['path']}", highlight=False)
+    for msg in result.warnings:
+        out.print(f"[yellow]note:[/] {msg}", highlight=False)
+    out.print(f"contact sheet: {sheet_path}")
 
 
 # --- models -------------------------------------------------------------------------------------
