@@ -24,7 +24,8 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
                     preset: str | None = None, frames: int = 4, variants_per_frame: int = 4,
                     out: str | Path = "runs", *, db: str | None = None, seed: int = 0, title: str = "",
                     genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
-                    title_overlay: bool | None = None, titles: dict[str, str] | None = None) -> RunResult:
+                    title_overlay: bool | None = None, titles: dict[str, str] | None = None,
+                    cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> RunResult:
     """Make ranked artwork variants of a title for each taste profile.
 
     Args:
@@ -42,6 +43,8 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
         title_overlay: lay the title's text into each variant (default: when ``title`` is given).
         titles: the title per locale (``{"ja-JP": "...", "hi-IN": "..."}``) for regional profiles;
             a profile whose locale is missing uses ``title``.
+        cast: casting notes, a character's name -> reference photo(s); faces in the key frames that
+            match are named in ``KeyFrame.people`` (profiles ask for them with ``casting:``).
 
     Returns:
         A ``RunResult``: per profile, ``RankedVariant`` s best first (path, total, every score by name,
@@ -57,7 +60,7 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
 
     return pipeline.run(source, profiles=profiles, preset=preset, frames=frames,
                         variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles)
+                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
 
 
 def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None,

@@ -192,13 +192,16 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
         keyframes: Sequence[KeyFrame] | None = None,
-        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None) -> RunResult:  # [generate: title]
+        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None,  # [generate: title]
+        cast: "Mapping[str, object] | None" = None) -> RunResult:
     """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments.
 
     ``title_overlay`` lays the title on the artwork (default: when a title is given); ``titles`` gives the
-    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage).
+    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage);
+    ``cast`` the casting notes the frames stage names characters by.
     """
     from genart.frames import extract_keyframes, probe_source
+    from genart.frames.people import check_cast
 
     # cheap checks first: nothing is written until every argument is known to be usable
     _check_counts(frames, variants_per_frame, top_k)
@@ -209,6 +212,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         raise SourceNotFoundError(src)
     if keyframes is None:
         probe_source(src)
+        check_cast(cast)
     ensure_weights(spec)
 
     store = Store(out, db)
@@ -226,7 +230,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
     try:
         if keyframes is None:
-            keyframes = extract_keyframes(src, max_frames=frames, progress=progress)
+            keyframes = extract_keyframes(src, max_frames=frames, progress=progress, cast=cast)
         kfs = store.add_keyframes(run_id, keyframes)
         for i, kf in enumerate(kfs):
             _link(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")

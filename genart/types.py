@@ -217,6 +217,7 @@ class TasteProfile:
     locale: str
     weights: ScoreSet
     path: Path | None = None
+    casting: str | None = None  # who the audience wants in the art: "lead", "pair", or a character's name
 
     def render_prompt(self, title: str = "", genre: str = "", subject: str = "") -> str:
         """The prompt with ``{title}``, ``{genre}`` and ``{subject}`` filled in, spaces tidied."""

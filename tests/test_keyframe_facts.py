@@ -420,7 +420,7 @@ def test_a_sideways_face_in_a_clip_filmed_on_its_side(media_dir, tmp_path):
     assert kfs and all(len(kf.faces) == 1 for kf in kfs)
     for kf in kfs:
         assert abs(abs(kf.people[0].roll) - 90) < 20
-        assert kf.faces[0].h > kf.faces[0].w  # a face on its side is taller than wide in the frame
+        assert kf.faces[0].w > kf.faces[0].h  # an upright face is taller than wide; on its side, wider
 
 
 @pytest.mark.slow
@@ -546,3 +546,56 @@ def test_keyframe_facts_survive_the_store(tmp_path):
     assert back.id == kf.id and back.active_area == kf.active_area
     assert back.people == kf.people and back.regions == kf.regions and back.faces == kf.faces
     assert isinstance(KeyFrame, type)
+
+
+# --- casting notes: config -> frames -> KeyFrame.people[i].character -> what a profile asks for -------
+def _kf_with(people, faces=None, lead=0.0):
+    from genart.types import FaceFacts, KeyFrame, ScoreSet
+
+    facts = tuple(FaceFacts(character=c) for c in people)
+    boxes = tuple(faces if faces is not None else [Box(10 * i, 0, 10, 10) for i in range(len(people))])
+    return KeyFrame(id="k", source="s", t_s=0.0, frame_index=0, shot=0, width=100, height=100, faces=boxes,
+                    people=facts, scores=ScoreSet.of({"lead": lead}))
+
+
+def test_casting_match_lead_pair_and_names():
+    from genart.casting import casting_match
+
+    assert casting_match(_kf_with(["c1"], lead=1.0), "lead") == 1.0
+    assert casting_match(_kf_with(["c2"], lead=0.0), "lead") == 0.0
+    assert casting_match(_kf_with(["Aiko", "c2"]), "pair") == 1.0
+    assert casting_match(_kf_with([None, None]), "pair") == 0.5  # two faces, not known who
+    assert casting_match(_kf_with(["Aiko"]), "pair") == 0.0
+    assert casting_match(_kf_with(["Aiko", "c3"]), "aiko") == 1.0
+    assert casting_match(_kf_with(["c3"]), "Aiko") == 0.0
+    assert casting_match(_kf_with(["c3"]), None) is None
+
+
+def test_a_profile_can_ask_for_a_character(tmp_path):
+    from genart.errors import ProfileValidationError
+    from genart.profiles import parse_profile
+
+    base = (REPO / "prompts" / "drama.yaml").read_text()
+    prof = parse_profile(base + "casting: Aiko\n", tmp_path / "drama.yaml")
+    assert prof.casting == "Aiko"
+    assert parse_profile(base, tmp_path / "drama.yaml").casting is None
+    with pytest.raises(ProfileValidationError, match="casting"):
+        parse_profile(base + "casting: ''\n", tmp_path / "drama.yaml")
+
+
+def test_catalogue_casting_notes_reach_the_frames_stage(tmp_path, media_dir):
+    from genart.batch.catalog import parse_catalog
+    from genart.errors import CatalogError
+
+    (tmp_path / "refs").mkdir()
+    photo = tmp_path / "refs" / "obama.jpg"
+    photo.write_bytes((media_dir / "images" / "obama.jpg").read_bytes())
+    clip = make_clip(tmp_path / "c.mp4", [("texture", FPS)], fps=FPS)
+    text = (f"profiles: [drama]\ntitles:\n  - id: t\n    source: {clip.path}\n"
+            f"    cast: {{Barack Obama: refs/obama.jpg, Joe Biden: [{media_dir / 'images' / 'biden.jpg'}]}}\n")
+    cat = parse_catalog(text, tmp_path / "catalog.yaml")
+    (title,) = cat.titles
+    assert title.cast_notes == {"Barack Obama": [str(photo)], "Joe Biden": [str(media_dir / "images" / "biden.jpg")]}
+    with pytest.raises(CatalogError, match="cast photo of 'Ghost' not found"):
+        parse_catalog(text.replace("refs/obama.jpg", "refs/none.jpg").replace("Barack Obama", "Ghost"),
+                      tmp_path / "catalog.yaml")

@@ -176,7 +176,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
                   progress: ProgressFn | None = None) -> TitleState | None:
     """The title's run and key frames: created (``extract``) or found. None: not there yet (another shard's).
 
-    ``extractor(source, max_frames=, progress=)`` picks the key frames (default the frames stage's
+    ``extractor(source, max_frames=, progress=, cast=)`` picks the key frames (default the frames stage's
     ``extract_keyframes``; the Ray engine passes one that runs it as a Ray task).
     """
 
@@ -226,7 +226,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     if not kfs:
         if not extract:
             return None
-        made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress)
+        made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress, cast=title.cast_notes)
         ledger.store.add_keyframes(run_id, made)  # one transaction: all of the title's key frames or none
         kfs = ledger.keyframes(run_id, str(src))
         del made

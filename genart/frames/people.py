@@ -197,25 +197,18 @@ def load_cast(cast: "Mapping[str, str | Path | Sequence[str | Path]] | None") ->
         UnsupportedMediaError: a file is not a readable image.
         BackendUnavailableError: dlib or its models are not installed.
     """
-    from genart.errors import BackendUnavailableError, InvalidArgumentError, SourceNotFoundError
+    from genart.errors import BackendUnavailableError, InvalidArgumentError
     from genart.frames.decode import load_still
 
-    if not cast:
+    notes = check_cast(cast)
+    if not notes:
         return {}
     if _models() is None:
         raise BackendUnavailableError("face identity for casting notes (dlib)", "dlib-bin face-recognition-models")
     out: dict[str, list[np.ndarray]] = {}
-    for name, paths in cast.items():
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidArgumentError("cast", name, "a mapping of non-empty names to reference images")
-        items = [paths] if isinstance(paths, (str, Path)) else list(paths)
-        if not items:
-            raise InvalidArgumentError(f"cast['{name}']", paths, "one or more reference image paths")
+    for name, paths in notes.items():
         chips = []
-        for p in items:
-            path = Path(p).expanduser()
-            if not path.is_file():
-                raise SourceNotFoundError(path)
+        for path in paths:
             rgb = np.asarray(load_still(path))
             faces = find_faces(rgb, rotations=QUARTER_TURNS, min_rel_size=0.0)
             faces = [f for f in faces if max(f.box.w, f.box.h) >= MIN_EMBED_SIDE / 2]
@@ -223,7 +216,40 @@ def load_cast(cast: "Mapping[str, str | Path | Sequence[str | Path]] | None") ->
                 raise InvalidArgumentError(f"cast['{name}']", str(path), "an image in which a face can be found")
             got = look(rgb, faces[0], chip=True)
             chips.append(got.chip)
-        out[name.strip()] = embed(chips)
+        out[name] = embed(chips)
+    return out
+
+
+def check_cast(cast: "Mapping[str, str | Path | Sequence[str | Path]] | None") -> dict[str, list[Path]]:
+    """Casting notes checked without opening a model: names non-empty, every reference photo a file.
+
+    Returns:
+        name -> reference photo paths.
+
+    Raises:
+        InvalidArgumentError: not a mapping, an empty name, a name without photos.
+        SourceNotFoundError: a photo does not exist.
+    """
+    from genart.errors import InvalidArgumentError, SourceNotFoundError
+
+    if not cast:
+        return {}
+    if not isinstance(cast, Mapping):
+        raise InvalidArgumentError("cast", cast, "a mapping of names to reference photo paths")
+    out: dict[str, list[Path]] = {}
+    for name, paths in cast.items():
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError("cast", name, "a mapping of non-empty names to reference photos")
+        items = [paths] if isinstance(paths, (str, Path)) else list(paths or ())
+        if not items:
+            raise InvalidArgumentError(f"cast['{name}']", paths, "one or more reference photo paths")
+        files = []
+        for p in items:
+            path = Path(p).expanduser()
+            if not path.is_file():
+                raise SourceNotFoundError(path)
+            files.append(path)
+        out.setdefault(name.strip(), []).extend(files)
     return out
 
 

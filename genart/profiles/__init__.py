@@ -83,6 +83,9 @@ class ProfileFile(_Strict):
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
     locale: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
+    casting: str | None = Field(None, min_length=1, max_length=80,
+                                description="who this audience wants to see: 'lead', 'pair' (two characters "
+                                            "together) or a character named in the title's casting notes")
 
     @field_validator("prompt")
     @classmethod
@@ -154,6 +157,7 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         locale=pf.locale,
         weights=ScoreSet.of(pf.weights),
         path=path,
+        casting=pf.casting.strip() if pf.casting else None,
     )
 
 
