@@ -66,10 +66,11 @@ LANES = ((120, 200, 255), (255, 140, 200), (160, 230, 130), (250, 200, 90), (200
 
 
 def _cell(kf, cell_w: int, lanes: dict) -> Image.Image:
-    """One key frame, scaled to ``cell_w``, with its faces (and who), text regions and logos drawn on it."""
+    """One key frame, fitted into ``cell_w`` x ``cell_w`` (a portrait still no taller), with its faces (and
+    who), text regions and logos drawn on it."""
     im = kf.image.convert("RGB")
-    s = cell_w / im.width
-    th = im.resize((cell_w, max(1, round(im.height * s))), Image.Resampling.LANCZOS)
+    s = min(cell_w / im.width, cell_w / im.height)
+    th = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.Resampling.LANCZOS)
     d = ImageDraw.Draw(th)
     small = _font(11)
     for r in kf.regions:
@@ -154,7 +155,10 @@ def frames_sheet(result, *, title: str = "", cols: int = 4, cell_w: int = 320) -
     head = 64
     timeline_h = 46 + 14 * min(len(result.characters), len(LANES)) if result.kind == "video" else 0
     chars_h = 118 if chars else 0
-    warn_lines = list(result.warnings)
+    import textwrap
+
+    chars_per_line = max(40, int((width - 2 * pad) / 6.6))
+    warn_lines = [line for msg in result.warnings for line in textwrap.wrap(msg, chars_per_line)]
     foot = 8 + line_h * (len(warn_lines) + 1)
     height = head + timeline_h + chars_h + rows * (cell_h + n_lines * line_h + 2 * pad) + foot + pad
     sheet = Image.new("RGB", (width, height), BG)
@@ -184,15 +188,16 @@ def frames_sheet(result, *, title: str = "", cols: int = 4, cell_w: int = 320) -
         r, c = divmod(i, cols)
         x0 = pad + c * (cell_w + pad)
         y0 = y + r * (cell_h + n_lines * line_h + 2 * pad)
-        sheet.paste(thumb, (x0, y0 + (cell_h - thumb.height) // 2))
-        d.text((x0 + 4, y0 + 2), str(i + 1), fill=FG, font=_font(14))
+        tx, ty = x0 + (cell_w - thumb.width) // 2, y0 + (cell_h - thumb.height) // 2
+        sheet.paste(thumb, (tx, ty))
+        d.text((tx + 4, ty + 2), str(i + 1), fill=FG, font=_font(14))
         for k, line in enumerate(lines):
             d.text((x0, y0 + cell_h + 3 + k * line_h), line, fill=FG if k == 0 else DIM, font=small)
     y = height - foot
     d.text((pad, y), f"{result.n_frames} frames decoded, {result.duration_s:.2f} s, "
            f"cuts by {result.detector or 'stills'}", fill=DIM, font=small)
     for k, msg in enumerate(warn_lines):
-        d.text((pad, y + (k + 1) * line_h), msg[:200], fill=WARN, font=small)
+        d.text((pad, y + (k + 1) * line_h), msg, fill=WARN, font=small)
     return sheet
 
 

@@ -252,7 +252,7 @@ class _Analyst:
         from genart.frames import quality as q
         from genart.frames.faces import largest_face_fraction
         from genart.frames.select import Candidate
-        from genart.frames.text import detect_text
+        from genart.frames.text import detect_text, overlap
 
         with self.timer("measures"):
             small = imaging.downscale(rgb)
@@ -277,7 +277,7 @@ class _Analyst:
         read = False
         if not blank and self._should_read(t_s, phash, scene):
             with self.timer("text"):
-                boxes = tuple(detect_text(rgb))
+                boxes = tuple(b for b in detect_text(rgb) if not any(overlap(b, f.box) > 0.4 for f in faces))
             read = True
             self.last_read = (t_s, phash, scene)
         with self.timer("measures"):

@@ -55,8 +55,10 @@ PERSIST_MIN = 3
 PERSIST_SIZE = 0.15
 #: Two boxes are the same place when their intersection over union reaches this.
 SAME_PLACE = 0.4
-#: At most this many regions per key frame are read by the recogniser.
+#: At most this many regions per key frame are read by the recogniser; a reading counts when the
+#: recogniser is this sure of it and it has two or more letters or digits.
 MAX_READ = 8
+MIN_READ = 0.6
 
 _lock = threading.Lock()
 
@@ -135,17 +137,25 @@ def detect_text(rgb: np.ndarray, long_side: int = SCAN_LONG_SIDE) -> list[Box]:
         x1, y1 = poly.max(axis=0) / scale
         x0, y0 = max(0.0, x0), max(0.0, y0)
         x1, y1 = min(float(w), x1 + 1 / scale), min(float(h), y1 + 1 / scale)
-        if y1 - y0 < min_h or x1 - x0 < min_h:
+        if y1 - y0 < min_h or x1 - x0 < min_h or not _line_like(x1 - x0, y1 - y0, h):
             continue
         out.append(Box(x0, y0, x1 - x0, y1 - y0, 1.0))
     return out
 
 
-def read_text(rgb: np.ndarray, boxes: "list[Box]") -> list[str]:
-    """What the recogniser reads in each box of ``rgb`` ("" where it reads nothing sure)."""
+def _line_like(w: float, h: float, frame_h: int) -> bool:
+    """Whether a box has the shape of a line (or a column) of text: the detector also outlines a cup, a
+    face or a cluster of lights as one big squarish "line", which lettering never is."""
+    ratio = w / max(h, 1e-6)
+    return not (0.6 < ratio < 1.6 and h > 0.08 * frame_h)
+
+
+def read_text(rgb: np.ndarray, boxes: "list[Box]") -> "list[str | None]":
+    """What the recogniser reads in each box of ``rgb``: "" where it reads nothing sure, None where it
+    did not try (past the first ``MAX_READ`` boxes, or without the model)."""
     rec = _recognizer()
     if rec is None or not boxes:
-        return ["" for _ in boxes]
+        return [None for _ in boxes]
     h, w = rgb.shape[:2]
     crops, idx = [], []
     for i, b in enumerate(boxes[:MAX_READ]):
@@ -158,12 +168,13 @@ def read_text(rgb: np.ndarray, boxes: "list[Box]") -> list[str]:
             crop = np.ascontiguousarray(np.rot90(crop))
         crops.append(crop)
         idx.append(i)
-    texts = ["" for _ in boxes]
+    texts: "list[str | None]" = [None for _ in boxes]
     if crops:
         with _lock:
             res, _ = rec(crops)
         for i, (text, conf) in zip(idx, res):
-            texts[i] = str(text).strip() if conf >= 0.5 else ""
+            words = str(text).strip()
+            texts[i] = words if conf >= MIN_READ and sum(ch.isalnum() for ch in words) >= 2 else ""
     return texts
 
 
@@ -237,31 +248,17 @@ def persistent_groups(reads: "list[tuple[int, list[Box]]]", n_shots: int) -> lis
         steady = float(widths.std()) <= PERSIST_SIZE * float(widths.mean())
         if seen >= max(PERSIST_MIN, PERSIST_SHARE * n) and (n_shots < 2 or len(g["shots"]) >= 2) and steady:
             out.append(g["box"])
-    return _merge_near(out)
-
-
-def _merge_near(boxes: list[Box]) -> list[Box]:
-    """Boxes that touch (two lines of one logo) as one."""
-    out: list[Box] = []
-    for b in sorted(boxes, key=lambda b: (b.y, b.x)):
-        grown = Box(b.x - 0.5 * b.h, b.y - 0.5 * b.h, b.w + b.h, b.h * 2, 1.0)
-        for i, o in enumerate(out):
-            if iou(grown, o) > 0 or overlap(o, grown) > 0:
-                out[i] = union_box([o, b])
-                break
-        else:
-            out.append(b)
-    return out
+    return merge_places(out)
 
 
 def merge_places(boxes: "list[Box]") -> list[Box]:
-    """Persistent places found twice (as text and as edges) as one box."""
+    """Boxes that touch or overlap as one: two lines of one logo, a place found both as text and as edges."""
     out: list[Box] = []
     for b in sorted(boxes, key=lambda b: -b.area):
-        pad = 0.25 * min(b.w, b.h)
+        pad = 0.5 * min(b.w, b.h)
         grown = Box(b.x - pad, b.y - pad, b.w + 2 * pad, b.h + 2 * pad)
         for i, o in enumerate(out):
-            if overlap(grown, o) > 0 or overlap(b, o) > 0.3:
+            if overlap(grown, o) > 0:
                 out[i] = union_box([o, b])
                 break
         else:
@@ -283,14 +280,19 @@ def kind_of(box: Box, width: int, height: int, *, persistent: bool, screen: bool
 
 
 def regions_for(boxes: "list[Box]", persistent: "list[Box]", width: int, height: int,
-                texts: "list[str] | None" = None) -> tuple[list[Region], float]:
+                texts: "list[str | None] | None" = None) -> tuple[list[Region], float]:
     """A key frame's regions from its text boxes and the title's persistent places (same pixels).
+
+    ``texts``: the recogniser's reading of each box (``read_text``); a box outside the persistent
+    places that reads as nothing ("") is not kept: the detector alone also outlines foliage, grilles
+    and lights. Boxes not read (None) are kept.
 
     Returns:
         (regions, text share without the persistent ones).
     """
-    texts = texts or ["" for _ in boxes]
-    own = [(b, t) for b, t in zip(boxes, texts) if not any(overlap(b, p) > 0.5 for p in persistent)]
+    texts = list(texts) if texts is not None else [None for _ in boxes]
+    own = [(b, t or "") for b, t in zip(boxes, texts) if not any(overlap(b, p) > 0.5 for p in persistent)
+           and t != ""]
     share = text_share([b for b, _ in own], width, height)
     screen = share >= SCREEN_SHARE
     regions = [Region(b, kind_of(b, width, height, persistent=False, screen=screen), t, False) for b, t in own]
