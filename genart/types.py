@@ -590,7 +590,7 @@ class FramesResult:
     ((x, y, w, h) in display pixels, the whole frame when there are none), ``transitions`` the fades,
     dissolves and wipes found, ``characters`` the people recognised (lead first), ``regions`` the
     burned-in marks that persist across the title (logos, watermarks; display pixels of the active
-    area) and ``timings`` seconds spent per part of the analysis.
+    area) and ``timings`` CPU seconds spent per part of the analysis, then ``wall`` and ``cpu`` for the call.
     """
 
     source: str
