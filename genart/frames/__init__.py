@@ -323,14 +323,17 @@ def _faces_centre(faces: "Sequence[Face]", w: int, h: int) -> tuple[float, float
 # --- after the scan ------------------------------------------------------------------------------------
 def _borrow_text(cands: "list[Candidate]") -> "list[Candidate]":
     """Unread samples take the text boxes of the nearest read sample of their scene that looks alike."""
+    import bisect
+
     from genart.frames import quality as q
 
-    reads = [c for c in cands if c.text_read]
+    reads = sorted((c for c in cands if c.text_read), key=lambda c: c.t_s)
+    times = [r.t_s for r in reads]
     out = []
     for c in cands:
         if not c.text_read:
-            near = [r for r in reads if r.shot == c.shot and abs(r.t_s - c.t_s) <= BORROW_TEXT_S
-                    and q.hash_distance(r.phash, c.phash) <= BORROW_TEXT_BITS]
+            lo, hi = bisect.bisect_left(times, c.t_s - BORROW_TEXT_S), bisect.bisect_right(times, c.t_s + BORROW_TEXT_S)
+            near = [r for r in reads[lo:hi] if r.shot == c.shot and q.hash_distance(r.phash, c.phash) <= BORROW_TEXT_BITS]
             if near:
                 c = replace(c, text_boxes=min(near, key=lambda r: abs(r.t_s - c.t_s)).text_boxes)
         out.append(c)

@@ -219,35 +219,55 @@ def union_box(boxes: "list[Box]") -> Box:
 
 
 def persistent_groups(reads: "list[tuple[int, list[Box]]]", n_shots: int) -> list[Box]:
-    """Places where text comes back across the title: each as the median box of its sightings.
+    """Places where text comes back across the title: each as the mean box of its sightings.
 
     Args:
         reads: per read sample, (its shot, its text boxes), all in one coordinate frame.
         n_shots: how many shots the title has (a logo must cross a cut when there are cuts).
+
+    Each box joins the group whose running box it overlaps most (IoU at least ``SAME_PLACE``),
+    compared with every group at once, so a feature film's thousands of reads group in a second.
     """
     n = len(reads)
     if n < PERSIST_MIN:
         return []
-    groups: list[dict] = []
+    sums = np.zeros((0, 4))  # per group: sum of x0, y0, x1, y1 of its members
+    count = np.zeros(0)
+    widths: list[list[float]] = []
+    samples: list[set[int]] = []
+    shots: list[set[int]] = []
     for i, (shot, boxes) in enumerate(reads):
         for b in boxes:
-            best = max(groups, key=lambda g: iou(g["box"], b), default=None)
-            if best is not None and iou(best["box"], b) >= SAME_PLACE:
-                best["members"].append(b)
-                best["samples"].add(i)
-                best["shots"].add(shot)
-                m = best["members"]
-                best["box"] = Box(float(np.median([x.x for x in m])), float(np.median([x.y for x in m])),
-                                  float(np.median([x.w for x in m])), float(np.median([x.h for x in m])), 1.0)
+            xy = np.array([b.x, b.y, b.x + b.w, b.y + b.h])
+            g = -1
+            if len(count):
+                mean = sums / count[:, None]
+                iw = np.minimum(mean[:, 2], xy[2]) - np.maximum(mean[:, 0], xy[0])
+                ih = np.minimum(mean[:, 3], xy[3]) - np.maximum(mean[:, 1], xy[1])
+                inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+                areas = (mean[:, 2] - mean[:, 0]) * (mean[:, 3] - mean[:, 1])
+                ious = inter / np.maximum(areas + b.area - inter, 1e-9)
+                k = int(np.argmax(ious))
+                g = k if ious[k] >= SAME_PLACE else -1
+            if g < 0:
+                sums = np.vstack([sums, xy])
+                count = np.append(count, 1.0)
+                widths.append([b.w])
+                samples.append({i})
+                shots.append({shot})
             else:
-                groups.append({"box": b, "members": [b], "samples": {i}, "shots": {shot}})
+                sums[g] += xy
+                count[g] += 1
+                widths[g].append(b.w)
+                samples[g].add(i)
+                shots[g].add(shot)
     out = []
-    for g in groups:
-        seen = len(g["samples"])
-        widths = np.array([b.w for b in g["members"]])
-        steady = float(widths.std()) <= PERSIST_SIZE * float(widths.mean())
-        if seen >= max(PERSIST_MIN, PERSIST_SHARE * n) and (n_shots < 2 or len(g["shots"]) >= 2) and steady:
-            out.append(g["box"])
+    for g in range(len(count)):
+        w = np.asarray(widths[g])
+        steady = float(w.std()) <= PERSIST_SIZE * float(w.mean())
+        if len(samples[g]) >= max(PERSIST_MIN, PERSIST_SHARE * n) and (n_shots < 2 or len(shots[g]) >= 2) and steady:
+            x0, y0, x1, y1 = sums[g] / count[g]
+            out.append(Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0), 1.0))
     return merge_places(out)
 
 
