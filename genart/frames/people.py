@@ -11,9 +11,10 @@ used for what YuNet cannot do:
 - the ResNet face-recognition model (128-d embeddings; two faces of one person are usually under
   0.6 apart) tells people apart. It costs 100-300 ms per face here, so it runs once per face
   *track* (the same face followed through consecutive samples of a shot), on the track's best
-  aligned 150-px chip, within a budget (``embed_budget``): the tracks in chosen key frames first,
-  then the longest ones. Tracks are clustered across the title with dlib's Chinese-whispers
-  clustering into characters; screen time is the sampled time their tracks cover.
+  aligned 150-px chip (frontal enough and large enough to mean something), within a budget
+  (``genart.frames.embed_budget``): the tracks in chosen key frames first, then the longest ones.
+  Tracks are clustered across the title into characters (``cluster``: average linkage under dlib's
+  0.6, never joining two faces seen in one frame); screen time is the sampled time their tracks cover.
 
 Casting notes (``load_cast``): reference images mapped to names; a character whose faces lie
 within ``CAST_MATCH`` of a name's reference takes that name (``Character.name``, and

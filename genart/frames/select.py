@@ -64,8 +64,8 @@ MOTION_FULL = 0.06
 #: animal twice, one darker) and within a shot (a slow pan, a held close-up).
 SAME_PICTURE = 0.3
 WITHIN_SHOT_PICTURE = 0.42
-#: ... tried only for hashes at most this many bits apart (brightness leaves pHash alone; a shift of
-#: an eighth of the frame moves it by about 20 bits; unrelated frames are about 32 apart).
+#: ... tried across shots only for hashes at most this many bits apart (brightness leaves pHash alone;
+#: unrelated frames are about 32 apart), so a feature film's thousands of samples compare quickly.
 ALIKE_BITS = 26
 #: Share of the picture covered by text at which a frame is a screen of text (credits, UI) and dropped;
 #: below it the text penalty grows with the share (subtitles cost a little, half a screen a lot).
@@ -262,8 +262,9 @@ def same_picture(a: Candidate, b: Candidate, *, max_bits: int = q.NEAR_DUP_BITS,
     bits = q.hash_distance(a.phash, b.phash)
     if bits <= max_bits and q.thumb_distance(a.thumb, b.thumb) <= MOVED:
         return True
-    # unrelated pictures differ in about half of the 64 bits; only closer pairs are worth the shifts
-    return bits <= ALIKE_BITS and q.picture_distance(a.thumb, b.thumb) < picture
+    # unrelated pictures differ in about half of the 64 bits: across shots only closer pairs are worth
+    # the shifts (within a shot a pan over sky or water moves the hash a lot and the picture little)
+    return (bits <= ALIKE_BITS or a.shot == b.shot) and q.picture_distance(a.thumb, b.thumb) < picture
 
 
 def drop_near_duplicates(cands: list[Candidate], max_bits: int = q.NEAR_DUP_BITS) -> list[Candidate]:
