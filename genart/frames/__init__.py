@@ -33,13 +33,12 @@ from __future__ import annotations
 import math
 import numbers
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
-from genart.errors import EmptySourceError, InvalidArgumentError, UnsupportedMediaError
+from genart.errors import EmptySourceError, InvalidArgumentError, MediaWarning, UnsupportedMediaError, warn
 from genart.frames.decode import SourceInfo, probe_source
 from genart.frames.faces import detect_faces, find_faces
 from genart.progress import ProgressFn, report
@@ -492,9 +491,10 @@ def _keyframe(c: "Candidate", frame: _Frame, digest: str, source: Path, mapper: 
 
 
 def _warn(messages: list[str], msg: str | None) -> None:
+    """Record ``msg`` on the result and warn the genart way (a run in progress records it too)."""
     if msg:
         messages.append(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=5)
+        warn(msg, MediaWarning, stacklevel=4)
 
 
 def embed_budget(duration_s: float) -> int:

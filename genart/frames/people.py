@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
-import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -91,8 +90,10 @@ def available() -> bool:
     ok = importlib.util.find_spec("dlib") is not None and _model_dir() is not None
     if not ok and not _warned:
         _warned = True
-        warnings.warn("dlib or face_recognition_models is not installed: faces get no eyes-open, expression or "
-                      "identity (pip install dlib-bin face-recognition-models)", RuntimeWarning, stacklevel=3)
+        from genart.errors import MediaWarning, warn
+
+        warn("dlib or face_recognition_models is not installed: faces get no eyes-open, expression or identity "
+             "(pip install dlib-bin face-recognition-models)", MediaWarning, stacklevel=3)
     return ok
 
 

@@ -22,11 +22,11 @@ run out (``COVER_SHOT_S``), so a single 80-second take still yields the frames a
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from genart.errors import MediaWarning, warn
 from genart.frames import quality as q
 from genart.frames.faces import Face
 from genart.types import Box
@@ -403,9 +403,9 @@ def select_detailed(cands: list[Candidate], max_frames: int, *, source: object =
     usable, dropped = drop_unusable(cands)
     fallback = False
     if not usable:
-        warnings.warn(
+        warn(
             f"every sampled frame is black, blank, a title card, text or blurred, or inside a transition; using the "
-            f"best of them anyway: {source}", RuntimeWarning, stacklevel=3,
+            f"best of them anyway: {source}", MediaWarning, stacklevel=3,
         )
         usable, fallback = cands, True
     distinct = drop_near_duplicates(usable)
