@@ -481,15 +481,22 @@ def frames(
                        f"{_plural(len(c.appearances), 'appearance')}"))
     for r in result.regions:
         out.print(Text(f"{r.kind} in every frame at ({r.box.x:.0f}, {r.box.y:.0f}), {r.box.w:.0f}x{r.box.h:.0f}"))
+    def short(words: list[str]) -> str:
+        text = ",".join(words) or "-"
+        return text if len(text) <= 9 else text[:8] + "…"
+
+    cells = [(short([p.character or "?" for p in kf.people]), short(sorted({r.kind for r in kf.regions})))
+             for kf in result.keyframes]
+    cols = ["#", "time", "frame", "shot", "faces"]
+    cols += [c for c, k in (("who", 0), ("marks", 1)) if any(cell[k] != "-" for cell in cells)]
     table = Table(**TABLE_STYLE)
-    for col in ("#", "time", "frame", "shot", "faces", "who", "marks", "quality"):
+    for col in cols + ["quality"]:
         table.add_column(col, justify="left" if col in ("time", "who", "marks") else "right", no_wrap=True)
     table.add_column("file", overflow="fold")
-    for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
-        who = ", ".join(p.character or "?" for p in kf.people) or "-"
-        marks = ", ".join(sorted({r.kind for r in kf.regions})) or "-"
+    for i, (kf, row, (who, marks)) in enumerate(zip(result.keyframes, data["keyframes"], cells)):
+        extra = [v for c, v in (("who", who), ("marks", marks)) if c in cols]
         table.add_row(*(Text(c) for c in (str(i + 1), kf.timecode, str(kf.frame_index), str(kf.shot),
-                                          str(len(kf.faces)), who, marks, f"{kf.scores.get('quality', 0):.2f}",
+                                          str(len(kf.faces)), *extra, f"{kf.scores.get('quality', 0):.2f}",
                                           Path(row["path"]).name)))
     out.print(table)
     out.print(Text(f"contact sheet: {shown_path(sheet_path)}"), soft_wrap=True)

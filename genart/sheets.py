@@ -91,7 +91,9 @@ def _cell(kf, cell_w: int, lanes: dict) -> Image.Image:
 def _caption(kf) -> list[str]:
     g = kf.scores.as_dict().get
     people = ", ".join(f"{p.character or '?'} eyes {p.eyes_open:.1f} expr {p.expression:.1f}"
-                       if p.eyes_open is not None else f"{p.character or '?'}" for p in kf.people[:3])
+                       if p.eyes_open is not None else f"{p.character or '?'}" for p in kf.people[:2])
+    if len(kf.people) > 2:
+        people += f" +{len(kf.people) - 2}"
     marks = sorted({r.kind for r in kf.regions})
     return [
         f"{kf.timecode}  frame {kf.frame_index}  shot {kf.shot}  quality {g('quality', 0):.2f}",
