@@ -122,7 +122,7 @@ def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
         from genart.generate.classic import ClassicGenerator
 
         scorers, ranking = load_rankers(spec, store)
-        return Stages(ClassicGenerator(spec.name), scorers, (), ranking, spec.ranker.fidelity_threshold)
+        return Stages(ClassicGenerator(spec.name, spec.finish, spec.watermarks), scorers, (), ranking, spec.ranker.fidelity_threshold)
     from genart.generate.diffusion import DiffusionGenerator
     from genart.models import load_diffusion, resolved_models
 
@@ -303,8 +303,11 @@ def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa:
         cells = []
         for rv in items[:per_profile]:
             named = [f"{n[:3]} {v:.2f}" for n, v in rv.scores.items]
+            p = rv.variant.params
+            finishing = ("  title skipped" if p.title_status == "skipped" else "") + (
+                f"  up {p.upscale:.1f}x" if p.upscale > 1.5 else "")  # what finishing could not do (generate stage)
             cells.append((opened(rv.variant.path, rv.variant.image),
-                          [f"#{rv.rank}  total {rv.total:.3f}  {rv.variant.params.aspect}",
+                          [f"#{rv.rank}  total {rv.total:.3f}  {p.aspect}{finishing}",
                            " ".join(named[:3]), " ".join(named[3:6])]))
         rows.append((pid, cells))
     return grid(rows, title=f"genart run {result.run_id} - preset {result.preset}",
