@@ -6,7 +6,7 @@ Importing this module is cheap (no torch): stages load when a function needs the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from genart.config import PresetSpec, load_models_config
 from genart.progress import ProgressFn
@@ -25,7 +25,8 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
                     preset: str | None = None, frames: int = 4, variants_per_frame: int = 4,
                     out: str | Path = "runs", *, db: str | None = None, seed: int = 0, title: str = "",
                     genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
-                    title_overlay: bool | None = None, titles: dict[str, str] | None = None) -> RunResult:
+                    title_overlay: bool | None = None, titles: dict[str, str] | None = None,
+                    cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> RunResult:
     """Make ranked artwork variants of a title for each taste profile.
 
     Args:
@@ -43,6 +44,8 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
         title_overlay: lay the title's text into each variant (default: when ``title`` is given).
         titles: the title per locale (``{"ja-JP": "...", "hi-IN": "..."}``) for regional profiles;
             a profile whose locale is missing uses ``title``.
+        cast: casting notes, a character's name -> reference photo(s); faces in the key frames that
+            match are named in ``KeyFrame.people`` (profiles ask for them with ``casting:``).
 
     Returns:
         A ``RunResult``: per profile, ``RankedVariant`` s best first (path, total, every score by name,
@@ -58,22 +61,28 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
 
     return pipeline.run(source, profiles=profiles, preset=preset, frames=frames,
                         variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles)
+                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
 
 
-def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None) -> list[KeyFrame]:
-    """Pick up to ``max_frames`` key frames of a video, image or folder of stills, with timecodes and scores."""
+def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None,
+                      cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> list[KeyFrame]:
+    """Pick up to ``max_frames`` key frames of a video, image or folder of stills, with timecodes and scores.
+
+    ``cast``: casting notes, name -> reference image(s); faces that match are named in ``KeyFrame.people``.
+    """
     from genart import frames
 
-    return frames.extract_keyframes(source, max_frames=max_frames, progress=progress)
+    return frames.extract_keyframes(source, max_frames=max_frames, progress=progress, cast=cast)
 
 
 def analyse_frames(source: str | Path, max_frames: int = 12, *, sample_fps: float = 2.0, detector: str = "content",
-                   progress: ProgressFn | None = None) -> "FramesResult":
-    """Shots, cuts and key frames of a source: what ``genart frames`` shows and writes."""
+                   progress: ProgressFn | None = None,
+                   cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> "FramesResult":
+    """Shots, cuts, transitions, bars, characters and key frames of a source: what ``genart frames`` shows."""
     from genart import frames
 
-    return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
+    return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
+                          cast=cast)
 
 
 def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *, preset: str | None = None,

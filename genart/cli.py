@@ -442,56 +442,66 @@ def frames(
                                      help="Candidate frames analysed per second of video."),
     detector: str = typer.Option("content", "--detector", metavar="NAME",
                                  help="PySceneDetect detector: content or adaptive."),
+    cast: list[str] = typer.Option([], "--cast", metavar="NAME=IMAGE",
+                                   help="Casting note (repeatable): a reference photo of a person; matching faces "
+                                        "are named after them."),
 ) -> None:
-    """Shots and key frames: PNGs, a contact sheet with timecodes and scores, and (--json) the shot list."""
+    """Shots and key frames: PNGs, a contact sheet (faces and who, text and logos, bars, transitions,
+    characters), and (--json) everything found."""
     # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
-    from genart.sheets import contact_sheet
+    from genart.sheets import frames_sheet
 
+    notes: dict[str, list[str]] = {}
+    for item in cast:
+        name, sep, image = item.partition("=")
+        if not sep or not name.strip() or not image.strip():
+            raise InvalidArgumentError("--cast", item, "NAME=IMAGE, e.g. --cast 'Ada Lovelace=ada.jpg'")
+        notes.setdefault(name.strip(), []).append(image.strip())
     with rich_progress(not as_json) as progress:
-        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
+        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
+                                    cast=notes or None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, cells = [], []
-    for i, kf in enumerate(result.keyframes):
+    data = result.to_json()
+    for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         kf.image.save(path)
-        sc = kf.scores.as_dict()
-        rows.append({"t_s": round(kf.t_s, 3), "frame": kf.frame_index, "shot": kf.shot, "path": str(path),
-                     "timecode": kf.timecode, "faces": [[round(v, 1) for v in (b.x, b.y, b.w, b.h)] for b in kf.faces],
-                     "scores": {k: round(v, 4) for k, v in sc.items()}})
-        g = sc.get
-        cells.append((kf.image, [
-            f"{kf.timecode}  frame {kf.frame_index}  shot {kf.shot}",
-            f"quality {g('quality', 0):.2f}  sharp {g('sharpness', 0):.2f}  expo {g('exposure', 0):.2f}  "
-            f"contr {g('contrast', 0):.2f}",
-            f"colour {g('colourfulness', 0):.2f}  natural {g('naturalness', 0):.2f}  thirds {g('thirds', 0):.2f}",
-            f"faces {len(kf.faces)}  frontal {g('face_frontal', 0):.2f}  blur {g('motion_blur', 0):.2f}  "
-            f"fade {g('fade', 0):.2f}  card {g('title_card', 0):.2f}",
-        ], [(b.x, b.y, b.w, b.h) for b in kf.faces]))
+        row["path"] = str(path)
     sheet_path = out_dir / "contact_sheet.png"
-    footer = (f"{_shots_words(result)} ({result.detector or 'stills'}), "
-              f"{_plural(result.n_frames, 'frame')}, {result.duration_s:.2f} s")
-    contact_sheet(cells, title=f"key frames of {source.name}", footer=footer).save(sheet_path)
+    frames_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
     if as_json:
-        _print_json({
-            "source": str(source), "contact_sheet": str(sheet_path), "fps": round(result.fps, 6),
-            "n_frames": result.n_frames, "duration_s": round(result.duration_s, 3), "detector": result.detector,
-            "shots": [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "start_frame": s.start_frame,
-                       "end_frame": s.end_frame} for s in result.shots],
-            "cuts_s": [round(t, 3) for t in result.cuts_s],
-            "keyframes": rows,
-            "warnings": list(result.warnings),
-        })
+        _print_json({"source": str(source), "contact_sheet": str(sheet_path),
+                     **{k: v for k, v in data.items() if k != "source"}})
         return
-    out.print(Text(f"{source.name}: {_shots_words(result)}; {_plural(len(rows), 'key frame')} "
+    out.print(Text(f"{source.name}: {_shots_words(result)}; {_plural(len(result.keyframes), 'key frame')} "
                    f"in {shown_path(out_dir)}/"), soft_wrap=True)
+    if result.active_area is not None:
+        x, y, w, h = result.active_area
+        if (w, h) != (result.width, result.height):
+            out.print(Text(f"bars cropped: the picture is {w}x{h} at ({x}, {y}) of {result.width}x{result.height}"))
+    for tr in result.transitions:
+        out.print(Text(f"{tr.kind} {tr.start_s:.2f}-{tr.end_s:.2f} s: no key frame inside"))
+    for c in result.characters:
+        out.print(Text(f"character {c.label}: {c.screen_time_s:.1f} s on screen, "
+                       f"{_plural(len(c.appearances), 'appearance')}"))
+    for r in result.regions:
+        out.print(Text(f"{r.kind} in every frame at ({r.box.x:.0f}, {r.box.y:.0f}), {r.box.w:.0f}x{r.box.h:.0f}"))
+    def short(words: list[str]) -> str:
+        text = ",".join(words) or "-"
+        return text if len(text) <= 9 else text[:8] + "…"
+
+    cells = [(short([p.character or "?" for p in kf.people]), short(sorted({r.kind for r in kf.regions})))
+             for kf in result.keyframes]
+    cols = ["#", "time", "frame", "shot", "faces"]
+    cols += [c for c, k in (("who", 0), ("marks", 1)) if any(cell[k] != "-" for cell in cells)]
     table = Table(**TABLE_STYLE)
-    for col in ("#", "time", "frame", "shot", "faces", "quality"):
-        table.add_column(col, justify="right" if col != "time" else "left", no_wrap=True)
+    for col in cols + ["quality"]:
+        table.add_column(col, justify="left" if col in ("time", "who", "marks") else "right", no_wrap=True)
     table.add_column("file", overflow="fold")
-    for i, r in enumerate(rows):
-        table.add_row(*(Text(c) for c in (str(i + 1), r["timecode"], str(r["frame"]), str(r["shot"]),
-                                          str(len(r["faces"])), f"{r['scores'].get('quality', 0):.2f}",
-                                          Path(r["path"]).name)))
+    for i, (kf, row, (who, marks)) in enumerate(zip(result.keyframes, data["keyframes"], cells)):
+        extra = [v for c, v in (("who", who), ("marks", marks)) if c in cols]
+        table.add_row(*(Text(c) for c in (str(i + 1), kf.timecode, str(kf.frame_index), str(kf.shot),
+                                          str(len(kf.faces)), *extra, f"{kf.scores.get('quality', 0):.2f}",
+                                          Path(row["path"]).name)))
     out.print(table)
     out.print(Text(f"contact sheet: {shown_path(sheet_path)}"), soft_wrap=True)
 

@@ -186,15 +186,19 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
 
 def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfile], frames: int,
                variants_per_frame: int, seed: int, title: str, genre: str, *, keyframe_ids: Sequence[str] = (),
-               title_overlay: bool | None = None, titles: Mapping[str, str] | None = None) -> str:
+               title_overlay: bool | None = None, titles: Mapping[str, str] | None = None,
+               cast: "Mapping[str, object] | None" = None) -> str:
     """What makes two ``genart run`` calls "the same command": the source's bytes, the preset, the
-    profiles' versions, the counts, the seed and the title (text and overlay). A run killed part-way
-    is found again by it and resumed, reusing its stored key frames and variants."""
+    profiles' versions, the counts, the seed, the title (text and overlay) and the casting notes. A run
+    killed part-way is found again by it and resumed, reusing its stored key frames and variants."""
     from genart.types import stable_id
 
-    return stable_id("genart-run-v1", source_sha256, spec.canonical_json(), [(p.id, p.version) for p in profs],
-                     frames, variants_per_frame, seed, title, genre, list(keyframe_ids), title_overlay,
-                     sorted((titles or {}).items()), length=16)
+    parts = ["genart-run-v1", source_sha256, spec.canonical_json(), [(p.id, p.version) for p in profs],
+             frames, variants_per_frame, seed, title, genre, list(keyframe_ids), title_overlay,
+             sorted((titles or {}).items())]
+    if cast:  # only when given, so runs without casting notes keep the keys they had
+        parts.append(sorted((str(k), str(v)) for k, v in cast.items()))
+    return stable_id(*parts, length=16)
 
 
 def _claim_unfinished(store: Store, key: str) -> "tuple[object, FileLock] | None":
@@ -235,17 +239,20 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
         keyframes: Sequence[KeyFrame] | None = None,
-        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None) -> RunResult:  # [generate: title]
+        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None,  # [generate: title]
+        cast: "Mapping[str, object] | None" = None) -> RunResult:
     """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments.
 
     ``title_overlay`` lays the title on the artwork (default: when a title is given); ``titles`` gives the
-    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage).
+    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage);
+    ``cast`` the casting notes the frames stage names characters by.
 
     Resumable: a run of the same command (see :func:`resume_key`) that was killed (left ``running``,
     nobody holding its lock) or failed is continued instead of started again: its stored key frames
     and each profile's stored variants are reused, the rest is made, every profile is ranked.
     """
     from genart.frames import extract_keyframes, probe_source
+    from genart.frames.people import check_cast
 
     # cheap checks first: nothing is written until every argument is known to be usable
     _check_counts(frames, variants_per_frame, top_k)
@@ -258,12 +265,14 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         raise SourceNotFoundError(src)
     if keyframes is None:
         probe_source(src)
+        check_cast(cast)
     ensure_weights(spec)
 
     store = Store(out, db)
     digest = _source_digest(src)
     key = resume_key(digest, spec, profs, frames, variants_per_frame, seed, title, genre,
-                     keyframe_ids=[k.id for k in keyframes or ()], title_overlay=title_overlay, titles=titles)
+                     keyframe_ids=[k.id for k in keyframes or ()], title_overlay=title_overlay, titles=titles,
+                     cast=cast)
     claimed = _claim_unfinished(store, key)
     if claimed is not None:
         row, lock = claimed
@@ -292,7 +301,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         kfs = store.keyframes(run_id) if claimed is not None else []
         if not kfs:
             if keyframes is None:
-                keyframes = extract_keyframes(src, max_frames=frames, progress=progress)
+                keyframes = extract_keyframes(src, max_frames=frames, progress=progress, cast=cast)
             kfs = store.add_keyframes(run_id, keyframes)
         for i, kf in enumerate(kfs):
             _link(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")

@@ -27,7 +27,10 @@ A catalogue is YAML::
       - id: demo
         demo: true               # genart's own demo clip (genart.demo.make_demo_clip), no media needed
 
-Every title may override ``profiles``, ``frames``, ``variants_per_frame``, ``seed`` and ``top_k``.
+Every title may override ``profiles``, ``frames``, ``variants_per_frame``, ``seed`` and ``top_k``, and
+may carry casting notes: ``cast: {Ada Lovelace: ada.jpg, Charles Babbage: [cb1.jpg, cb2.jpg]}`` (reference
+photos, relative to this file's folder); faces in the title that match are named after them, so a
+profile can ask for that character (``casting:`` in ``prompts/*.yaml``).
 The job hands each title's *approved* variants to its test (a re-run after a review), or, when
 nobody approved any yet, makes a *draft* test of the ranking's top-k that starts when a person
 approves it (``genart bandit approve``, or a hand-off in the app); ``auto_approve: true`` (or
@@ -71,6 +74,8 @@ class TitleEntry(_Strict):
     seed: int | None = Field(None, ge=0, lt=2**63)
     top_k: int | None = Field(None, ge=1, le=64)
     control_image: str | None = None
+    cast: dict[str, str | list[str]] | None = Field(
+        None, description="casting notes: a character's name -> reference photo(s) of that person")
 
     @field_validator("id")
     @classmethod
@@ -111,6 +116,12 @@ class CatalogTitle:
     seed: int
     top_k: int
     control_image: Path | None = None
+    cast: tuple[tuple[str, tuple[Path, ...]], ...] = ()  # casting notes: (name, reference photos)
+
+    @property
+    def cast_notes(self) -> dict[str, list[str]] | None:
+        """The casting notes as the frames stage takes them (None when there are none)."""
+        return {name: [str(p) for p in paths] for name, paths in self.cast} or None
 
     @property
     def images(self) -> int:
@@ -219,11 +230,26 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
             control = (control if control.is_absolute() else base / control).resolve()
             if check_sources and not control.is_file():
                 raise fail(f"control image not found: {control}", i, "control_image")
+        cast: list[tuple[str, tuple[Path, ...]]] = []
+        for name, refs in (t.cast or {}).items():
+            if not name.strip():
+                raise fail("a cast name is empty", i, "cast")
+            paths = []
+            for ref in [refs] if isinstance(refs, str) else refs:
+                ref_path = Path(ref).expanduser()
+                ref_path = (ref_path if ref_path.is_absolute() else base / ref_path).resolve()
+                if check_sources and not ref_path.is_file():
+                    raise fail(f"cast photo of '{name}' not found: {ref_path}", i, "cast")
+                paths.append(ref_path)
+            if not paths:
+                raise fail(f"give '{name}' at least one reference photo", i, "cast")
+            cast.append((name.strip(), tuple(paths)))
         titles.append(CatalogTitle(
             id=tid, index=i, source=src, demo=t.demo, title=t.title, genre=t.genre,
             profiles=profiles_of(t.profiles, i) if t.profiles is not None else default_profiles,
             frames=t.frames or parsed.frames, variants_per_frame=t.variants_per_frame or parsed.variants_per_frame,
-            seed=parsed.seed if t.seed is None else t.seed, top_k=t.top_k or parsed.top_k, control_image=control))
+            seed=parsed.seed if t.seed is None else t.seed, top_k=t.top_k or parsed.top_k, control_image=control,
+            cast=tuple(cast)))
     return Catalog(path=path, preset=preset, policy=test_config.policy, titles=tuple(titles), test=test_config,
                    auto_approve=parsed.auto_approve)
 

@@ -35,10 +35,10 @@ def _ray() -> Any:
 
 
 # --- the tasks (module level, so workers import them by name) -------------------------------------
-def frames_task(source: str, max_frames: int) -> list[Any]:
+def frames_task(source: str, max_frames: int, cast: "dict[str, list[str]] | None" = None) -> list[Any]:
     from genart.frames import extract_keyframes
 
-    return extract_keyframes(source, max_frames=max_frames)
+    return extract_keyframes(source, max_frames=max_frames, cast=cast)
 
 
 def generate_task(preset: str, slots: Sequence[Any], batch_size: int, compile: bool) -> dict[str, Any]:
@@ -144,14 +144,15 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
             else:
                 src = t.source if not t.demo else None
                 if src is not None:
-                    pending[t.id] = frames_r.remote(str(src), t.frames)
+                    pending[t.id] = frames_r.remote(str(src), t.frames, t.cast_notes)
         for t in cat.titles:
             if t.id in states:
                 continue
             ref = pending.get(t.id)
 
-            def extractor(source: Any, max_frames: int, progress: Any = None, ref: Any = ref) -> list[Any]:
-                return ray.get(ref) if ref is not None else ray.get(frames_r.remote(str(source), max_frames))
+            def extractor(source: Any, max_frames: int, progress: Any = None, cast: Any = None,
+                          ref: Any = ref) -> list[Any]:
+                return ray.get(ref) if ref is not None else ray.get(frames_r.remote(str(source), max_frames, cast))
 
             states[t.id] = prepare_title(ledger, t, spec, Path(cat.path), extractor=extractor)
         ordered = [states[t.id] for t in cat.titles]

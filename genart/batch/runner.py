@@ -202,7 +202,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
                   progress: ProgressFn | None = None) -> TitleState | None:
     """The title's run and key frames: created (``extract``) or found. None: not there yet (another shard's).
 
-    ``extractor(source, max_frames=, progress=)`` picks the key frames (default the frames stage's
+    ``extractor(source, max_frames=, progress=, cast=)`` picks the key frames (default the frames stage's
     ``extract_keyframes``; the Ray engine passes one that runs it as a Ray task).
 
     A title whose source cannot be read or holds no usable frame does not raise: its run is marked
@@ -269,7 +269,8 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
 
                 raise UnsupportedMediaError(src, f"cannot read it: {unreadable.strerror or unreadable}")
             probe_source(src)
-            made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress)
+            made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress,
+                                                    cast=title.cast_notes)
             ledger.store.add_keyframes(run_id, made)  # one transaction: all of the title's key frames or none
         except Exception as exc:  # noqa: BLE001 - one title's source never stops the catalogue
             return fail_title(ledger, state, exc)

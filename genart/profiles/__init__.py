@@ -139,6 +139,9 @@ class ProfileFile(_Strict):
     locale: str = Field("en-US", pattern=LOCALE_PATTERN)
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
     title_style: TitleStyleSpec = TitleStyleSpec()
+    casting: str | None = Field(None, min_length=1, max_length=80,
+                                description="who this audience wants to see: 'lead', 'pair' (two characters "
+                                            "together) or a character named in the title's casting notes")
 
     @field_validator("prompt")
     @classmethod
@@ -211,6 +214,7 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         weights=ScoreSet.of(pf.weights),
         path=path,
         title_style=pf.title_style.typed(),
+        casting=pf.casting.strip() if pf.casting else None,
     )
 
 
