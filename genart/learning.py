@@ -483,7 +483,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
     from PIL import Image
 
     from genart.bandit.loop import Setting
-    from genart.generate.finish import faces_in, finish
+    from genart.generate.finish import faces_in, finish, regions_in
 
     classic = spec.kind == "classic"
     grades = GRADE_STEPS if classic else (1.0,)
@@ -499,7 +499,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
             scale = PREVIEW_SIDE / max(im.width, 1)
             small = np.asarray(im.resize((PREVIEW_SIDE, max(1, round(im.height * scale))), Image.BILINEAR))
         h, w = small.shape[:2]
-        faces = faces_in(kf, w, h)
+        faces, regions = faces_in(kf, w, h), regions_in(kf, w, h)
         choices: list[int | None] = [None] + (list(range(min(3, len(faces)))) if len(faces) >= 2 else [])
         for face in choices:
             use = faces if face is None else [faces[face]]
@@ -509,7 +509,12 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
                     if previews >= MAX_PREVIEWS:
                         return out
                     previews += 1
-                    done = finish(small, use, aspect, scaled_grade(profile, amount).grade, 1.0)
+                    # the delivery size at the preview's scale, so the framing (and its upscale and fill
+                    # limits) is the one the preset's finishing picks at full size
+                    dw, dh = spec.finish.size(aspect)
+                    done = finish(small, use, aspect, scaled_grade(profile, amount).grade, 1.0,
+                                  size=(max(16, round(dw * scale)), max(16, round(dh * scale))), regions=regions,
+                                  max_upscale=spec.finish.max_upscale, max_synthetic=spec.finish.max_synthetic)
                     cx, cy, cw, ch = done.framing.crop
                     crop = (int(cx / scale), int(cy / scale), int(cw / scale), int(ch / scale))
                     # the share of the crop outside the frame: filled in (blur-extend, outpainting)
