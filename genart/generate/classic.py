@@ -82,7 +82,7 @@ class ClassicGenerator:
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)
                 shift = (0.0, 0.0) if round_ == 0 else (rng.uniform(-1, 1), rng.uniform(-1, 1))
                 done = finish(rgb, faces, aspect, profile.grade, amount, title=text if overlay else "",
-                              locale=profile.locale, zoom=zoom, shift=shift)
+                              locale=profile.locale, zoom=zoom, shift=shift, title_position=profile.title_position)
                 framing, size, pixels = done.framing, done.size, done.pixels
                 params = GenerationParams(
                     preset=self.preset_name,

@@ -446,7 +446,7 @@ class DiffusionGenerator:
                 def outpaint(px: Any, framing: Any) -> Any:
                     return self.outpaint(px, framing, job, profile, prompt, negative, guidance)
             done = finish(rgb, faces_in(job.kf, rw, rh), aspect, profile.grade, 1.0, title=title,
-                          locale=profile.locale, outpaint=outpaint)
+                          locale=profile.locale, outpaint=outpaint, title_position=profile.title_position)
             image = Image.fromarray(done.pixels)
             # the crop in the key frame's own pixels (the diffusion output is the frame, resized)
             fx, fy = (job.kf.width / rw, job.kf.height / rh) if job.kf.width and job.kf.height else (1.0, 1.0)

@@ -52,7 +52,7 @@ class Finished:
 
 def finish(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grade, amount: float, *, title: str = "",
            locale: str = "en-US", zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
-           outpaint: Outpainter | None = None, max_upscale: float = 2.0) -> Finished:
+           outpaint: Outpainter | None = None, max_upscale: float = 2.0, title_position: str = "bottom") -> Finished:
     """Reframe ``rgb`` to ``aspect`` around its subject, grade it, lay ``title`` clear of the faces.
 
     Where the crop must leave the frame to keep the subject whole, ``outpaint`` fills the outside
@@ -78,5 +78,6 @@ def finish(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grade, amo
     pixels = apply_grade(pixels, grade, amount)
     layout = None
     if title.strip():
-        pixels, layout = lay_title(pixels, title, locale, faces_through(faces, framing.crop, size))
+        pixels, layout = lay_title(pixels, title, locale, faces_through(faces, framing.crop, size),
+                                   position=title_position)
     return Finished(pixels, framing, size, how, layout)

@@ -220,8 +220,12 @@ def _intersects(a: tuple[float, float, float, float], b: Box, margin: float) -> 
                 or b.y + b.h + margin <= ay)
 
 
-def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[Box] = ()) -> TitleLayout | None:
+def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[Box] = (), *,
+               position: str = "bottom") -> TitleLayout | None:
     """Choose font, size, wrapping and a face-free position for ``text`` on a ``width`` x ``height`` image.
+
+    ``position`` is where to try first (``"bottom"`` or ``"top"``, a creative team's choice); the other
+    edge and the bands between follow, so a face is still never covered.
 
     Returns ``None`` (with a ``TitleWarning``) when the title cannot be laid legibly without covering a face.
     """
@@ -263,6 +267,8 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
         edge = int(0.04 * height)
         xs = [(width - bw) // 2, int(0.04 * width), width - bw - int(0.04 * width)]
         ys = [height - bh - edge, edge] + list(range(height - bh - edge, edge, -max(1, bh // 4)))
+        if position == "top":
+            ys = [edge, height - bh - edge] + list(range(edge, height - bh - edge, max(1, bh // 4)))
         for y in ys:
             for x in xs:
                 x = int(min(max(0, x), width - bw))
@@ -338,9 +344,10 @@ def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.nd
     return out, replace(layout, plate_alpha=round(alpha, 2))
 
 
-def lay_title(rgb: np.ndarray, text: str, locale: str, faces: Sequence[Box] = ()) -> tuple[np.ndarray, TitleLayout | None]:
+def lay_title(rgb: np.ndarray, text: str, locale: str, faces: Sequence[Box] = (), *,
+              position: str = "bottom") -> tuple[np.ndarray, TitleLayout | None]:
     """Plan and draw; returns ``(pixels, layout)``, or the input and ``None`` when the title was not drawn."""
-    layout = plan_title(rgb.shape[1], rgb.shape[0], text, locale, faces)
+    layout = plan_title(rgb.shape[1], rgb.shape[0], text, locale, faces, position=position)
     if layout is None:
         return rgb, None
     return draw_title(rgb, layout, locale)
