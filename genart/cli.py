@@ -347,6 +347,30 @@ def batch_cmd(
               f"{report.wall_s:.1f} s wall{extra}; summary: {report.summary_csv}, {report.summary_json}")
 
 
+# --- export: the approved artwork as a delivery package (genart.export) -----------------------------
+@app.command("export")
+@handles_errors
+def export_cmd(
+    run_id: str = typer.Argument(..., help="The run whose approved variants go in the package."),
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="The store folder the run is in."),
+    to: Path = typer.Option(..., "--to", help="The zip to write, e.g. delivery.zip."),
+    streamer: str = typer.Option("prime-video", "--streamer", help="Whose count rule to check (prime-video)."),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: SQLite in --out)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the package's files and counts as JSON on stdout."),
+) -> None:
+    """Write the run's approved variants at the delivery sizes, with manifest.json, as one zip."""
+    import dataclasses
+
+    pkg = api.export_package(out_dir, run_id, to, streamer=streamer, db=db)
+    for w in pkg.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if as_json:
+        _print_json(dataclasses.asdict(pkg))
+        return
+    kinds = ", ".join(f"{c.count} {c.artwork_type} {c.locale}" for c in pkg.counts)
+    out.print(f"wrote {pkg.zip_path}: {len(pkg.files)} picture(s) ({kinds}) and manifest.json", highlight=False)
+
+
 def _mount_optional() -> None:
     try:
         from genart.bandit.cli import app as bandit_app
