@@ -93,7 +93,7 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
         InvalidArgumentError: a malformed ``auth`` or ``max_upload_mb``.
     """
     from app.handlers import DEFAULT_MAX_UPLOAD_MB
-    from app.ui import CSS
+    from app.ui import CSS, JS
 
     creds = parse_auth(auth if auth is not None else os.environ.get(AUTH_ENV))
     if not is_loopback(host) and not creds:
@@ -108,4 +108,4 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
     return demo.launch(server_name=host, server_port=port, auth=creds, auth_message="genart review: sign in",
                        allowed_paths=allowed, blocked_paths=[str(root / "genart.sqlite")],
                        max_file_size=f"{mb}mb", share=False, inbrowser=False, show_error=False, ssr_mode=False,
-                       prevent_thread_lock=prevent_thread_lock, quiet=quiet, css=CSS)
+                       prevent_thread_lock=prevent_thread_lock, quiet=quiet, css=CSS, js=JS)
