@@ -816,6 +816,8 @@ def variant_detail(out: Path, run_id: str | None, variant_id: str | None) -> Var
     headline = f"**{md_escape(variant_label(rv))}** · total **{rv.total:.3f}** · {STATUS_LABEL[state.status]}"
     if state.reviewer:
         headline += f" by {md_escape(state.reviewer)} ({state.at.replace('T', ' ')[:16]} UTC)"
+    if rv.rank_score is not None and abs(rv.rank_score - rv.total) > 5e-4:
+        headline += f" · placed at {rv.rank_score:.3f}" + (f" ({md_escape(rv.placed_by)})" if rv.placed_by else "")
     lines = [f"- {p.width}×{p.height} px · aspect {md_escape(p.aspect)} · {md_escape(p.method)} · variant seed {p.seed}"]
     if p.strength is not None:
         lines.append(f"- strength {p.strength:g} · steps {p.steps} · guidance {p.guidance:g}")
@@ -1107,6 +1109,26 @@ def save_control(out: Path, run_id: str | None, upload: object) -> ControlView:
         else:
             parts.append(f"{md_escape(pid)}: total {rv.total:.3f}, would place #{rv.rank}")
     return ControlView(str(dst.resolve()), "Today's artwork, ranked like the variants: " + "; ".join(parts) + ".")
+
+
+def test_options(floor: object = None, stop_probability: object = None, min_impressions: object = None) -> dict:
+    """The test settings a team may change, as the bandit stage's ``TestConfig`` names them (None: its default).
+
+    Raises:
+        InvalidArgumentError: a value that is not a number.
+    """
+    options: dict[str, object] = {}
+    f, p = _opt_float(floor, "exploration floor"), _opt_float(stop_probability, "stop probability")
+    if f is not None:
+        options["floor"] = f
+    if p is not None:
+        options["stop_probability"] = p
+    if min_impressions not in (None, ""):
+        options["min_impressions"] = _int(min_impressions, "minimum impressions", lo=0)
+    return options
+
+
+test_options.__test__ = False
 
 
 @dataclass(frozen=True)

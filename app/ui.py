@@ -43,7 +43,7 @@ CSS = """
 .ga-bar { height: 12px; border-radius: 6px; background: var(--neutral-200); overflow: hidden; }
 .ga-fill { height: 100%; background: var(--color-accent); transition: width .25s linear; }
 .ga-progress-text { margin-top: 4px; font-variant-numeric: tabular-nums; }
-.ga-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(146px, 1fr)); gap: 8px;
+.ga-grid { position: relative; display: grid; grid-template-columns: repeat(auto-fill, minmax(146px, 1fr)); gap: 8px;
   max-height: calc(100vh - 300px); min-height: 220px; overflow-y: auto; padding: 4px; align-content: start; }
 .ga-tile { position: relative; padding: 2px; border: 2px solid transparent; border-radius: 8px;
   background: var(--background-fill-secondary); cursor: pointer; text-align: left; }
@@ -66,8 +66,6 @@ CSS = """
 #viewer { align-self: flex-start; }
 #decisions button { min-width: 0; }
 #variant-headline p { margin: 0; font-size: 1.02em; }
-#variant-flags { min-height: 0 !important; }
-#variant-flags .prose:empty { display: none; }
 @media (max-height: 800px) { #app-head p { display: none; } }
 .ga-flags { margin: 4px 0; padding-left: 0; list-style: none; }
 .ga-flags li { padding: 3px 8px; border-radius: 6px; margin: 2px 0; font-size: .92em; }
@@ -162,8 +160,9 @@ JS = """
 
 GRID_JS = ("element.addEventListener('click', (e) => { const t = e.target.closest('[data-vid]'); "
            "if (t) trigger('click', {vid: t.dataset.vid}); }); "
-           "watch('value', () => { const c = element.querySelector('.ga-current'); "
-           "if (c) c.scrollIntoView({block: 'nearest', inline: 'nearest'}); });")
+           "watch('value', () => { const g = element.querySelector('.ga-grid'), c = element.querySelector('.ga-current'); "
+           "if (!g || !c) return; const top = c.offsetTop; "
+           "if (top < g.scrollTop || top + c.offsetHeight > g.scrollTop + g.clientHeight) g.scrollTop = top - 8; });")
 KEYS_HELP = ('<div class="ga-keys"><kbd>←</kbd> <kbd>→</kbd> step · <kbd>A</kbd> approve · <kbd>R</kbd> reject · '
              '<kbd>F</kbd> flag · <kbd>N</kbd> note · <kbd>L</kbd> lightbox · <kbd>Esc</kbd> close. '
              'A decision moves on to the next pending variant.</div>')
@@ -297,7 +296,7 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
             with gr.Tab("2 · Generate", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=5):
-                        chosen = gr.Gallery(label="Key frames for this run (from step 1)", columns=4, height=200,
+                        chosen = gr.Gallery(label="Key frames for this run (from step 1)", columns=4, height=240,
                                             object_fit="contain", allow_preview=False, elem_id="chosen-frames")
                         profiles = gr.CheckboxGroup(profile_choices, value=default_profiles,
                                                     label="Taste profiles (reviewed in the order you tick them)",
@@ -307,6 +306,10 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                         preset = gr.Dropdown(h.preset_choices(), value=h.default_preset(), label="Preset",
                                              elem_id="preset")
                         preset_md = gr.Markdown(h.preset_info(h.default_preset()), elem_id="preset-info")
+                        estimate_md = gr.Markdown(h.estimate([], default_profiles, 3), elem_id="estimate")
+                        gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                        gen_progress = gr.HTML(h.progress_html(None), elem_id="gen-progress")
+                        gen_info = gr.Markdown(elem_id="gen-info")
                         with gr.Row():
                             variants = gr.Slider(1, 8, value=3, step=1, label="Variants per key frame and profile",
                                                  elem_id="variants", scale=3)
@@ -340,10 +343,6 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                                                            elem_id="own-strength")
                                 strength = gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Strength for every profile",
                                                      elem_id="strength")
-                        estimate_md = gr.Markdown(elem_id="estimate")
-                        gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                        gen_progress = gr.HTML(h.progress_html(None), elem_id="gen-progress")
-                        gen_info = gr.Markdown(elem_id="gen-info")
 
             # --- 3 ----------------------------------------------------------------------------
             with gr.Tab("3 · Review", id="review"):
@@ -373,7 +372,7 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                                     bulk_reject = gr.Button("✗ Reject all shown", size="sm", elem_id="bulk-reject")
                             with gr.Column(scale=7, elem_id="viewer"):
                                 headline = gr.Markdown("Pick a variant in the grid.", elem_id="variant-headline")
-                                flags = gr.HTML(elem_id="variant-flags", padding=False)
+                                flags = gr.HTML(elem_id="variant-flags", padding=False, visible=False)
                                 with gr.Row(elem_id="decisions"):
                                     prev_btn = gr.Button("◀", size="sm", min_width=40, scale=0, elem_id="prev-btn")
                                     approve_btn = gr.Button("✓ Approve (A)", variant="primary", size="sm", elem_id="approve")
@@ -447,6 +446,13 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                                               sources=["upload"], height=200, elem_id="control-upload")
                         control_info = gr.Markdown(elem_id="control-info")
                         policy = gr.Dropdown(list(h.POLICIES), value="ts", label="Policy", elem_id="policy")
+                        with gr.Accordion("Test settings", open=False, elem_id="test-settings"):
+                            floor = gr.Slider(0.0, 0.2, value=0.01, step=0.005, elem_id="floor",
+                                              label="Exploration floor (every arm keeps at least this share)")
+                            stop_p = gr.Slider(0.8, 0.99, value=0.95, step=0.01, elem_id="stop-probability",
+                                               label="A winner when its P(best) reaches")
+                            min_imp = gr.Number(100, precision=0, minimum=0, elem_id="min-impressions",
+                                                label="…and every arm has at least this many impressions")
                         handoff_btn = gr.Button("Hand off approved variants", variant="primary", interactive=False,
                                                 elem_id="handoff")
                         handoff_info = gr.Markdown("Approve variants in step 3 first.", elem_id="handoff-info")
@@ -569,10 +575,12 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
             """The viewer's outputs (DETAIL) for one variant; blanks when there is none."""
             view = h.variant_detail(out, rid, vid) if vid else None
             if view is None:
-                return ("", 0, "Pick a variant in the grid.", "", None, gr.Image(value=None, label="Source frame"),
+                return ("", 0, "Pick a variant in the grid.", gr.HTML("", visible=False), None,
+                        gr.Image(value=None, label="Source frame"),
                         None, [], "", gr.skip(), "", gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                         gr.ImageSlider(visible=False))
-            return (view.variant_id, view.state.version, view.headline, h.warnings_html(view), view.image,
+            flagged = h.warnings_html(view)
+            return (view.variant_id, view.state.version, view.headline, gr.HTML(flagged, visible=bool(flagged)), view.image,
                     gr.Image(value=view.keyframe_image, label=view.keyframe_label), view.image,
                     h.breakdown_rows(view), view.params, "", "", gr.Dropdown(value=view.aspect),
                     gr.Slider(value=view.grade_amount), gr.Slider(value=view.strength or 0.5),
@@ -721,8 +729,7 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                 html, ids, count = _grid(rid, pid, status, shown_aspect, new.variant.id)
                 detail = list(_detail(rid, new.variant.id))
                 detail[-1] = gr.ImageSlider(value=(old.image, str(new.path)), visible=True,
-                                            label=f"Before (seed {old.seed}) / after (seed {new.variant.params.seed}): "
-                                                  "drag to compare")
+                                            label=f"Before ({old.label}) / after: drag to compare")
                 pair = [vid, new.variant.id]
                 titles = {vid: "before", new.variant.id: "after"}
                 return ((*detail, html, ids, count, h.open_run(out, rid).summary,
@@ -825,9 +832,10 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
             return view.path, view.summary
 
         @guarded(2 + len(results_out))
-        def ui_handoff(rid, typed, tid, segs, control, ctrl_path, pol, request: gr.Request):
+        def ui_handoff(rid, typed, tid, segs, control, ctrl_path, pol, fl, sp, mi, request: gr.Request):
             who = _who(request, typed)
-            done = h.handoff(out, rid, who, tid, segs, control, pol, control_image=ctrl_path or None)
+            done = h.handoff(out, rid, who, tid, segs, control, pol, control_image=ctrl_path or None,
+                             options=h.test_options(fl, sp, mi))
             tests = h.test_choices(out, rid)
             gr.Info(f"Test {done.test_id} created")
             return (done.message, gr.Dropdown(choices=tests, value=done.test_id),
@@ -858,7 +866,8 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
         run_dd.change(ui_test_setup, run_dd, setup_out, api_name="test_setup_for_run", **QUIET, **HIDDEN)
         control_up.change(ui_control, [run_dd, control_up], [control_path, control_info], api_name="control_artwork",
                           **QUIET)
-        handoff_btn.click(ui_handoff, [run_dd, reviewer, test_id, segments, include_control, control_path, policy],
+        handoff_btn.click(ui_handoff, [run_dd, reviewer, test_id, segments, include_control, control_path, policy,
+                                       floor, stop_p, min_imp],
                           [handoff_info, test_dd, *results_out], api_name="handoff", **QUIET)
         test_dd.change(ui_results, test_dd, results_out, api_name="test_results", **QUIET)
         sim_btn.click(ui_simulate, [test_dd, impressions], [sim_progress, sim_btn, *results_out], api_name="simulate",

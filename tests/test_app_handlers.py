@@ -667,7 +667,12 @@ def test_todays_artwork_is_the_control_arms_picture_ranked_like_any_variant(tmp_
         h.save_control(tmp_path, run_id, str(VIDEO))
     ranked = api.rank_artwork(tmp_path, run_id, control.path)["romance"]
     approved = api.approved_variants(tmp_path, run_id)
-    done = h.handoff(tmp_path, run_id, "Ana", "with-control", ["romance"], True, "ts", control_image=control.path)
+    done = h.handoff(tmp_path, run_id, "Ana", "with-control", ["romance"], True, "ts", control_image=control.path,
+                     options=h.test_options(0.02, 0.9, 50))
+    report = api.test_report(tmp_path, done.test_id, plots=False).report
+    assert report.stop_probability == 0.9  # the team's stopping rule reached the bandit stage
+    with pytest.raises(InvalidArgumentError, match="floor"):
+        h.handoff(tmp_path, run_id, "Ana", "bad-floor", ["romance"], True, "ts", options=h.test_options(0.9))
     arms = api.handoffs(tmp_path, run_id)[0].arms
     ctrl = next(a for a in arms if a.is_control)
     assert str(ctrl.image_path) == control.path
