@@ -353,6 +353,11 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                                           placeholder="Your name (for the audit trail)", elem_id="reviewer")
                     export_btn = gr.Button("⇩ Export delivery package", scale=1, elem_id="export-btn")
                 run_info = gr.Markdown(elem_id="run-info")
+                export_progress = gr.HTML(h.progress_html(None), elem_id="export-progress", padding=False)
+                with gr.Row(equal_height=True):
+                    export_info = gr.HTML(elem_id="export-info", scale=3)
+                    export_file = gr.File(label="Delivery package", interactive=False, visible=False, scale=1,
+                                          elem_id="export-file")
                 with gr.Row(equal_height=True):
                     profile_radio = gr.Radio([], label="Profile", show_label=False, container=False, elem_id="profile",
                                              scale=4)
@@ -428,9 +433,6 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                         history = gr.Dataframe(headers=list(h.HISTORY_HEADERS), interactive=False, wrap=True,
                                                column_widths=["180px", "120px", "130px", "190px", "auto"],
                                                label="Audit trail, newest first", elem_id="history")
-                export_progress = gr.HTML(h.progress_html(None), elem_id="export-progress")
-                export_info = gr.HTML(elem_id="export-info")
-                export_file = gr.File(label="Delivery package", interactive=False, visible=False, elem_id="export-file")
                 to_test = gr.Button("Next: hand off approved variants →", elem_id="to-test")
 
             # --- 4 ----------------------------------------------------------------------------
