@@ -78,12 +78,12 @@ CSS = """
 #viewer.ga-lightbox p, #viewer.ga-lightbox strong, #viewer.ga-lightbox .ga-keys { color: #eee !important; }
 #viewer.ga-lightbox .ga-keys kbd { border-color: #888; color: #eee; }
 #viewer.ga-lightbox #variant-full, #viewer.ga-lightbox #variant-source {
-  height: calc(100vh - 130px) !important; background: #0d0e10; border-color: #333; }
+  height: calc(100vh - 175px) !important; background: #0d0e10; border-color: #333; }
 #viewer.ga-lightbox #note textarea { background: #24272d; color: #eee; }
 #viewer.ga-lightbox .image-container, #viewer.ga-lightbox .image-frame, #viewer.ga-lightbox .image-container button {
   height: 100% !important; }
 #viewer.ga-lightbox #variant-full img, #viewer.ga-lightbox #variant-source img {
-  max-height: calc(100vh - 140px) !important; height: auto; width: auto; max-width: 100%; object-fit: contain; }
+  max-height: calc(100vh - 185px) !important; height: auto; width: auto; max-width: 100%; object-fit: contain; }
 #viewer.ga-lightbox .ga-below { display: none; }
 .ga-compare { display: grid; grid-template-columns: repeat(var(--n), minmax(0, 1fr)); gap: 12px; }
 .ga-cmp-cell { margin: 0; display: flex; flex-direction: column; align-items: center; }
@@ -146,7 +146,7 @@ JS = """
                   a: 'approve', r: 'reject', f: 'flag'};
     if (k === 'n') {
       const box = document.querySelector('#note textarea, #note input');
-      if (box) { e.preventDefault(); box.focus(); }
+      if (box) { e.preventDefault(); box.focus({preventScroll: true}); box.scrollIntoView({block: 'nearest'}); }
     } else if (k === 'l') {
       e.preventDefault(); viewer.classList.toggle('ga-lightbox');
     } else if (k === 'Escape') {
@@ -354,7 +354,7 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                     export_btn = gr.Button("⇩ Export delivery package", scale=1, elem_id="export-btn")
                 run_info = gr.Markdown(elem_id="run-info")
                 export_progress = gr.HTML(h.progress_html(None), elem_id="export-progress", padding=False)
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, visible=False) as export_row:
                     export_info = gr.HTML(elem_id="export-info", scale=3)
                     export_file = gr.File(label="Delivery package", interactive=False, visible=False, scale=1,
                                           elem_id="export-file")
@@ -385,14 +385,14 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                                     flag_btn = gr.Button("⚑ Flag (F)", size="sm", elem_id="flag")
                                     next_btn = gr.Button("▶", size="sm", min_width=40, scale=0, elem_id="next-btn")
                                     light_btn = gr.Button("⛶ (L)", size="sm", min_width=60, scale=0, elem_id="lightbox-btn")
+                                note = gr.Textbox(show_label=False, placeholder="Note (N): saved with your next decision",
+                                                  lines=1, max_lines=3, container=False, elem_id="note")
                                 with gr.Row(elem_id="pictures"):
                                     big = gr.Image(label="Variant", type="filepath", interactive=False, height=400,
                                                    buttons=["fullscreen", "download"], elem_id="variant-full", scale=3)
                                     source = gr.Image(label="Source frame", type="filepath", interactive=False,
                                                       height=400, buttons=["fullscreen"], elem_id="variant-source",
                                                       scale=2)
-                                note = gr.Textbox(show_label=False, placeholder="Note (N): saved with your next decision",
-                                                  lines=1, max_lines=3, container=False, elem_id="note")
                                 gr.HTML(KEYS_HELP, elem_id="keys-help", padding=False)
                                 before_after = gr.ImageSlider(label="Before / after: drag to compare", type="filepath",
                                                               visible=False, max_height=420, elem_id="before-after")
@@ -766,10 +766,10 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
 
             def done(pkg):
                 gr.Info(pkg.message)
-                return (gr.File(value=pkg.path, visible=True), h.export_html(pkg)), \
+                return (gr.Row(visible=True), gr.File(value=pkg.path, visible=True), h.export_html(pkg)), \
                     f"Written in {tracker.view().elapsed_s:.0f} s."
 
-            yield from long_action(lambda p: h.export(out, rid, progress=p), tracker, done, 2)
+            yield from long_action(lambda p: h.export(out, rid, progress=p), tracker, done, 3)
 
         demo.load(ui_load, saved_reviewer, [run_dd, reviewer], api_name="load_app", **QUIET)
         reviewer.change(lambda name: name, reviewer, saved_reviewer, api_name="remember_reviewer", **HIDDEN, **QUIET)
@@ -801,8 +801,8 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                         api_name="regenerate", **GPU, **QUIET)
         compare_pick.input(ui_compare, [run_dd, compare_pick], compare_view, api_name="compare", **QUIET)
         matrix_kf.change(ui_matrix, [run_dd, matrix_kf], matrix_view, api_name="matrix", **QUIET)
-        export_btn.click(ui_export, run_dd, [export_progress, export_btn, export_file, export_info], api_name="export",
-                         **QUIET)
+        export_btn.click(ui_export, run_dd, [export_progress, export_btn, export_row, export_file, export_info],
+                         api_name="export", **QUIET)
         to_test.click(lambda: gr.Tabs(selected="test"), None, tabs, api_name="goto_test", **HIDDEN)
 
         # --- events: 4 ----------------------------------------------------------------------------
