@@ -544,6 +544,8 @@ def generate(out: Path, stage_id: str, keyframe_ids: Sequence[str] | None, profi
     skipped = sum(1 for _, items in result.ranked for rv in items if rv.variant.params.title_status == "skipped")
     if skipped:
         summary += f" ⚠ {skipped} variant(s) without the title (the reason is on each)."
+    for w in result.warnings:  # what the run worked around
+        summary += f"  \n⚠ {md_escape(w)}"
     return RunDone(result.run_id, summary)
 
 

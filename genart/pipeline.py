@@ -18,9 +18,9 @@ from typing import Mapping, Sequence
 
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
-from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError
+from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, WarningLog, warn
 from genart.imaging import sha256_bytes, sha256_file
-from genart.profiles import get_profiles
+from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
 from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
@@ -188,6 +188,14 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
 
 
+def _say_unused_titles(titles: Mapping[str, str] | None, profiles: Sequence[TasteProfile]) -> None:
+    """A title for a locale no profile of the run has would go unused without a word: say so."""
+    for tag in titles or {}:
+        if not any(tag in (p.locale, p.locale.split("-")[0]) for p in profiles):
+            have = ", ".join(f"{p.id} {p.locale}" for p in profiles)
+            warn(f"no profile of this run has the locale {tag}, so its title is not used (profiles: {have})")
+
+
 def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, preset: str | None = None, frames: int = 4,
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
@@ -204,6 +212,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     _check_counts(frames, variants_per_frame, top_k)
     spec = load_models_config().preset(preset)
     profs = resolve_profiles(profiles)
+    for tag in titles or {}:
+        check_locale(tag, "titles")
     src = Path(source).expanduser()
     if not src.exists():
         raise SourceNotFoundError(src)
@@ -224,7 +234,9 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     store.start_run(manifest)
     manifest_path = run_dir / "manifest.json"
     _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    warned = WarningLog().open()  # what the stages work around, for result.json and the caller
     try:
+        _say_unused_titles(titles, profs)
         if keyframes is None:
             keyframes = extract_keyframes(src, max_frames=frames, progress=progress)
         kfs = store.add_keyframes(run_id, keyframes)
@@ -254,7 +266,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             for r in good:
                 _link(r.variant.path, run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
-                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected))
+                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
+                           warnings=tuple(warned.messages))
         overview(result).save(run_dir / "overview.png")
         _atomic_write_text(run_dir / "result.json", json.dumps(result.to_json(), indent=2))
         store.finish_run(run_id, "done")
@@ -265,6 +278,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     except BaseException as exc:
         store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        warned.close()
 
 
 def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821

@@ -402,6 +402,7 @@ class RunResult:
     keyframes: tuple[KeyFrame, ...]
     ranked: tuple[tuple[str, tuple[RankedVariant, ...]], ...]  # (profile id, ranked best first)
     rejected: tuple[tuple[str, tuple[RankedVariant, ...]], ...] = ()
+    warnings: tuple[str, ...] = ()  # what went wrong and was worked around (GenartWarning messages)
 
     @property
     def profiles(self) -> dict[str, tuple[RankedVariant, ...]]:
@@ -439,6 +440,7 @@ class RunResult:
             "manifest": str(self.manifest_path),
             "profiles": {pid: [one(rv) for rv in items] for pid, items in self.ranked},
             "rejected": {pid: [one(rv) for rv in items] for pid, items in self.rejected},
+            "warnings": list(self.warnings),
         }
 
 

@@ -635,7 +635,7 @@ def test_cli_export_says_one_line_when_nothing_is_approved(classic_run, tmp_path
     h.decide(out, run_id, vid, "approve", "Ana")
     res = CliRunner().invoke(cli, ["export", run_id, "--out", str(out), "--to", str(tmp_path / "p.zip")],
                              env={"COLUMNS": "200"})
-    assert res.exit_code == 0 and "1 picture(s)" in res.output and (tmp_path / "p.zip").is_file()
+    assert res.exit_code == 0 and "1 picture (1 cover en-US)" in res.output and (tmp_path / "p.zip").is_file()
     assert "warning: 1 cover (16:9) picture(s) for en-US: below the minimum of Prime Video" in res.output
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import unicodedata
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from genart.errors import GenartWarning, warn
 from genart.types import Box
 
 MIN_TEXT_PX_AT_160 = 8.0  # letter height (ascender-ish) in pixels at 160 px image width
@@ -39,7 +39,7 @@ TARGET_CONTRAST = 4.5  # WCAG AA for normal text
 TEXT_RGB = (255, 255, 255)
 
 
-class TitleWarning(UserWarning):
+class TitleWarning(GenartWarning):
     """The title could not be laid (no font for its script, no shaping, no face-free zone)."""
 
 
@@ -235,14 +235,14 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
     choice = find_font(text, locale)
     if choice is None:
         script = script_of_text(text) or script_of_locale(locale)
-        warnings.warn(f"no font covering the title {text!r} ({script} script) was found; title not drawn. "
-                      f"Install one: {_INSTALL_HINT[script]}, or point $GENART_FONTS at a folder of fonts",
-                      TitleWarning, stacklevel=2)
+        warn(f"no font covering the title {text!r} ({script} script) was found; title not drawn. "
+             f"Install one: {_INSTALL_HINT[script]}, or point $GENART_FONTS at a folder of fonts",
+             TitleWarning, stacklevel=2)
         return None
     if choice.script in _NEEDS_SHAPING and not has_shaping():
-        warnings.warn(f"{choice.script} needs complex-script shaping, but this Pillow has no libraqm "
-                      "(PIL.features.check('raqm') is False); title not drawn rather than drawn wrong",
-                      TitleWarning, stacklevel=2)
+        warn(f"{choice.script} needs complex-script shaping, but this Pillow has no libraqm "
+             "(PIL.features.check('raqm') is False); title not drawn rather than drawn wrong",
+             TitleWarning, stacklevel=2)
         return None
     lang = _lang(locale) if choice.script != "latin" else None
     margin_face = 0.03 * max(width, height)
@@ -280,8 +280,8 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
                                    plate_alpha=0.0, script=choice.script)
         if size == min_px:
             break
-    warnings.warn(f"no place for the title {text!r} on a {width}x{height} image that keeps clear of "
-                  f"{len(faces)} face(s) at a legible size; title not drawn", TitleWarning, stacklevel=2)
+    warn(f"no place for the title {text!r} on a {width}x{height} image that keeps clear of "
+         f"{len(faces)} face(s) at a legible size; title not drawn", TitleWarning, stacklevel=2)
     return None
 
 

@@ -16,11 +16,39 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
-from genart.errors import ProfileValidationError, UnknownProfileError
+from genart.errors import InvalidArgumentError, ProfileValidationError, UnknownProfileError
 from genart.types import Grade, ScoreSet, TasteProfile, VisualTargets
 
 ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
 SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"  # a BCP 47 language tag: ja, ja-JP, zh-Hant-TW
+
+
+@lru_cache(maxsize=1)
+def _languages() -> frozenset[str]:
+    """Language codes the C library knows locales for (Python's own table, ``locale.locale_alias``):
+    every widely used language is there, a made-up code such as ``xx`` is not."""
+    import locale
+    import re
+
+    codes = (re.split(r"[_.@]", key)[0] for key in locale.locale_alias)
+    return frozenset(c for c in codes if re.fullmatch(r"[a-z]{2,3}", c))
+
+
+def check_locale(tag: str, name: str = "locale") -> str:
+    """``tag`` if it is a language tag genart can use (``ja-JP``, ``hi-IN``, ``en``).
+
+    Raises:
+        InvalidArgumentError: not of the form ``language[-REGION]``, or an unknown language.
+    """
+    import re
+
+    expected = "a language tag such as ja-JP, hi-IN or en-US"
+    if not isinstance(tag, str) or not re.fullmatch(LOCALE_PATTERN, tag):
+        raise InvalidArgumentError(name, tag, expected)
+    if tag.split("-")[0] not in _languages():
+        raise InvalidArgumentError(name, tag, expected + f" ('{tag.split('-')[0]}' is not a known language)")
+    return tag
 
 
 class _Strict(BaseModel):
@@ -81,7 +109,7 @@ class ProfileFile(_Strict):
     targets: Targets = Targets()
     grade: GradeSpec
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
-    locale: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    locale: str = Field("en-US", pattern=LOCALE_PATTERN)
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
 
     @field_validator("prompt")
