@@ -36,6 +36,9 @@ CSS = """
 .ga-progress { min-height: 44px; padding: 6px 10px; border-radius: 8px; font-size: .95em; }
 .ga-progress-idle { color: var(--body-text-color-subdued); min-height: 0; }
 .ga-progress-idle:empty { padding: 0; }
+#find-progress:has(.ga-progress-idle:empty), #gen-progress:has(.ga-progress-idle:empty),
+#regen-progress:has(.ga-progress-idle:empty), #export-progress:has(.ga-progress-idle:empty),
+#sim-progress:has(.ga-progress-idle:empty) { display: none !important; }
 #keyframes .caption-label, #chosen-frames .caption-label { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; }
 .ga-progress-running { background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }

@@ -126,13 +126,32 @@ def open_first_variant(page) -> None:
     expect(page.locator("#variant-headline")).to_contain_text("#1 ·", timeout=30_000)
 
 
-def visible_bar(page, slot: str) -> dict:
-    """The running progress bar in ``slot``: visible, with a real height (not a 0 px element)."""
-    bar = page.locator(f"#{slot} .ga-progress-running")
-    expect(bar).to_be_visible(timeout=60_000)
-    box = bar.bounding_box()
-    assert box is not None and box["height"] >= 20 and box["width"] > 100, box
-    return box
+#: Records every running progress bar the page shows (its slot, size, text, and whether its button was
+#: disabled then), however briefly: a quick action's bar may come and go between two polls of a check.
+WATCH_BARS = """() => {
+  const buttons = {'find-progress': 'find-keyframes', 'gen-progress': 'generate-btn', 'regen-progress': 'reroll-btn',
+                   'export-progress': 'export-btn', 'sim-progress': 'simulate'};
+  window.__genartBars = [];
+  new MutationObserver(() => {
+    document.querySelectorAll('.ga-progress-running').forEach((el) => {
+      const slot = el.closest('[id$="-progress"]');
+      if (!slot) return;
+      const r = el.getBoundingClientRect(), b = document.getElementById(buttons[slot.id]);
+      window.__genartBars.push({slot: slot.id, h: r.height, w: r.width, text: el.innerText,
+                                disabled: !!(b && b.disabled)});
+    });
+  }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def bars_seen(page, slot: str) -> list[dict]:
+    """What ``WATCH_BARS`` saw in ``slot``: the bar was on screen, with a real size, its button disabled."""
+    seen = [b for b in page.evaluate("() => window.__genartBars || []") if b["slot"] == slot]
+    assert seen, f"no progress bar was shown in #{slot}"
+    assert max(b["h"] for b in seen) >= 20 and max(b["w"] for b in seen) > 100, seen[:3]  # not a 0 px element
+    # the button is disabled while it runs (one DOM update may show the bar a moment before or after it)
+    assert sum(b["disabled"] for b in seen) >= len(seen) / 2, seen
+    return seen
 
 
 def press(page, key: str) -> None:
@@ -161,17 +180,18 @@ def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, brow
     try:
         # 1. a video in: one progress bar, with counts, the button disabled until the frames are there
         page.goto(url)
+        page.evaluate(WATCH_BARS)
         page.set_input_files("#upload input[type=file]", [str(video)])
         expect(page.locator("#upload")).to_contain_text("chaplin.mp4")
         page.locator("#title-name textarea, #title-name input").first.fill("The Kid")
         page.locator("#genre textarea, #genre input").first.fill("comedy")
         set_number(page, "max-frames", 2)
         page.locator("#find-keyframes").click()
-        visible_bar(page, "find-progress")
-        expect(page.locator("#find-keyframes")).to_be_disabled()
-        assert page.locator(".ga-progress-running").count() == 1  # one bar, not one per output
         expect(page.locator("#keyframes .caption-label").first).to_be_visible(timeout=90_000)
         expect(page.locator("#find-keyframes")).to_be_enabled()
+        seen = bars_seen(page, "find-progress")
+        assert any(re.search(r"finding key frames · \d+/\d+", b["text"]) for b in seen), seen[-1]  # with counts
+        assert {b["slot"] for b in page.evaluate("() => window.__genartBars")} == {"find-progress"}  # one bar
         caps = captions(page, "keyframes")
         assert len(caps) == 2 and all(re.match(r"^\d\. \d\d:\d\d:\d\d\.\d{3} · shot \d+ · quality", c) for c in caps), caps
         assert page.get_by_text("Stage id").count() == 0  # internal fields stay in state
@@ -190,12 +210,15 @@ def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, brow
         expect(page.locator("#estimate")).to_contain_text("6 variant(s) will be made: 1 key frame(s) × 2 profile(s) × 3")
         shot(page, "02_generate_settings_1280")
         page.locator("#generate-btn").click()
-        visible_bar(page, "gen-progress")
+        expect(page.locator("#gen-progress .ga-progress-running")).to_be_visible(timeout=60_000)
         expect(page.locator("#generate-btn")).to_be_disabled()
         shot(page, "03_generating_1280")
 
         # 3. review: the new run, profiles in the chosen order, decisions on screen without scrolling
         expect(page.locator("#grid .ga-tile").first).to_be_visible(timeout=180_000)
+        seen = bars_seen(page, "gen-progress")
+        assert any(re.search(r"generating variants · \d/6 · \d+ s", b["text"]) for b in seen), [b["text"] for b in seen]
+        assert any("left" in b["text"] for b in seen), [b["text"] for b in seen]  # an estimate of the time left
         expect(page.locator("#profile label").first).to_have_text("thriller")
         expect(page.locator("#grid .ga-tile")).to_have_count(3)
         expect(page.locator("#variant-headline")).to_contain_text("thriller #1 ·")
@@ -251,8 +274,8 @@ def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, brow
         close_toasts(page)
         # the default regenerate: one click, a random seed, then the new variant with a before/after
         page.locator("#reroll-btn").click()
-        visible_bar(page, "regen-progress")
         expect(page.locator("#before-after")).to_be_visible(timeout=120_000)
+        bars_seen(page, "regen-progress")
         expect(page.locator("#grid .ga-tile")).to_have_count(4)
         expect(page.locator("#grid .ga-current")).to_have_count(1)
         expect(page.locator("#variant-headline")).to_contain_text("pending review")
@@ -286,6 +309,7 @@ def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, brow
         # the delivery package: approved variants only, sizes and manifest as delivery needs them
         page.locator("#export-btn").click()
         expect(page.locator("#export-file")).to_be_visible(timeout=60_000)
+        bars_seen(page, "export-progress")
         expect(page.locator("#export-info")).to_contain_text("Package ready")
         run_id = api.list_runs(out)[0].run_id
         names, manifest = zip_manifest(Path(out) / "runs" / run_id / f"{run_id}-delivery.zip")
@@ -308,8 +332,8 @@ def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, brow
         expect(page.locator("#arms")).to_contain_text("(from the ranking)")  # a prior, not a click rate
         set_number(page, "impressions", 800)
         page.locator("#simulate").click()
-        visible_bar(page, "sim-progress")
         expect(page.locator("#results-info")).to_contain_text("800 impressions", timeout=60_000)
+        bars_seen(page, "sim-progress")
         expect(page.locator("#arms .ga-verdict").first).to_have_text(re.compile("winner|leading|inconclusive"))
         expect(page.locator("#arms")).to_contain_text("P(best)")
         expect(page.locator("#share-plot .mark-line path").first).to_be_attached(timeout=30_000)  # lines drawn
