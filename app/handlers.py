@@ -40,7 +40,7 @@ STATUS_FILTERS = (("All", "all"), ("Pending", "pending"), ("Approved", "approve"
                   ("Flagged", "flag"))
 ACTIONS = ("approve", "reject", "flag")
 POLICIES = (("Thompson sampling", "ts"), ("epsilon-greedy", "egreedy"), ("UCB1", "ucb1"))
-TITLE_POSITIONS = (("Bottom (then wherever faces allow)", "bottom"), ("Top (then wherever faces allow)", "top"))
+TITLE_POSITIONS = (("Auto (the quietest free place)", "auto"), ("Bottom", "bottom"), ("Top", "top"))
 ARTWORK_TYPE = {"16:9": "cover", "2:3": "poster", "1:1": "square", "9:16": "vertical"}
 CONTROL_LABEL = "Today's artwork (control)"
 
@@ -493,7 +493,7 @@ class Look:
     aspects: tuple[str, ...] = ()
     title_overlay: bool = True
     title_text: str = ""  # classic: the text laid on the artwork (empty: the title)
-    title_position: str = "bottom"
+    title_position: str = "auto"
     strength: float | None = None  # diffusion: one strength for every profile (None: each profile's own)
 
 
@@ -622,11 +622,9 @@ def variant_warnings(rv: RankedVariant) -> tuple[str, ...]:
     if p.upscale and p.upscale > 1.5:
         out.append(f"Enlarged {p.upscale:.1f}× from the source frame: may look soft")
     if p.synthetic_share and p.synthetic_share > 0.005:
-        how = {"outpaint": "painted in by the model", "blur-extend": "a blurred extension of the frame"}.get(
-            p.reframe or "", "filled in")
+        how = "painted in by a model" if (p.reframe or "").startswith("outpaint") else \
+            "a mirrored fill of the frame" if p.reframe == "mirror-fill" else "filled in"
         out.append(f"{p.synthetic_share:.0%} of the picture is not from the source frame ({how})")
-    elif p.reframe == "blur-extend":
-        out.append("The frame was extended with a blurred copy of itself to fit the aspect ratio")
     out += [f"Source frame {n}" for n in _keyframe_notes(rv.variant.keyframe)]
     return tuple(out)
 

@@ -207,6 +207,8 @@ def guarded(n_outputs: int) -> Callable:
         def run(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
+            except gr.Error:  # meant as an error (a stale decision): the event fails, its .failure refreshes
+                raise
             except Exception as exc:
                 failed(exc)
                 return skips(n_outputs) if n_outputs != 1 else gr.skip()
@@ -268,8 +270,10 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                     elem_id="app-head")
         stage = gr.State("")  # the staged upload's id
         edits = gr.State({})  # this run's edited prompts
-        cur = gr.State("")  # the variant on screen
-        seen = gr.State(0)  # the version of it the reviewer is looking at (conflict check)
+        # the variant on screen and the version of it the reviewer is looking at (the conflict check): kept
+        # off the screen, but components, so the decision endpoints name them (API clients pass them)
+        cur = gr.Textbox("", label="variant", visible="hidden", elem_id="variant-id")
+        seen = gr.Number(0, precision=0, label="version", visible="hidden", elem_id="version")
         shown = gr.State([])  # the variant ids the grid shows, in order (stepping, bulk decisions)
         control_path = gr.State("")  # today's artwork, stored
         saved_reviewer = gr.BrowserState("", storage_key="genart-reviewer")
@@ -330,7 +334,8 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                                 title_on = gr.Checkbox(True, label="Lay the title on the artwork", elem_id="title-on")
                                 title_text = gr.Textbox(label="Title text on the artwork",
                                                         placeholder="the title from step 1", elem_id="title-text")
-                            title_pos = gr.Radio(h.TITLE_POSITIONS, value="bottom", label="Title position",
+                            title_pos = gr.Radio(h.TITLE_POSITIONS, value="auto",
+                                                 label="Title position (faces, text and the subject stay clear)",
                                                  elem_id="title-position")
                         with gr.Group(visible=first_kind != "classic", elem_id="diffusion-controls") as diffusion_box:
                             edit_profile = gr.Dropdown(profile_choices,
@@ -537,7 +542,7 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                 ed = ed or {}
             look = h.Look(grade=grade_name or "", grade_amount=float(amount if amount is not None else 1.0),
                           aspects=tuple(asp or ()), title_overlay=bool(t_on), title_text=t_text or "",
-                          title_position=t_pos or "bottom", strength=None if own else float(stren))
+                          title_position=t_pos or "auto", strength=None if own else float(stren))
 
             def work(p):
                 return h.generate(out, sid, kf_ids, profs, preset_name, n, s, t, g, ed, look=look, progress=p)
@@ -672,6 +677,12 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
 
         after_decision = [*detail_outputs, *grid_outputs, run_info, history, compare_pick]
 
+        def _after_decision(rid, vid, pid):
+            detail = _detail(rid, vid)
+            view = h.gallery(out, rid, pid)
+            hist = [list(r) for r in h.history(out, rid)]
+            return (*detail, list(view.items), hist, h.open_run(out, rid).summary)
+
         def make_decide(action):
             @guarded(len(after_decision))
             def ui_decide(rid, vid, typed, text, version, pid, status, aspect, ids, request: gr.Request):
@@ -679,12 +690,10 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                 try:
                     done = h.decide(out, rid, vid, action, who, text, version)
                 except DecisionConflictError as exc:
-                    gr.Warning(error_text(exc), title="Not saved: someone else decided first", duration=20)
-                    detail = list(_detail(rid, vid))
-                    detail[detail_outputs.index(note)] = text  # the note is kept for the next try
-                    html, new_ids, count = _grid(rid, pid, status, aspect, vid)
-                    return (*detail, html, new_ids, count, h.open_run(out, rid).summary,
-                            [list(r) for r in h.history(out, rid)], gr.skip())
+                    # refused as stale: an error, to a person and to an API client alike (gradio_client raises);
+                    # the refresh chained on failure shows what the other reviewer decided, the note kept
+                    raise gr.Error(error_text(exc), title="Not saved: someone else decided first",
+                                   print_exception=False) from None
                 gr.Info(done.message)
                 nxt = h.next_pending(out, rid, ids, vid)
                 target = nxt or vid
@@ -697,6 +706,14 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
 
             ui_decide.__name__ = f"ui_{action}"
             return ui_decide
+
+        @guarded(len(after_decision))
+        def ui_after_refusal(rid, vid, text, pid, status, aspect):
+            detail = list(_detail(rid, vid))
+            detail[detail_outputs.index(note)] = text  # the reviewer's note stays, to decide again with
+            html, new_ids, count = _grid(rid, pid, status, aspect, vid)
+            return (*detail, html, new_ids, count, h.open_run(out, rid).summary,
+                    [list(r) for r in h.history(out, rid)], gr.skip())
 
         def make_bulk(action):
             @guarded(len(after_decision))
@@ -792,7 +809,9 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
                         api_name="lightbox", **HIDDEN)
         decide_in = [run_dd, cur, reviewer, note, seen, profile_radio, status_f, aspect_f, shown]
         for btn, action in ((approve_btn, "approve"), (reject_btn, "reject"), (flag_btn, "flag")):
-            btn.click(make_decide(action), decide_in, after_decision, api_name=action, **QUIET)
+            btn.click(make_decide(action), decide_in, after_decision, api_name=action, **QUIET).failure(
+                ui_after_refusal, [run_dd, cur, note, profile_radio, status_f, aspect_f], after_decision,
+                api_name=f"{action}_refused", **QUIET, **HIDDEN)
         bulk_in = [run_dd, cur, reviewer, note, profile_radio, status_f, aspect_f, shown]
         bulk_approve.click(make_bulk("approve"), bulk_in, after_decision, api_name="approve_shown", **QUIET)
         bulk_reject.click(make_bulk("reject"), bulk_in, after_decision, api_name="reject_shown", **QUIET)

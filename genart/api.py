@@ -144,26 +144,26 @@ def variant_from_image(image: "str | Path | Image.Image", *, profile_id: str = "
 
     Raises:
         SourceNotFoundError: ``image`` or ``source`` is a path that does not exist.
-        UnsupportedMediaError: it is not a readable image.
+        UnsupportedMediaError: it is not a readable image, or more pixels than genart decodes
+            (``ImageTooLargeError``, see ``genart.imaging.max_image_pixels``).
+        InvalidArgumentError: ``image`` is neither a path nor PIL pixels.
     """
     from PIL import Image as _Image
-    from PIL import UnidentifiedImageError
 
-    from genart.errors import SourceNotFoundError, UnsupportedMediaError
+    from genart.errors import InvalidArgumentError, SourceNotFoundError
+    from genart.imaging import load_rgb
     from genart.rank.embed import image_key
     from genart.types import GenerationParams, stable_id
 
     def opened(x) -> "tuple[_Image.Image, Path | None]":
         if isinstance(x, _Image.Image):
             return x.convert("RGB"), None
+        if not isinstance(x, (str, Path)):
+            raise InvalidArgumentError("image", type(x).__name__, "an image file's path or PIL pixels")
         path = Path(x).expanduser()
         if not path.is_file():
             raise SourceNotFoundError(path)
-        try:
-            with _Image.open(path) as im:
-                return im.convert("RGB"), path
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UnsupportedMediaError(path, str(exc)) from None
+        return load_rgb(path), path  # within genart's pixel limit (ImageTooLargeError, an UnsupportedMediaError)
 
     pixels, path = opened(image)
     key = image_key(pixels)

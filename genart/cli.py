@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,6 +42,8 @@ app.add_typer(profiles_app, name="profiles")
 err = Console(stderr=True)
 out = Console()
 
+#: ``genart batch``'s exit status when the job finished but some titles failed.
+BATCH_SOME_FAILED = 3
 STAGE_LABELS = {"frames": "key frames", "models": "loading models", "generate": "generating", "rank": "ranking"}
 
 #: What each score means, for the legend under a run's tables: (short column name, meaning). Scores are
@@ -211,7 +214,8 @@ def rich_progress(enabled: bool = True) -> Iterator[Optional[Callable[[str, int,
             if not tasks:
                 bars.start()
             if stage not in tasks:
-                tasks[stage] = bars.add_task(STAGE_LABELS.get(stage, stage), total=max(total, 1))
+                # a stage may be named by data (a catalogue's title id): text, never Rich markup
+                tasks[stage] = bars.add_task(escape(STAGE_LABELS.get(stage, stage)), total=max(total, 1))
             bars.update(tasks[stage], completed=done, total=max(total, 1))
 
     try:
@@ -616,16 +620,19 @@ def profiles_validate(paths: list[Path] = typer.Argument(..., help="Profile file
 @handles_errors
 def app_cmd(
     host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS",
-                             help="Address to bind; anything but loopback needs --auth."),
+                             help="Address to bind; anything but loopback needs --auth-file or --auth."),
     port: Optional[int] = typer.Option(None, "--port", metavar="N", help="Port (default 7860 or the next free one)."),
     auth: Optional[str] = typer.Option(None, "--auth", envvar="GENART_APP_AUTH", metavar="USER:PASSWORD",
-                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH)."),
+                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH; on the "
+                                            "command line it shows in ps: prefer --auth-file)."),
+    auth_file: Optional[Path] = typer.Option(None, "--auth-file", metavar="FILE",
+                                             help="A file of USER:PASSWORD lines (kept off the command line)."),
     out_dir: Path = typer.Option(Path("runs"), "--out", metavar="FOLDER", help="The runs folder the app reviews."),
 ) -> None:
     """Serve the review app (Gradio) on the runs folder: upload, generate, review, hand off."""
     from app import launch  # gradio loads only for this command
 
-    launch(out_dir, host, port, auth)
+    launch(out_dir, host, port, auth if auth_file is None else None, auth_file=auth_file)
 
 
 # --- batch: a whole catalogue (genart.batch) --------------------------------------------------------
@@ -655,7 +662,12 @@ def batch_cmd(
 ) -> None:
     """Run (or resume) a whole catalogue: frames, variants, ranking and the bandit hand-off for every title.
 
-    Killed at any point, the same command continues where it stopped and redoes nothing finished.
+    Killed at any point, the same command continues where it stopped and redoes nothing finished. A
+    title that cannot be done (an unreadable source, say) is marked failed with its reason and the
+    others complete; running the same command again retries it. One job per --out folder at a time.
+
+    Exit status: 0 every title done; 2 nothing run (a bad catalogue or option, or another job holds
+    the folder); 3 the job finished but some titles failed (see the status and error columns).
     """
     import dataclasses
 
@@ -665,7 +677,7 @@ def batch_cmd(
                                  progress=progress)
     if as_json:
         _print_json({**dataclasses.asdict(report), "titles": [dataclasses.asdict(t) for t in report.titles]})
-        return
+        raise typer.Exit(BATCH_SOME_FAILED if report.failed else 0)
     table = Table(title=Text(f"batch {catalog.name}: {report.engine} engine, preset {report.preset}"),
                   title_justify="left", **TABLE_STYLE)
     table.add_column("title", no_wrap=True)
@@ -676,12 +688,16 @@ def batch_cmd(
         status = t.status if t.images >= t.expected else f"{t.status} {t.images}/{t.expected}"
         table.add_row(*(Text(c) for c in (t.title_id, status, str(t.keyframes), str(t.images), str(t.made_now),
                                           f"{t.device_s:.2f}", f"{t.images_per_s:.2f}", str(t.arms),
-                                          best or (t.error or "-"))))
+                                          best or (t.error or "-"))))  # a reason names paths: text, not markup
     out.print(table)
     extra = f"; {report.oom_retries} OOM back-off(s), batch size {report.batch_size}" if report.oom_retries else ""
     out.print(Text(f"{sum(t.images for t in report.titles)} variants in {len(report.titles)} titles, "
                    f"{report.wall_s:.1f} s wall{extra}; summary: {shown_path(report.summary_csv)}, "
                    f"{shown_path(report.summary_json)}"), soft_wrap=True)
+    if report.failed:
+        say("warning", f"{len(report.failed)} title(s) failed: {', '.join(t.title_id for t in report.failed)}; "
+                       "the others are done", hint="fix their media and run the same command again to retry them")
+        raise typer.Exit(BATCH_SOME_FAILED)
 
 
 # --- export: the approved artwork as a delivery package (genart.export) -----------------------------

@@ -1,8 +1,9 @@
 """Delivery: a run's approved artwork as the package a streamer takes (``genart export``, the app's button).
 
 Only approved variants go in (the review's latest decision is ``approve``), one folder per profile
-(the audience segment it is personalised for) and aspect, each picture resized to the fixed delivery
-size of its artwork type and named for its profile, aspect, locale and rank. ``manifest.json`` lists
+(the audience segment it is personalised for) and aspect, each picture at the fixed delivery size of its
+aspect (the run's preset's ``finish.sizes`` in models.yaml, which finishing already makes them at) and
+named for its profile, aspect, locale and rank. ``manifest.json`` lists
 every file with its profile, segment, aspect, size, locale, source timecode, sha256 and provenance
 label (IPTC DigitalSourceType), and counts the pictures per artwork type and language against what
 the streamer accepts (Prime Video: 3 to 20 per type and language, 5 to 7 recommended), with a warning
@@ -25,18 +26,6 @@ from pathlib import Path
 from genart.progress import ProgressFn, report
 from genart.types import DeliveryCount, DeliveryFile, DeliveryPackage
 
-#: The fixed delivery size of each aspect's artwork type (ARTWORK.md: 16:9 cover 1920x1080, 2:3 poster
-#: 2000x3000, 1:1 square, 9:16 vertical; the others at the same 1080 short side).
-DELIVERY_SIZES: dict[str, tuple[int, int]] = {
-    "16:9": (1920, 1080),
-    "2:3": (2000, 3000),
-    "1:1": (1080, 1080),
-    "9:16": (1080, 1920),
-    "4:3": (1440, 1080),
-    "3:4": (1080, 1440),
-    "4:5": (1080, 1350),
-    "21:9": (2520, 1080),
-}
 ARTWORK_TYPES: dict[str, str] = {
     "16:9": "cover", "2:3": "poster", "1:1": "square", "9:16": "vertical", "4:3": "landscape-4x3",
     "3:4": "portrait-3x4", "4:5": "portrait-4x5", "21:9": "banner",
@@ -61,6 +50,13 @@ class StreamerRule:
 STREAMERS: dict[str, StreamerRule] = {
     "prime-video": StreamerRule("Prime Video", 3, 20, (5, 7)),
 }
+
+
+def delivery_sizes(preset: str | None = None) -> dict[str, tuple[int, int]]:
+    """The fixed delivery size per aspect of a preset (models.yaml's ``finish.sizes``)."""
+    from genart.config import load_models_config
+
+    return {a: (int(w), int(h)) for a, (w, h) in load_models_config().preset(preset).finish.sizes.items()}
 
 
 def _aspect_dir(aspect: str) -> str:
@@ -123,14 +119,15 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
     manifest_in = json.loads(run.manifest_path.read_text(encoding="utf-8")) if run.manifest_path.exists() else {}
     profiles = load_profiles()
     software = f"genart {__version__}"
+    sizes = delivery_sizes(run.preset)
 
     # rank within (profile, aspect, locale), in the ranking's order
     places: dict[tuple[str, str, str], int] = {}
     plan = []
     for rv in sorted(approved, key=lambda r: (r.profile_id, r.rank if r.rank is not None else 10**9)):
         p = rv.variant.params
-        if p.aspect not in DELIVERY_SIZES:
-            raise InvalidArgumentError("aspect", p.aspect, "one with a delivery size: " + ", ".join(DELIVERY_SIZES))
+        if p.aspect not in sizes:
+            raise InvalidArgumentError("aspect", p.aspect, "one with a delivery size: " + ", ".join(sizes))
         locale = profiles[rv.profile_id].locale if rv.profile_id in profiles else "und"
         key = (rv.profile_id, p.aspect, locale)
         places[key] = places.get(key, 0) + 1
@@ -145,7 +142,7 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
         with zipfile.ZipFile(tmp, "w") as zf:
             for i, (rv, locale, rank) in enumerate(plan):
                 v, p, kf = rv.variant, rv.variant.params, rv.variant.keyframe
-                size = DELIVERY_SIZES[p.aspect]
+                size = tuple(sizes[p.aspect])
                 kind = ARTWORK_TYPES[p.aspect]
                 name = f"{rv.profile_id}_{_aspect_dir(p.aspect)}_{locale}_{rank:02d}.png"
                 arc = f"{rv.profile_id}/{_aspect_dir(p.aspect)}/{name}"

@@ -47,17 +47,40 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+_STORES: dict[tuple[str, str | None], "Store"] = {}
+_STORES_LOCK = threading.Lock()
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_RUNS: dict[tuple[str, str], tuple[tuple, RunResult]] = {}  # (store, run) -> (what it depends on, load_run)
+
+
 @contextmanager
 def _review_store(out: str | Path, db: str | None = None) -> Iterator["Store"]:
-    """The run store with the review tables created; its connections are closed afterwards."""
+    """The run store with the review tables created, opened once per process and folder.
+
+    Every review call (a decision, a gallery, a history) used to open the store afresh: a new engine,
+    the schema checked table by table, the connections closed again; with several reviewers that was
+    most of a decision's time. The store is thread-safe (a session per call), so one is kept per
+    folder; it is opened again if its database file was removed.
+    """
     import genart.store.review_tables  # noqa: F401  (registers the tables before Store's create_all)
     from genart.store.db import Store
 
-    store = Store(out, db)
-    try:
-        yield store
-    finally:
-        store.engine.dispose()
+    key = (str(Path(out).resolve()), db)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is not None and db is None and not (store.root / "genart.sqlite").exists():
+            store.engine.dispose()
+            store = None
+        if store is None:  # rooted at the absolute folder: the working directory may change later
+            store = _STORES[key] = Store(Path(out).resolve(), db)
+    yield store
+
+
+def _write_lock(store: "Store") -> threading.Lock:
+    """One decision written at a time per store in this process: writers queue here (and wake at once)
+    instead of in SQLite's busy handler, whose back-off sleeps grow while the database is free."""
+    with _STORES_LOCK:
+        return _WRITE_LOCKS.setdefault(store.url, threading.Lock())
 
 
 def _run_row(session, run_id: str):
@@ -96,7 +119,7 @@ def _check_prompt(prompt: str) -> str:
     return text
 
 
-TITLE_POSITIONS = ("bottom", "top")
+TITLE_POSITIONS = ("auto", "bottom", "top")
 
 
 def list_grades() -> dict[str, Grade]:
@@ -137,7 +160,8 @@ def _edited_profile(profile: TasteProfile, prompt: str | None = None, strength: 
         grade: another profile's look by name, ``"none"`` for no grade, None for the profile's own.
         grade_amount: the look's strength, 0 to 2 (1 = as designed).
         aspects: the aspect ratios to make, cycled per key frame, instead of the profile's.
-        title_position: where the title goes first, ``bottom`` or ``top``.
+        title_position: where the title goes: ``auto`` (the profile's style: the quietest free place),
+            ``bottom`` or ``top`` (that edge whenever faces, text and the subject leave it free).
 
     Raises:
         InvalidArgumentError: an unknown grade, aspect or position, an amount or strength out of range.
@@ -179,13 +203,13 @@ def _edited_profile(profile: TasteProfile, prompt: str | None = None, strength: 
                 raise InvalidArgumentError("aspect ratio", a, "one of " + ", ".join(ASPECTS))
         if chosen != profile.aspects:
             changes["aspects"] = chosen
-    if title_position is not None and title_position != profile.title_position:
+    if title_position is not None and title_position != profile.title_style.position:
         if title_position not in TITLE_POSITIONS:
             raise InvalidArgumentError("title position", title_position, "one of " + ", ".join(TITLE_POSITIONS))
-        changes["title_position"] = title_position
+        changes["title_style"] = replace(profile.title_style, position=title_position)
     if not changes:
         return profile
-    what = {k: (v.__dict__ if isinstance(v, Grade) else v) for k, v in sorted(changes.items())}
+    what = {k: (v.__dict__ if hasattr(v, "__dataclass_fields__") else v) for k, v in sorted(changes.items())}
     return replace(profile, **changes, version=stable_id(profile.version, what, length=12))
 
 
@@ -215,6 +239,7 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
     from datetime import datetime, timezone
 
     from genart.errors import SourceNotFoundError, StoreError
+    from genart.files import write_text
     from genart.frames import analyse, probe_source
     from genart.frames.decode import list_stills
     from genart.store import convert
@@ -245,9 +270,11 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
         path = base / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         kf.image.save(path)
         staged.append(replace(kf, path=path, image=None))
-    doc = {"stage_id": stage_id, "source": str(src.resolve()), "created_at": _now_iso(),
+    full = src.resolve()  # a kept copy lies in the stage folder: stored relative to it, so the store can move
+    doc = {"stage_id": stage_id, "source": full.relative_to(base.resolve()).as_posix()
+           if full.is_relative_to(base.resolve()) else str(full), "created_at": _now_iso(),
            "keyframes": [convert.keyframe_json(k, base) for k in staged], "warnings": list(found.warnings)}
-    (base / "stage.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    write_text(base / "stage.json", json.dumps(doc, indent=2))
     return StagedSource(stage_id=stage_id, source=src.resolve(), keyframes=tuple(staged), warnings=found.warnings)
 
 
@@ -269,7 +296,8 @@ def load_stage(out: str | Path, stage_id: str) -> StagedSource:
         doc = json.loads((base / "stage.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidArgumentError("stage id", stage_id, f"a stage in {Path(out) / 'uploads'}") from None
-    return StagedSource(stage_id=stage_id, source=Path(doc["source"]),
+    source = Path(doc["source"])  # relative to the stage folder when it is the kept copy
+    return StagedSource(stage_id=stage_id, source=source if source.is_absolute() else base / source,
                         keyframes=tuple(convert.keyframe_from_json(d, base) for d in doc["keyframes"]),
                         warnings=tuple(str(w) for w in doc.get("warnings", ())))
 
@@ -303,10 +331,9 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
     """
     from dataclasses import replace
 
-    from PIL import Image
-
     from genart import pipeline
     from genart.errors import InvalidArgumentError
+    from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 
     stage = load_stage(out, stage_id)
@@ -327,11 +354,7 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
             edited[pid] = _edited_profile(match[0], _check_prompt(text))
     styled = [_edited_profile(edited.get(p.id, p), strength=strength, grade=grade, grade_amount=grade_amount,
                               aspects=aspects, title_position=title_position) for p in profs]
-    chosen = []
-    for kf in stage.keyframes:
-        if kf.id in ids:
-            with Image.open(kf.path) as im:
-                chosen.append(replace(kf, image=im.convert("RGB")))
+    chosen = [replace(kf, image=load_rgb(kf.path)) for kf in stage.keyframes if kf.id in ids]
     result = pipeline.run(stage.source, profiles=styled, preset=preset, frames=len(chosen),
                           variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
                           top_k=top_k, progress=progress, keyframes=chosen, title_overlay=title_overlay)
@@ -346,14 +369,10 @@ CHOICES_FILE = "choices.json"
 
 def _write_json(path: Path, data: object) -> None:
     import json
-    import os
-    import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    from genart.files import write_text
+
+    write_text(path, json.dumps(data, indent=2))
 
 
 def _run_choices(run: RunResult) -> dict[str, object]:
@@ -397,8 +416,23 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
     """
     import json
 
+    from sqlalchemy import func, select
+
+    from genart.store.db import RankingRow, VariantRow
+
     with _review_store(out, db) as store, store.session() as s:
         run = _run_row(s, run_id)
+        # what the result depends on, read in two cheap queries: a regeneration adds a variant and
+        # re-ranks, a run finishing changes its status; the same stamp gives back the same (frozen) result
+        stamp = (run.status, run.finished_at, run.manifest,
+                 tuple(s.execute(select(func.count(), func.max(VariantRow.pk)).where(VariantRow.run_id == run_id)).one()),
+                 tuple(s.execute(select(func.count(), func.sum(RankingRow.total), func.max(RankingRow.rank_score))
+                                 .where(RankingRow.run_id == run_id)).one()))
+        key = (store.url, run_id)
+        with _STORES_LOCK:
+            hit = _RUNS.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
         manifest = json.loads(run.manifest or "{}")
         kfs = {k.id: k for k in sorted(store.keyframes(run_id, run.source), key=lambda k: k.t_s)}
         per = store.ranked(run_id, {v.id: v for v in store.variants(run_id, keyframes=kfs)})
@@ -414,8 +448,13 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
             ranked.append((pid, tuple(good)))
             rejected.append((pid, tuple(bad)))
         run_dir = store.root / "runs" / run_id
-        return RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
-                         keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+        result = RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
+                           keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+        with _STORES_LOCK:
+            _RUNS[key] = (stamp, result)
+            while len(_RUNS) > 64:  # the runs being reviewed now, not every run ever opened
+                _RUNS.pop(next(iter(_RUNS)))
+        return result
 
 
 def _decision(row) -> ReviewDecision:
@@ -449,7 +488,7 @@ def _append_decision(store, run_id: str, variant_id: str, action: str, reviewer:
         profile_id = vrow.profile_id
     last_error: Exception | None = None
     for attempt in range(50):
-        with store.session() as s:
+        with _write_lock(store), store.session() as s:
             current = s.scalar(select(func.max(ReviewDecisionRow.version)).where(
                 ReviewDecisionRow.run_id == run_id, ReviewDecisionRow.variant_id == variant_id)) or 0
             if expected_version is not None and current != expected_version:
@@ -606,10 +645,9 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
     import secrets
     from dataclasses import replace
 
-    from PIL import Image
-
     from genart import pipeline
     from genart.errors import InvalidArgumentError, UnknownVariantError
+    from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 
     name = _check_reviewer(reviewer)
@@ -655,8 +693,7 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
     stages = pipeline.load_stages(spec)
     manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
     kf = v.keyframe
-    with Image.open(kf.path) as im:
-        kf_px = replace(kf, image=im.convert("RGB"))
+    kf_px = replace(kf, image=load_rgb(kf.path))
     made = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
                                      genre=str(manifest.get("genre", "")), progress=progress,
                                      title_overlay=choices.get("title_overlay"))[-1]
@@ -702,24 +739,25 @@ def _tester(out: str | Path, db: str | None = None):
         return tester
 
 
-def _arm_json(a: Arm) -> dict[str, object]:
+def _arm_json(a: Arm, store: "Store") -> dict[str, object]:
     return {"test_id": a.test_id, "arm_id": a.arm_id, "segment": a.segment, "variant_id": a.variant_id,
-            "image_path": str(a.image_path) if a.image_path else None, "is_control": a.is_control,
+            "image_path": store.rel(a.image_path) if a.image_path else None, "is_control": a.is_control,
             "prior_mean": a.prior_mean, "profile_id": a.profile_id}
 
 
-def _arm_from_json(d: Mapping[str, object]) -> Arm:
+def _arm_from_json(d: Mapping[str, object], store: "Store") -> Arm:
     return Arm(test_id=str(d["test_id"]), arm_id=str(d["arm_id"]), segment=str(d["segment"]),
-               variant_id=d.get("variant_id"), image_path=Path(d["image_path"]) if d.get("image_path") else None,
+               variant_id=d.get("variant_id"),
+               image_path=store.resolve(str(d["image_path"])) if d.get("image_path") else None,
                is_control=bool(d.get("is_control")), prior_mean=float(d.get("prior_mean", 0.5)),
                profile_id=d.get("profile_id"))
 
 
-def _handoff_record(row) -> HandoffRecord:
+def _handoff_record(row, store: "Store") -> HandoffRecord:
     import json
 
     return HandoffRecord(run_id=row.run_id, test_id=row.test_id, reviewer=row.reviewer, created_at=row.created_at,
-                         arms=tuple(_arm_from_json(d) for d in json.loads(row.arms)))
+                         arms=tuple(_arm_from_json(d, store) for d in json.loads(row.arms)))
 
 
 def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str | None = None,
@@ -742,29 +780,35 @@ def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str
 
     Returns:
         The ``HandoffRecord`` with the arms created. Handing the same arms to the same test again
-        changes nothing and returns the first record.
+        (or at the same moment, from two sessions) changes nothing and returns the first record.
 
     Raises:
+        InvalidArgumentError: a test id or segment the bandit service would refuse (``genart.ids``).
         NothingApprovedError: nothing approved in the run.
         SourceNotFoundError, UnsupportedMediaError: ``control_image`` is not a readable picture.
         InvalidArgumentError, UnknownPolicyError, TestConflictError: from the bandit stage.
     """
     import json
+    import time
 
     from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     from genart.bandit.handoff import handoff
     from genart.bandit.types import TestConfig
-    from genart.errors import InvalidArgumentError, NothingApprovedError
+    from genart.errors import InvalidArgumentError, NothingApprovedError, StoreError
+    from genart.ids import check_id
     from genart.store.review_tables import ReviewHandoffRow
 
     name = _check_reviewer(reviewer)
+    test_id = check_id("test id", test_id or f"{run_id}-test")  # the service's pattern, or it never gets traffic
+    for seg in (segments or ()):
+        check_id("segment", seg)
     approved = approved_variants(out, run_id, db=db)
     if not approved:
         raise NothingApprovedError(run_id, "hand off")
     if segments is None:
         segments = {pid: [pid] for pid in dict.fromkeys(rv.profile_id for rv in approved)}
-    test_id = test_id or f"{run_id}-test"
     control_prior = None
     if include_control and control_image is not None:
         control_prior = _control_prior(rank_artwork(out, run_id, control_image, db=db), approved)
@@ -774,17 +818,36 @@ def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str
         config = TestConfig(policy=policy, **dict(options or {}))
     except TypeError as exc:  # a setting this TestConfig does not know
         raise InvalidArgumentError("test option", sorted(options or {}), f"TestConfig fields ({exc})") from None
-    _tester(out, db).create_test(test_id, arms, config)
-    with _review_store(out, db) as store, store.session() as s:
-        old = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)
-                        .order_by(ReviewHandoffRow.pk).limit(1)).first()
-        if old is not None:
-            return _handoff_record(old)
+    _tester(out, db).create_test(test_id, arms, config)  # idempotent for the same arms
+
+    def first(s) -> ReviewHandoffRow | None:
+        return s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)
+                         .order_by(ReviewHandoffRow.pk).limit(1)).first()
+
+    with _review_store(out, db) as store:
+        with store.session() as s:
+            old = first(s)
+            if old is not None:
+                return _handoff_record(old, store)
         row = ReviewHandoffRow(run_id=run_id, test_id=test_id, reviewer=name, created_at=_now_iso(),
-                               arms=json.dumps([_arm_json(a) for a in arms]))
-        s.add(row)
-        s.commit()
-        return _handoff_record(row)
+                               arms=json.dumps([_arm_json(a, store) for a in arms]))
+        for attempt in range(20):
+            with store.session() as s:
+                try:
+                    s.add(row)
+                    s.commit()
+                    return _handoff_record(row, store)
+                except IntegrityError:  # another hand-off of this test won the one row: it is the record
+                    s.rollback()
+                    won = first(s)
+                    if won is not None:
+                        return _handoff_record(won, store)
+                except OperationalError:  # SQLite busy: another writer's transaction; try again
+                    s.rollback()
+            time.sleep(0.01 * (attempt + 1))
+            row = ReviewHandoffRow(run_id=run_id, test_id=test_id, reviewer=name, created_at=row.created_at,
+                                   arms=row.arms)
+        raise StoreError(f"could not record the hand-off of run '{run_id}' to test '{test_id}': the store stayed busy")
 
 
 CONTROL_VARIANT_ID = "control"
@@ -846,7 +909,7 @@ def handoffs(out: str | Path, run_id: str, *, db: str | None = None) -> list[Han
     with _review_store(out, db) as store, store.session() as s:
         _run_row(s, run_id)
         rows = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.run_id == run_id).order_by(ReviewHandoffRow.pk))
-        return [_handoff_record(r) for r in rows]
+        return [_handoff_record(r, store) for r in rows]
 
 
 def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, seed: int = 0, db: str | None = None):

@@ -125,15 +125,17 @@ def report(
 @_friendly
 def serve(
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-    host: str = typer.Option("127.0.0.1", "--host", help="address to bind (loopback unless you mean otherwise)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to bind; anything but loopback needs API tokens"),
     port: int = typer.Option(8765, "--port", min=1, max=65535),
+    token_file: Optional[Path] = typer.Option(None, "--token-file",
+                                              help="API tokens, one per line (default: $GENART_BANDIT_TOKENS, "
+                                                   "comma-separated); with tokens every route but /health needs "
+                                                   "'Authorization: Bearer TOKEN'"),
 ) -> None:
     """Serve POST /assign and POST /reward (FastAPI + uvicorn) on the store."""
     from genart.bandit.service import serve as run
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"warning: binding {host}: the service has no authentication", err=True)
-    run(store, host=host, port=port)
+    run(store, host=host, port=port, token_file=token_file)
 
 
 def main() -> None:  # pragma: no cover - for `python -m genart.bandit.cli`

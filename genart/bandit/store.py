@@ -20,7 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from genart.errors import StoreError
 from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
-from genart.store.schema import Base
+from genart.store.schema import create_schema
 
 DEFAULT_URL_ENV = "GENART_BANDIT_URL"
 DEFAULT_URL = "sqlite:///genart_bandit.db"
@@ -88,8 +88,9 @@ def make_engine(url: str | Path | None = None, *, echo: bool = False) -> Engine:
 
 
 def create_tables(engine: Engine) -> None:
-    """Creates the bandit tables (only those: the other stages create their own)."""
-    Base.metadata.create_all(engine, tables=TABLES)
+    """Creates the bandit tables (only those: the other stages create their own), safely when several
+    processes open a fresh store at once."""
+    create_schema(engine, TABLES)
 
 
 @contextmanager

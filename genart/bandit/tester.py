@@ -23,6 +23,7 @@ Guarantees:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -38,7 +39,15 @@ from sqlalchemy.exc import IntegrityError
 from genart.bandit.contextual import LinearState, LinTS, LinUCB
 from genart.bandit.policies import BetaState, apply_floor, choose, make_beta_policy
 from genart.bandit.store import make_engine, read_txn, write_txn
-from genart.bandit.types import BETA_POLICIES, Assignment, Context, RecordResult, TestConfig, TestReport
+from genart.bandit.types import (
+    BETA_POLICIES,
+    FEATURE_LIMIT,
+    Assignment,
+    Context,
+    RecordResult,
+    TestConfig,
+    TestReport,
+)
 from genart.errors import (
     InvalidArgumentError,
     TestConflictError,
@@ -46,8 +55,14 @@ from genart.errors import (
     UnknownSegmentError,
     UnknownTestError,
 )
+from genart.ids import check_id
 from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
 from genart.types import Arm, Exposure, Outcome
+
+_log = logging.getLogger("genart.bandit")
+#: How far a reward's time may precede its exposure's (clocks of two servers on one store differ a little);
+#: within it the reward is stamped with the exposure's time, beyond it the reward is refused.
+CLOCK_SKEW_S = 2.0
 
 # Sequence numbers re-read behind the newest on each sync. SQLite writers are serialised (BEGIN
 # IMMEDIATE), so ids commit in order and nothing needs re-reading; PostgreSQL may commit a lower id
@@ -142,6 +157,40 @@ def _json_floats(values: Sequence[float]) -> str:
     return json.dumps([float(v) for v in values])
 
 
+def _database_folder(engine: Engine) -> Path | None:
+    """The folder of a SQLite database file (None for memory or a server database)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    db = engine.url.database
+    if not db or db == ":memory:" or "mode=memory" in str(engine.url):
+        return None
+    return Path(db).resolve().parent
+
+
+def _clean(test: _Test, rows: Sequence) -> list:
+    """The log rows a contextual model may learn from: features of the test's dimension, finite and
+    within ``FEATURE_LIMIT``; rewards in [0, 1]; propensities in (0, 1]. A row outside that (one
+    logged before the service validated its input, say) is skipped, so a restarted service rebuilds
+    a model poisoned by it from the clean rows alone: one bad request never turns a model into NaN."""
+    kept = []
+    for r in rows:
+        try:
+            feats = json.loads(r.features)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(feats, list) or len(feats) != test.config.context_dim or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= FEATURE_LIMIT for v in feats):
+            continue
+        reward, propensity = getattr(r, "reward", 0.0), getattr(r, "propensity", 1.0)
+        if not (math.isfinite(reward) and 0.0 <= reward <= 1.0 and math.isfinite(propensity) and 0.0 < propensity <= 1.0):
+            continue
+        kept.append(r)
+    if len(kept) < len(rows):
+        _log.warning("test %s: skipped %d log row(s) with features or rewards out of range", test.test_id,
+                     len(rows) - len(kept))
+    return kept
+
+
 class Tester:
     """Runs bandit tests on a store (a SQLite path or a database URL, or an SQLAlchemy engine).
 
@@ -152,12 +201,16 @@ class Tester:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, store: str | Path | Engine | None = None, *, seed: int | None = None) -> None:
+    def __init__(self, store: str | Path | Engine | None = None, *, seed: int | None = None,
+                 root: str | Path | None = None) -> None:
         self.engine = store if isinstance(store, Engine) else make_engine(store)
         if isinstance(store, Engine):
             from genart.bandit.store import create_tables
 
             create_tables(store)
+        # arms' image paths are kept relative to this folder (default: a SQLite file's own folder, which
+        # for a run store is the store's folder), so a copied or moved folder serves its own images
+        self.root = Path(root).resolve() if root is not None else _database_folder(self.engine)
         self._seed_seq = np.random.SeedSequence(seed)
         self._tests: dict[str, _Test] = {}
         self._lock = threading.RLock()
@@ -181,8 +234,7 @@ class Tester:
             TestConflictError: the test exists with other arms or settings.
         """
         config = config or TestConfig()
-        if not isinstance(test_id, str) or not test_id or len(test_id) > 128:
-            raise InvalidArgumentError("test_id", test_id, "a non-empty string of at most 128 characters")
+        check_id("test id", test_id)  # the service's pattern: a test it could not address gets no traffic
         if not arms:
             raise InvalidArgumentError("arms", arms, "at least one Arm (see genart.bandit.handoff)")
         arm_features = dict(arm_features or {})
@@ -194,8 +246,8 @@ class Tester:
                 raise InvalidArgumentError("arm.test_id", arm.test_id, f"'{test_id}' (the test being created)")
             if (arm.segment, arm.arm_id) in seen:
                 raise InvalidArgumentError("arm", f"{arm.segment}/{arm.arm_id}", "arm ids unique within a segment")
-            if not arm.segment or not arm.arm_id:
-                raise InvalidArgumentError("arm", arm, "a non-empty segment and arm_id")
+            check_id("segment", arm.segment)
+            check_id("arm id", arm.arm_id)
             if not (0.0 < arm.prior_mean < 1.0):
                 raise InvalidArgumentError("arm.prior_mean", arm.prior_mean, "a number strictly between 0 and 1")
             seen.add((arm.segment, arm.arm_id))
@@ -203,7 +255,7 @@ class Tester:
             per_segment[arm.segment] = pos + 1
             feats = tuple(float(v) for v in arm_features.get(arm.arm_id, ()))
             rows.append(dict(test_id=test_id, segment=arm.segment, arm_id=arm.arm_id, position=pos,
-                             variant_id=arm.variant_id, image_path=str(arm.image_path) if arm.image_path else None,
+                             variant_id=arm.variant_id, image_path=self._rel(arm.image_path) if arm.image_path else None,
                              is_control=bool(arm.is_control), prior_mean=float(arm.prior_mean),
                              profile_id=arm.profile_id, features=_json_floats(feats), impressions=0, outcomes=0,
                              reward_sum=0.0))
@@ -231,6 +283,22 @@ class Tester:
             conn.execute(BanditArmRow.__table__.insert(), rows)
         with self._lock:
             self._tests.pop(test_id, None)
+
+    def _rel(self, path: str | Path) -> str:
+        """How an image path is stored: relative to ``root`` when it lies inside it, else absolute."""
+        p = Path(path)
+        if self.root is not None:
+            full = (p if p.is_absolute() else Path.cwd() / p).resolve()
+            if full.is_relative_to(self.root):
+                return full.relative_to(self.root).as_posix()
+        return str(p.resolve()) if not p.is_absolute() else str(p)
+
+    def _resolve(self, stored: str | None) -> str | None:
+        """A stored image path on this machine (relative ones against ``root``; old rows are absolute)."""
+        if not stored:
+            return None
+        p = Path(stored)
+        return str(self.root / p) if self.root is not None and not p.is_absolute() else stored
 
     def tests(self) -> list[str]:
         with read_txn(self.engine) as conn:
@@ -268,7 +336,7 @@ class Tester:
         for r in arm_rows:
             arms.setdefault(r.segment, []).append(_ArmInfo(
                 arm_id=r.arm_id, segment=r.segment, position=r.position, variant_id=r.variant_id,
-                image_path=r.image_path, is_control=bool(r.is_control), prior_mean=float(r.prior_mean),
+                image_path=self._resolve(r.image_path), is_control=bool(r.is_control), prior_mean=float(r.prior_mean),
                 profile_id=r.profile_id, features=tuple(json.loads(r.features or "[]"))))
         keys: list[str] = []
         for seg_arms in arms.values():
@@ -305,6 +373,11 @@ class Tester:
         """Decides for a batch of members in one transaction (the posterior is the same for all of
         them), which is how the simulator and a batch job push many decisions through quickly."""
         return [a.exposure for a in self._assign(test_id, contexts)]
+
+    def assign_many_detail(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
+        """:meth:`assign_many` with each arm's variant, image and distribution (the service's group
+        commit: concurrent requests decided in one transaction)."""
+        return self._assign(test_id, contexts)
 
     def _assign(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
         test = self._load(test_id)
@@ -489,11 +562,11 @@ class Tester:
                                  for r in items])
                 return X, arms
 
-            fresh_e = [new_exp[i] for i in test.exp_cursor.take([r.seq for r in new_exp])]
+            fresh_e = _clean(test, [new_exp[i] for i in test.exp_cursor.take([r.seq for r in new_exp])])
             if fresh_e:
                 X, arms = rows(fresh_e)
                 model.add_design(X, arms)
-            fresh_o = [new_out[i] for i in test.out_cursor.take([r.seq for r in new_out])]
+            fresh_o = _clean(test, [new_out[i] for i in test.out_cursor.take([r.seq for r in new_out])])
             if fresh_o:
                 X, arms = rows(fresh_o)
                 r = np.array([x.reward for x in fresh_o], dtype=float)
@@ -517,7 +590,8 @@ class Tester:
 
         Raises:
             UnknownExposureError: no exposure has this id (nothing is written).
-            InvalidArgumentError: the value is not a finite number >= 0.
+            InvalidArgumentError: the value is not a finite number in range, or ``outcome.t`` is before
+                the exposure (by more than ``CLOCK_SKEW_S``, the clock difference tolerated between servers).
         """
         return self.record_many([outcome])[0]
 
@@ -570,11 +644,15 @@ class Tester:
                     results.append(RecordResult(x.exposure_id, "duplicate", done[x.exposure_id][0]))
                     continue
                 exp = exps[x.exposure_id]
+                if x.t < exp.exp_t - CLOCK_SKEW_S:  # a reward cannot come before what it rewards
+                    raise InvalidArgumentError("outcome.t", x.t, f"a time at or after exposure {x.exposure_id}'s "
+                                                                  f"({exp.exp_t:.3f}); omit it to use the current time")
+                t_reward = max(float(x.t), float(exp.exp_t))
                 rule = self._load(exp.test_id, conn).config.reward
                 reward = rule.reward(float(x.reward))
-                late = rule.window_s is not None and (x.t - exp.exp_t) > rule.window_s
+                late = rule.window_s is not None and (t_reward - exp.exp_t) > rule.window_s
                 rows.append(dict(exposure_id=x.exposure_id, test_id=exp.test_id, value=float(x.reward),
-                                 reward=reward, counted=not late, t=float(x.t)))
+                                 reward=reward, counted=not late, t=t_reward))
                 done[x.exposure_id] = (reward, not late)
                 results.append(RecordResult(x.exposure_id, "late" if late else "recorded", reward))
                 if not late:

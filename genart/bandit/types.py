@@ -18,6 +18,12 @@ from genart.errors import InvalidArgumentError, UnknownPolicyError
 POLICY_NAMES: tuple[str, ...] = ("ts", "egreedy", "ucb1", "lints", "linucb", "vw")
 BETA_POLICIES: tuple[str, ...] = ("ts", "egreedy", "ucb1")
 REWARD_KINDS: tuple[str, ...] = ("click", "threshold", "value")
+#: The declared range of a context feature: [-FEATURE_LIMIT, FEATURE_LIMIT]. A feature is a scaled
+#: number (an age bucket, a watch-time z-score); anything near 1e154 would overflow the contextual
+#: models' x x^T into inf and poison them, so the bound is far inside that and far outside real use.
+FEATURE_LIMIT = 1e6
+#: The largest observed reward value (a click 0/1, minutes watched) a test accepts.
+REWARD_LIMIT = 1e9
 
 
 def _finite(name: str, value: float, *, lo: float | None = None, hi: float | None = None, expected: str = "") -> None:
@@ -46,7 +52,8 @@ class Context:
         if not isinstance(self.segment, str) or not self.segment:
             raise InvalidArgumentError("segment", self.segment, "a non-empty string")
         for value in self.features:
-            _finite("context feature", value, expected="finite numbers")
+            _finite("context feature", value, lo=-FEATURE_LIMIT, hi=FEATURE_LIMIT,
+                    expected=f"finite numbers in [-{FEATURE_LIMIT:g}, {FEATURE_LIMIT:g}]")
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ class RewardRule:
         Raises:
             InvalidArgumentError: the value is not a finite number >= 0.
         """
-        _finite("reward value", value, lo=0.0, expected="a finite number >= 0 (a click 0/1, minutes watched, ...)")
+        _finite("reward value", value, lo=0.0, hi=REWARD_LIMIT,
+                expected=f"a finite number from 0 to {REWARD_LIMIT:g} (a click 0/1, minutes watched, ...)")
         if self.kind == "click":
             return 1.0 if value > 0 else 0.0
         if self.kind == "threshold":

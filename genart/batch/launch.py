@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,9 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
             raise BatchError(f"accelerate launch exited with status {proc.returncode}: {' '.join(cmd)}",
                              hint="finished units are kept: run the same command again to resume")
         states = []
+        since = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="microseconds")
         for t in cat.titles:
-            st = prepare_title(ledger, t, spec, Path(cat.path), extract=False)
+            st = prepare_title(ledger, t, spec, Path(cat.path), extract=False, failed_since=since)
             if st is None:
                 raise BatchError(f"title '{t.id}' has no run after the workers finished")
             states.append(st)
@@ -110,8 +112,6 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
 
 
 def _made_since(ledger: Any, run_ids: list[str], started: float) -> dict[str, int]:
-    from datetime import datetime, timezone
-
     since = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="microseconds")
     made: dict[str, int] = {}
     for u in ledger.units("variant", run_ids):
@@ -146,8 +146,11 @@ def worker_main(argv: list[str] | None = None) -> int:
         spec = load_models_config().preset(cat.preset)
         ledger = Ledger(args.out, args.db)
         try:
+            started = float(os.environ.get("GENART_BATCH_STARTED") or time.time())
             work(cat, spec, ledger, Options(batch_size=args.batch_size, compile=args.compile,
-                                            worker=f"accelerate:{rank}/{world}", shard=(rank, world)))
+                                            worker=f"accelerate:{rank}/{world}", shard=(rank, world),
+                                            started_at=datetime.fromtimestamp(started, timezone.utc)
+                                            .isoformat(timespec="microseconds")))
         finally:
             ledger.close()
     except GenartError as exc:

@@ -10,14 +10,14 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
 from genart.errors import InvalidArgumentError, ProfileValidationError, UnknownProfileError
-from genart.types import Grade, ScoreSet, TasteProfile, VisualTargets
+from genart.types import Grade, ScoreSet, TasteProfile, TitleStyle, VisualTargets
 
 ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
 SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
@@ -96,6 +96,33 @@ class GradeSpec(_Strict):
     fade: float = Field(0.0, ge=0, le=1)
 
 
+class TitleStyleSpec(_Strict):
+    """``title_style:``: the genre's typography (see ``genart.types.TitleStyle``)."""
+
+    font: Literal["sans", "serif", "condensed", "geometric"] = "sans"
+    weight: Literal["regular", "bold", "black"] = "bold"
+    case: Literal["as-is", "upper"] = "as-is"
+    treatment: Literal["plate", "scrim", "shadow", "outline"] = "plate"
+    color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$", description="the letters' colour, #rrggbb")
+    max_share: float = Field(0.15, gt=0.02, le=0.4, description="most of a portrait/square picture the title may cover")
+    max_share_wide: float = Field(0.25, gt=0.02, le=0.5, description="most of a wide picture the title may cover")
+    required_for: tuple[str, ...] = Field(("16:9", "2:3"), description="aspects where an untitled variant may not compete")
+
+    @field_validator("required_for")
+    @classmethod
+    def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if a not in ASPECTS:
+                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
+        return v
+
+    def typed(self) -> TitleStyle:
+        rgb = tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
+        return TitleStyle(font=self.font, weight=self.weight, case=self.case, treatment=self.treatment,
+                          color=rgb, max_share=self.max_share,
+                          max_share_wide=self.max_share_wide, required_for=self.required_for)  # type: ignore[arg-type]
+
+
 class ProfileFile(_Strict):
     """The schema of ``prompts/<id>.yaml``."""
 
@@ -111,6 +138,7 @@ class ProfileFile(_Strict):
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
     locale: str = Field("en-US", pattern=LOCALE_PATTERN)
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
+    title_style: TitleStyleSpec = TitleStyleSpec()
 
     @field_validator("prompt")
     @classmethod
@@ -182,6 +210,7 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         locale=pf.locale,
         weights=ScoreSet.of(pf.weights),
         path=path,
+        title_style=pf.title_style.typed(),
     )
 
 
@@ -192,8 +221,12 @@ def load_profile(path: Path | str) -> TasteProfile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProfileValidationError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise ProfileValidationError("is a folder, not a profile file", path=path) from None
     except UnicodeDecodeError:
         raise ProfileValidationError("not a UTF-8 text file", path=path) from None
+    except OSError as exc:
+        raise ProfileValidationError(f"cannot read it: {exc.strerror or exc}", path=path) from None
     return parse_profile(text, path)
 
 
@@ -219,9 +252,14 @@ def get_profiles(ids: Sequence[str] | str, directory: Path | str | None = None) 
 
     Raises:
         UnknownProfileError: an id is not a file in the profiles folder; the message lists the known ones.
+        InvalidArgumentError: ``ids`` is neither a string nor a list of strings (None, say).
     """
     if isinstance(ids, str):
         ids = [i for i in (s.strip() for s in ids.split(",")) if i]
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+        from genart.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("profiles", ids, "profile ids: a list of strings, or one comma-separated string")
     known = load_profiles(directory)
     out = []
     for pid in ids:
