@@ -198,7 +198,7 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
     if port is not None:
         check_port(host, port)  # in a second, before gradio is even imported
     from app.handlers import DEFAULT_MAX_UPLOAD_MB
-    from app.ui import CSS
+    from app.ui import CSS, JS
 
     mb = DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else max_upload_mb
     if isinstance(mb, bool) or not isinstance(mb, int) or mb < 1:
@@ -215,7 +215,7 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
         served = demo.launch(server_name=host, server_port=port, auth=creds, auth_message="genart review: sign in",
                              allowed_paths=allowed, blocked_paths=[str(root / "genart.sqlite")],
                              max_file_size=f"{mb}mb", share=False, inbrowser=False, show_error=False,
-                             ssr_mode=False, prevent_thread_lock=True, quiet=True, css=CSS,
+                             ssr_mode=False, prevent_thread_lock=True, quiet=True, css=CSS, js=JS,
                              app_kwargs={"middleware": [Middleware(LoginThrottle)]})  # sign-in rate limit
     except OSError as exc:  # Gradio found no free port (taken since check_port, or the whole default range)
         raise PortInUseError(host, port or 7860, str(exc).split(". ")[0]) from None

@@ -206,6 +206,13 @@ def get_profile(profile_id: str) -> TasteProfile:
     return get_profiles([profile_id])[0]
 
 
+def list_aspects() -> tuple[str, ...]:
+    """The aspect ratios a profile (or a run's creative choices) may ask for, e.g. ``16:9``, ``2:3``."""
+    from genart.profiles import ASPECTS
+
+    return ASPECTS
+
+
 def list_presets() -> list[PresetSpec]:
     """The presets of ``models.yaml``, default first."""
     cfg = load_models_config()
@@ -271,6 +278,10 @@ from genart.review import (  # noqa: E402,F401  (re-exported)
     handoffs,
     simulate_test,
     test_report,
+    list_grades,
+    score_breakdown,
+    rank_artwork,
+    test_timeline,
 )
 
 
@@ -321,3 +332,5 @@ from genart.learning import (  # noqa: E402,F401  (re-exported)
     title_run,
     variant_facts,
 )
+# The delivery package (genart export) lives in genart.export.
+from genart.export import export_package  # noqa: E402,F401  (re-exported)

@@ -714,6 +714,31 @@ def batch_cmd(
         raise typer.Exit(BATCH_SOME_FAILED)
 
 
+# --- export: the approved artwork as a delivery package (genart.export) -----------------------------
+@app.command("export")
+@handles_errors
+def export_cmd(
+    run_id: str = typer.Argument(..., help="The run whose approved variants go in the package."),
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="The store folder the run is in."),
+    to: Path = typer.Option(..., "--to", help="The zip to write, e.g. delivery.zip."),
+    streamer: str = typer.Option("prime-video", "--streamer", help="Whose count rule to check (prime-video)."),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: SQLite in --out)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the package's files and counts as JSON on stdout."),
+) -> None:
+    """Write the run's approved variants at the delivery sizes, with manifest.json, as one zip."""
+    import dataclasses
+
+    pkg = api.export_package(out_dir, run_id, to, streamer=streamer, db=db)
+    for w in pkg.warnings:
+        say("warning", w)
+    if as_json:
+        _print_json(dataclasses.asdict(pkg))
+        return
+    kinds = ", ".join(f"{c.count} {c.artwork_type} {c.locale}" for c in pkg.counts)
+    out.print(Text(f"wrote {shown_path(pkg.zip_path)}: {_plural(len(pkg.files), 'picture')} ({kinds}) and "
+                   "manifest.json"), soft_wrap=True)
+
+
 def _mount_optional() -> None:
     try:
         from genart.bandit.cli import app as bandit_app

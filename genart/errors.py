@@ -315,6 +315,15 @@ class BatchError(GenartError):
     """A batch job cannot go on: an engine is missing, a worker failed, or the ledger disagrees with the store."""
 
 
+class NothingApprovedError(ReviewError):
+    """A run has no approved variant to export or hand off. One line, no hint: the message says what to do."""
+
+    def __init__(self, run_id: str, what: str = "export") -> None:
+        super().__init__(f"run '{run_id}' has no approved variants to {what}: approve some in the review first "
+                         "(genart app)")
+        self.run_id = run_id
+
+
 # --- warnings ----------------------------------------------------------------------------------
 class GenartWarning(UserWarning):
     """Something went wrong and was worked around: the work goes on (a damaged video read up to the

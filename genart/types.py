@@ -216,6 +216,9 @@ class TitleStyle:
     max_share: float = 0.15  # portrait and square pictures
     max_share_wide: float = 0.25  # pictures wider than tall: a legible line takes more of a low tile
     required_for: tuple[str, ...] = ("16:9", "2:3")
+    # "auto": wherever the picture is quietest; "bottom" | "top": that edge whenever it is free (a creative
+    # team's choice in the review app); faces, text regions and the subject are kept clear either way
+    position: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -419,6 +422,8 @@ class RunManifest:
         data = asdict(self)
         data["preset_spec"] = json.loads(self.preset_spec)
         data["profiles"] = {pid: version for pid, version in self.profiles}
+        # the order the profiles were chosen in (stores write this JSON with sorted keys)
+        data["profile_order"] = [pid for pid, _ in self.profiles]
         return data
 
 
@@ -490,6 +495,7 @@ class StagedSource:
     stage_id: str
     source: Path
     keyframes: tuple[KeyFrame, ...]
+    warnings: tuple[str, ...] = ()  # the frames stage's: what went wrong but was worked around
 
 
 @dataclass(frozen=True)
@@ -735,3 +741,64 @@ class BatchReport:
     def failed(self) -> tuple[BatchTitleReport, ...]:
         """The titles that failed (status ``failed``, the reason in ``error``); the others completed."""
         return tuple(t for t in self.titles if t.status == "failed")
+
+
+# --- delivery (genart export): the approved artwork as a package a streamer takes ---------------------
+@dataclass(frozen=True)
+class DeliveryFile:
+    """One picture of a delivery package: where it is in the package and everything delivery asks about it."""
+
+    path: str  # inside the package, e.g. "romance/16x9/romance_16x9_en-US_01.png"
+    profile_id: str
+    segment: str  # the audience segment the picture is personalised for (the profile's id)
+    aspect: str
+    artwork_type: str  # "cover" (16:9), "poster" (2:3), "square" (1:1), "vertical" (9:16), ...
+    width: int
+    height: int
+    locale: str
+    rank: int  # 1 = the best approved picture of its profile, aspect and locale
+    variant_id: str
+    source_timecode: str
+    sha256: str
+    digital_source_type: str  # IPTC DigitalSourceType term
+    provenance_label: str  # that term's IPTC label, in words
+    upscale: float = 1.0  # delivered pixels per source pixel along each side (> 1.5 shows)
+    title_status: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """How many pictures of one artwork type and language a package holds, against the streamer's rule."""
+
+    artwork_type: str
+    aspect: str
+    locale: str
+    count: int
+    minimum: int
+    maximum: int
+    recommended: tuple[int, int]
+    status: str  # "ok" | "below the minimum" | "above the maximum" | "outside the recommended range"
+
+
+@dataclass(frozen=True)
+class DeliveryPackage:
+    """What ``genart export`` wrote: the zip, its files and counts, and what delivery should know (warnings)."""
+
+    run_id: str
+    zip_path: Path
+    streamer: str
+    files: tuple[DeliveryFile, ...]
+    counts: tuple[DeliveryCount, ...]
+    warnings: tuple[str, ...] = ()
+
+
+# --- a bandit test over time (the review app's plots) ---------------------------------------------
+@dataclass(frozen=True)
+class ArmTrend:
+    """One arm of a segment over its exposures: the share it got, and its click rate so far."""
+
+    segment: str
+    arm_id: str
+    exposures: tuple[int, ...]  # the segment's exposures so far, at each point
+    share: tuple[float, ...]  # the arm's share of the segment's exposures in the window ending there
+    click_rate: tuple[float | None, ...]  # its clicks / impressions up to there (None before it was shown)

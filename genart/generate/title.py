@@ -354,6 +354,10 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
             too_big = False
             xs = [(sx0 + sx1 - bw) / 2, sx0, sx1 - bw]
             rows = [sy1 - bh, sy0] + list(np.arange(sy1 - bh, sy0, -max(1.0, bh / 3)))[1:]
+            if style.position == "top":  # the team asked for the top edge first
+                rows = [sy0, sy1 - bh] + list(np.arange(sy0, sy1 - bh, max(1.0, bh / 3)))[1:]
+            # a chosen edge wins whenever it is free; elsewhere only when it is blocked
+            off_edge = 0.0 if style.position == "auto" else 1.0
             best = None
             for pref, (y, x) in enumerate((y, x) for y in rows for x in xs):
                 x, y = int(round(x)), int(round(y))
@@ -374,7 +378,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
                     if mean_sal > MAX_SALIENCY:
                         blocked["subject"] += 1
                         continue
-                cost = mean_sal + 0.01 * pref
+                cost = mean_sal + 0.01 * pref + (off_edge if pref >= len(xs) else 0.0)
                 if best is None or cost < best[0]:
                     best = (cost, x, y)
             if best is not None:
