@@ -59,10 +59,10 @@ def screenshot_app(store: Path, path: Path) -> int:
         page.set_default_timeout(60_000)
         page.goto(url)
         page.get_by_role("tab", name="3 · Review").click()
-        expect(page.locator("#variants-gallery .caption-label").first).to_be_visible(timeout=60_000)
-        page.locator("#variants-gallery button.thumbnail-item").first.click()
-        expect(page.locator("#variant-headline")).to_contain_text("#1 for", timeout=30_000)
-        page.evaluate("window.scrollTo(0, 0)")  # the tabs, the run and the gallery, not the buttons below
+        expect(page.locator("#grid .ga-tile").first).to_be_visible(timeout=60_000)
+        page.locator("#grid .ga-tile").first.click()
+        expect(page.locator("#variant-headline")).to_contain_text("#1 ·", timeout=30_000)
+        page.evaluate("window.scrollTo(0, 0)")  # the tabs, the run, the grid and the decisions
         page.wait_for_timeout(1500)  # let the large image finish loading
         raw = path.with_suffix(".raw.png")
         page.screenshot(path=str(raw), full_page=False)

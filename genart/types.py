@@ -227,6 +227,34 @@ class Grade:
 
 
 @dataclass(frozen=True)
+class TitleStyle:
+    """A profile's title treatment (``title_style:`` in its YAML): typography that fits the genre.
+
+    ``font`` names a family (``sans`` DejaVu Sans, ``serif`` Noto Serif, ``condensed`` Bebas Neue,
+    ``geometric`` League Spartan; Japanese and Devanagari titles take their script's font); ``treatment``
+    is what keeps the letters readable on any picture: ``plate`` (a soft translucent box), ``scrim`` (a
+    gradient darkening from the picture's edge), ``shadow`` (a soft drop shadow) or ``outline`` (a dark
+    stroke), each strengthened where the picture behind is too bright for 4.5:1. ``max_share`` caps the
+    part of a portrait or square picture the title's box may cover, ``max_share_wide`` that of a wide one
+    (at 160 px wide a 16:9 tile is 90 px tall: a line of 8 px capitals takes more of it). ``required_for`` names the aspects whose artwork type
+    carries the title (16:9 cover, 2:3 poster): a variant there whose title could not be placed does not
+    compete with titled ones (``TasteProfile.may_compete``).
+    """
+
+    font: str = "sans"  # "sans" | "serif" | "condensed" | "geometric"
+    weight: str = "bold"  # "regular" | "bold" | "black"
+    case: str = "as-is"  # "as-is" | "upper"
+    treatment: str = "plate"  # "plate" | "scrim" | "shadow" | "outline"
+    color: tuple[int, int, int] = (255, 255, 255)
+    max_share: float = 0.15  # portrait and square pictures
+    max_share_wide: float = 0.25  # pictures wider than tall: a legible line takes more of a low tile
+    required_for: tuple[str, ...] = ("16:9", "2:3")
+    # "auto": wherever the picture is quietest; "bottom" | "top": that edge whenever it is free (a creative
+    # team's choice in the review app); faces, text regions and the subject are kept clear either way
+    position: str = "auto"
+
+
+@dataclass(frozen=True)
 class TasteProfile:
     """A target audience taste, loaded from ``prompts/<id>.yaml``.
 
@@ -252,7 +280,13 @@ class TasteProfile:
     path: Path | None = None
     wants: Wants = Wants()
     mmr_lambda: float | None = None  # diversity's trade-off for this profile (None: the preset's)
-    title_required: tuple[str, ...] = ("16:9", "2:3")  # aspects whose artwork must carry the title
+    title_style: TitleStyle = TitleStyle()
+    casting: str | None = None  # who the audience wants in the art: "lead", "pair", or a character's name
+
+    def may_compete(self, params: "GenerationParams") -> bool:
+        """Whether a variant may rank against the others for this profile: not when its title was asked for
+        but skipped on an aspect whose artwork type carries the title (``title_style.required_for``)."""
+        return not (params.title_status == "skipped" and params.aspect in self.title_style.required_for)
 
     def render_prompt(self, title: str = "", genre: str = "", subject: str = "") -> str:
         """The prompt with ``{title}``, ``{genre}`` and ``{subject}`` filled in, spaces tidied."""
@@ -284,7 +318,7 @@ class GenerationParams:
     prompt: str | None = None
     negative_prompt: str | None = None
     crop: tuple[int, int, int, int] | None = None  # x, y, w, h in the source frame
-    # (generate stage) how the crop was filled where it left the frame: "crop" | "blur-extend" | "outpaint"
+    # (generate stage) how the crop was filled where it left the frame: "crop" | "mirror-fill" | "outpaint:<model>"
     reframe: str | None = None
     title: str | None = None  # the title text laid on the image (None: no overlay)
     title_font: str | None = None  # font file name the title was set in
@@ -362,6 +396,9 @@ class Arm:
     is_control: bool = False
     prior_mean: float = 0.5
     profile_id: str | None = None
+    # how many pseudo-observations the prior is worth; None: the test's ``prior_weight``. The segment
+    # preference model sets it from its own certainty (genart.bandit.preferences).
+    prior_strength: float | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +458,8 @@ class RunManifest:
         data = asdict(self)
         data["preset_spec"] = json.loads(self.preset_spec)
         data["profiles"] = {pid: version for pid, version in self.profiles}
+        # the order the profiles were chosen in (stores write this JSON with sorted keys)
+        data["profile_order"] = [pid for pid, _ in self.profiles]
         return data
 
 
@@ -503,6 +542,7 @@ class StagedSource:
     stage_id: str
     source: Path
     keyframes: tuple[KeyFrame, ...]
+    warnings: tuple[str, ...] = ()  # the frames stage's: what went wrong but was worked around
 
 
 @dataclass(frozen=True)
@@ -570,7 +610,9 @@ class TestSnapshot:
 
     test_id: str
     report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
-    plots: tuple[Path, ...] = ()  # cumulative reward, arm share over time
+    plots: tuple[Path, ...] = ()  # cumulative reward, allocation over time
+    preferences: tuple = ()  # genart.bandit.preferences.SegmentTaste per segment: what it responds to
+    preferences_plot: Path | None = None  # each segment's effects with their intervals (PNG)
 
 
 # --- frames: shots and the full analysis of a source ----------------------------------------------
@@ -590,12 +632,56 @@ class Shot:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """A gradual change between pictures, seconds ``[start_s, end_s)``: no key frame is taken inside it.
+
+    ``kind`` is ``"fade-in"`` (from black or white), ``"fade-out"`` (to black or white), ``"dissolve"``
+    (one picture blended into the next) or ``"wipe"`` (an edge sweeping the next picture in).
+    """
+
+    start_s: float
+    end_s: float
+    kind: str
+
+    def covers(self, t_s: float) -> bool:
+        return self.start_s <= t_s < self.end_s
+
+
+@dataclass(frozen=True)
+class Character:
+    """One person recognised across a title: faces whose embeddings cluster together.
+
+    ``id`` is ``"c1"``, ``"c2"``, ... in order of screen time (``c1`` is the lead); ``name`` is the
+    casting note's name when a reference image matched, else None. ``screen_time_s`` is the sampled
+    time the character is on screen; ``appearances`` the spans ``(start_s, end_s)`` they are seen in;
+    ``chip`` a 150x150 aligned face picture (for contact sheets; not compared).
+    """
+
+    id: str
+    screen_time_s: float
+    appearances: tuple[tuple[float, float], ...] = ()
+    name: str | None = None
+    faces: int = 0  # face sightings (sampled frames) that went into the cluster
+    chip: "Image.Image | None" = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """What ``FaceFacts.character`` says for this character: its name, else its id."""
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
 class FramesResult:
     """What the frames stage found in a source: its shots, the cuts between them, the key frames.
 
     ``detector`` names the PySceneDetect detector that found the cuts (empty for stills);
     ``n_frames`` is the number of frames actually decoded (fewer than the container says for a
-    damaged file); ``warnings`` are the messages of what went wrong but was worked around.
+    damaged file); ``warnings`` are the messages of what went wrong but was worked around, and why
+    fewer key frames came back than were asked for. ``active_area`` is the picture without bars
+    ((x, y, w, h) in display pixels, the whole frame when there are none), ``transitions`` the fades,
+    dissolves and wipes found, ``characters`` the people recognised (lead first), ``regions`` the
+    burned-in marks that persist across the title (logos, watermarks; display pixels of the active
+    area) and ``timings`` CPU seconds spent per part of the analysis, then ``wall`` and ``cpu`` for the call.
     """
 
     source: str
@@ -611,6 +697,50 @@ class FramesResult:
     height: int
     detector: str = ""
     warnings: tuple[str, ...] = ()
+    active_area: tuple[int, int, int, int] | None = None
+    transitions: tuple[Transition, ...] = ()
+    characters: tuple[Character, ...] = ()
+    regions: tuple[Region, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()
+    asked: int = 0  # the key frames asked for
+
+    def to_json(self) -> dict[str, object]:
+        """Everything but the pixels, as the ``frames`` command's ``--json`` prints it."""
+
+        def box(b: Box) -> list[float]:
+            return [round(b.x, 1), round(b.y, 1), round(b.w, 1), round(b.h, 1)]
+
+        def region(r: Region) -> dict[str, object]:
+            return {"box": box(r.box), "kind": r.kind, "text": r.text, "persistent": r.persistent}
+
+        def person(p: FaceFacts) -> dict[str, object]:
+            return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(p).items()}
+
+        return {
+            "source": self.source, "kind": self.kind, "fps": round(self.fps, 6), "n_frames": self.n_frames,
+            "duration_s": round(self.duration_s, 3), "width": self.width, "height": self.height,
+            "detector": self.detector, "asked": self.asked,
+            "active_area": list(self.active_area) if self.active_area is not None else None,
+            "shots": [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "start_frame": s.start_frame,
+                       "end_frame": s.end_frame} for s in self.shots],
+            "cuts_s": [round(t, 3) for t in self.cuts_s],
+            "transitions": [{"start_s": round(t.start_s, 3), "end_s": round(t.end_s, 3), "kind": t.kind}
+                            for t in self.transitions],
+            "characters": [{"id": c.id, "name": c.name, "label": c.label, "screen_time_s": round(c.screen_time_s, 3),
+                            "faces": c.faces, "appearances": [[round(a, 3), round(b, 3)] for a, b in c.appearances]}
+                           for c in self.characters],
+            "regions": [region(r) for r in self.regions],
+            "keyframes": [{
+                "id": kf.id, "t_s": round(kf.t_s, 3), "timecode": kf.timecode, "frame": kf.frame_index,
+                "shot": kf.shot, "width": kf.width, "height": kf.height,
+                "active_area": list(kf.active_area) if kf.active_area is not None else None,
+                "faces": [box(b) for b in kf.faces], "people": [person(p) for p in kf.people],
+                "regions": [region(r) for r in kf.regions],
+                "scores": {k: round(v, 4) for k, v in kf.scores.items},
+            } for kf in self.keyframes],
+            "warnings": list(self.warnings),
+            "timings": {k: v for k, v in self.timings},
+        }
 
 
 # --- batch (genart batch): what one title of a catalogue came to -----------------------------------
@@ -653,3 +783,69 @@ class BatchReport:
     summary_json: Path | None = None
     oom_retries: int = 0
     batch_size: int | None = None  # the batch size generation ended at (after any OOM halving)
+
+    @property
+    def failed(self) -> tuple[BatchTitleReport, ...]:
+        """The titles that failed (status ``failed``, the reason in ``error``); the others completed."""
+        return tuple(t for t in self.titles if t.status == "failed")
+
+
+# --- delivery (genart export): the approved artwork as a package a streamer takes ---------------------
+@dataclass(frozen=True)
+class DeliveryFile:
+    """One picture of a delivery package: where it is in the package and everything delivery asks about it."""
+
+    path: str  # inside the package, e.g. "romance/16x9/romance_16x9_en-US_01.png"
+    profile_id: str
+    segment: str  # the audience segment the picture is personalised for (the profile's id)
+    aspect: str
+    artwork_type: str  # "cover" (16:9), "poster" (2:3), "square" (1:1), "vertical" (9:16), ...
+    width: int
+    height: int
+    locale: str
+    rank: int  # 1 = the best approved picture of its profile, aspect and locale
+    variant_id: str
+    source_timecode: str
+    sha256: str
+    digital_source_type: str  # IPTC DigitalSourceType term
+    provenance_label: str  # that term's IPTC label, in words
+    upscale: float = 1.0  # delivered pixels per source pixel along each side (> 1.5 shows)
+    title_status: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """How many pictures of one artwork type and language a package holds, against the streamer's rule."""
+
+    artwork_type: str
+    aspect: str
+    locale: str
+    count: int
+    minimum: int
+    maximum: int
+    recommended: tuple[int, int]
+    status: str  # "ok" | "below the minimum" | "above the maximum" | "outside the recommended range"
+
+
+@dataclass(frozen=True)
+class DeliveryPackage:
+    """What ``genart export`` wrote: the zip, its files and counts, and what delivery should know (warnings)."""
+
+    run_id: str
+    zip_path: Path
+    streamer: str
+    files: tuple[DeliveryFile, ...]
+    counts: tuple[DeliveryCount, ...]
+    warnings: tuple[str, ...] = ()
+
+
+# --- a bandit test over time (the review app's plots) ---------------------------------------------
+@dataclass(frozen=True)
+class ArmTrend:
+    """One arm of a segment over its exposures: the share it got, and its click rate so far."""
+
+    segment: str
+    arm_id: str
+    exposures: tuple[int, ...]  # the segment's exposures so far, at each point
+    share: tuple[float, ...]  # the arm's share of the segment's exposures in the window ending there
+    click_rate: tuple[float | None, ...]  # its clicks / impressions up to there (None before it was shown)

@@ -1,6 +1,8 @@
 """The review app in a real browser (Debian's chromium driven by playwright): the whole flow, from
-upload to a handed-off bandit test, on the ``classic`` and ``tiny`` presets, asserting what a person
-sees. Screenshots of the main screens go to ``test-output/screenshots/``."""
+upload through keyboard review, regeneration, compare views and a delivery package to a bandit test
+with pictures, on the ``classic`` and ``tiny`` presets, asserting what a person sees (progress bars
+with a real height, decisions above the fold at 1280x720, one message per failure). Screenshots of
+the main screens go to ``test-output/screenshots/``."""
 
 from __future__ import annotations
 
@@ -71,10 +73,10 @@ def page(browser):
     context.close()
 
 
-def shot(page, name: str) -> Path:
+def shot(page, name: str, full: bool = True) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full)
     return path
 
 
@@ -120,89 +122,227 @@ def upload_and_find_keyframes(page, url: str, files: list[Path], frames: int, ti
 
 
 def open_first_variant(page) -> None:
-    page.locator("#variants-gallery button.thumbnail-item").first.click()
-    expect(page.locator("#variant-headline")).to_contain_text("#1 for", timeout=30_000)
+    page.locator("#grid .ga-tile").first.click()
+    expect(page.locator("#variant-headline")).to_contain_text("#1 ·", timeout=30_000)
 
 
-def test_classic_flow_from_upload_to_a_handed_off_test(server, page):
+#: Records every running progress bar the page shows (its slot, size, text, and whether its button was
+#: disabled then), however briefly: a quick action's bar may come and go between two polls of a check.
+WATCH_BARS = """() => {
+  const buttons = {'find-progress': 'find-keyframes', 'gen-progress': 'generate-btn', 'regen-progress': 'reroll-btn',
+                   'export-progress': 'export-btn', 'sim-progress': 'simulate'};
+  window.__genartBars = [];
+  new MutationObserver(() => {
+    document.querySelectorAll('.ga-progress-running').forEach((el) => {
+      const slot = el.closest('[id$="-progress"]');
+      if (!slot) return;
+      const r = el.getBoundingClientRect(), b = document.getElementById(buttons[slot.id]);
+      window.__genartBars.push({slot: slot.id, h: r.height, w: r.width, text: el.innerText,
+                                disabled: !!(b && b.disabled)});
+    });
+  }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def bars_seen(page, slot: str) -> list[dict]:
+    """What ``WATCH_BARS`` saw in ``slot``: the bar was on screen, with a real size, its button disabled."""
+    seen = [b for b in page.evaluate("() => window.__genartBars || []") if b["slot"] == slot]
+    assert seen, f"no progress bar was shown in #{slot}"
+    assert max(b["h"] for b in seen) >= 20 and max(b["w"] for b in seen) > 100, seen[:3]  # not a 0 px element
+    # the button is disabled while it runs (one DOM update may show the bar a moment before or after it)
+    assert sum(b["disabled"] for b in seen) >= len(seen) / 2, seen
+    return seen
+
+
+def press(page, key: str) -> None:
+    """A key press in the page (not in a text box), as a reviewer at the keyboard makes it."""
+    page.locator("#variant-headline").click()
+    page.keyboard.press(key)
+
+
+def zip_manifest(path: Path) -> tuple[list[str], dict]:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return z.namelist(), json.loads(z.read("manifest.json"))
+
+
+def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, browser):
+    """One walk through everything a creative team does, on a laptop-sized screen."""
+    from genart import api
+
     url, out = server
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
     video = MEDIA / "videos" / "chaplin.mp4"
+    try:
+        # 1. a video in: one progress bar, with counts, the button disabled until the frames are there
+        page.goto(url)
+        page.evaluate(WATCH_BARS)
+        page.set_input_files("#upload input[type=file]", [str(video)])
+        expect(page.locator("#upload")).to_contain_text("chaplin.mp4")
+        page.locator("#title-name textarea, #title-name input").first.fill("The Kid")
+        page.locator("#genre textarea, #genre input").first.fill("comedy")
+        set_number(page, "max-frames", 2)
+        page.locator("#find-keyframes").click()
+        expect(page.locator("#keyframes .caption-label").first).to_be_visible(timeout=90_000)
+        expect(page.locator("#find-keyframes")).to_be_enabled()
+        seen = bars_seen(page, "find-progress")
+        assert any(re.search(r"finding key frames · \d+/\d+", b["text"]) for b in seen), seen[-1]  # with counts
+        assert {b["slot"] for b in page.evaluate("() => window.__genartBars")} == {"find-progress"}  # one bar
+        caps = captions(page, "keyframes")
+        assert len(caps) == 2 and all(re.match(r"^\d\. \d\d:\d\d:\d\d\.\d{3} · shot \d+ · quality", c) for c in caps), caps
+        assert page.get_by_text("Stage id").count() == 0  # internal fields stay in state
+        page.locator("#keyframe-pick label").nth(1).click()  # untick the second frame
+        expect(page.locator("#keyframe-pick label.selected")).to_have_count(1)
+        shot(page, "01_title_keyframes_1280")
 
-    # 1. a video in, key frames out, with timecodes and scores; the person drops one of them
-    caps = upload_and_find_keyframes(page, url, [video], 2, "The Kid", "comedy")
-    assert len(caps) == 2
-    assert all(re.match(r"^\d\. \d\d:\d\d:\d\d\.\d{3} · shot \d+ · quality \d\.\d\d · faces \d+$", c) for c in caps), caps
-    expect(page.locator("#stage-info")).to_contain_text("2 key frame(s)")
-    page.locator("#keyframe-pick label").nth(1).click()  # untick the second frame
-    expect(page.locator("#keyframe-pick label.selected")).to_have_count(1)
-    shot(page, "01_title_keyframes_classic")
+        # 2. the frames chosen in step 1, classic's own controls, the order profiles are ticked in, an estimate
+        page.locator("#to-generate").click()
+        expect(page.locator("#chosen-frames img")).to_have_count(1)
+        expect(page.locator("#classic-controls").first).to_be_visible()
+        expect(page.locator("#diffusion-controls").first).to_be_hidden()  # no prompt editor classic would ignore
+        page.locator("#profiles label").filter(has_text="Romance (romance)").click()  # untick, then tick again:
+        page.locator("#profiles label").filter(has_text="Romance (romance)").click()  # thriller is now first
+        set_number(page, "variants", 3)
+        expect(page.locator("#estimate")).to_contain_text("6 variant(s) will be made: 1 key frame(s) × 2 profile(s) × 3")
+        shot(page, "02_generate_settings_1280")
+        page.locator("#generate-btn").click()
+        expect(page.locator("#gen-progress .ga-progress-running")).to_be_visible(timeout=60_000)
+        expect(page.locator("#generate-btn")).to_be_disabled()
+        shot(page, "03_generating_1280")
 
-    # 2. profiles and preset, then generate
-    page.locator("#to-generate").click()
-    expect(page.locator("#prompt textarea")).to_have_value(re.compile(r"romantic film still"))
-    expect(page.locator("#preset input").first).to_have_value("classic")
-    shot(page, "02_generate_settings_classic")
-    page.locator("#generate-btn").click()
+        # 3. review: the new run, profiles in the chosen order, decisions on screen without scrolling
+        expect(page.locator("#grid .ga-tile").first).to_be_visible(timeout=180_000)
+        seen = bars_seen(page, "gen-progress")
+        assert any(re.search(r"generating variants · \d/6 · \d+ s", b["text"]) for b in seen), [b["text"] for b in seen]
+        assert any("left" in b["text"] for b in seen), [b["text"] for b in seen]  # an estimate of the time left
+        expect(page.locator("#profile label").first).to_have_text("thriller")
+        expect(page.locator("#grid .ga-tile")).to_have_count(3)
+        expect(page.locator("#variant-headline")).to_contain_text("thriller #1 ·")
+        for button in ("#approve", "#reject", "#flag"):
+            box = page.locator(button).bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 720, (button, box)  # above the fold
+        assert page.get_by_text("Variant id").count() == 0 and page.get_by_text("Version seen").count() == 0
+        tile = page.locator("#variant-tile img").bounding_box()
+        assert tile is not None and 100 <= tile["width"] <= 161, tile  # shown at the size it will be used
+        expect(page.locator("#scores")).to_contain_text("contribution")
+        expect(page.locator("#scores")).to_contain_text("total")
+        # nothing approved yet: the test step will not hand off
+        tab(page, "4 · Test")
+        expect(page.locator("#handoff")).to_be_disabled()
+        tab(page, "3 · Review")
 
-    # 3. review: the app moved to the review step with the new run's ranked variants
-    expect(page.locator("#variants-gallery .caption-label").first).to_be_visible(timeout=120_000)
-    expect(page.locator("#gen-info")).to_contain_text("done (classic)")
-    caps = captions(page, "variants-gallery")
-    assert len(caps) == 2  # one key frame kept x 2 variants, for the first profile (romance)
-    assert caps[0].startswith("#1 · ") and caps[1].startswith("#2 · ") and all("pending review" in c for c in caps)
-    totals = [float(c.split(" · ")[1]) for c in caps]
-    assert totals[0] >= totals[1]
-    expect(page.locator("#run-info")).to_contain_text("1 key frame(s)")
-    open_first_variant(page)
-    expect(page.locator("#scores")).to_contain_text("affinity")
-    expect(page.locator("#scores")).to_contain_text("fidelity")
-    expect(page.locator("#variant-source")).to_contain_text("Source frame 00:00:")
-    expect(page.locator("#variant-full img")).to_be_visible()
-    tile = page.locator("#variant-tile img").bounding_box()
-    assert tile is not None and 100 <= tile["width"] <= 161, tile  # shown at the size it will be used
+        # keyboard review: A approves and moves on to the next pending variant; N writes a note; R rejects
+        press(page, "a")
+        toast(page, "your name")  # one message, not a traceback, and nothing else changes
+        expect(page.locator("#grid .ga-tile")).to_have_count(3)
+        close_toasts(page)
+        page.locator("#reviewer input, #reviewer textarea").first.fill("Ana")
+        press(page, "a")
+        toast(page, "approved by Ana")
+        expect(page.locator("#grid .ga-tile").first.locator(".ga-badge")).to_have_text("✓ approved")
+        expect(page.locator("#variant-headline")).to_contain_text("thriller #2 ·")  # the next pending one
+        press(page, "n")
+        page.keyboard.type("too dark at tile size")
+        page.keyboard.press("Escape")
+        press(page, "r")
+        toast(page, "rejected by Ana")
+        expect(page.locator("#grid .ga-tile").nth(1).locator(".ga-badge")).to_have_text("✗ rejected")
+        expect(page.locator("#grid .ga-tile").nth(1).locator(".ga-mark-note")).to_have_count(1)
+        press(page, "ArrowLeft")  # back to it: the note is shown on the variant
+        expect(page.locator("#variant-flags")).to_contain_text("Ana (reject): too dark at tile size")
+        press(page, "l")
+        expect(page.locator("#viewer.ga-lightbox")).to_be_visible()
+        big = page.locator("#variant-full img").bounding_box()
+        assert big is not None and big["height"] >= 400, big  # a large picture, not a 300 px pane
+        shot(page, "04_lightbox_1280", full=False)
+        page.keyboard.press("Escape")
+        expect(page.locator("#viewer.ga-lightbox")).to_have_count(0)
+        close_toasts(page)
+        shot(page, "05_review_keyboard_1280", full=False)
 
-    # an action without a name is refused with a message, not a traceback
-    page.locator("#approve").click()
-    toast(page, "your name")
-    close_toasts(page)
-    page.locator("#reviewer input, #reviewer textarea").first.fill("Ana")
-    page.locator("#note textarea").fill("strong silhouette")
-    page.locator("#approve").click()
-    toast(page, "approved by Ana")
-    expect(page.locator("#variants-gallery .caption-label").first).to_contain_text("✓ approved")
-    expect(page.locator("#history")).to_contain_text("Ana")
-    expect(page.locator("#history")).to_contain_text("strong silhouette")
-    expect(page.locator("#variant-headline")).to_contain_text("approved by Ana")
-    close_toasts(page)
-    shot(page, "03_review_approved_classic")
+        # a regeneration that fails says so once and leaves the grid as it was (no "Error" pills)
+        page.locator("#regen-panel").click()
+        page.locator("#regen-seed input, #regen-seed textarea").first.fill("abc")
+        page.locator("#regen-btn").click()
+        toast(page, "invalid seed")
+        expect(page.locator("#grid .ga-tile")).to_have_count(3)
+        assert page.locator(".error").count() == 0 and "Traceback" not in page.content()
+        close_toasts(page)
+        # the default regenerate: one click, a random seed, then the new variant with a before/after
+        page.locator("#reroll-btn").click()
+        expect(page.locator("#before-after")).to_be_visible(timeout=120_000)
+        bars_seen(page, "regen-progress")
+        expect(page.locator("#grid .ga-tile")).to_have_count(4)
+        expect(page.locator("#grid .ga-current")).to_have_count(1)
+        expect(page.locator("#variant-headline")).to_contain_text("pending review")
+        close_toasts(page)
+        shot(page, "06_rerolled_before_after_1280")
+        page.get_by_role("tab", name="Compare").click()
+        expect(page.locator("#compare-view figure")).to_have_count(2)
+        expect(page.locator("#compare-view")).to_contain_text("before")
+        heights = [page.locator("#compare-view figure img").nth(i).bounding_box()["height"] for i in range(2)]
+        assert min(heights) >= 300, heights  # side by side at the height of the view
+        shot(page, "07_compare_1280", full=False)
+        page.get_by_role("tab", name="Frame × profiles × aspects").click()
+        expect(page.locator("#matrix-view tbody tr")).to_have_count(2)  # thriller and romance
+        shot(page, "08_matrix_1280", full=False)
+        page.get_by_role("tab", name="History").click()
+        expect(page.locator("#history")).to_contain_text("regenerated")
+        expect(page.locator("#history")).to_contain_text("too dark at tile size")
+        page.get_by_role("tab", name="Variants").click()
 
-    # the zoomed view: the gallery's preview of the picked variant
-    page.locator("#variants-gallery button.thumbnail-item").nth(1).click()
-    expect(page.locator("#variants-gallery .preview img, #variants-gallery img").first).to_be_visible()
+        # filters and a bulk decision: approve every pending variant of this profile at once
+        page.locator("#status-filter label").filter(has_text="Pending").click()
+        expect(page.locator("#grid .ga-tile:not(.ga-pending)")).to_have_count(0)  # only pending ones shown
+        n_pending = page.locator("#grid .ga-tile").count()
+        assert n_pending == page.locator("#grid .ga-badge-pending").count() >= 1
+        page.locator("#bulk-approve").click()
+        toast(page, f"approved by Ana: {n_pending} variant(s)")
+        expect(page.locator("#grid .ga-tile")).to_have_count(0)
+        expect(page.locator("#run-info")).to_contain_text(f"{1 + n_pending} ✓ approved")
+        close_toasts(page)
 
-    # 4. the approval survives a reload (and the reviewer's name is remembered by the browser)
-    page.reload()
-    tab(page, "3 · Review")
-    expect(page.locator("#variants-gallery .caption-label").first).to_contain_text("✓ approved", timeout=30_000)
-    expect(page.locator("#reviewer input, #reviewer textarea").first).to_have_value("Ana")
-    expect(page.locator("#history")).to_contain_text("approve")
-    shot(page, "04_review_after_reload_classic")
+        # the delivery package: approved variants only, sizes and manifest as delivery needs them
+        page.locator("#export-btn").click()
+        expect(page.locator("#export-file")).to_be_visible(timeout=60_000)
+        bars_seen(page, "export-progress")
+        expect(page.locator("#export-info")).to_contain_text("Package ready")
+        run_id = api.list_runs(out)[0].run_id
+        names, manifest = zip_manifest(Path(out) / "runs" / run_id / f"{run_id}-delivery.zip")
+        approved = {rv.variant.id for rv in api.approved_variants(out, run_id)}
+        assert {f["variant_id"] for f in manifest["files"]} == approved and "manifest.json" in names
+        assert all(f["path"] in names and f["sha256"] and f["provenance"]["label"] for f in manifest["files"])
+        shot(page, "09_exported_1280")
 
-    # 5. hand off the approved variant and watch simulated traffic come in
-    tab(page, "4 · Test")
-    expect(page.locator("#segments label.selected")).to_have_count(1)
-    expect(page.locator("#segments")).to_contain_text("romance")
-    page.locator("#handoff").click()
-    expect(page.locator("#handoff-info")).to_contain_text("created by Ana", timeout=30_000)
-    expect(page.locator("#arms")).to_contain_text("control")
-    set_number(page, "impressions", 600)
-    page.locator("#simulate").click()
-    expect(page.locator("#results-info")).to_contain_text("600 impressions", timeout=60_000)
-    expect(page.locator("#results")).to_contain_text("romance")
-    expect(page.locator("#reward-plot img")).to_be_visible()
-    expect(page.locator("#share-plot img")).to_be_visible()
-    close_toasts(page)
-    shot(page, "05_test_results_classic")
+        # 4. the test: today's artwork as the control, each arm's picture with its numbers, a verdict
+        tab(page, "4 · Test")
+        expect(page.locator("#handoff")).to_be_enabled()
+        page.set_input_files("#control-upload input[type=file]", [str(MEDIA / "images" / "chelsea.png")])
+        expect(page.locator("#control-info")).to_contain_text("would place #")
+        page.locator("#handoff").click()
+        expect(page.locator("#handoff-info")).to_contain_text("created by Ana", timeout=30_000)
+        expect(page.locator("#arms .ga-arm")).to_have_count(len(approved) + 1)
+        expect(page.locator("#arms .ga-arm img")).to_have_count(len(approved) + 1)  # a picture for every arm
+        expect(page.locator("#arms")).to_contain_text("Today's artwork (control)")
+        expect(page.locator("#arms")).to_contain_text("no traffic yet")
+        expect(page.locator("#arms")).to_contain_text("(from the ranking)")  # a prior, not a click rate
+        set_number(page, "impressions", 800)
+        page.locator("#simulate").click()
+        expect(page.locator("#results-info")).to_contain_text("800 impressions", timeout=60_000)
+        bars_seen(page, "sim-progress")
+        expect(page.locator("#arms .ga-verdict").first).to_have_text(re.compile("winner|leading|inconclusive"))
+        expect(page.locator("#arms")).to_contain_text("P(best)")
+        expect(page.locator("#share-plot .mark-line path").first).to_be_attached(timeout=30_000)  # lines drawn
+        legend = page.locator("#share-plot").inner_text()
+        assert not re.search(r"\b[0-9a-f]{16}\b", legend), legend  # arms by name, never by id
+        close_toasts(page)
+        shot(page, "10_test_results_1280")
+    finally:
+        context.close()
 
 
 def test_bad_upload_shows_a_clear_error(server, page, tmp_path):
@@ -218,7 +358,7 @@ def test_bad_upload_shows_a_clear_error(server, page, tmp_path):
     assert "Traceback" not in page.content()
     page.wait_for_timeout(500)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "06_bad_upload_error.png"))  # the viewport: message boxes are fixed there
+    page.screenshot(path=str(SHOTS / "15_bad_upload_error.png"))  # the viewport: message boxes are fixed there
 
 
 def test_tiny_flow_with_an_edited_prompt_regeneration_and_handoff(server, page):
@@ -230,47 +370,53 @@ def test_tiny_flow_with_an_edited_prompt_regeneration_and_handoff(server, page):
     page.locator("#to-generate").click()
     page.locator("#profiles label").filter(has_text="thriller").click()  # untick: romance only
     expect(page.locator("#profiles label.selected")).to_have_count(1)
-    page.locator("#prompt textarea").fill("a tender poster of {title}, warm light")
     page.locator("#preset input").first.click()
     page.get_by_role("option", name="tiny").click()
     expect(page.locator("#preset input").first).to_have_value("tiny")
     expect(page.get_by_text("random weights", exact=False).first).to_be_visible()
+    # a diffusion preset: its prompt and strength, not classic's look and title controls
+    expect(page.locator("#diffusion-controls").first).to_be_visible()
+    expect(page.locator("#classic-controls").first).to_be_hidden()
+    page.locator("#prompt textarea").fill("a tender poster of {title}, warm light")
     set_number(page, "variants", 1)
-    shot(page, "07_generate_settings_tiny")
+    shot(page, "11_generate_settings_tiny")
     page.locator("#generate-btn").click()
 
     expect(page.locator("#gen-info")).to_contain_text("done (tiny)", timeout=180_000)
     expect(page.locator("#run-info")).to_contain_text("preset tiny")
-    expect(page.locator("#variants-gallery .caption-label")).to_have_count(1)
-    expect(page.locator("#variants-gallery .caption-label").first).to_contain_text("pending review")
+    expect(page.locator("#grid .ga-tile")).to_have_count(1)
+    expect(page.locator("#grid .ga-badge").first).to_have_text("pending review")
     open_first_variant(page)
     expect(page.locator("#variant-params")).to_contain_text("a tender poster of Two, warm light")
     expect(page.locator("#variant-params")).to_contain_text("strength")
 
     page.locator("#reviewer input, #reviewer textarea").first.fill("Ben")
     page.locator("#regen-panel").click()
-    set_number(page, "regen-seed", 7)
+    page.locator("#regen-seed input, #regen-seed textarea").first.fill("7")
     set_number(page, "regen-strength", 0.8)
     page.locator("#regen-btn").click()
     toast(page, "new variant")
-    expect(page.locator("#variants-gallery .caption-label")).to_have_count(2, timeout=60_000)
+    expect(page.locator("#grid .ga-tile")).to_have_count(2, timeout=60_000)
     expect(page.locator("#variant-params")).to_contain_text("strength 0.8")
-    expect(page.locator("#history")).to_contain_text("regenerated")
+    expect(page.locator("#before-after")).to_be_visible()
     page.locator("#approve").click()
     toast(page, "approved by Ben")
-    expect(page.locator("#variants-gallery")).to_contain_text("✓ approved")
+    expect(page.locator("#grid")).to_contain_text("✓ approved")
+    page.get_by_role("tab", name="History").click()
+    expect(page.locator("#history")).to_contain_text("regenerated")
     close_toasts(page)
-    shot(page, "08_review_regenerated_tiny")
+    shot(page, "12_review_regenerated_tiny")
 
     tab(page, "4 · Test")
     page.locator("#handoff").click()
     expect(page.locator("#handoff-info")).to_contain_text("created by Ben", timeout=30_000)
+    expect(page.locator("#arms .ga-nopic")).to_have_count(1)  # no artwork uploaded: the control says so
     set_number(page, "impressions", 300)
     page.locator("#simulate").click()
     expect(page.locator("#results-info")).to_contain_text("300 impressions", timeout=60_000)
-    expect(page.locator("#reward-plot img")).to_be_visible()
+    expect(page.locator("#share-plot .mark-line path").first).to_be_attached(timeout=30_000)
     close_toasts(page)
-    shot(page, "09_test_results_tiny")
+    shot(page, "13_test_results_tiny")
 
 
 def test_two_reviewers_in_two_browsers_never_overwrite_each_other(server, browser):
@@ -286,7 +432,7 @@ def test_two_reviewers_in_two_browsers_never_overwrite_each_other(server, browse
             pg.set_default_timeout(60_000)
             pg.goto(f"{url}?run={run.run_id}")  # a link to one run
             tab(pg, "3 · Review")
-            expect(pg.locator("#run-info")).to_contain_text(run.run_id)
+            expect(pg.locator("#run-info")).to_contain_text("1 variant(s)")
             pg.locator("#reviewer input, #reviewer textarea").first.fill(name)
             open_first_variant(pg)
         ana, ben = pages
@@ -298,7 +444,7 @@ def test_two_reviewers_in_two_browsers_never_overwrite_each_other(server, browse
         expect(ben.locator("#variant-headline")).to_contain_text("approved by Ana")
         ben.wait_for_timeout(300)
         SHOTS.mkdir(parents=True, exist_ok=True)
-        ben.screenshot(path=str(SHOTS / "10_conflict_second_reviewer.png"))
+        ben.screenshot(path=str(SHOTS / "14_conflict_second_reviewer.png"))
         close_toasts(ben)
         ben.locator("#reject").click()  # now deciding on what he has seen
         toast(ben, "rejected by Ben (version 2)")

@@ -385,4 +385,4 @@ def test_cli_summary_table_and_bad_engine(local_reference):
     data = json.loads((out / "batch_summary.json").read_text())
     assert [t["made_now"] for t in data["titles"]] == [0, 0] and all(t["status"] == "done" for t in data["titles"])
     r = CliRunner().invoke(app, ["batch", str(cat), "--out", str(out), "--engine", "spark"])
-    assert r.exit_code == 2 and "invalid engine: 'spark'" in r.stderr and "local, accelerate, ray" in r.stderr
+    assert r.exit_code == 2 and "invalid --engine: 'spark'" in r.stderr and "local, accelerate, ray" in r.stderr

@@ -426,10 +426,10 @@ def test_profiles_validate_their_wants(tmp_path):
 
     text = (Path(load_models_config().path).parent / "prompts" / "romance.yaml").read_text()
     p = parse_profile(text, tmp_path / "romance.yaml")
-    assert p.wants.people == (1, 2) and p.wants.weights["two_shot"] == 3.0 and p.title_required == ("16:9", "2:3")
+    assert p.wants.people == (1, 2) and p.wants.weights["two_shot"] == 3.0 and p.title_style.required_for == ("16:9", "2:3")
     for bad, field in (("wants: {people: [3, 1]}", "wants.people"), ("wants: {weights: {charm: 1}}", "wants.weights"),
                        ("ranking: {mmr_lambda: 0}", "ranking.mmr_lambda"),
-                       ("ranking: {title_required: ['5:4']}", "ranking.title_required")):
+                       ("title_style: {required_for: ['5:4']}", "title_style.required_for")):
         with pytest.raises(ProfileValidationError) as err:
             parse_profile(text + bad + "\n", tmp_path / "romance.yaml")
         assert field in str(err.value) and re.search(r"romance\.yaml:\d+:", str(err.value))
@@ -475,7 +475,7 @@ def test_an_untitled_variant_of_an_aspect_that_needs_a_title_does_not_compete():
             assert "no clear zone" in r.rejected
         else:
             assert r.rank == 1  # a square may go untitled
-    loose = replace(profile, title_required=())
+    loose = replace(profile, title_style=replace(profile.title_style, required_for=()))
     assert all(r.rejected is None for r in rank_for_profile(variants + skipped, loose, [FixedScorer(table)],
                                                             fidelity_threshold=-1.0))
 

@@ -9,16 +9,19 @@ thumbnails a person could accept, not copies.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from typing import Mapping
-
-from genart.generate.finish import faces_in, finish
+from genart.generate.finish import Finished, faces_in, finish, regions_in
 from genart.generate.seeds import variant_seed
 from genart.imaging import to_array
 from genart.progress import ProgressFn, report
 from genart.provenance import digital_source_type
-from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
+from genart.types import Box, GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from genart.config import FinishSpec
 
 GRADE_LADDER = (1.0, 0.65, 1.3, 0.85, 1.15)
 # a capture, cropped and colour-graded by non-generative algorithms (see genart.provenance);
@@ -35,23 +38,53 @@ def title_for(profile: TasteProfile, title: str, titles: Mapping[str, str] | Non
     return title
 
 
+def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Box], aspect: str,
+                   profile: TasteProfile, amount: float, settings: "FinishSpec", **kw: object) -> Finished:
+    """``finish`` with what the preset and the profile decide: the aspect's delivery size and safe zone,
+    the limits on upscale and fill, the profile's grade, locale and title style. Shared by every generator."""
+    return finish(rgb, faces, aspect, profile.grade, amount, size=settings.size(aspect), locale=profile.locale,
+                  style=profile.title_style, regions=regions, safe=settings.safe_zone(aspect),
+                  max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
+                  max_outpaint=settings.max_outpaint, **kw)  # type: ignore[arg-type]
+
+
+def finish_facts(done: Finished) -> dict[str, object]:
+    """The ``GenerationParams`` fields that record what finishing did."""
+    return {"synthetic_share": done.synthetic_share, "upscale": done.upscale, "title_status": done.title_status,
+            "title_reason": done.title_reason, "title_box": done.title.box if done.title else None,
+            "watermark": done.watermark}
+
+
 def keyframe_rgb(kf: KeyFrame):
     """The key frame's pixels as an RGB array, from memory or its stored file."""
     if kf.image is not None:
         return to_array(kf.image)
     if kf.path is not None:
-        from PIL import Image
+        from genart.imaging import load_rgb
 
-        with Image.open(kf.path) as im:
-            return to_array(im)
+        return to_array(load_rgb(kf.path))  # within genart's pixel limit
     raise ValueError(f"key frame {kf.id} has neither pixels nor a path")
 
 
 class ClassicGenerator:
     """Reframe + grade. ``generate`` has the same signature as the diffusion generator."""
 
-    def __init__(self, preset_name: str = "classic") -> None:
+    def __init__(self, preset_name: str = "classic", settings: "FinishSpec | None" = None,
+                 watermark: bool | None = None) -> None:
+        """
+        Args:
+            settings: delivery sizes, safe zones and limits; default: the preset's ``finish`` in models.yaml.
+            watermark: embed the imperceptible watermark; default: the preset's (off for classic captures).
+        """
         self.preset_name = preset_name
+        if settings is None or watermark is None:
+            from genart.config import load_models_config
+
+            preset = load_models_config().preset(preset_name)
+            settings = settings or preset.finish
+            watermark = preset.watermarks if watermark is None else watermark
+        self.settings = settings
+        self.watermark = settings.watermark_payload if watermark else None
 
     def generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, variants_per_frame: int, *,
                  seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None,
@@ -72,7 +105,7 @@ class ClassicGenerator:
         for kf in keyframes:
             rgb = keyframe_rgb(kf)
             h, w = rgb.shape[:2]
-            faces = faces_in(kf, w, h)
+            faces, regions = faces_in(kf, w, h), regions_in(kf, w, h)
             for i in range(variants_per_frame):
                 aspect = profile.aspects[i % len(profile.aspects)]
                 round_ = i // len(profile.aspects)
@@ -81,8 +114,8 @@ class ClassicGenerator:
                 amount = GRADE_LADDER[round_ % len(GRADE_LADDER)]
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)
                 shift = (0.0, 0.0) if round_ == 0 else (rng.uniform(-1, 1), rng.uniform(-1, 1))
-                done = finish(rgb, faces, aspect, profile.grade, amount, title=text if overlay else "",
-                              locale=profile.locale, zoom=zoom, shift=shift)
+                done = finish_variant(rgb, faces, regions, aspect, profile, amount, self.settings,
+                                      title=text if overlay else "", zoom=zoom, shift=shift, watermark=self.watermark)
                 framing, size, pixels = done.framing, done.size, done.pixels
                 params = GenerationParams(
                     preset=self.preset_name,
@@ -100,9 +133,7 @@ class ClassicGenerator:
                     reframe=done.reframe,
                     title=done.title.text if done.title else None,
                     title_font=done.title.font.rsplit("/", 1)[-1] if done.title else None,
-                    # [rank] what ranking masks and gates on (i14 records the fuller finishing facts)
-                    title_status=("placed" if done.title else "skipped") if overlay else None,
-                    title_box=done.title.box if done.title else None,
+                    **finish_facts(done),
                 )
                 out.append(Variant(
                     id=stable_id(kf.id, profile.id, profile.version, params.as_dict()),

@@ -14,9 +14,10 @@ Each variant's generator first draws one latent-shaped tensor, exactly as diffus
 when it samples the VAE posterior: the noise a seed gives is then the noise the stock pipeline gives
 for that seed with the same frame (ours uses the posterior mean where the stock one samples).
 
-Then each image is finished (``genart.generate.finish``): reframed to the profile's aspect ratios
-around the key frame's faces (outpainted with the preset's inpainting model where the crop leaves the
-frame, else a blurred extension), graded with the profile's look, and titled clear of the faces.
+Then each image is finished (``genart.generate.finish``): reframed to the profile's aspect ratios at
+the preset's delivery sizes around the key frame's faces (outpainted with the preset's inpainting model
+where the crop leaves the frame, else another crop or a narrow seamless fill), graded with the profile's
+look, titled clear of the faces, the subject and burned-in text, and watermarked imperceptibly.
 A preset naming a ControlNet runs img2img guided by the frame's canny edges (computed once per frame).
 
 torch is imported inside the functions: importing this module stays cheap.
@@ -156,8 +157,9 @@ class DiffusionGenerator:
         if kf.image is not None:
             return kf.image.convert("RGB")
         if kf.path is not None:
-            with Image.open(Path(kf.path)) as im:
-                return im.convert("RGB")
+            from genart.imaging import load_rgb
+
+            return load_rgb(Path(kf.path))  # within genart's pixel limit
         raise InvalidArgumentError("keyframe", kf.id, "a key frame with an image or a path")
 
     def size_multiple(self) -> int:
@@ -213,8 +215,9 @@ class DiffusionGenerator:
         """``variants_per_frame`` img2img variants of each key frame for ``profile``.
 
         Each is then (unless ``finish=False``) reframed to ``profile.aspects[i % len]`` around the
-        subject (outpainted where the crop leaves the frame, with the preset's inpainting model, else a
-        blurred extension), graded with the profile's look and, with a title, given the title treatment.
+        subject (outpainted where the crop leaves the frame, with the preset's inpainting model, else
+        another crop or a narrow seamless fill), graded with the profile's look, given the title treatment
+        (or recorded as ``title_status="skipped"``) and the imperceptible watermark.
 
         Args:
             title_overlay: lay the title on the artwork; default: when a title is given.
@@ -381,7 +384,7 @@ class DiffusionGenerator:
         """The crop window of ``rgb`` with the parts outside the frame painted by the inpainting model,
         and the (feathered) mask of what was painted.
 
-        The window is rendered at the preset's resolution with the blurred extension as the starting
+        The window is rendered at the preset's resolution with the mirrored fill as the starting
         picture; the mask covers only what lies outside the frame (overlapping the seam by 2%), and
         ``finish`` keeps the frame's own pixels where the mask is clear: the subject is never repainted.
         """
@@ -433,20 +436,23 @@ class DiffusionGenerator:
         layout = None
         aspect = aspect_label(*image.size)
         grade = "none"
+        facts: dict[str, Any] = {}
         if self.finish:
             import numpy as np
 
-            from genart.generate.finish import faces_in, finish
+            from genart.generate.classic import finish_facts, finish_variant
+            from genart.generate.finish import faces_in, regions_in
 
             rgb = np.asarray(image.convert("RGB"))
             rh, rw = rgb.shape[:2]
             aspect = profile.aspects[job.index % len(profile.aspects)]
-            outpaint = None
-            if self.spec.inpaint is not None:
-                def outpaint(px: Any, framing: Any) -> Any:
-                    return self.outpaint(px, framing, job, profile, prompt, negative, guidance)
-            done = finish(rgb, faces_in(job.kf, rw, rh), aspect, profile.grade, 1.0, title=title,
-                          locale=profile.locale, outpaint=outpaint)
+            outpaint = None if self.spec.inpaint is None else (
+                lambda px, framing: self.outpaint(px, framing, job, profile, prompt, negative, guidance))
+            settings = self.preset.finish
+            done = finish_variant(rgb, faces_in(job.kf, rw, rh), regions_in(job.kf, rw, rh), aspect, profile, 1.0,
+                                  settings, title=title, outpaint=outpaint,
+                                  watermark=settings.watermark_payload if self.preset.watermarks else None)
+            facts = finish_facts(done)
             image = Image.fromarray(done.pixels)
             # the crop in the key frame's own pixels (the diffusion output is the frame, resized)
             fx, fy = (job.kf.width / rw, job.kf.height / rh) if job.kf.width and job.kf.height else (1.0, 1.0)
@@ -479,9 +485,7 @@ class DiffusionGenerator:
             title=layout.text if layout else None,
             title_font=Path(layout.font).name if layout else None,
             controlnet=self._controlnet_ref(),
-            # [rank] what ranking masks and gates on (i14 records the fuller finishing facts)
-            title_status=("placed" if layout else "skipped") if title.strip() else None,
-            title_box=layout.box if layout else None,
+            **facts,
         )
         return Variant(
             id=stable_id(job.kf.id, profile.id, profile.version, params.as_dict()),

@@ -10,14 +10,14 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
 from genart.errors import InvalidArgumentError, ProfileValidationError, UnknownProfileError
-from genart.types import WANT_TERMS, Grade, ScoreSet, TasteProfile, VisualTargets, Wants
+from genart.types import WANT_TERMS, Grade, ScoreSet, TasteProfile, TitleStyle, VisualTargets, Wants
 
 ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
 SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
@@ -130,15 +130,10 @@ class WantsSpec(_Strict):
 
 
 class RankingSettings(_Strict):
-    """How this profile's list is placed and gated (``genart.rank.combine``)."""
+    """How this profile's list is placed (``genart.rank.combine``). Which aspects must carry the title is
+    the title style's ``required_for`` (``TasteProfile.may_compete``), not a ranking setting."""
 
     mmr_lambda: float | None = Field(None, gt=0, le=1, description="diversity's trade-off; default: the preset's")
-    title_required: tuple[str, ...] = Field(("16:9", "2:3"), description="aspects whose artwork must carry the title")
-
-    @field_validator("title_required")
-    @classmethod
-    def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_aspects(v)
 
 
 class GradeSpec(_Strict):
@@ -152,6 +147,30 @@ class GradeSpec(_Strict):
     highlights_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)
     vignette: float = Field(0.0, ge=0, le=1)
     fade: float = Field(0.0, ge=0, le=1)
+
+
+class TitleStyleSpec(_Strict):
+    """``title_style:``: the genre's typography (see ``genart.types.TitleStyle``)."""
+
+    font: Literal["sans", "serif", "condensed", "geometric"] = "sans"
+    weight: Literal["regular", "bold", "black"] = "bold"
+    case: Literal["as-is", "upper"] = "as-is"
+    treatment: Literal["plate", "scrim", "shadow", "outline"] = "plate"
+    color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$", description="the letters' colour, #rrggbb")
+    max_share: float = Field(0.15, gt=0.02, le=0.4, description="most of a portrait/square picture the title may cover")
+    max_share_wide: float = Field(0.25, gt=0.02, le=0.5, description="most of a wide picture the title may cover")
+    required_for: tuple[str, ...] = Field(("16:9", "2:3"), description="aspects where an untitled variant may not compete")
+
+    @field_validator("required_for")
+    @classmethod
+    def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_aspects(v)
+
+    def typed(self) -> TitleStyle:
+        rgb = tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
+        return TitleStyle(font=self.font, weight=self.weight, case=self.case, treatment=self.treatment,
+                          color=rgb, max_share=self.max_share,
+                          max_share_wide=self.max_share_wide, required_for=self.required_for)  # type: ignore[arg-type]
 
 
 class ProfileFile(_Strict):
@@ -171,6 +190,10 @@ class ProfileFile(_Strict):
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
     locale: str = Field("en-US", pattern=LOCALE_PATTERN)
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
+    title_style: TitleStyleSpec = TitleStyleSpec()
+    casting: str | None = Field(None, min_length=1, max_length=80,
+                                description="who this audience wants to see: 'lead', 'pair' (two characters "
+                                            "together) or a character named in the title's casting notes")
 
     @field_validator("prompt")
     @classmethod
@@ -235,7 +258,8 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         wants=Wants(**{**pf.wants.model_dump(), "people": tuple(pf.wants.people),
                        "weights": ScoreSet.of(pf.wants.weights)}),
         mmr_lambda=pf.ranking.mmr_lambda,
-        title_required=tuple(pf.ranking.title_required),
+        title_style=pf.title_style.typed(),
+        casting=pf.casting.strip() if pf.casting else None,
     )
 
 
@@ -246,8 +270,12 @@ def load_profile(path: Path | str) -> TasteProfile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProfileValidationError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise ProfileValidationError("is a folder, not a profile file", path=path) from None
     except UnicodeDecodeError:
         raise ProfileValidationError("not a UTF-8 text file", path=path) from None
+    except OSError as exc:
+        raise ProfileValidationError(f"cannot read it: {exc.strerror or exc}", path=path) from None
     return parse_profile(text, path)
 
 
@@ -273,9 +301,14 @@ def get_profiles(ids: Sequence[str] | str, directory: Path | str | None = None) 
 
     Raises:
         UnknownProfileError: an id is not a file in the profiles folder; the message lists the known ones.
+        InvalidArgumentError: ``ids`` is neither a string nor a list of strings (None, say).
     """
     if isinstance(ids, str):
         ids = [i for i in (s.strip() for s in ids.split(",")) if i]
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+        from genart.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("profiles", ids, "profile ids: a list of strings, or one comma-separated string")
     known = load_profiles(directory)
     out = []
     for pid in ids:

@@ -118,11 +118,12 @@ def score_variants(variants: Sequence[Variant], profile: TasteProfile, scorers: 
 
 
 def untitled_reason(variant: Variant, profile: TasteProfile) -> str | None:
-    """Why an untitled variant may not compete, or None: its aspect's artwork must carry the title (the
-    profile's ``title_required``) and finishing could not place one (``title_status == "skipped"``)."""
-    p = variant.params
-    if p.title_status != "skipped" or p.aspect not in profile.title_required:
+    """Why an untitled variant may not compete, or None: finishing's own rule,
+    ``TasteProfile.may_compete`` (the title was asked for but skipped on an aspect in the profile's
+    ``title_style.required_for``), put in words for the rejected row."""
+    if profile.may_compete(variant.params):
         return None
+    p = variant.params
     why = f" ({p.title_reason})" if p.title_reason else ""
     return (f"untitled: {p.aspect} artwork for {profile.id} must carry the title and none could be placed{why}; "
             "it does not compete with titled variants")
