@@ -295,20 +295,33 @@ def title_region(layout: TitleLayout, width: int, height: int) -> tuple[int, int
     return max(0, x - m), max(0, y - m), min(width, x + bw + m), min(height, y + bh + m)
 
 
-def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.ndarray, TitleLayout]:
-    """Lay the plate and the text; returns the new pixels and the layout with the plate's opacity."""
+def plate_alpha(l_max: float) -> float:
+    """The plate's opacity for a box whose brightest (99th percentile) pixel has relative luminance
+    ``l_max``: enough that it is dark enough behind the text for 4.5:1. Shared by ``draw_title`` and the
+    tensor finishing (``genart.generate.tensor_finish``), which measures ``l_max`` on the device."""
+    l_needed = (1.05 / (TARGET_CONTRAST * 1.15)) - 0.05  # 15% headroom for resampling
+    alpha = 0.35
+    while alpha < 0.95 and l_max * (1 - alpha) ** 2.2 > l_needed:  # sRGB scaling ~ luminance^(1/2.2)
+        alpha += 0.05
+    return alpha
+
+
+def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str,
+               alpha: float | None = None) -> tuple[np.ndarray, TitleLayout]:
+    """Lay the plate and the text; returns the new pixels and the layout with the plate's opacity.
+
+    ``alpha``: the plate's opacity, when the caller chose it already (default: ``plate_alpha`` of the
+    box's pixels); the tensor finishing draws a plate once per opacity this way, on flat backgrounds.
+    """
     from dataclasses import replace
 
     from PIL import Image, ImageDraw, ImageFilter
 
     x, y, bw, bh = layout.box
-    region = rgb[y:y + bh, x:x + bw]
-    # the plate's opacity: enough that its brightest (99th percentile) pixel is dark enough for 4.5:1
-    l_max = float(np.percentile(relative_luminance(region), 99)) if region.size else 1.0
-    l_needed = (1.05 / (TARGET_CONTRAST * 1.15)) - 0.05  # 15% headroom for resampling
-    alpha = 0.35
-    while alpha < 0.95 and l_max * (1 - alpha) ** 2.2 > l_needed:  # sRGB scaling ~ luminance^(1/2.2)
-        alpha += 0.05
+    if alpha is None:
+        region = rgb[y:y + bh, x:x + bw]
+        l_max = float(np.percentile(relative_luminance(region), 99)) if region.size else 1.0
+        alpha = plate_alpha(l_max)
     # drawn on the box and a margin wider than the plate's blur and the text's outline only: the same pixels
     # as on the whole image (the plate is clear beyond), a third of the time on 1024x576
     height, width = rgb.shape[:2]

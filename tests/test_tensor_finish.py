@@ -1,0 +1,219 @@
+"""The tensor finishing (``genart.generate.tensor_finish``) against the CPU finishing it replaces on the
+accelerator: OpenCV's resize, ``apply_grade`` and ``lay_title``, on real frames from ../shared/media,
+for every profile's grade and every catalogue aspect. All on the CPU; the same code runs on CUDA."""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from genart.generate import tensor_finish as tf  # noqa: E402
+from genart.generate.classic import GRADE_LADDER  # noqa: E402
+from genart.generate.diffusion import target_size  # noqa: E402
+from genart.generate.grade import apply_grade  # noqa: E402
+from genart.profiles import get_profiles  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = sorted(Path(p).stem for p in glob.glob(str(REPO / "prompts" / "*.yaml")))
+ASPECTS = ("16:9", "2:3", "1:1", "9:16")
+TITLES = {"ja-JP": "夜明けの約束", "hi-IN": "रात का सफ़र"}
+
+
+@pytest.fixture(scope="module")
+def frames(media_dir) -> list[tuple[str, np.ndarray, list]]:
+    """Every photo of ../shared/media at the size the diffusion presets make (512 px long side), with
+    its faces in those pixels, as the finishing of a diffusion output sees it."""
+    from genart.frames.faces import detect_faces
+
+    out = []
+    for path in sorted((media_dir / "images").iterdir()):
+        im = Image.open(path).convert("RGB")
+        w, h = target_size(im.width, im.height, 512)
+        faces = [f.scaled(w / im.width, h / im.height) for f in detect_faces(im)]
+        out.append((path.name, np.asarray(im.resize((w, h), Image.Resampling.LANCZOS)), faces))
+    return out
+
+
+def test_profiles_and_photos_are_all_there(frames):
+    assert len(PROFILES) >= 10 and len(frames) >= 6
+    assert any(f for _, _, f in frames) and any(not f for _, _, f in frames)  # with faces and without
+
+
+@pytest.mark.parametrize("how", ["matmul", "taps"])
+def test_resize_is_opencvs_on_real_frames(frames, how):
+    """Area downscales (integer and fractional ratios), Lanczos upscales and the area-linear corner,
+    with both ways of applying the taps (``matmul`` on the CPU, ``taps`` on CUDA)."""
+    import cv2
+
+    sizes = [(1024, 576), (800, 1200), (300, 169), (256, 144), (160, 90), (640, 360), (511, 1400)]
+    checked = 0
+    for name, rgb, _ in frames[:4]:
+        h, w = rgb.shape[:2]
+        x = tf.to_levels(rgb)
+        for ow, oh in sizes:
+            interp = cv2.INTER_AREA if w > ow else cv2.INTER_LANCZOS4  # as render_framing chooses
+            ref = cv2.resize(rgb, (ow, oh), interpolation=interp)
+            got = tf.resize_levels(x, (ow, oh), how=how)[0].to(torch.uint8).permute(1, 2, 0).numpy()
+            d = np.abs(ref.astype(np.int16) - got)
+            assert d.max() <= 1, (name, ow, oh, int(d.max()))
+            if tf.resize_kinds((w, h), (ow, oh))[0] != "area-linear":  # OpenCV rounds that one in SIMD steps
+                assert (d == 0).mean() > 0.999, (name, ow, oh)  # off by one only where float sums tie
+            checked += 1
+    assert checked == 4 * len(sizes)
+
+
+def test_saliency_thumbnail_is_the_one_saliency_center_reads(frames):
+    import cv2
+
+    from genart.imaging import saliency_center
+
+    for _, rgb, _ in frames:
+        thumb = tf.saliency_thumbs(tf.to_levels(rgb))[0]
+        ref = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
+        assert np.abs(ref.astype(np.int16) - thumb).max() <= 1
+        assert np.allclose(saliency_center(thumb), saliency_center(rgb), atol=2e-3)
+
+
+def test_grade_is_apply_grade_for_every_profile_in_one_mixed_batch(frames):
+    """Every profile's grade at every amount of the classic ladder, rows of different grades in one call."""
+    rows = [(rgb, get_profiles([pid])[0].grade, amount)
+            for i, pid in enumerate(PROFILES) for amount in GRADE_LADDER
+            for rgb in [frames[i % len(frames)][1]]]
+    by_size: dict[tuple, list] = {}
+    for r in rows:
+        by_size.setdefault(r[0].shape, []).append(r)
+    worst, exact, total = 0, 0, 0
+    for group in by_size.values():
+        x = tf.to_levels([r[0] for r in group])
+        got = tf.grade_levels(x, [r[1] for r in group], [r[2] for r in group]).to(torch.uint8)
+        for (rgb, grade, amount), g in zip(group, got):
+            d = np.abs(apply_grade(rgb, grade, amount).astype(np.int16) - g.permute(1, 2, 0).numpy())
+            worst, exact, total = max(worst, int(d.max())), exact + int((d == 0).sum()), total + d.size
+    assert worst <= 2 and exact / total > 0.9999, (worst, exact / total)
+
+
+def _layouts(width: int, height: int):
+    from genart.generate.title import find_font, has_shaping, plan_title
+
+    out = []
+    for locale, text in (("en-US", "The Long Night"), ("ja-JP", TITLES["ja-JP"]), ("hi-IN", TITLES["hi-IN"])):
+        if find_font(text, locale) is None or (locale == "hi-IN" and not has_shaping()):
+            continue  # no font for the script here: lay_title skips it too (tested in test_title.py)
+        layout = plan_title(width, height, text, locale, [])
+        if layout is not None:
+            out.append((locale, layout))
+    return out
+
+
+def test_title_plate_composite_is_lay_titles_pixels(frames):
+    """A plate drawn once on flat backgrounds and composited as a tensor gives draw_title's pixels on
+    real images (given the same plate opacity), and the opacity measured on the device is the CPU's."""
+    from genart.generate.title import draw_title, plate_alpha, relative_luminance
+
+    checked = 0
+    for name, rgb, _ in frames[:5]:
+        for size in ((1024, 576), (800, 1200)):
+            img = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+            x = tf.to_levels(img)[0]
+            for locale, layout in _layouts(*size):
+                ref, drawn = draw_title(img, layout, locale)
+                bx, by, bw, bh = layout.box
+                l_cpu = float(np.percentile(relative_luminance(img[by:by + bh, bx:bx + bw]), 99))
+                alpha = plate_alpha(float(tf.luminance_p99(x, layout.box)))
+                assert alpha == plate_alpha(l_cpu) and round(alpha, 2) == drawn.plate_alpha
+                got = tf.to_host(tf.composite_plate(x, tf.title_plate(layout, locale, *size, alpha, "cpu"))
+                                 .to(torch.uint8))
+                d = np.abs(ref.astype(np.int16) - got)
+                assert d.max() <= 2, (name, size, locale, int(d.max()))
+                x0, y0, x1, y1 = tf.title_region(layout, *size)
+                assert (d[y0:y1, x0:x1] > 0).mean() < 0.2 and not d[:y0].any() and not d[y1:].any()
+                checked += 1
+    assert checked >= 10
+
+
+def test_plates_are_drawn_once_per_layout_and_opacity_wherever_the_box_sits():
+    from dataclasses import replace
+
+    def up(layout, dy):
+        return replace(layout, box=(layout.box[0], layout.box[1] - dy, *layout.box[2:]),
+                       text_box=(layout.text_box[0], layout.text_box[1] - dy, *layout.text_box[2:]))
+
+    (locale, layout), *_ = _layouts(1024, 576)
+    tf._PLATES.clear()
+    a = tf.plate_layers(up(layout, 100), locale, 1024, 576, 0.5)
+    b = tf.plate_layers(up(layout, 150), locale, 1024, 576, 0.5)  # the same plate, higher up: not drawn again
+    assert len(tf._PLATES) == 1 and a is b
+    tf.plate_layers(up(layout, 100), locale, 1024, 576, 0.55)  # another opacity
+    tf.plate_layers(layout, locale, 1024, 576, 0.5)  # at the bottom edge its region is clipped: its own
+    assert len(tf._PLATES) == 3
+
+
+def test_finishing_matches_finish_for_every_profile_and_aspect(frames):
+    """The whole finishing (plan, crop + resize, grade, title) through the tensor path against
+    ``finish``, each profile's grade, locale and title at every catalogue aspect, on photos with and
+    without faces: the same crops and sizes, pixels within 2 levels."""
+    cases = []
+    for pid in PROFILES:
+        p = get_profiles([pid])[0]
+        cases += [(p.grade, a, TITLES.get(p.locale, "The Long Night"), p.locale) for a in ASPECTS]
+    with_faces = next(f for f in frames if f[2])
+    without = next(f for f in frames if not f[2])
+    stats = {"finish_max_abs_diff": 0, "rows": 0, "on_device": 0, "plan_mismatches": 0}
+    for i, (_, rgb, faces) in enumerate((with_faces, without)):  # each case on one of the two photos
+        part = tf.finish_max_abs_diff([(rgb, faces)], cases[i::2])
+        stats = {k: max(v, part[k]) if k == "finish_max_abs_diff" else v + part[k] for k, v in stats.items()}
+    assert stats["rows"] == len(cases) and stats["plan_mismatches"] == 0
+    assert stats["on_device"] >= stats["rows"] * 0.6  # the framings that stay in the frame
+    assert stats["finish_max_abs_diff"] <= 2, stats
+
+
+def test_one_batch_of_mixed_crops_sizes_grades_and_titles_is_each_row_alone(frames):
+    _, rgb, faces = next(f for f in frames if f[2])
+    h, w = rgb.shape[:2]
+    plans = []
+    for i, (pid, aspect) in enumerate([("romance", "16:9"), ("thriller", "1:1"), ("horror", "16:9"),
+                                       ("comedy", "2:3"), ("romance-ja", "1:1")]):
+        p = get_profiles([pid])[0]
+        plan = tf.plan_row(w, h, faces, aspect, p.grade, GRADE_LADDER[i], title=TITLES.get(p.locale, "Night"),
+                           locale=p.locale, zoom=1.0 + 0.05 * i, shift=(0.3 * i - 0.6, 0.1))
+        if plan.on_device:
+            plans.append(plan)
+    assert len({p.size for p in plans}) > 1 and len({p.framing.crop[2:] for p in plans}) > 1
+    x = tf.to_levels(rgb).expand(len(plans), -1, -1, -1)
+    together = tf.finish_batch(x, plans)
+    for plan, row in zip(plans, together):
+        (alone,) = tf.finish_batch(tf.to_levels(rgb), [plan])
+        assert torch.equal(row.pixels, alone.pixels) and row.title == alone.title
+        assert tuple(row.pixels.shape[1:]) == (plan.size[1], plan.size[0])
+
+
+def test_framings_that_leave_the_frame_are_left_to_the_cpu(frames):
+    """A face as tall as a 16:9 frame cannot be kept whole in a 9:16 crop inside it: that framing is
+    the CPU's (blur-extend or outpainting until part B), refused by the batch, finished by ``finish``."""
+    from genart.generate.finish import finish
+    from genart.types import Box
+
+    _, rgb, _ = next(f for f in frames if rgb_is_wide(f[1]))
+    h, w = rgb.shape[:2]
+    face = [Box(w * 0.3, h * 0.05, w * 0.4, h * 0.9)]
+    grade = get_profiles(["drama"])[0].grade
+    plan = tf.plan_row(w, h, face, "9:16", grade, 1.0)
+    assert not plan.on_device
+    with pytest.raises(ValueError, match="finished on the CPU"):
+        tf.finish_batch(tf.to_levels(rgb), [plan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = tf.finish_image(rgb, face, "9:16", grade, 1.0)
+    assert done.reframe == "blur-extend"
+    assert np.array_equal(done.pixels, finish(rgb, face, "9:16", grade, 1.0).pixels)
+
+
+def rgb_is_wide(rgb: np.ndarray) -> bool:
+    return rgb.shape[1] > rgb.shape[0] * 1.2
