@@ -179,6 +179,23 @@ class RankSpec(_Strict):
         return self
 
 
+class DeliverySpec(_Strict):
+    """How a preset's variants are finished and stored.
+
+    ``format``: the file each variant is stored as: ``png`` (lossless masters, compressed on the CPU
+    threads) or ``jpeg`` (encoded where the pixels are: on the accelerator with the tensor finishing,
+    else on the CPU threads). Both carry the same provenance (XMP with the IPTC DigitalSourceType,
+    genart's parameters; C2PA when configured). ``finishing``: where reframing, grading and titling
+    run: ``tensor`` (batched torch ops on the model's device, ``genart.generate.tensor_finish``),
+    ``cpu`` (OpenCV, numpy and Pillow), or ``auto``: tensor on a CUDA device, cpu elsewhere (on a CPU
+    the tensor path is the slower one: ``benchmarks/batch.py`` measures both).
+    """
+
+    format: Literal["png", "jpeg"] = "png"
+    quality: int = Field(92, ge=1, le=100, description="JPEG quality")
+    finishing: Literal["auto", "tensor", "cpu"] = "auto"
+
+
 class PresetSpec(_Strict):
     name: str = ""
     description: str = ""
@@ -186,6 +203,7 @@ class PresetSpec(_Strict):
     random_weights: bool = False
     generator: DiffusionSpec | None = None
     ranker: RankSpec
+    delivery: DeliverySpec = DeliverySpec()
 
     @model_validator(mode="after")
     def _check(self) -> "PresetSpec":

@@ -243,7 +243,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             variants: list[Variant] = stages.generator.generate(  # type: ignore[attr-defined]
                 kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress,
                 title_overlay=title_overlay, titles=titles)  # [generate: title]
-            variants = store.add_variants(run_id, variants, software=f"genart {__version__}")
+            variants = store.add_variants(run_id, variants, software=f"genart {__version__}",
+                                          fmt=spec.delivery.format, quality=spec.delivery.quality)
             report(progress, "rank", 0, len(variants))
             rows = stages.rank(variants, profile)
             report(progress, "rank", len(variants), len(variants))

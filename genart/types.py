@@ -276,6 +276,9 @@ class Variant:
     digital_source_type: str  # IPTC DigitalSourceType term
     path: Path | None = None
     image: "Image.Image | None" = field(default=None, compare=False, repr=False)
+    # the delivery file's bytes as the device encoded them (a JPEG without metadata yet), so the pixels
+    # are not encoded again on the CPU; the store adds the provenance and writes them. In memory only.
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,8 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
                 slot = slot_of[key]
                 pairs.append((slot, replace(v, keyframe=slot.kf)))
                 seconds += per
-            ledger.commit_variants(pairs, seconds, res_["worker"])
+            ledger.commit_variants(pairs, seconds, res_["worker"], fmt=spec.delivery.format,
+                                   quality=spec.delivery.quality)
             for slot, _ in pairs:
                 made[slot.run_id] += 1
             count += len(pairs)
