@@ -208,8 +208,8 @@ class Overlap:
     and finishes it (as tensors on the device, or on the CPU threads), and the *write* thread hands
     chunk k-2 to ``on_done`` (the store: encoding, files, the ledger rows, the scores). Queues of one
     between the stages keep at most a few chunks in memory and chunks commit in order, so the ledger
-    stays exactly-once. A failure in any stage stops the others; the chunks before it still commit,
-    and ``__exit__`` re-raises it (the caller's own error first).
+    stays exactly-once. A failure in any stage stops the stages before it; every chunk finished before
+    the failure still commits, and ``__exit__`` re-raises the error (the caller's own first).
 
     The decoder meets whole chunks, padded to the chunk's bucket when ``state.fixed_shapes`` (a
     compiled decoder sees few shapes); one that runs out of memory is retried in halves.
@@ -339,10 +339,8 @@ class Overlap:
     def _write_loop(self) -> None:
         while True:
             item = self.to_write.get()
-            if item is _DONE:
+            if item is _DONE:  # after the last chunk, or after the decode thread failed (what it finished commits)
                 return
-            if self.error is not None:
-                continue  # a stage failed: drop what is queued behind it (not committed, made again on resume)
             pairs, device_s = item
             t = time.perf_counter()
             self.on_done(pairs, device_s)
