@@ -122,7 +122,8 @@ def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
         from genart.generate.classic import ClassicGenerator
 
         scorers, ranking = load_rankers(spec, store)
-        return Stages(ClassicGenerator(spec.name), scorers, (), ranking, spec.ranker.fidelity_threshold)
+        return Stages(ClassicGenerator(spec.name, spec.delivery.finishing), scorers, (), ranking,
+                      spec.ranker.fidelity_threshold)
     from genart.generate.diffusion import DiffusionGenerator
     from genart.models import load_diffusion, resolved_models
 

@@ -606,3 +606,6 @@ class BatchReport:
     summary_json: Path | None = None
     oom_retries: int = 0
     batch_size: int | None = None  # the batch size generation ended at (after any OOM halving)
+    # seconds per stage of generation (denoise, denoise_wait, decode, finish, embed, write): the stages
+    # overlap (``genart.batch.gpu.Overlap``), so they add up to more than the wall time
+    stage_s: tuple[tuple[str, float], ...] = ()

@@ -557,3 +557,16 @@ def test_tensor_finishing_in_the_job_matches_the_cpu_and_encodes_jpegs_there(tmp
     for v in stored:
         assert v.path.suffix == ".jpg" and read_provenance(v.path)["genart"]["variant_id"] == v.id
     ledger.close()
+
+
+def test_compile_mode_is_checked_before_anything_compiles(monkeypatch):
+    from genart.batch.gpu import COMPILE_MODES, compile_mode
+    from genart.errors import InvalidArgumentError
+
+    monkeypatch.delenv("GENART_COMPILE_MODE", raising=False)
+    assert compile_mode() == "default"
+    monkeypatch.setenv("GENART_COMPILE_MODE", "reduce-overhead")  # CUDA graphs for the bucketed UNet shapes
+    assert compile_mode() == "reduce-overhead" and "reduce-overhead" in COMPILE_MODES
+    monkeypatch.setenv("GENART_COMPILE_MODE", "graphs")
+    with pytest.raises(InvalidArgumentError, match="reduce-overhead"):
+        compile_mode()

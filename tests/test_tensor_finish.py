@@ -217,3 +217,23 @@ def test_framings_that_leave_the_frame_are_left_to_the_cpu(frames):
 
 def rgb_is_wide(rgb: np.ndarray) -> bool:
     return rgb.shape[1] > rgb.shape[0] * 1.2
+
+
+def test_classic_with_tensor_finishing_makes_the_same_variants(media_dir):
+    """``delivery.finishing: tensor`` on the classic preset (opt-in: on the CPU the CPU path is faster):
+    the same variants, pixels within 2 levels, including the zoomed and shifted later rounds."""
+    from genart.frames.faces import detect_faces
+    from genart.generate.classic import ClassicGenerator
+    from genart.types import KeyFrame
+
+    im = Image.open(media_dir / "images" / "two_people.jpg").convert("RGB")
+    kf = KeyFrame(id="two", source="two_people.jpg", t_s=1.0, frame_index=1, shot=0, width=im.width, height=im.height,
+                  faces=tuple(detect_faces(im)), image=im)
+    profile = get_profiles(["thriller"])[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu = ClassicGenerator().generate([kf], profile, 4, seed=3, title="The Long Night")
+        tensor = ClassicGenerator("classic", "tensor").generate([kf], profile, 4, seed=3, title="The Long Night")
+    assert [v.id for v in cpu] == [v.id for v in tensor]
+    for a, b in zip(cpu, tensor):
+        assert np.abs(np.asarray(a.image, np.int16) - np.asarray(b.image, np.int16)).max() <= 2

@@ -389,6 +389,27 @@ def _run_chunk(gen: Any, torch: Any, chunk: Sequence[tuple], latents: dict, text
     return gen.denoise(batch, seeds, strength, steps, guidance, **kwargs)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def compile_mode() -> str:
+    """``torch.compile``'s mode for the UNet (``$GENART_COMPILE_MODE``, default ``default``):
+    ``reduce-overhead`` replays CUDA graphs, one per bucketed shape (``bucket``), so the launches of a
+    small batch's many kernels cost nothing on the CPU.
+
+    Raises:
+        InvalidArgumentError: not one of ``COMPILE_MODES``.
+    """
+    import os
+
+    from genart.errors import InvalidArgumentError
+
+    mode = os.environ.get("GENART_COMPILE_MODE") or "default"
+    if mode not in COMPILE_MODES:
+        raise InvalidArgumentError("GENART_COMPILE_MODE", mode, ", ".join(COMPILE_MODES))
+    return mode
+
+
 def compile_models(model: Any) -> None:
     """``torch.compile`` the UNet and the VAE decoder once per loaded model (``--compile``).
 
@@ -397,12 +418,17 @@ def compile_models(model: Any) -> None:
     512x288, batch 32, bf16, the UNet went from 53 to 36 ms and the decoder from 212 to 116 ms
     (both then near 39% of the card's dense bf16 peak). For long jobs: the batch job pads each call
     to a power of two (``bucket``) when it compiles, so few shapes compile.
+
+    ``$GENART_COMPILE_MODE`` (``compile_mode``) sets the UNet's mode; ``reduce-overhead`` (CUDA graphs)
+    is not yet measured on a GPU. The decoder keeps the default mode: it runs on the decode thread's
+    own stream (``Overlap``), and CUDA graph trees are recorded per thread.
     """
     import torch
 
     if getattr(model, "_genart_compiled", False):
         return
-    model.pipe.unet = torch.compile(model.pipe.unet, dynamic=False)
+    mode = compile_mode()
+    model.pipe.unet = torch.compile(model.pipe.unet, dynamic=False, mode=None if mode == "default" else mode)
     vae = model.pipe.vae
     vae.decoder = torch.compile(vae.decoder, dynamic=False)  # the encoder runs once per frame: not worth it
     model._genart_compiled = True

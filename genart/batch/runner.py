@@ -582,4 +582,5 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
     return BatchReport(catalog=cat.path, out=out, engine=engine, preset=spec.name, titles=tuple(reports),
                        wall_s=round(time.perf_counter() - t0, 3), summary_csv=csv_path, summary_json=json_path,
                        oom_retries=bstate.oom_retries if bstate else 0,
+                       stage_s=tuple(sorted((k, round(v, 4)) for k, v in bstate.stage_s.items())) if bstate else (),
                        batch_size=bstate.batch_size if bstate else None)
