@@ -170,6 +170,13 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def ranked_name(rank: int, variant: Variant) -> str:
+    """The name of a ranked variant's copy in its run's profile folder: rank, id, the file's own
+    extension (``.jpg`` for a preset that delivers JPEGs)."""
+    suffix = variant.path.suffix if variant.path is not None and variant.path.suffix else ".png"
+    return f"{rank:02d}_{variant.id[:8]}{suffix}"
+
+
 def _link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
@@ -254,7 +261,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             ranked.append((profile.id, good[:top_k] if top_k else good))
             rejected.append((profile.id, tuple(r for r in rows if r.rejected is not None)))
             for r in good:
-                _link(r.variant.path, run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+                _link(r.variant.path, run_dir / profile.id / ranked_name(r.rank, r.variant))
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
                            keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected))
         overview(result).save(run_dir / "overview.png")

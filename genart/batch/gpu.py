@@ -13,7 +13,18 @@ plain run agree. What this adds:
 - each key frame is VAE-encoded once per call, whatever the number of its slots;
 - an out-of-memory error halves the batch and goes on from the first unfinished chunk, through
   ``accelerate.utils.find_executable_batch_size``; chunks already done are not redone;
-- ``on_done(pairs, device_s)`` is called after every chunk, so results are committed as they come.
+- ``on_done(pairs, device_s)`` is called after every chunk, so results are committed as they come;
+- the stages after the UNet overlap it (``Overlap``): while chunk k is denoised, chunk k-1 is decoded
+  and finished on a second thread (its own CUDA stream; as tensors on the device when the preset's
+  ``delivery.finishing`` says so) and chunk k-2 is committed on a third;
+- with ``--compile`` every call is padded to a bucket (``bucket``), and ``$GENART_COMPILE_MODE``
+  (``compile_mode``) may make the UNet replay CUDA graphs.
+
+Not done (designed, off): one UNet call for rows of *different* strengths. With turbo's ladder each
+row runs a single step from its own timestep, so the three strengths' groups could be one batch of
+per-row timesteps (the UNet takes a (B,) timestep tensor) if the noising and the Euler-ancestral step
+took per-row sigmas; diffusers' schedulers take one step index per call, so that needs a vectorised
+step, tested within 1-2 levels of the per-strength path. Until then groups are per strength.
 
 The classic generator needs none of this: its slots are made per (key frame, profile) as it does.
 """

@@ -248,7 +248,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ``scored``: the scores taken while the variants were made (``Prescored``); only the others
     (made before a resume, or by another worker) are scored here, from their stored PNGs.
     """
-    from genart.pipeline import _link
+    from genart.pipeline import _link, ranked_name
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
     known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
@@ -258,7 +258,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ledger.store.add_rankings(state.run_id, rows)  # replaces: a re-ranking after a kill rewrites the same rows
     for r in rows:
         if r.rejected is None:
-            _link(r.variant.path, state.run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+            _link(r.variant.path, state.run_dir / profile.id / ranked_name(r.rank, r.variant))
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 
