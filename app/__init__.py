@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
-from genart.errors import InsecureBindError, InvalidArgumentError
+from genart.errors import InsecureBindError, InvalidArgumentError, PortInUseError
 
 __all__ = ["build_app", "launch", "parse_auth", "is_loopback", "served_paths", "AUTH_ENV"]
 
@@ -58,6 +60,22 @@ def served_paths(out: str | Path) -> list[str]:
     return paths
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail in a second, before the app is built, when ``port`` is taken (Gradio would say so only
+    after building, in a traceback).
+
+    Raises:
+        PortInUseError: something else listens on ``host:port``.
+    """
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is no obstacle
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise PortInUseError(host, port, exc.strerror or "") from None
+
+
 def build_app(out: str | Path = "runs", **kwargs: Any):
     """The Blocks app over the store in ``out`` (not launched). See ``app.ui.build_app``."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -91,13 +109,16 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
     Raises:
         InsecureBindError: a non-loopback ``host`` without authentication.
         InvalidArgumentError: a malformed ``auth`` or ``max_upload_mb``.
+        PortInUseError: ``port`` is taken (or, with no ``port``, 7860 and the 99 after it).
     """
-    from app.handlers import DEFAULT_MAX_UPLOAD_MB
-    from app.ui import CSS
-
     creds = parse_auth(auth if auth is not None else os.environ.get(AUTH_ENV))
     if not is_loopback(host) and not creds:
         raise InsecureBindError(host)
+    if port is not None:
+        check_port(host, port)  # in a second, before gradio is even imported
+    from app.handlers import DEFAULT_MAX_UPLOAD_MB
+    from app.ui import CSS
+
     mb = DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else max_upload_mb
     if isinstance(mb, bool) or not isinstance(mb, int) or mb < 1:
         raise InvalidArgumentError("max_upload_mb", max_upload_mb, "a whole number of megabytes >= 1")
@@ -105,7 +126,17 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
     allowed = served_paths(root)
     demo = build_app(root, max_upload_mb=mb)
     demo.queue(default_concurrency_limit=4)
-    return demo.launch(server_name=host, server_port=port, auth=creds, auth_message="genart review: sign in",
-                       allowed_paths=allowed, blocked_paths=[str(root / "genart.sqlite")],
-                       max_file_size=f"{mb}mb", share=False, inbrowser=False, show_error=False, ssr_mode=False,
-                       prevent_thread_lock=prevent_thread_lock, quiet=quiet, css=CSS)
+    try:
+        # Gradio's own lines tell someone who never called launch() to set share=True: it stays quiet
+        # and genart says where the app is
+        served = demo.launch(server_name=host, server_port=port, auth=creds, auth_message="genart review: sign in",
+                             allowed_paths=allowed, blocked_paths=[str(root / "genart.sqlite")],
+                             max_file_size=f"{mb}mb", share=False, inbrowser=False, show_error=False,
+                             ssr_mode=False, prevent_thread_lock=True, quiet=True, css=CSS)
+    except OSError as exc:  # Gradio found no free port (taken since check_port, or the whole default range)
+        raise PortInUseError(host, port or 7860, str(exc).split(". ")[0]) from None
+    if not quiet:
+        print(f"genart review app on {served[1]} (store {root}); Ctrl-C stops it", file=sys.stderr, flush=True)
+    if not prevent_thread_lock:
+        demo.block_thread()
+    return served

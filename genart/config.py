@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from genart._yaml import YamlDoc, explain_validation_error, yaml_error_line
-from genart.errors import ConfigError, UnknownPresetError
+from genart.errors import ConfigError, InvalidArgumentError, UnknownPresetError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -196,6 +196,96 @@ class DeliverySpec(_Strict):
     finishing: Literal["auto", "tensor", "cpu"] = "auto"
 
 
+# --- finishing: delivery sizes, safe zones, how far a crop may be stretched or filled ----------------
+# One size per aspect, as a streamer's delivery takes it (../shared/ARTWORK.md): 16:9 cover 1280x720, 2:3 poster
+# 1000x1500 (the smaller of each spec's two sizes: most key frames are 720p or less), 1:1 1080x1080, 9:16
+# 720x1280, and the other aspects a profile may name at the same scale.
+DEFAULT_DELIVERY_SIZES: dict[str, tuple[int, int]] = {
+    "16:9": (1280, 720),
+    "2:3": (1000, 1500),
+    "1:1": (1080, 1080),
+    "9:16": (720, 1280),
+    "4:3": (1024, 768),
+    "3:4": (768, 1024),
+    "4:5": (864, 1080),
+    "21:9": (1680, 720),
+}
+# Where a title may go, as (top, right, bottom, left) fractions of the picture kept clear of it: Prime Video's
+# cover art keeps 160 px of 1080 at the top for the player's own UI; a mobile (9:16) tile has the status bar
+# above and controls below; elsewhere a 5% margin (no title touching the picture's edge).
+DEFAULT_SAFE_ZONES: dict[str, tuple[float, float, float, float]] = {
+    "16:9": (160 / 1080, 0.05, 0.05, 0.05),
+    "21:9": (160 / 1080, 0.05, 0.05, 0.05),
+    "9:16": (0.10, 0.05, 0.15, 0.05),
+}
+DEFAULT_SAFE_ZONE = (0.05, 0.05, 0.05, 0.05)
+WATERMARK_MIN_PIXELS = 256 * 256  # invisible-watermark's dwtDct refuses smaller images
+
+
+def _aspect_parts(aspect: str) -> tuple[int, int]:
+    parts = aspect.split(":")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"aspect '{aspect}' must be W:H with positive whole numbers, e.g. 16:9")
+    return int(parts[0]), int(parts[1])
+
+
+class FinishSpec(_Strict):
+    """How a preset finishes its variants: one delivery size per aspect, the title's safe zones, how much
+    a crop may be enlarged or filled before another crop is chosen, and the imperceptible watermark.
+
+    ``sizes`` and ``safe_zones`` name only what differs from the defaults (``DEFAULT_DELIVERY_SIZES``,
+    ``DEFAULT_SAFE_ZONES``); the rest keep theirs.
+    """
+
+    sizes: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_DELIVERY_SIZES))
+    safe_zones: dict[str, tuple[float, float, float, float]] = Field(default_factory=dict)
+    max_upscale: float = Field(1.5, ge=1.0, le=8.0, description="past this a crop is widened, else its upscale is recorded")
+    max_synthetic: float = Field(0.08, ge=0.0, le=0.5, description="share of the picture a seamless fill may make")
+    max_outpaint: float = Field(0.35, ge=0.0, le=0.9, description="share an inpainting model may paint")
+    watermark: bool | None = Field(None, description="imperceptible watermark; default: on for diffusion, off for classic")
+    watermark_payload: str = Field("genart", min_length=1, max_length=16, pattern=r"^[\x20-\x7e]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("sizes"), dict):
+            data = {**data, "sizes": {**DEFAULT_DELIVERY_SIZES, **data["sizes"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "FinishSpec":
+        for aspect, (w, h) in self.sizes.items():
+            aw, ah = _aspect_parts(aspect)
+            if w < 64 or h < 64 or w > 8192 or h > 8192:
+                raise ValueError(f"size of '{aspect}' must be 64..8192 px a side, got {w}x{h}")
+            if w * ah != h * aw:
+                raise ValueError(f"size of '{aspect}' must have exactly that aspect, got {w}x{h}")
+        for aspect, zone in self.safe_zones.items():
+            _aspect_parts(aspect)
+            if any(not 0.0 <= z < 0.5 for z in zone):
+                raise ValueError(f"safe zone of '{aspect}' takes four fractions in [0, 0.5), got {list(zone)}")
+        if self.watermark:
+            small = [a for a, (w, h) in self.sizes.items() if w * h < WATERMARK_MIN_PIXELS]
+            if small:
+                raise ValueError(f"the watermark needs at least 256x256 pixels; too small: {', '.join(small)}")
+        return self
+
+    def size(self, aspect: str) -> tuple[int, int]:
+        """The delivery size of ``aspect``.
+
+        Raises:
+            InvalidArgumentError: no size is configured for it.
+        """
+        try:
+            return self.sizes[aspect]
+        except KeyError:
+            raise InvalidArgumentError("aspect", aspect, "one with a delivery size: " + ", ".join(self.sizes)) from None
+
+    def safe_zone(self, aspect: str) -> tuple[float, float, float, float]:
+        """(top, right, bottom, left) fractions of an ``aspect`` picture that a title keeps clear of."""
+        return self.safe_zones.get(aspect) or DEFAULT_SAFE_ZONES.get(aspect) or DEFAULT_SAFE_ZONE
+
+
 class PresetSpec(_Strict):
     name: str = ""
     description: str = ""
@@ -203,6 +293,7 @@ class PresetSpec(_Strict):
     random_weights: bool = False
     generator: DiffusionSpec | None = None
     ranker: RankSpec
+    finish: FinishSpec = FinishSpec()
     delivery: DeliverySpec = DeliverySpec()
 
     @model_validator(mode="after")
@@ -218,7 +309,17 @@ class PresetSpec(_Strict):
             raise ValueError("a 'tiny' builder makes random weights: the preset must say random_weights: true")
         if self.random_weights and "tiny" not in builders:
             raise ValueError("random_weights: true is only for presets whose models are built locally (builder: tiny)")
+        if self.finish.watermark is None and self.kind == "diffusion":
+            small = [a for a, (w, h) in self.finish.sizes.items() if w * h < WATERMARK_MIN_PIXELS]
+            if small:
+                raise ValueError(f"diffusion variants carry a watermark, which needs at least 256x256 pixels; "
+                                 f"finish.sizes too small: {', '.join(small)}")
         return self
+
+    @property
+    def watermarks(self) -> bool:
+        """Whether this preset's variants get the imperceptible watermark (``finish.watermark``, else: diffusion)."""
+        return self.finish.watermark if self.finish.watermark is not None else self.kind == "diffusion"
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

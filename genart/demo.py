@@ -11,13 +11,12 @@ used here read them from the wheel and never call pooch. PyAV and OpenCV load in
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from genart.errors import InvalidArgumentError
+from genart.errors import InvalidArgumentError, MediaWarning, warn
 
 #: (title, skimage.data loader, zoom start, zoom end, pan from (x, y), pan to (x, y)); pan is the
 #: crop centre as fractions of the photo. Faces first and last so a 4-frame pick finds them.
@@ -104,8 +103,8 @@ def _pick_codec(wanted: str | None = None) -> str:
             return "libx264"
         except Exception:  # registered but not usable for encoding
             pass
-    warnings.warn("PyAV has no libx264 encoder; writing the demo clip as MPEG-4 Part 2 (mpeg4) instead",
-                  RuntimeWarning, stacklevel=3)
+    warn("PyAV has no libx264 encoder; writing the demo clip as MPEG-4 Part 2 (mpeg4) instead",
+         MediaWarning, stacklevel=3)
     return "mpeg4"
 
 

@@ -6,6 +6,8 @@ these are user mistakes or missing resources, not bugs.
 
 from __future__ import annotations
 
+import warnings
+from contextvars import ContextVar
 from typing import Iterable
 
 
@@ -56,10 +58,13 @@ class EmptySourceError(InputError):
 
 
 class InvalidArgumentError(InputError):
-    def __init__(self, name: str, value: object, expected: str) -> None:
-        super().__init__(f"invalid {name}: {value!r}; expected {expected}")
+    """``name`` is the argument as the caller spelled it: the CLI re-words it as the option typed."""
+
+    def __init__(self, name: str, value: object, expected: str, *, hint: str | None = None) -> None:
+        super().__init__(f"invalid {name}: {value!r}; expected {expected}", hint=hint)
         self.name = name
         self.value = value
+        self.expected = expected
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -126,6 +131,18 @@ class ModelLoadError(GenartError):
         super().__init__(msg, hint=how or None)
         self.model = model
         self.looked = looked
+
+
+class OfflineError(ModelLoadError):
+    """A download was asked for while Hugging Face's offline mode is on: nothing was tried."""
+
+    def __init__(self, model: str, variable: str = "HF_HUB_OFFLINE", value: str = "1", command: str = "") -> None:
+        again = f"{variable}=0 {command}" if command else f"unset {variable}"
+        GenartError.__init__(self, f"cannot download {model}: offline mode is on ({variable}={value})",
+                             hint=f"run it with offline mode off: `{again}` (or `unset {variable}` first)")
+        self.model = model
+        self.looked = []
+        self.variable = variable
 
 
 # --- store -------------------------------------------------------------------------------------
@@ -236,6 +253,15 @@ class InsecureBindError(ConfigError):
         self.host = host
 
 
+class PortInUseError(ConfigError):
+    def __init__(self, host: str, port: int, detail: str = "") -> None:
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"port {port} on {host} is in use{extra}",
+                         hint=f"pass another --port (e.g. --port {port + 1}), or stop what is serving on {port}")
+        self.host = host
+        self.port = port
+
+
 # --- batch (genart batch) --------------------------------------------------------------------------
 class CatalogError(ConfigError):
     """A batch catalogue is malformed. The message names the file and line, the entry (title) and the field."""
@@ -256,3 +282,63 @@ class CatalogError(ConfigError):
 
 class BatchError(GenartError):
     """A batch job cannot go on: an engine is missing, a worker failed, or the ledger disagrees with the store."""
+
+
+# --- warnings ----------------------------------------------------------------------------------
+class GenartWarning(UserWarning):
+    """Something went wrong and was worked around: the work goes on (a damaged video read up to the
+    damage, a title that could not be laid, a face detector missing).
+
+    The CLI prints one as a single ``warning:`` line, the way it prints errors; a run records its
+    messages in ``RunResult.warnings``. Raise them with :func:`warn`.
+    """
+
+
+class MediaWarning(GenartWarning, RuntimeWarning):
+    """A source was read only in part, or without a signal genart would have used (frames stage)."""
+
+
+_SINKS: ContextVar[tuple[list[str], ...]] = ContextVar("genart_warning_sinks", default=())
+
+
+def warn(message: str, category: type[GenartWarning] = GenartWarning, *, stacklevel: int = 1) -> None:
+    """Warn the genart way: the message goes to every open :class:`WarningLog` of this context (the run
+    in progress, even when Python shows a repeated warning only once) and to ``warnings.warn``.
+
+    Args:
+        message: one line that names the thing and what was done instead.
+        category: a ``GenartWarning`` subclass.
+        stacklevel: as for ``warnings.warn``, counted from the caller of this function.
+    """
+    for sink in _SINKS.get():
+        if message not in sink:
+            sink.append(message)
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
+
+
+class WarningLog:
+    """The messages :func:`warn` is given while the log is open, in order and without repeats.
+
+    Context-local (a ``ContextVar``), so runs in different threads of one process (the review app)
+    each get their own; ``genart.workers.pmap`` carries the context into its threads. Use it as a
+    ``with`` block, or ``open()`` ... ``close()`` in a ``finally``.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self._token = None
+
+    def open(self) -> "WarningLog":
+        self._token = _SINKS.set(_SINKS.get() + (self.messages,))
+        return self
+
+    def close(self) -> None:
+        if self._token is not None:
+            _SINKS.reset(self._token)
+            self._token = None
+
+    def __enter__(self) -> "WarningLog":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

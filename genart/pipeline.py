@@ -18,9 +18,9 @@ from typing import Mapping, Sequence
 
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
-from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError
+from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, WarningLog, warn
 from genart.imaging import sha256_bytes, sha256_file
-from genart.profiles import get_profiles
+from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
 from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
@@ -122,8 +122,8 @@ def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
         from genart.generate.classic import ClassicGenerator
 
         scorers, ranking = load_rankers(spec, store)
-        return Stages(ClassicGenerator(spec.name, spec.delivery.finishing), scorers, (), ranking,
-                      spec.ranker.fidelity_threshold)
+        return Stages(ClassicGenerator(spec.name, spec.finish, spec.watermarks, spec.delivery.finishing), scorers, (),
+                      ranking, spec.ranker.fidelity_threshold)
     from genart.generate.diffusion import DiffusionGenerator
     from genart.models import load_diffusion, resolved_models
 
@@ -196,6 +196,14 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
 
 
+def _say_unused_titles(titles: Mapping[str, str] | None, profiles: Sequence[TasteProfile]) -> None:
+    """A title for a locale no profile of the run has would go unused without a word: say so."""
+    for tag in titles or {}:
+        if not any(tag in (p.locale, p.locale.split("-")[0]) for p in profiles):
+            have = ", ".join(f"{p.id} {p.locale}" for p in profiles)
+            warn(f"no profile of this run has the locale {tag}, so its title is not used (profiles: {have})")
+
+
 def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, preset: str | None = None, frames: int = 4,
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
@@ -212,6 +220,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     _check_counts(frames, variants_per_frame, top_k)
     spec = load_models_config().preset(preset)
     profs = resolve_profiles(profiles)
+    for tag in titles or {}:
+        check_locale(tag, "titles")
     src = Path(source).expanduser()
     if not src.exists():
         raise SourceNotFoundError(src)
@@ -232,7 +242,9 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     store.start_run(manifest)
     manifest_path = run_dir / "manifest.json"
     _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    warned = WarningLog().open()  # what the stages work around, for result.json and the caller
     try:
+        _say_unused_titles(titles, profs)
         if keyframes is None:
             keyframes = extract_keyframes(src, max_frames=frames, progress=progress)
         kfs = store.add_keyframes(run_id, keyframes)
@@ -263,7 +275,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             for r in good:
                 _link(r.variant.path, run_dir / profile.id / ranked_name(r.rank, r.variant))
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
-                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected))
+                           keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
+                           warnings=tuple(warned.messages))
         overview(result).save(run_dir / "overview.png")
         _atomic_write_text(run_dir / "result.json", json.dumps(result.to_json(), indent=2))
         store.finish_run(run_id, "done")
@@ -274,6 +287,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     except BaseException as exc:
         store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        warned.close()
 
 
 def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821
@@ -293,8 +308,11 @@ def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa:
         cells = []
         for rv in items[:per_profile]:
             named = [f"{n[:3]} {v:.2f}" for n, v in rv.scores.items]
+            p = rv.variant.params
+            finishing = ("  title skipped" if p.title_status == "skipped" else "") + (
+                f"  up {p.upscale:.1f}x" if p.upscale > 1.5 else "")  # what finishing could not do (generate stage)
             cells.append((opened(rv.variant.path, rv.variant.image),
-                          [f"#{rv.rank}  total {rv.total:.3f}  {rv.variant.params.aspect}",
+                          [f"#{rv.rank}  total {rv.total:.3f}  {p.aspect}{finishing}",
                            " ".join(named[:3]), " ".join(named[3:6])]))
         rows.append((pid, cells))
     return grid(rows, title=f"genart run {result.run_id} - preset {result.preset}",

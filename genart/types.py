@@ -194,6 +194,31 @@ class Grade:
 
 
 @dataclass(frozen=True)
+class TitleStyle:
+    """A profile's title treatment (``title_style:`` in its YAML): typography that fits the genre.
+
+    ``font`` names a family (``sans`` DejaVu Sans, ``serif`` Noto Serif, ``condensed`` Bebas Neue,
+    ``geometric`` League Spartan; Japanese and Devanagari titles take their script's font); ``treatment``
+    is what keeps the letters readable on any picture: ``plate`` (a soft translucent box), ``scrim`` (a
+    gradient darkening from the picture's edge), ``shadow`` (a soft drop shadow) or ``outline`` (a dark
+    stroke), each strengthened where the picture behind is too bright for 4.5:1. ``max_share`` caps the
+    part of a portrait or square picture the title's box may cover, ``max_share_wide`` that of a wide one
+    (at 160 px wide a 16:9 tile is 90 px tall: a line of 8 px capitals takes more of it). ``required_for`` names the aspects whose artwork type
+    carries the title (16:9 cover, 2:3 poster): a variant there whose title could not be placed does not
+    compete with titled ones (``TasteProfile.may_compete``).
+    """
+
+    font: str = "sans"  # "sans" | "serif" | "condensed" | "geometric"
+    weight: str = "bold"  # "regular" | "bold" | "black"
+    case: str = "as-is"  # "as-is" | "upper"
+    treatment: str = "plate"  # "plate" | "scrim" | "shadow" | "outline"
+    color: tuple[int, int, int] = (255, 255, 255)
+    max_share: float = 0.15  # portrait and square pictures
+    max_share_wide: float = 0.25  # pictures wider than tall: a legible line takes more of a low tile
+    required_for: tuple[str, ...] = ("16:9", "2:3")
+
+
+@dataclass(frozen=True)
 class TasteProfile:
     """A target audience taste, loaded from ``prompts/<id>.yaml``.
 
@@ -217,6 +242,12 @@ class TasteProfile:
     locale: str
     weights: ScoreSet
     path: Path | None = None
+    title_style: TitleStyle = TitleStyle()
+
+    def may_compete(self, params: "GenerationParams") -> bool:
+        """Whether a variant may rank against the others for this profile: not when its title was asked for
+        but skipped on an aspect whose artwork type carries the title (``title_style.required_for``)."""
+        return not (params.title_status == "skipped" and params.aspect in self.title_style.required_for)
 
     def render_prompt(self, title: str = "", genre: str = "", subject: str = "") -> str:
         """The prompt with ``{title}``, ``{genre}`` and ``{subject}`` filled in, spaces tidied."""
@@ -248,7 +279,7 @@ class GenerationParams:
     prompt: str | None = None
     negative_prompt: str | None = None
     crop: tuple[int, int, int, int] | None = None  # x, y, w, h in the source frame
-    # (generate stage) how the crop was filled where it left the frame: "crop" | "blur-extend" | "outpaint"
+    # (generate stage) how the crop was filled where it left the frame: "crop" | "mirror-fill" | "outpaint:<model>"
     reframe: str | None = None
     title: str | None = None  # the title text laid on the image (None: no overlay)
     title_font: str | None = None  # font file name the title was set in
@@ -401,6 +432,7 @@ class RunResult:
     keyframes: tuple[KeyFrame, ...]
     ranked: tuple[tuple[str, tuple[RankedVariant, ...]], ...]  # (profile id, ranked best first)
     rejected: tuple[tuple[str, tuple[RankedVariant, ...]], ...] = ()
+    warnings: tuple[str, ...] = ()  # what went wrong and was worked around (GenartWarning messages)
 
     @property
     def profiles(self) -> dict[str, tuple[RankedVariant, ...]]:
@@ -438,6 +470,7 @@ class RunResult:
             "manifest": str(self.manifest_path),
             "profiles": {pid: [one(rv) for rv in items] for pid, items in self.ranked},
             "rejected": {pid: [one(rv) for rv in items] for pid, items in self.rejected},
+            "warnings": list(self.warnings),
         }
 
 

@@ -11,6 +11,7 @@ time, were what limited ``genart batch`` (the generating itself took a seventh o
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -60,6 +61,7 @@ def pmap(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     n = cpu_workers()
     if n == 1 or len(items) < 2 or threading.current_thread().name.startswith("genart-cpu"):
         return [fn(x) for x in items]  # inline, also when called from a pool thread (no deadlock)
-    futures = [_shared_pool(n).submit(fn, x) for x in items]
+    # each item runs in a copy of the caller's context, so what it warns is still the caller's run's
+    futures = [_shared_pool(n).submit(contextvars.copy_context().run, fn, x) for x in items]
     wait(futures)
     return [f.result() for f in futures]

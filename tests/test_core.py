@@ -196,3 +196,40 @@ def test_one_opencv_distribution_is_installed():
         except PackageNotFoundError:
             pass
     assert present == ["opencv-contrib-python-headless"]
+
+
+def test_a_warning_log_hears_its_own_run_only_and_follows_the_cpu_threads(monkeypatch):
+    """``warn`` reaches the WarningLog open in its own context, also from ``pmap``'s threads, never a
+    log another thread opened; and a repeat Python would show once is still recorded for each run."""
+    import threading
+    import warnings
+
+    from genart.errors import GenartWarning, WarningLog, warn
+    from genart.workers import pmap
+
+    monkeypatch.setenv("GENART_CPU_WORKERS", "2")
+    logs: dict[str, list[str]] = {}
+
+    def run(name: str) -> None:
+        with WarningLog() as log:
+            pmap(lambda i: warn(f"{name}: item {i % 2}", GenartWarning), range(4))
+            warn("the same line in every run", GenartWarning)
+        logs[name] = log.messages
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        run("c")
+    for name in ("a", "b", "c"):
+        assert sorted(logs[name]) == sorted([f"{name}: item 0", f"{name}: item 1", "the same line in every run"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with WarningLog() as outer:
+            with WarningLog() as inner:
+                warn("heard by both", GenartWarning)
+            warn("after the inner one closed", GenartWarning)
+    assert inner.messages == ["heard by both"] and outer.messages == ["heard by both", "after the inner one closed"]

@@ -100,42 +100,48 @@ def test_grade_is_apply_grade_for_every_profile_in_one_mixed_batch(frames):
 
 
 def _layouts(width: int, height: int):
+    """A title layout per script and treatment (plate, scrim, shadow, outline) on a picture of that size."""
     from genart.generate.title import find_font, has_shaping, plan_title
+    from genart.types import TitleStyle
 
     out = []
-    for locale, text in (("en-US", "The Long Night"), ("ja-JP", TITLES["ja-JP"]), ("hi-IN", TITLES["hi-IN"])):
-        if find_font(text, locale) is None or (locale == "hi-IN" and not has_shaping()):
-            continue  # no font for the script here: lay_title skips it too (tested in test_title.py)
-        layout = plan_title(width, height, text, locale, [])
-        if layout is not None:
-            out.append((locale, layout))
+    for treatment in ("plate", "scrim", "shadow", "outline"):
+        for locale, text in (("en-US", "The Long Night"), ("ja-JP", TITLES["ja-JP"]), ("hi-IN", TITLES["hi-IN"])):
+            if find_font(text, locale) is None or (locale == "hi-IN" and not has_shaping()):
+                continue  # no font for the script here: lay_title skips it too (tested in test_title.py)
+            layout = plan_title(width, height, text, locale, [], style=TitleStyle(treatment=treatment))
+            if not isinstance(layout, str):
+                out.append((locale, layout))
     return out
 
 
-def test_title_plate_composite_is_lay_titles_pixels(frames):
-    """A plate drawn once on flat backgrounds and composited as a tensor gives draw_title's pixels on
-    real images (given the same plate opacity), and the opacity measured on the device is the CPU's."""
-    from genart.generate.title import draw_title, plate_alpha, relative_luminance
+def test_title_composite_is_draw_titles_pixels_for_every_treatment(frames):
+    """A treatment drawn once on flat backgrounds and composited as a tensor gives draw_title's pixels
+    on real images, for plates, scrims, shadows and outlines, with the opacity measured on the device
+    (the CPU's), and draw_title's own opacity reported."""
+    from genart.generate.title import alpha_basis, draw_title, needed_alpha, relative_luminance
 
-    checked = 0
-    for name, rgb, _ in frames[:5]:
-        for size in ((1024, 576), (800, 1200)):
+    checked, treatments = 0, set()
+    for name, rgb, _ in frames[:2]:
+        for size in ((1280, 720), (1000, 1500)):
             img = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
             x = tf.to_levels(img)[0]
             for locale, layout in _layouts(*size):
                 ref, drawn = draw_title(img, layout, locale)
-                bx, by, bw, bh = layout.box
+                (bx, by, bw, bh), start = alpha_basis(layout)
                 l_cpu = float(np.percentile(relative_luminance(img[by:by + bh, bx:bx + bw]), 99))
-                alpha = plate_alpha(float(tf.luminance_p99(x, layout.box)))
-                assert alpha == plate_alpha(l_cpu) and round(alpha, 2) == drawn.plate_alpha
-                got = tf.to_host(tf.composite_plate(x, tf.title_plate(layout, locale, *size, alpha, "cpu"))
-                                 .to(torch.uint8))
+                alpha = needed_alpha(float(tf.luminance_p99(x, (bx, by, bw, bh))), layout.color, start)
+                assert alpha == needed_alpha(l_cpu, layout.color, start)
+                plate = tf.title_plate(layout, locale, *size, alpha, "cpu")
+                assert plate.plate_alpha == drawn.plate_alpha
+                got = tf.to_host(tf.composite_plate(x, plate).to(torch.uint8))
                 d = np.abs(ref.astype(np.int16) - got)
-                assert d.max() <= 2, (name, size, locale, int(d.max()))
+                assert d.max() <= 2, (name, size, locale, layout.treatment, int(d.max()))
                 x0, y0, x1, y1 = tf.title_region(layout, *size)
-                assert (d[y0:y1, x0:x1] > 0).mean() < 0.2 and not d[:y0].any() and not d[y1:].any()
+                assert not d[:y0].any() and not d[y1:].any() and not d[:, :x0].any() and not d[:, x1:].any()
                 checked += 1
-    assert checked >= 10
+                treatments.add(layout.treatment)
+    assert checked >= 16 and treatments == {"plate", "scrim", "shadow", "outline"}
 
 
 def test_plates_are_drawn_once_per_layout_and_opacity_wherever_the_box_sits():
@@ -145,24 +151,26 @@ def test_plates_are_drawn_once_per_layout_and_opacity_wherever_the_box_sits():
         return replace(layout, box=(layout.box[0], layout.box[1] - dy, *layout.box[2:]),
                        text_box=(layout.text_box[0], layout.text_box[1] - dy, *layout.text_box[2:]))
 
-    (locale, layout), *_ = _layouts(1024, 576)
+    locale, layout = next((loc, lay) for loc, lay in _layouts(1280, 720) if lay.treatment == "plate")
     tf._PLATES.clear()
-    a = tf.plate_layers(up(layout, 100), locale, 1024, 576, 0.5)
-    b = tf.plate_layers(up(layout, 150), locale, 1024, 576, 0.5)  # the same plate, higher up: not drawn again
+    a = tf.plate_layers(up(layout, 100), locale, 1280, 720, 0.5)
+    b = tf.plate_layers(up(layout, 150), locale, 1280, 720, 0.5)  # the same plate, higher up: not drawn again
     assert len(tf._PLATES) == 1 and a is b
-    tf.plate_layers(up(layout, 100), locale, 1024, 576, 0.55)  # another opacity
-    tf.plate_layers(layout, locale, 1024, 576, 0.5)  # at the bottom edge its region is clipped: its own
-    assert len(tf._PLATES) == 3
+    tf.plate_layers(up(layout, 100), locale, 1280, 720, 0.55)  # another opacity
+    y0 = tf.title_region(layout, 1280, 720)[1]
+    tf.plate_layers(up(layout, layout.box[1]), locale, 1280, 720, 0.5)  # at the top edge its region is clipped
+    assert len(tf._PLATES) == 3 and y0 > 0
 
 
 def test_finishing_matches_finish_for_every_profile_and_aspect(frames):
-    """The whole finishing (plan, crop + resize, grade, title) through the tensor path against
-    ``finish``, each profile's grade, locale and title at every catalogue aspect, on photos with and
-    without faces: the same crops and sizes, pixels within 2 levels."""
+    """The whole finishing (plan, crop + resize, grade, title placed on the graded picture's saliency)
+    through the tensor path against ``finish``, each profile's grade, locale, title style and title at
+    every catalogue aspect and its delivery size, on photos with and without faces: the same crops,
+    sizes and title decisions, pixels within 2 levels."""
     cases = []
     for pid in PROFILES:
         p = get_profiles([pid])[0]
-        cases += [(p.grade, a, TITLES.get(p.locale, "The Long Night"), p.locale) for a in ASPECTS]
+        cases += [(p, a, TITLES.get(p.locale, "The Long Night")) for a in ASPECTS]
     with_faces = next(f for f in frames if f[2])
     without = next(f for f in frames if not f[2])
     stats = {"finish_max_abs_diff": 0, "rows": 0, "on_device": 0, "plan_mismatches": 0}
@@ -174,15 +182,39 @@ def test_finishing_matches_finish_for_every_profile_and_aspect(frames):
     assert stats["finish_max_abs_diff"] <= 2, stats
 
 
+def test_the_watermark_is_embedded_on_the_tensor_path_and_reads_back(frames):
+    """The watermark (CPU numpy, on a host copy) after the tensor finishing: it reads back, and the
+    device's pixels are the watermarked ones."""
+    from genart.config import FinishSpec
+    from genart.generate.classic import finish_variant
+    from genart.provenance import read_watermark
+
+    _, rgb, faces = next(f for f in frames if f[2])
+    profile = get_profiles(["drama"])[0]
+    done = finish_variant(rgb, faces, (), "16:9", profile, 1.0, FinishSpec(), title="Night", watermark="genart",
+                          device="cpu")
+    assert done.watermark == "genart" and read_watermark(done.pixels) == "genart"
+    plain = finish_variant(rgb, faces, (), "16:9", profile, 1.0, FinishSpec(), title="Night", device="cpu")
+    assert read_watermark(plain.pixels) != "genart" and np.abs(plain.pixels.astype(int) - done.pixels).mean() < 2
+
+
+def _plan(rgb, faces, aspect, profile, amount, **kw):
+    from genart.config import FinishSpec
+
+    settings = FinishSpec()
+    h, w = rgb.shape[:2]
+    return tf.plan_row(w, h, faces, aspect, profile.grade, amount, size=settings.size(aspect),
+                       locale=profile.locale, style=profile.title_style, safe=settings.safe_zone(aspect), **kw)
+
+
 def test_one_batch_of_mixed_crops_sizes_grades_and_titles_is_each_row_alone(frames):
     _, rgb, faces = next(f for f in frames if f[2])
-    h, w = rgb.shape[:2]
     plans = []
     for i, (pid, aspect) in enumerate([("romance", "16:9"), ("thriller", "1:1"), ("horror", "16:9"),
                                        ("comedy", "2:3"), ("romance-ja", "1:1")]):
         p = get_profiles([pid])[0]
-        plan = tf.plan_row(w, h, faces, aspect, p.grade, GRADE_LADDER[i], title=TITLES.get(p.locale, "Night"),
-                           locale=p.locale, zoom=1.0 + 0.05 * i, shift=(0.3 * i - 0.6, 0.1))
+        plan = _plan(rgb, faces, aspect, p, GRADE_LADDER[i], title=TITLES.get(p.locale, "Night"),
+                     zoom=1.0 + 0.05 * i, shift=(0.3 * i - 0.6, 0.1))
         if plan.on_device:
             plans.append(plan)
     assert len({p.size for p in plans}) > 1 and len({p.framing.crop[2:] for p in plans}) > 1
@@ -195,24 +227,26 @@ def test_one_batch_of_mixed_crops_sizes_grades_and_titles_is_each_row_alone(fram
 
 
 def test_framings_that_leave_the_frame_are_left_to_the_cpu(frames):
-    """A face as tall as a 16:9 frame cannot be kept whole in a 9:16 crop inside it: that framing is
-    the CPU's (blur-extend or outpainting until part B), refused by the batch, finished by ``finish``."""
+    """A window past the frame (here: a preset letting a fill make up to half the picture, and a face too
+    large for a 9:16 crop inside it) is the CPU's mirrored fill until part B: refused by the batch,
+    finished by ``finish``."""
     from genart.generate.finish import finish
     from genart.types import Box
 
     _, rgb, _ = next(f for f in frames if rgb_is_wide(f[1]))
     h, w = rgb.shape[:2]
-    face = [Box(w * 0.3, h * 0.05, w * 0.4, h * 0.9)]
-    grade = get_profiles(["drama"])[0].grade
-    plan = tf.plan_row(w, h, face, "9:16", grade, 1.0)
-    assert not plan.on_device
+    face = [Box(w * 0.25, h * 0.3, w * 0.5, h * 0.4)]
+    profile = get_profiles(["drama"])[0]
+    plan = _plan(rgb, face, "9:16", profile, 1.0, max_synthetic=0.5)
+    assert not plan.on_device and plan.framing.synthetic_share > 0
     with pytest.raises(ValueError, match="finished on the CPU"):
         tf.finish_batch(tf.to_levels(rgb), [plan])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        done = tf.finish_image(rgb, face, "9:16", grade, 1.0)
-    assert done.reframe == "blur-extend"
-    assert np.array_equal(done.pixels, finish(rgb, face, "9:16", grade, 1.0).pixels)
+        done = tf.finish_image(rgb, face, "9:16", profile.grade, 1.0, size=plan.size, max_synthetic=0.5)
+    assert done.reframe == "mirror-fill"
+    ref = finish(rgb, face, "9:16", profile.grade, 1.0, size=plan.size, max_synthetic=0.5)
+    assert np.array_equal(done.pixels, ref.pixels)
 
 
 def rgb_is_wide(rgb: np.ndarray) -> bool:
@@ -232,8 +266,8 @@ def test_classic_with_tensor_finishing_makes_the_same_variants(media_dir):
     profile = get_profiles(["thriller"])[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cpu = ClassicGenerator().generate([kf], profile, 4, seed=3, title="The Long Night")
-        tensor = ClassicGenerator("classic", "tensor").generate([kf], profile, 4, seed=3, title="The Long Night")
+        cpu = ClassicGenerator(finishing="cpu").generate([kf], profile, 4, seed=3, title="The Long Night")
+        tensor = ClassicGenerator(finishing="tensor").generate([kf], profile, 4, seed=3, title="The Long Night")
     assert [v.id for v in cpu] == [v.id for v in tensor]
     for a, b in zip(cpu, tensor):
         assert np.abs(np.asarray(a.image, np.int16) - np.asarray(b.image, np.int16)).max() <= 2

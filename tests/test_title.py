@@ -10,6 +10,7 @@ from PIL import Image
 
 from genart.frames.faces import detect_faces
 from genart.generate.title import (
+    TitleLayout,
     TitleWarning,
     find_font,
     has_shaping,
@@ -58,7 +59,7 @@ def test_title_avoids_faces_and_survives_160px(media_dir, photo: str, locale: st
     assert faces, photo
     rgb = np.asarray(im)
     out, layout = lay_title(rgb, text, locale, faces)
-    assert layout is not None, (photo, locale)
+    assert isinstance(layout, TitleLayout), (photo, locale, layout)
     for f in faces:
         assert not _overlaps(layout.box, f), (photo, locale, layout.box, f)
     # the faces' pixels are untouched
@@ -73,19 +74,19 @@ def test_title_avoids_faces_and_survives_160px(media_dir, photo: str, locale: st
     assert np.abs(out[y:y + h, x:x + w].astype(int) - rgb[y:y + h, x:x + w]).mean() > 10
 
 
-def test_no_face_free_place_means_no_title() -> None:
-    rgb = np.full((200, 320, 3), 128, np.uint8)
-    everywhere = [Box(0, 0, 320, 200)]
-    with pytest.warns(TitleWarning, match="keeps clear"):
-        out, layout = lay_title(rgb, "Night Train", "en-US", everywhere)
-    assert layout is None and out is rgb
+def test_no_face_free_place_means_no_title_and_says_why() -> None:
+    rgb = np.full((360, 640, 3), 128, np.uint8)
+    everywhere = [Box(0, 0, 640, 360)]
+    out, layout = lay_title(rgb, "Night Train", "en-US", everywhere)
+    assert isinstance(layout, str) and out is rgb
+    assert "clear of 1 face(s)" in layout and "160 px" in layout
 
 
 def test_moves_away_from_a_face_at_the_bottom() -> None:
     rgb = np.full((360, 640, 3), 200, np.uint8)  # bright: the plate must darken enough
     face = Box(250, 220, 140, 140)
     layout = plan_title(640, 360, "Night Train", "en-US", [face])
-    assert layout is not None and not _overlaps(layout.box, face)
+    assert isinstance(layout, TitleLayout) and not _overlaps(layout.box, face)
     out, layout = lay_title(rgb, "Night Train", "en-US", [face])
     assert measure_legibility(out, layout).contrast >= 4.5
 
@@ -95,7 +96,7 @@ def test_unrenderable_text_warns_and_draws_nothing() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, layout = lay_title(rgb, "\u0378\u0379", "en-US")  # unassigned code points: no font has them
-    assert layout is None and out is rgb
+    assert isinstance(layout, str) and "no font" in layout and out is rgb
     assert any(issubclass(w.category, TitleWarning) and "no font" in str(w.message) for w in caught)
 
 
@@ -110,7 +111,7 @@ def test_the_title_is_drawn_inside_its_region(media_dir, size: tuple[int, int], 
     rgb = np.asarray(Image.open(media_dir / "images" / "coffee.png").convert("RGB").resize(size))
     before = rgb.copy()
     out, layout = lay_title(rgb, text, locale)
-    assert layout is not None and np.array_equal(rgb, before)
+    assert isinstance(layout, TitleLayout) and np.array_equal(rgb, before)
     x0, y0, x1, y1 = title_region(layout, *size)
     changed = np.argwhere(np.any(out != rgb, axis=2))
     assert len(changed) > 0.5 * layout.box[2] * layout.box[3]

@@ -146,9 +146,11 @@ def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -
             share = np.array([np.bincount(chosen[b], minlength=len(arm_ids)) / len(b) for b in bins])
             x = np.array([b[-1] + 1 for b in bins])
             ax.stackplot(x, share.T, labels=arm_ids)
+            ax.legend(fontsize=6, loc="upper left", ncol=4)
+        else:  # a legend of nothing would only make matplotlib warn
+            ax.text(0.5, 0.5, "no exposures yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel(seg, fontsize=8)
-        ax.legend(fontsize=6, loc="upper left", ncol=4)
     axes[-1, 0].set_xlabel("exposures in segment")
     axes[0, 0].set_title(f"{test_id}: arm share over time")
     fig.tight_layout()

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genart.errors import EmptySourceError, InvalidArgumentError, UnsupportedMediaError
+from genart.errors import EmptySourceError, InvalidArgumentError, MediaWarning, UnsupportedMediaError, warn
 from genart.frames.decode import SourceInfo, probe_source
 from genart.frames.faces import detect_faces, find_faces
 from genart.progress import ProgressFn, report
@@ -237,7 +236,7 @@ def _from_stills(info: SourceInfo, max_frames: int, progress: ProgressFn | None)
             # one bad file in a folder of stills should not sink the run
             msg = f"skipping unreadable still: {exc.message}"
             messages.append(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            warn(msg, MediaWarning, stacklevel=4)
             continue
         rgb = imaging.downscale(np.asarray(still), SAMPLE_LONG_SIDE)
         cands.append(_measure(i, None, float(i), i, rgb))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from genart.errors import EmptySourceError, SourceNotFoundError, UnsupportedMediaError
+from genart.errors import EmptySourceError, MediaWarning, SourceNotFoundError, UnsupportedMediaError, warn
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -393,7 +392,7 @@ class VideoScan:
                    f"truncated: {info.path}")
         if msg is not None:
             self.messages.append(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            warn(msg, MediaWarning, stacklevel=4)
 
     def _produce(self, q: "queue.Queue[tuple]", stop: threading.Event) -> None:
         def put(item: tuple) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from genart.errors import MediaWarning, warn
 from genart.types import Box
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,14 +216,14 @@ def resolve_backend(backend: str | None) -> str:
                 import cv2
 
                 _warned_none = True
-                warnings.warn(f"no face detector: yuface is not installed and OpenCV {cv2.__version__} has no Haar "
-                              "cascades; faces are not detected (pip install 'opencv-python-headless<5', or yuface)",
-                              RuntimeWarning, stacklevel=3)
+                warn(f"no face detector: yuface is not installed and OpenCV {cv2.__version__} has no Haar "
+                     "cascades; faces are not detected (pip install 'opencv-python-headless<5', or yuface)",
+                     MediaWarning, stacklevel=3)
             return NO_DETECTOR
         if not _warned_fallback:
             _warned_fallback = True
-            warnings.warn("yuface is not installed: faces come from OpenCV's Haar cascades, which miss turned, "
-                          "dim and CG faces (pip install yuface)", RuntimeWarning, stacklevel=3)
+            warn("yuface is not installed: faces come from OpenCV's Haar cascades, which miss turned, "
+                 "dim and CG faces (pip install yuface)", MediaWarning, stacklevel=3)
         return "haar"
     if backend not in BACKENDS:
         from genart.errors import InvalidArgumentError

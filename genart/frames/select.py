@@ -13,11 +13,11 @@ dropped outright, unless nothing else is left.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from genart.errors import MediaWarning, warn
 from genart.frames import quality as q
 from genart.frames.faces import Face
 
@@ -262,9 +262,9 @@ def select(cands: list[Candidate], max_frames: int, *, source: object = "",
     cands = score(cands)
     usable, _dropped = drop_unusable(cands)
     if not usable:
-        warnings.warn(
+        warn(
             f"every sampled frame is black, blank, a title card or blurred; using the best of them anyway: {source}",
-            RuntimeWarning, stacklevel=3,
+            MediaWarning, stacklevel=3,
         )
         usable = cands
     return pick_diverse(drop_near_duplicates(usable), max_frames, shot_lengths=shot_lengths)

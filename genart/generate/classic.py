@@ -9,16 +9,20 @@ thumbnails a person could accept, not copies.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from typing import Mapping
-
-from genart.generate.finish import faces_in, finish
+from genart.generate.finish import Finished, faces_in, finish, regions_in
 from genart.generate.seeds import variant_seed
 from genart.imaging import to_array
 from genart.progress import ProgressFn, report
 from genart.provenance import digital_source_type
-from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
+from genart.types import Box, GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from genart.config import FinishSpec
 
 GRADE_LADDER = (1.0, 0.65, 1.3, 0.85, 1.15)
 # a capture, cropped and colour-graded by non-generative algorithms (see genart.provenance);
@@ -33,6 +37,32 @@ def title_for(profile: TasteProfile, title: str, titles: Mapping[str, str] | Non
             if titles.get(key):
                 return titles[key]
     return title
+
+
+def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Box], aspect: str,
+                   profile: TasteProfile, amount: float, settings: "FinishSpec", *, device: object = None,
+                   **kw: object) -> Finished:
+    """``finish`` with what the preset and the profile decide: the aspect's delivery size and safe zone,
+    the limits on upscale and fill, the profile's grade, locale and title style. Shared by every generator.
+
+    ``device``: finish through the tensor path there (``genart.generate.tensor_finish.finish_image``,
+    the same result within 2 levels); None: the CPU path."""
+    fn = finish
+    if device is not None:
+        from genart.generate.tensor_finish import finish_image
+
+        fn = partial(finish_image, device=device)
+    return fn(rgb, faces, aspect, profile.grade, amount, size=settings.size(aspect), locale=profile.locale,
+              style=profile.title_style, regions=regions, safe=settings.safe_zone(aspect),
+              max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
+              max_outpaint=settings.max_outpaint, **kw)  # type: ignore[arg-type]
+
+
+def finish_facts(done: Finished) -> dict[str, object]:
+    """The ``GenerationParams`` fields that record what finishing did."""
+    return {"synthetic_share": done.synthetic_share, "upscale": done.upscale, "title_status": done.title_status,
+            "title_reason": done.title_reason, "title_box": done.title.box if done.title else None,
+            "watermark": done.watermark}
 
 
 def keyframe_rgb(kf: KeyFrame):
@@ -50,28 +80,39 @@ def keyframe_rgb(kf: KeyFrame):
 class ClassicGenerator:
     """Reframe + grade. ``generate`` has the same signature as the diffusion generator."""
 
-    def __init__(self, preset_name: str = "classic", finishing: str = "auto") -> None:
+    def __init__(self, preset_name: str = "classic", settings: "FinishSpec | None" = None,
+                 watermark: bool | None = None, finishing: str | None = None) -> None:
         """
         Args:
-            finishing: a preset's ``delivery.finishing``. ``tensor`` finishes through the tensor path
-                (``genart.generate.tensor_finish``) on the best device; ``auto`` and ``cpu`` keep the
-                CPU path, which measured faster on the CPU (``benchmarks/batch.py``: 59 vs 69 ms an image
-                on one core) and needs no torch.
+            settings: delivery sizes, safe zones and limits; default: the preset's ``finish`` in models.yaml.
+            watermark: embed the imperceptible watermark; default: the preset's (off for classic captures).
+            finishing: the preset's ``delivery.finishing`` (default: read from models.yaml). ``tensor``
+                finishes through the tensor path (``genart.generate.tensor_finish``) on the best device;
+                ``auto`` and ``cpu`` keep the CPU path, which measured faster on the CPU
+                (``benchmarks/batch.py``) and needs no torch.
         """
         self.preset_name = preset_name
+        if settings is None or watermark is None or finishing is None:
+            from genart.config import load_models_config
+
+            preset = load_models_config().preset(preset_name)
+            settings = settings or preset.finish
+            watermark = preset.watermarks if watermark is None else watermark
+            finishing = finishing or preset.delivery.finishing
+        self.settings = settings
+        self.watermark = settings.watermark_payload if watermark else None
         self.finishing = finishing
-        self._device = None
+        self._device: object = None
 
-    def _finish(self, *args, **kwargs):
+    def _finish_device(self) -> object:
+        """Where the tensor finishing runs (``finishing: tensor``), else None (the CPU path)."""
         if self.finishing != "tensor":
-            return finish(*args, **kwargs)
-        from genart.generate.tensor_finish import finish_image
-
+            return None
         if self._device is None:
             from genart.models.device import pick_device
 
             self._device = pick_device()
-        return finish_image(*args, device=self._device, **kwargs)
+        return self._device
 
     def generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, variants_per_frame: int, *,
                  seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None,
@@ -92,7 +133,7 @@ class ClassicGenerator:
         for kf in keyframes:
             rgb = keyframe_rgb(kf)
             h, w = rgb.shape[:2]
-            faces = faces_in(kf, w, h)
+            faces, regions = faces_in(kf, w, h), regions_in(kf, w, h)
             for i in range(variants_per_frame):
                 aspect = profile.aspects[i % len(profile.aspects)]
                 round_ = i // len(profile.aspects)
@@ -101,8 +142,9 @@ class ClassicGenerator:
                 amount = GRADE_LADDER[round_ % len(GRADE_LADDER)]
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)
                 shift = (0.0, 0.0) if round_ == 0 else (rng.uniform(-1, 1), rng.uniform(-1, 1))
-                done = self._finish(rgb, faces, aspect, profile.grade, amount, title=text if overlay else "",
-                                    locale=profile.locale, zoom=zoom, shift=shift)
+                done = finish_variant(rgb, faces, regions, aspect, profile, amount, self.settings,
+                                      title=text if overlay else "", zoom=zoom, shift=shift, watermark=self.watermark,
+                                      device=self._finish_device())
                 framing, size, pixels = done.framing, done.size, done.pixels
                 params = GenerationParams(
                     preset=self.preset_name,
@@ -120,6 +162,7 @@ class ClassicGenerator:
                     reframe=done.reframe,
                     title=done.title.text if done.title else None,
                     title_font=done.title.font.rsplit("/", 1)[-1] if done.title else None,
+                    **finish_facts(done),
                 )
                 out.append(Variant(
                     id=stable_id(kf.id, profile.id, profile.version, params.as_dict()),

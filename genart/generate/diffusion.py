@@ -14,9 +14,10 @@ Each variant's generator first draws one latent-shaped tensor, exactly as diffus
 when it samples the VAE posterior: the noise a seed gives is then the noise the stock pipeline gives
 for that seed with the same frame (ours uses the posterior mean where the stock one samples).
 
-Then each image is finished (``genart.generate.finish``): reframed to the profile's aspect ratios
-around the key frame's faces (outpainted with the preset's inpainting model where the crop leaves the
-frame, else a blurred extension), graded with the profile's look, and titled clear of the faces.
+Then each image is finished (``genart.generate.finish``): reframed to the profile's aspect ratios at
+the preset's delivery sizes around the key frame's faces (outpainted with the preset's inpainting model
+where the crop leaves the frame, else another crop or a narrow seamless fill), graded with the profile's
+look, titled clear of the faces, the subject and burned-in text, and watermarked imperceptibly.
 A preset naming a ControlNet runs img2img guided by the frame's canny edges (computed once per frame).
 
 torch is imported inside the functions: importing this module stays cheap.
@@ -213,8 +214,9 @@ class DiffusionGenerator:
         """``variants_per_frame`` img2img variants of each key frame for ``profile``.
 
         Each is then (unless ``finish=False``) reframed to ``profile.aspects[i % len]`` around the
-        subject (outpainted where the crop leaves the frame, with the preset's inpainting model, else a
-        blurred extension), graded with the profile's look and, with a title, given the title treatment.
+        subject (outpainted where the crop leaves the frame, with the preset's inpainting model, else
+        another crop or a narrow seamless fill), graded with the profile's look, given the title treatment
+        (or recorded as ``title_status="skipped"``) and the imperceptible watermark.
 
         Args:
             title_overlay: lay the title on the artwork; default: when a title is given.
@@ -437,7 +439,7 @@ class DiffusionGenerator:
         """The crop window of ``rgb`` with the parts outside the frame painted by the inpainting model,
         and the (feathered) mask of what was painted.
 
-        The window is rendered at the preset's resolution with the blurred extension as the starting
+        The window is rendered at the preset's resolution with the mirrored fill as the starting
         picture; the mask covers only what lies outside the frame (overlapping the seam by 2%), and
         ``finish`` keeps the frame's own pixels where the mask is clear: the subject is never repainted.
         """
@@ -484,22 +486,31 @@ class DiffusionGenerator:
 
     def make_variant(self, job: VariantJob, image: Image.Image, profile: TasteProfile, prompt: str, negative: str,
                  guidance: float, title: str = "") -> Variant:
-        """The variant of one generated image: finished on the CPU (``genart.generate.finish``) unless
+        """The variant of one generated image: finished on the CPU (``finish_variant``: the preset's
+        delivery size, safe zone, limits and watermark; the profile's grade and title style) unless
         ``finish=False``."""
         done = None
         size = image.size
         if self.finish:
             import numpy as np
 
-            from genart.generate.finish import faces_in, finish
+            from genart.generate.classic import finish_variant
+            from genart.generate.finish import faces_in, regions_in
 
             rgb = np.asarray(image.convert("RGB"))
             rh, rw = rgb.shape[:2]
-            done = finish(rgb, faces_in(job.kf, rw, rh), profile.aspects[job.index % len(profile.aspects)],
-                          profile.grade, 1.0, title=title, locale=profile.locale,
-                          outpaint=self._outpainter(job, profile, prompt, negative, guidance))
+            aspect = profile.aspects[job.index % len(profile.aspects)]
+            done = finish_variant(rgb, faces_in(job.kf, rw, rh), regions_in(job.kf, rw, rh), aspect, profile, 1.0,
+                                  self.preset.finish, title=title,
+                                  outpaint=self._outpainter(job, profile, prompt, negative, guidance),
+                                  watermark=self.watermark)
             image = Image.fromarray(done.pixels)
         return self._variant(job, image, size, done, profile, prompt, negative, guidance)
+
+    @property
+    def watermark(self) -> str | None:
+        """The imperceptible watermark's payload for this preset's variants, or None (``PresetSpec.watermarks``)."""
+        return self.preset.finish.watermark_payload if self.preset.watermarks else None
 
     def _outpainter(self, job: VariantJob, profile: TasteProfile, prompt: str, negative: str, guidance: float) -> Any:
         if self.spec.inpaint is None:
@@ -524,30 +535,37 @@ class DiffusionGenerator:
                 for a row finished on the CPU), for scorers that take tensors (the batch job's CLIP).
         """
         from genart.generate import tensor_finish as tf
-        from genart.generate.finish import Finished, faces_in
+        from genart.generate.finish import faces_in, regions_in
         from genart.imaging import jpeg_bytes
 
         n, _, h, w = x.shape
+        settings = self.preset.finish
+        limit = settings.max_outpaint if self.spec.inpaint is not None else settings.max_synthetic
         faces = [faces_in(job.kf, w, h) for job, *_ in rows]
         faceless = [i for i, f in enumerate(faces) if not f]
         thumbs = dict(zip(faceless, tf.saliency_thumbs(x[faceless]))) if faceless else {}
-        plans = [tf.plan_row(w, h, faces[i], profile.aspects[job.index % len(profile.aspects)], profile.grade, 1.0,
-                             title=title, locale=profile.locale, thumb=thumbs.get(i))
-                 for i, (job, profile, _, _, _, title) in enumerate(rows)]
+        plans = []
+        for i, (job, profile, _, _, _, title) in enumerate(rows):
+            aspect = profile.aspects[job.index % len(profile.aspects)]
+            plans.append(tf.plan_row(w, h, faces[i], aspect, profile.grade, 1.0, size=settings.size(aspect),
+                                     title=title, locale=profile.locale, style=profile.title_style,
+                                     regions=regions_in(job.kf, w, h), safe=settings.safe_zone(aspect),
+                                     max_upscale=settings.max_upscale, max_synthetic=limit,
+                                     watermark=self.watermark, thumb=thumbs.get(i)))
         here = [i for i, p in enumerate(plans) if p.on_device]
         out: list[Variant | None] = [None] * n
+        done: list[Any] = []
         if here:
             done = tf.finish_batch(x[here], [plans[i] for i in here])
             delivery = self.preset.delivery
             encoded = jpeg_bytes([r.pixels for r in done], delivery.quality) if delivery.format == "jpeg" else []
-            hosts = [tf.to_host(r.pixels) for r in done]
-            for k, (i, r, rgb) in enumerate(zip(here, done, hosts)):
+            for k, (i, r) in enumerate(zip(here, done)):
                 job, profile, prompt, negative, guidance, _ = rows[i]
-                fin = Finished(rgb, plans[i].framing, plans[i].size, "crop", r.title)
-                v = self._variant(job, Image.fromarray(rgb), (w, h), fin, profile, prompt, negative, guidance)
+                fin = r.finished(plans[i])
+                v = self._variant(job, Image.fromarray(fin.pixels), (w, h), fin, profile, prompt, negative, guidance)
                 out[i] = replace(v, encoded=encoded[k]) if encoded else v
         if pixels_out is not None:
-            device_px: dict[int, Any] = {i: r.pixels for i, r in zip(here, done)} if here else {}
+            device_px: dict[int, Any] = {i: r.pixels for i, r in zip(here, done)}
             pixels_out[:] = [device_px.get(i) for i in range(n)]
         rest = [i for i in range(n) if out[i] is None]
         if rest:
@@ -564,7 +582,11 @@ class DiffusionGenerator:
         layout = None
         aspect = aspect_label(*image.size)
         grade = "none"
+        facts: dict[str, Any] = {}
         if done is not None:
+            from genart.generate.classic import finish_facts
+
+            facts = finish_facts(done)
             rw, rh = size
             aspect = profile.aspects[job.index % len(profile.aspects)]
             # the crop in the key frame's own pixels (the diffusion output is the frame, resized)
@@ -598,6 +620,7 @@ class DiffusionGenerator:
             title=layout.text if layout else None,
             title_font=Path(layout.font).name if layout else None,
             controlnet=self._controlnet_ref(),
+            **facts,
         )
         return Variant(
             id=stable_id(job.kf.id, profile.id, profile.version, params.as_dict()),

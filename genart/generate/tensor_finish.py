@@ -3,30 +3,33 @@ batched torch ops on whatever device the images are on, so the batch job can kee
 accelerator from its latents to its encoded bytes (on the H100 the CPU doing this per image bounded the
 job at 2.8% of the card's peak: ``benchmarks/GPU_NOTES.md``).
 
-Planning stays on the CPU and stays the CPU path's own: ``plan_row`` calls the same ``subject_box``,
-``plan_framing``, ``output_size`` and ``plan_title`` as ``finish`` does and returns a ``RowPlan`` (crop
-window, output size, grade and amount, title layout). ``finish_batch`` then does only the pixel work.
-Images travel as float32 NCHW in 8-bit levels (0..255), rounded wherever the CPU path holds uint8, so
-the two paths agree within a level or two (``finish_max_abs_diff``; tested on real frames for every
-profile's grade and every aspect).
+It follows ``genart.generate.finish.finish`` step by step: the planning is the CPU path's own
+(``plan_row`` calls ``plan_framing`` with the same arguments, the title's ``plan_title`` with the same
+saliency map), and only the pixel work runs on the tensors. Images travel as float32 NCHW in 8-bit
+levels (0..255), rounded wherever the CPU path holds uint8, so the two paths agree within a level or two
+(``finish_max_abs_diff``; tested on real frames for every profile and every aspect).
 
 - **Resize**: OpenCV's ``INTER_AREA`` (downscale) and ``INTER_LANCZOS4`` (upscale), chosen as
   ``render_framing`` chooses them, as tap tables per axis with OpenCV's own coefficients, borders and
   rounding (Lanczos in its 11-bit fixed point). Each output pixel is a weighted sum of K source pixels:
-  K ``index_select`` + multiply-adds per axis, exact float32 work (no TF32 matrix product, which
-  ``optimise_pipeline`` turns on for CUDA), memory of the output only.
+  a dense product on the CPU, K ``index_select`` + multiply-adds on CUDA (exact float32 work: no TF32,
+  which ``optimise_pipeline`` turns on there), memory of the output only.
 - **Grade**: ``genart.generate.grade.apply_grade``'s steps in its order, with every row's own
   parameters as (N, 1, 1, 1) tensors, so one call grades rows of different profiles.
-- **Title**: a *plate* is the title's plate and text drawn once per (layout, plate opacity, image size)
-  by ``title.draw_title`` itself on flat backgrounds and fitted, per pixel and channel, as
+- **Title**: placed by ``plan_title`` on the CPU from the graded picture's 160 px saliency map (the
+  thumbnail is made on the device: 160 x h x 3 bytes cross over, not the picture); its treatment (plate,
+  scrim, shadow, outline) and letters are drawn once per (layout, opacity, image size) by
+  ``title.draw_title`` itself on flat backgrounds and fitted, per pixel and channel, as
   ``out = background * transmittance + colour`` (least squares over five backgrounds: the drawing is
-  an "over" composite, affine in the background). Compositing on the device is then one multiply-add
-  on the title's region; the opacity is chosen from the graded pixels under the box on the device, by
-  ``title.plate_alpha``, as ``draw_title`` chooses it.
+  an "over" composite, affine in the background). Compositing is then one multiply-add on the title's
+  region; the opacity is chosen from the graded pixels on the device (``title.needed_alpha`` of their
+  99th-percentile luminance), as ``draw_title`` chooses it.
+- **Watermark**: ``provenance.embed_watermark`` on a host copy (CPU numpy), the result sent back, so the
+  device's JPEG and the CLIP embedding see the delivered picture.
 
-Not here yet (part B of issue #21, after the finishing of issue #14 lands): framings that leave the
-frame (blur-extend, outpainting, seamless fills): ``RowPlan.on_device`` is False for them and callers
-finish those rows with ``finish`` on the CPU.
+Not here yet (part B of issue #21): framings that leave the frame (the mirrored fill, outpainting):
+``RowPlan.on_device`` is False for them and callers finish those rows with ``finish`` on the CPU; and
+the watermark's DWT on the device.
 
 torch is imported inside the functions: importing this module stays cheap.
 """
@@ -43,14 +46,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from genart.generate.finish import Finished, faces_through
-from genart.generate.reframe import Framing, output_size, plan_framing, subject_box
-from genart.generate.title import TitleLayout, plan_title, plate_alpha, title_region
-from genart.types import Box, Grade
+from genart.generate.reframe import Framing, plan_framing, upscale_of
+from genart.generate.title import (DEFAULT_SAFE, TitleLayout, alpha_basis, needed_alpha, plan_title,
+                                   title_region)
+from genart.types import Box, Grade, TitleStyle
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 SALIENCY_SIDE = 64  # ``genart.imaging.saliency_center`` looks at a 64x64 INTER_AREA copy
+SALIENCY_MAP_WIDTH = 160  # ``genart.imaging.saliency_map`` (where a title may go) at 160 px wide, INTER_AREA
 PLATE_BACKGROUNDS = (0, 64, 128, 192, 255)  # flat backgrounds a plate is drawn on to fit its layer
 _PLATE_CACHE_SIZE = 256
 
@@ -246,22 +251,36 @@ def resize_levels(x: "torch.Tensor", size: tuple[int, int], how: str | None = No
     return _round(out, half_up).clamp_(0, 255)
 
 
+def area_levels(x: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
+    """``cv2.resize(..., size, interpolation=INTER_AREA)`` of a batch (N, C, H, W) of levels, rounded."""
+    h, w = x.shape[-2:]
+    if (w, h) == tuple(size):
+        return x
+    if w >= size[0] and h >= size[1]:
+        kind, half_up = "area", w % size[0] == 0 and h % size[1] == 0
+    else:
+        kind, half_up = "area-linear", True
+    out = _apply(x, taps(w, size[0], kind), x.dim() - 1)
+    return _round(_apply(out, taps(h, size[1], kind), x.dim() - 2), half_up).clamp_(0, 255)
+
+
+def _host_uint8(x: "torch.Tensor") -> np.ndarray:
+    import torch
+
+    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def saliency_thumbs(x: "torch.Tensor") -> np.ndarray:
     """(N, 64, 64, 3) uint8 host copies of a batch, as ``saliency_center`` makes them with INTER_AREA:
     all the CPU needs to place the subject of a frame without faces."""
-    import torch
+    return _host_uint8(area_levels(x, (SALIENCY_SIDE, SALIENCY_SIDE)))
 
-    side = SALIENCY_SIDE
+
+def saliency_map_thumb(x: "torch.Tensor") -> np.ndarray:
+    """The (h, 160, 3) uint8 host copy of one picture (3, H, W) that ``saliency_map`` computes its map on."""
     h, w = x.shape[-2:]
-    if w >= side and h >= side:
-        kx = ky = "area"
-        half_up = w % side == 0 and h % side == 0
-    else:
-        kx = ky = "area-linear"
-        half_up = True
-    out = _apply(x, taps(w, side, kx), x.dim() - 1)
-    out = _round(_apply(out, taps(h, side, ky), x.dim() - 2), half_up).clamp_(0, 255)
-    return out.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    size = (SALIENCY_MAP_WIDTH, max(1, int(round(h * SALIENCY_MAP_WIDTH / max(1, w)))))
+    return _host_uint8(area_levels(x[None], size))[0]
 
 
 # --- the grade ----------------------------------------------------------------------------------------
@@ -357,12 +376,13 @@ def grade_levels(x: "torch.Tensor", grades: Sequence[Grade], amounts: Sequence[f
 # --- titles: plates drawn once, composited on the device ----------------------------------------------
 @dataclass(frozen=True)
 class TitlePlate:
-    """A title's plate and text as a layer over ``region`` (x0, y0, x1, y1) of the output:
+    """A title's treatment and letters as a layer over ``region`` (x0, y0, x1, y1) of the output:
     ``out = background * transmit + colour`` per pixel and channel (levels)."""
 
     region: tuple[int, int, int, int]
     transmit: Any  # (3, h, w) float32 tensor
     colour: Any  # (3, h, w) float32 tensor
+    plate_alpha: float = 0.0  # the opacity draw_title reports for it (TitleLayout.plate_alpha)
 
 
 _PLATES: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
@@ -376,14 +396,16 @@ def _plate_key(layout: TitleLayout, locale: str, width: int, height: int, alpha:
     x, y, bw, bh = layout.box
     x0, y0, x1, y1 = title_region(layout, width, height)
     tx, ty, tw, th = layout.text_box
-    return (layout.text, layout.lines, layout.font, layout.font_px, layout.script, bw, bh, tx - x, ty - y, tw, th,
+    return (layout.text, layout.lines, layout.font, layout.font_px, layout.script, layout.treatment,
+            tuple(layout.color), round(float(layout.cap_px), 6), bw, bh, tx - x, ty - y, tw, th,
             x - x0, y - y0, x1 - x, y1 - y, width, locale, round(float(alpha), 6))
 
 
 def plate_layers(layout: TitleLayout, locale: str, width: int, height: int, alpha: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(transmittance, colour), each (h, w, 3) float32 over ``title_region``: ``draw_title`` drawn on
-    flat backgrounds and fitted by least squares (cached per plate; see the module doc)."""
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(transmittance, colour, the opacity ``draw_title`` reports), the first two (h, w, 3) float32 over
+    ``title_region``: ``draw_title`` drawn on flat backgrounds and fitted by least squares (cached per
+    plate; see the module doc)."""
     from genart.generate.title import draw_title
 
     key = _plate_key(layout, locale, width, height, alpha)
@@ -395,16 +417,18 @@ def plate_layers(layout: TitleLayout, locale: str, width: int, height: int, alph
     x0, y0, x1, y1 = title_region(layout, width, height)
     bgs = np.array(PLATE_BACKGROUNDS, np.float64)
     drawn = []
+    reported = float(alpha)
     for b in PLATE_BACKGROUNDS:
         flat = np.full((height, width, 3), b, np.uint8)
-        out, _ = draw_title(flat, layout, locale, alpha=alpha)
+        out, done = draw_title(flat, layout, locale, alpha=alpha)
         drawn.append(out[y0:y1, x0:x1].astype(np.float64))
+        reported = done.plate_alpha
     r = np.stack(drawn)  # (B, h, w, 3)
     bm = bgs.mean()
     db = (bgs - bm).reshape(-1, 1, 1, 1)
     transmit = (db * (r - r.mean(axis=0))).sum(axis=0) / float((db ** 2).sum())
     colour = r.mean(axis=0) - transmit * bm
-    hit = (transmit.astype(np.float32), colour.astype(np.float32))
+    hit = (transmit.astype(np.float32), colour.astype(np.float32), reported)
     with _PLATE_LOCK:
         _PLATES[key] = hit
         while len(_PLATES) > _PLATE_CACHE_SIZE:
@@ -413,20 +437,21 @@ def plate_layers(layout: TitleLayout, locale: str, width: int, height: int, alph
 
 
 def title_plate(layout: TitleLayout, locale: str, width: int, height: int, alpha: float, device: Any) -> TitlePlate:
-    """The plate of ``layout`` at opacity ``alpha`` on a ``width`` x ``height`` output, on ``device``."""
+    """The treatment of ``layout`` at opacity ``alpha`` on a ``width`` x ``height`` output, on ``device``."""
     import torch
 
     key = _plate_key(layout, locale, width, height, alpha) + (str(device),)
     with _PLATE_LOCK:
         hit = _PLATES_ON_DEVICE.get(key)
     if hit is None:
-        transmit, colour = plate_layers(layout, locale, width, height, alpha)
-        hit = tuple(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device) for a in (transmit, colour))
+        transmit, colour, reported = plate_layers(layout, locale, width, height, alpha)
+        hit = tuple(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device)
+                    for a in (transmit, colour)) + (reported,)
         with _PLATE_LOCK:
             _PLATES_ON_DEVICE[key] = hit
             while len(_PLATES_ON_DEVICE) > _PLATE_CACHE_SIZE:
                 _PLATES_ON_DEVICE.popitem(last=False)
-    return TitlePlate(title_region(layout, width, height), hit[0], hit[1])
+    return TitlePlate(title_region(layout, width, height), hit[0], hit[1], hit[2])
 
 
 def composite_plate(x: "torch.Tensor", plate: TitlePlate) -> "torch.Tensor":
@@ -455,15 +480,28 @@ def luminance_p99(x: "torch.Tensor", box: tuple[int, int, int, int]) -> "torch.T
 
 # --- plans and the batch ------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class TitleAsk:
+    """A title to place on a finished picture: ``plan_title``'s arguments but the picture's own saliency
+    (its map comes from the graded pixels, so the title is placed inside ``finish_batch``)."""
+
+    text: str
+    locale: str = "en-US"
+    style: TitleStyle | None = None
+    faces: tuple[Box, ...] = ()  # in output pixels
+    regions: tuple[Box, ...] = ()
+    safe: tuple[float, float, float, float] = DEFAULT_SAFE
+
+
+@dataclass(frozen=True)
 class RowPlan:
     """What to do with one image: planned on the CPU (``plan_row``), done by ``finish_batch``."""
 
     framing: Framing  # crop (x, y, w, h) in source pixels
-    size: tuple[int, int]  # output (w, h)
+    size: tuple[int, int]  # output (w, h): the aspect's delivery size
     grade: Grade
     amount: float
-    title: TitleLayout | None = None  # its plate is drawn once and composited on the device
-    locale: str = "en-US"
+    title: TitleAsk | None = None
+    watermark: str | None = None  # the imperceptible watermark's payload
 
     @property
     def on_device(self) -> bool:
@@ -472,41 +510,57 @@ class RowPlan:
 
 
 def plan_row(width: int, height: int, faces: Sequence[Box], aspect: str, grade: Grade, amount: float, *,
-             title: str = "", locale: str = "en-US", zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
-             max_upscale: float = 2.0, thumb: np.ndarray | None = None) -> RowPlan:
-    """The plan ``finish`` makes for a ``width`` x ``height`` image (the same functions, in its order).
+             size: tuple[int, int], title: str = "", locale: str = "en-US", style: TitleStyle | None = None,
+             regions: Sequence[Box] = (), safe: tuple[float, float, float, float] = DEFAULT_SAFE,
+             zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0), max_upscale: float = 1.5,
+             max_synthetic: float = 0.08, watermark: str | None = None, thumb: np.ndarray | None = None) -> RowPlan:
+    """The plan ``finish`` makes for a ``width`` x ``height`` image (the same calls, the same arguments;
+    ``max_synthetic`` is the limit ``finish`` uses: its ``max_outpaint`` where the preset outpaints).
 
     Args:
         thumb: the image's ``saliency_thumbs`` copy: where there are no faces the subject is its salient
             point, and this is all ``saliency_center`` reads of the pixels.
     """
-    subject = subject_box(width, height, faces, thumb)
-    framing = plan_framing(width, height, aspect, subject, zoom=zoom, shift=shift)
-    size = output_size(aspect, framing.crop[2], framing.crop[3], max_upscale=max_upscale)
-    layout = None
-    if title.strip() and not framing.padded:
-        layout = plan_title(size[0], size[1], title, locale, faces_through(faces, framing.crop, size))
-    return RowPlan(framing, size, grade, float(amount), layout, locale)
+    framing = plan_framing(width, height, aspect, list(faces), zoom=zoom, shift=shift, regions=regions,
+                           out_width=size[0], max_upscale=max_upscale, max_synthetic=max_synthetic, rgb=thumb)
+    ask = None
+    if title.strip():
+        ask = TitleAsk(title, locale, style, tuple(faces_through(faces, framing.crop, size)),
+                       tuple(faces_through(regions, framing.crop, size)), tuple(safe))
+    return RowPlan(framing, tuple(size), grade, float(amount), ask, watermark)
 
 
 @dataclass(frozen=True)
 class RowResult:
     pixels: Any  # (3, h, w) uint8 tensor on the batch's device
-    title: TitleLayout | None  # with the plate's opacity, as ``draw_title`` returns it
+    title: TitleLayout | None  # with the treatment's opacity, as ``draw_title`` returns it
+    title_status: str | None = None  # None (no title asked for) | "placed" | "skipped"
+    title_reason: str | None = None
+    host: np.ndarray | None = None  # the (h, w, 3) host copy, where one was made (the watermark's)
+
+    def finished(self, plan: RowPlan) -> Finished:
+        """The ``Finished`` record ``finish`` would return for this row (its pixels fetched if need be)."""
+        pixels = self.host if self.host is not None else to_host(self.pixels)
+        return Finished(pixels, plan.framing, plan.size, "crop", self.title, synthetic_share=0.0,
+                        upscale=upscale_of(plan.framing, plan.size), title_status=self.title_status,
+                        title_reason=self.title_reason, watermark=plan.watermark)
 
 
 def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]:
-    """Crop, resize, grade and title a batch (N, 3, H, W) of 8-bit levels, row ``i`` by ``plans[i]``.
+    """Crop, resize, grade, title and watermark a batch (N, 3, H, W) of 8-bit levels, row ``i`` by ``plans[i]``.
 
     Rows sharing a crop size and an output size are resized together, every row is graded in one call
-    per output size, and titles are composited row by row on their regions (one host sync for all the
-    plates' opacities). Everything stays on ``x``'s device.
+    per output size; then the titles are placed on the CPU from 160 px thumbnails of the graded rows and
+    composited row by row on their regions (one host sync for all the opacities); the watermark is
+    embedded on a host copy. The pixels stay on ``x``'s device.
 
     Raises:
         ValueError: a plan whose crop leaves the frame (``RowPlan.on_device`` is False), or a count of
             plans that is not the batch's.
     """
     import torch
+
+    from genart.imaging import saliency_map
 
     if len(plans) != x.shape[0]:
         raise ValueError(f"{len(plans)} plans for a batch of {x.shape[0]} images")
@@ -530,17 +584,40 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
                               [plans[i].amount for i in rows])
         for i, g in zip(rows, graded):
             out[i] = g
-    titled = [i for i, p in enumerate(plans) if p.title is not None]
     layouts: list[TitleLayout | None] = [None] * len(plans)
-    if titled:
-        l_max = torch.stack([luminance_p99(out[i], plans[i].title.box) for i in titled]).tolist()
-        for i, lm in zip(titled, l_max):
-            p = plans[i]
-            alpha = plate_alpha(float(lm))
-            plate = title_plate(p.title, p.locale, p.size[0], p.size[1], alpha, x.device)
+    status: list[str | None] = [None] * len(plans)
+    reasons: list[str | None] = [None] * len(plans)
+    placed = []
+    for i, p in enumerate(plans):
+        if p.title is None:
+            continue
+        t = p.title
+        plan = plan_title(p.size[0], p.size[1], t.text, t.locale, t.faces, style=t.style, regions=t.regions,
+                          saliency=saliency_map(saliency_map_thumb(out[i])), safe=t.safe)
+        if isinstance(plan, str):
+            status[i], reasons[i] = "skipped", plan
+        else:
+            status[i], layouts[i] = "placed", plan
+            placed.append(i)
+    if placed:
+        bases = [alpha_basis(layouts[i]) for i in placed]
+        l_max = torch.stack([luminance_p99(out[i], box) for i, (box, _) in zip(placed, bases)]).tolist()
+        for i, (_, start), lm in zip(placed, bases, l_max):
+            p, lay = plans[i], layouts[i]
+            alpha = needed_alpha(float(lm), lay.color, start)
+            plate = title_plate(lay, p.title.locale, p.size[0], p.size[1], alpha, x.device)
             out[i] = composite_plate(out[i], plate)
-            layouts[i] = replace(p.title, plate_alpha=round(alpha, 2))
-    return [RowResult(t.to(torch.uint8), lay) for t, lay in zip(out, layouts)]
+            layouts[i] = replace(lay, plate_alpha=plate.plate_alpha)
+    results = []
+    for i, (t, p) in enumerate(zip(out, plans)):
+        pixels, host = t.to(torch.uint8), None
+        if p.watermark:
+            from genart.provenance import embed_watermark
+
+            host = np.ascontiguousarray(embed_watermark(to_host(pixels), p.watermark))
+            pixels = torch.from_numpy(host.transpose(2, 0, 1).copy()).to(x.device)
+        results.append(RowResult(pixels, layouts[i], status[i], reasons[i], host))
+    return results
 
 
 # --- host side ----------------------------------------------------------------------------------------
@@ -562,50 +639,63 @@ def to_host(pixels: "torch.Tensor") -> np.ndarray:
 
 
 def finish_image(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grade, amount: float, *,
-                 title: str = "", locale: str = "en-US", zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
-                 max_upscale: float = 2.0, device: Any = "cpu") -> Finished:
-    """``finish`` of one image through the tensor path (rows that leave the frame through ``finish``)."""
+                 size: tuple[int, int], title: str = "", locale: str = "en-US", style: TitleStyle | None = None,
+                 regions: Sequence[Box] = (), safe: tuple[float, float, float, float] = (0.05, 0.05, 0.05, 0.05),
+                 zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0), outpaint: Any = None,
+                 max_upscale: float = 1.5, max_synthetic: float = 0.08, max_outpaint: float = 0.35,
+                 watermark: str | None = None, device: Any = "cpu") -> Finished:
+    """``finish`` (same arguments, same result within 2 levels) through the tensor path on ``device``;
+    a framing that leaves the frame through ``finish`` itself."""
     from genart.generate.finish import finish
 
     x = to_levels(rgb, device)
     h, w = rgb.shape[:2]
     thumb = None if faces else saliency_thumbs(x)[0]
-    plan = plan_row(w, h, faces, aspect, grade, amount, title=title, locale=locale, zoom=zoom, shift=shift,
-                    max_upscale=max_upscale, thumb=thumb)
+    limit = max_outpaint if outpaint is not None else max_synthetic
+    plan = plan_row(w, h, faces, aspect, grade, amount, size=size, title=title, locale=locale, style=style,
+                    regions=regions, safe=safe, zoom=zoom, shift=shift, max_upscale=max_upscale, max_synthetic=limit,
+                    watermark=watermark, thumb=thumb)
     if not plan.on_device:
-        return finish(rgb, faces, aspect, grade, amount, title=title, locale=locale, zoom=zoom, shift=shift,
-                      max_upscale=max_upscale)
+        return finish(rgb, faces, aspect, grade, amount, size=size, title=title, locale=locale, style=style,
+                      regions=regions, safe=safe, zoom=zoom, shift=shift, outpaint=outpaint, max_upscale=max_upscale,
+                      max_synthetic=max_synthetic, max_outpaint=max_outpaint, watermark=watermark)
     (row,) = finish_batch(x, [plan])
-    return Finished(to_host(row.pixels), plan.framing, plan.size, "crop", row.title)
+    return row.finished(plan)
 
 
-def finish_max_abs_diff(frames: Sequence[tuple[np.ndarray, Sequence[Box]]], cases: Sequence[tuple[Grade, str, str, str]],
-                        *, amount: float = 1.0, device: Any = "cpu") -> dict[str, int]:
+def finish_max_abs_diff(frames: Sequence[tuple[np.ndarray, Sequence[Box]]], cases: Sequence[tuple[Any, str, str]],
+                        *, settings: Any = None, amount: float = 1.0, watermark: str | None = None,
+                        device: Any = "cpu") -> dict[str, int]:
     """How far the tensor finishing is from ``finish`` (the PIL/numpy path) on the same frames.
 
     Args:
         frames: (uint8 RGB image, its faces) pairs.
-        cases: (grade, aspect, title, locale) to finish each frame with.
+        cases: (profile, aspect, title) to finish each frame with (the profile's grade, locale and style).
+        settings: the preset's ``FinishSpec`` (default: the defaults: delivery sizes, safe zones, limits).
 
     Returns:
         ``finish_max_abs_diff`` (the largest per-channel difference, levels), ``rows`` (images
         compared), ``on_device`` (those the tensor path finished; the others left the frame and were
-        finished by ``finish`` in both), ``plan_mismatches`` (crop or size not the same: should be 0).
+        finished by ``finish`` in both), ``plan_mismatches`` (crop, size or title status not the same:
+        should be 0).
     """
     import warnings
 
-    from genart.generate.finish import finish
-    from genart.generate.title import TitleWarning
+    from genart.config import FinishSpec
+    from genart.errors import GenartWarning
+    from genart.generate.classic import finish_variant
 
+    settings = settings or FinishSpec()
     worst = rows = on_device = mismatches = 0
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TitleWarning)
+        warnings.simplefilter("ignore", GenartWarning)
         for rgb, faces in frames:
-            for grade, aspect, title, locale in cases:
-                a = finish(rgb, faces, aspect, grade, amount, title=title, locale=locale)
-                b = finish_image(rgb, faces, aspect, grade, amount, title=title, locale=locale, device=device)
+            for profile, aspect, title in cases:
+                a, b = (finish_variant(rgb, faces, (), aspect, profile, amount, settings, title=title,
+                                       watermark=watermark, device=dev) for dev in (None, device))
                 rows += 1
-                if (a.framing.crop, a.size) != (b.framing.crop, b.size) or a.pixels.shape != b.pixels.shape:
+                if (a.framing.crop, a.size, a.title_status) != (b.framing.crop, b.size, b.title_status) \
+                        or a.pixels.shape != b.pixels.shape:
                     mismatches += 1
                     continue
                 on_device += int(not a.framing.padded)

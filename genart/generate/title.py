@@ -1,21 +1,27 @@
-"""Title treatment: the title's text laid into a safe zone that avoids faces, legible at 160 px wide.
+"""Title treatment: the title set in the genre's typography, in a safe zone clear of faces, the salient
+subject and burned-in text, legible at 160 px wide, or recorded as skipped with the reason.
 
-- **Font**: one that ships with the system or a dependency, chosen for the script of the profile's locale
-  (Latin/Greek/Cyrillic, Japanese/Chinese/Korean, Devanagari) and checked to have a glyph for every
-  character of the text. The search covers ``$GENART_FONTS`` (a folder), the system font folders and
-  matplotlib's bundled fonts. On Debian the CJK and Devanagari fonts come from ``fonts-noto-core``
-  (Noto Sans Devanagari) and ``fonts-ipafont-gothic`` or ``fonts-noto-cjk``. When no font covers the
-  text, the overlay is skipped with a ``TitleWarning`` (never tofu boxes).
-- **Shaping**: Devanagari needs complex-script shaping (conjuncts, matras); Pillow does it only with
-  libraqm (``PIL.features.check('raqm')``). Without raqm the overlay of a script that needs shaping is
-  skipped with a ``TitleWarning`` rather than drawn wrong.
-- **Size**: the font is sized from the image *width* so the letters stay at least ``MIN_TEXT_PX_AT_160``
-  pixels tall when the artwork is shown 160 px wide (a row tile on a phone); long titles wrap.
-- **Place**: candidate positions (bottom, top, then every band) are tried in order; one whose box
-  (with a margin) touches a face is never used. When no position avoids the faces the overlay is
-  skipped with a ``TitleWarning``.
-- **Contrast**: white text with a thin dark outline on a dark translucent plate whose opacity is raised
-  until the plate's brightest pixels give a WCAG contrast ratio >= 4.5 against the text.
+- **Font**: the profile's ``title_style`` names a family (``sans`` DejaVu Sans, ``serif`` Noto Serif,
+  ``condensed`` Bebas Neue, ``geometric`` League Spartan) and a weight; Japanese/Chinese/Korean and
+  Devanagari titles take their script's font (IPA Gothic or Noto CJK; Noto Sans/Serif Devanagari). Every
+  font is checked to have a glyph for each character (never tofu). A family that is not installed falls
+  back to DejaVu Sans with a one-line ``TitleWarning`` naming the Debian package to install
+  (fonts-bebas-neue, fonts-league-spartan, fonts-noto-core, fonts-dejavu-core, fonts-ipafont-gothic).
+  The search covers ``$GENART_FONTS``, the system font folders and matplotlib's bundled fonts.
+- **Shaping**: Devanagari needs complex-script shaping (conjuncts, matras), which Pillow does only with
+  libraqm (``PIL.features.check('raqm')``); without it such a title is skipped rather than drawn wrong.
+- **Size**: capitals at least ``MIN_CAP_PX_AT_160`` pixels tall (one more for black weights and outlines)
+  when the picture is shown 160 px wide, whatever its aspect (a row fixes the tile's width); from twice that down to it, the largest size whose
+  lines (1 to 3, broken where the longest line is shortest) fit the safe zone and keep the title's box
+  within ``title_style.max_share`` of the picture (``max_share_wide`` for a wide one).
+- **Place**: inside the aspect's safe zone (``FinishSpec.safe_zone``: 160/1080 of a 16:9 cover's top is
+  the player's); bottom centre first, then the other corners and bands. A box (with a margin) touching a
+  face or a text/logo region is never used, nor one over the salient subject (the mean of
+  ``genart.imaging.saliency_map`` inside the box above ``MAX_SALIENCY``); among the rest, the least
+  salient. When no position is left, the title is skipped and the reason says what was in the way.
+- **Contrast**: the treatment (``plate``, ``scrim``, ``shadow``, ``outline``) darkens what is behind the
+  letters, strengthened until the brightest (99th percentile) background pixel gives a WCAG contrast of at
+  least 4.5:1 against the letters' colour.
 
 Pure Pillow + numpy; no torch.
 """
@@ -24,23 +30,26 @@ from __future__ import annotations
 
 import os
 import unicodedata
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from genart.types import Box
+from genart.errors import GenartWarning, warn
+from genart.types import Box, TitleStyle
 
-MIN_TEXT_PX_AT_160 = 8.0  # letter height (ascender-ish) in pixels at 160 px image width
+MIN_CAP_PX_AT_160 = 8.0  # capital height, in pixels, at 160 px image width (PP-OCRv4 reads Bebas Neue from 8)
+MAX_SALIENCY = 0.35  # mean saliency (0..1) a title's box may cover: above it, the box is on the subject
 TARGET_CONTRAST = 4.5  # WCAG AA for normal text
 TEXT_RGB = (255, 255, 255)
+DEFAULT_SAFE = (0.05, 0.05, 0.05, 0.05)
 
 
-class TitleWarning(UserWarning):
-    """The title could not be laid (no font for its script, no shaping, no face-free zone)."""
+class TitleWarning(GenartWarning):
+    """A title font is missing (the title falls back to another font, or is skipped)."""
 
 
 # --- scripts and fonts -----------------------------------------------------------------------
@@ -49,7 +58,7 @@ _SCRIPT_OF_LANGUAGE = {
     "hi": "devanagari", "mr": "devanagari", "ne": "devanagari", "sa": "devanagari",
 }
 _NEEDS_SHAPING = {"devanagari"}
-# preferred fonts per script: (file name, is bold); first found that covers the text wins
+# fonts per script, first found that covers the text wins
 _FONT_CANDIDATES: dict[str, tuple[str, ...]] = {
     "latin": ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "NotoSans-Bold.ttf", "DejaVuSans.ttf",
               "LiberationSans-Regular.ttf", "NotoSans-Regular.ttf"),
@@ -60,6 +69,22 @@ _FONT_CANDIDATES: dict[str, tuple[str, ...]] = {
                    "NotoSerifDevanagari-Bold.ttf", "Lohit-Devanagari.ttf", "Samyak-Devanagari.ttf",
                    "gargi.ttf", "Nakula.ttf"),
 }
+# the genre families of ``TitleStyle.font``, per weight (Latin, Greek, Cyrillic as far as each font covers)
+_FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "sans": {"regular": ("DejaVuSans.ttf", "NotoSans-Regular.ttf"),
+             "bold": ("DejaVuSans-Bold.ttf", "NotoSans-Bold.ttf"),
+             "black": ("DejaVuSans-Bold.ttf", "NotoSans-Bold.ttf")},
+    "serif": {"regular": ("NotoSerif-Regular.ttf", "DejaVuSerif.ttf"),
+              "bold": ("NotoSerif-Bold.ttf", "DejaVuSerif-Bold.ttf"),
+              "black": ("NotoSerif-Bold.ttf", "DejaVuSerif-Bold.ttf")},
+    "condensed": {"regular": ("BebasNeue-Regular.otf",), "bold": ("BebasNeue-Bold.otf",),
+                  "black": ("BebasNeue-Bold.otf",)},
+    "geometric": {"regular": ("LeagueSpartan-Regular.otf",), "bold": ("LeagueSpartan-Bold.otf",),
+                  "black": ("LeagueSpartan-Black.otf", "LeagueSpartan-ExtraBold.otf")},
+}
+_FAMILY_PACKAGE = {"sans": "fonts-dejavu-core", "serif": "fonts-noto-core", "condensed": "fonts-bebas-neue",
+                   "geometric": "fonts-league-spartan"}
+_SERIF_SCRIPT = {"devanagari": ("NotoSerifDevanagari-Bold.ttf",)}
 _INSTALL_HINT = {
     "latin": "apt-get install fonts-dejavu-core",
     "cjk": "apt-get install fonts-ipafont-gothic (or fonts-noto-cjk)",
@@ -140,11 +165,28 @@ class FontChoice:
     script: str
 
 
-def find_font(text: str, locale: str) -> FontChoice | None:
-    """The first candidate font for the text's script (from its characters, else the locale) covering all of it."""
+@lru_cache(maxsize=None)
+def _warn_missing_family(family: str, weight: str) -> None:
+    """Said once per process: the first title that wanted the family is enough to know."""
+    warn(f"title font family '{family}' ({weight}) is not installed (apt-get install "
+         f"{_FAMILY_PACKAGE[family]}); titles fall back to DejaVu Sans", TitleWarning, stacklevel=4)
+
+
+def find_font(text: str, locale: str, style: TitleStyle | None = None) -> FontChoice | None:
+    """The font for ``text``: the style's family and weight for Latin titles, the script's font for others
+    (from its characters, else the locale), the first candidate covering every character; None if none does."""
+    style = style or TitleStyle()
     script = script_of_text(text) or script_of_locale(locale)
     index = _font_index()
-    for name in _FONT_CANDIDATES[script] + (_FONT_CANDIDATES["latin"] if script != "latin" else ()):
+    names: tuple[str, ...] = ()
+    if script == "latin":
+        family = _FAMILIES.get(style.font, _FAMILIES["sans"])
+        names = family.get(style.weight, family["bold"])
+        if style.font in _FAMILIES and not any(n in index for n in names):
+            _warn_missing_family(style.font, style.weight)
+    elif style.font == "serif":
+        names = _SERIF_SCRIPT.get(script, ())
+    for name in names + _FONT_CANDIDATES[script] + (_FONT_CANDIDATES["latin"] if script != "latin" else ()):
         path = index.get(name)
         if path is not None and _covers(path, text):
             return FontChoice(path, script)
@@ -160,7 +202,7 @@ def has_shaping() -> bool:
 # --- contrast --------------------------------------------------------------------------------
 def relative_luminance(rgb: np.ndarray) -> np.ndarray:
     """WCAG relative luminance of sRGB uint8 pixels (..., 3) -> (...)."""
-    c = rgb.astype(np.float32) / 255.0
+    c = np.asarray(rgb).astype(np.float32) / 255.0
     lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     return 0.2126 * lin[..., 0] + 0.7152 * lin[..., 1] + 0.0722 * lin[..., 2]
 
@@ -173,7 +215,8 @@ def contrast_ratio(l1: float, l2: float) -> float:
 # --- layout ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TitleLayout:
-    """Where the title went: ``box`` is the plate (x, y, w, h) in output pixels; ``text_box`` the ink."""
+    """Where the title went: ``box`` is its box (x, y, w, h) in output pixels (the plate, or the letters and
+    their shadow), ``text_box`` the ink; ``plate_alpha`` how dark the treatment had to be for 4.5:1."""
 
     text: str
     lines: tuple[str, ...]
@@ -183,8 +226,12 @@ class TitleLayout:
     text_box: tuple[int, int, int, int]
     plate_alpha: float
     script: str
+    treatment: str = "plate"
+    color: tuple[int, int, int] = TEXT_RGB
+    cap_px: float = 0.0  # capital height in output pixels
 
 
+@lru_cache(maxsize=256)
 def _load_font(path: Path, size: int):
     from PIL import ImageFont
 
@@ -196,22 +243,37 @@ def _lang(locale: str) -> str | None:
     return (locale.split("-")[0].lower() or None) if has_shaping() else None
 
 
-def _wrap(text: str, font, max_w: float, script: str, lang: str | None) -> list[str]:
-    """Greedy wrap by words (by characters for CJK, which has no spaces)."""
-    units = list(text) if script == "cjk" and " " not in text.strip() else text.split()
-    joiner = "" if script == "cjk" and " " not in text.strip() else " "
-    lines: list[str] = []
-    cur = ""
-    for u in units:
-        trial = (cur + joiner + u) if cur else u
-        if font.getlength(trial, language=lang) <= max_w or not cur:
-            cur = trial
-        else:
-            lines.append(cur)
-            cur = u
-    if cur:
-        lines.append(cur)
-    return lines
+_CAP_PROBE = {"latin": "H", "cjk": "\u56fd", "devanagari": "\u0915"}
+
+
+@lru_cache(maxsize=64)
+def _cap_ratio(path: Path, script: str) -> float:
+    """Ink height of a capital (a full-height ideograph, a consonant with its headline) per pixel of font size."""
+    font = _load_font(path, 200)
+    box = font.getbbox(_CAP_PROBE.get(script, "H"))
+    return max(0.3, (box[3] - box[1]) / 200.0)
+
+
+def _units(text: str, script: str) -> tuple[list[str], str]:
+    if script == "cjk" and " " not in text:
+        return list(text), ""
+    return text.split(), " "
+
+
+def _line_breaks(units: list[str], joiner: str, n: int, width_of) -> list[str] | None:
+    """The split of ``units`` into ``n`` lines whose longest line is shortest (titles are short: exhaustive)."""
+    if n > len(units):
+        return None
+    if n == 1:
+        return [joiner.join(units)]
+    best, best_w = None, float("inf")
+    for cuts in combinations(range(1, len(units)), n - 1):
+        bounds = (0,) + cuts + (len(units),)
+        lines = [joiner.join(units[a:b]) for a, b in zip(bounds, bounds[1:])]
+        w = max(width_of(line) for line in lines)
+        if w < best_w - 0.5:
+            best, best_w = lines, w
+    return best
 
 
 def _intersects(a: tuple[float, float, float, float], b: Box, margin: float) -> bool:
@@ -220,143 +282,245 @@ def _intersects(a: tuple[float, float, float, float], b: Box, margin: float) -> 
                 or b.y + b.h + margin <= ay)
 
 
-def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[Box] = ()) -> TitleLayout | None:
-    """Choose font, size, wrapping and a face-free position for ``text`` on a ``width`` x ``height`` image.
+def _pads(treatment: str, cap: float) -> tuple[float, float]:
+    return (0.55 * cap, 0.4 * cap) if treatment == "plate" else (0.3 * cap, 0.25 * cap)
 
-    Returns ``None`` (with a ``TitleWarning``) when the title cannot be laid legibly without covering a face.
+
+def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[Box] = (), *,
+               style: TitleStyle | None = None, regions: Sequence[Box] = (), saliency: np.ndarray | None = None,
+               safe: tuple[float, float, float, float] = DEFAULT_SAFE) -> "TitleLayout | str":
+    """Choose font, size, line breaks and a position for ``text`` on a ``width`` x ``height`` picture.
+
+    Args:
+        faces, regions: boxes (output pixels) the title keeps clear of.
+        saliency: ``genart.imaging.saliency_map`` of the picture (any size): the title keeps off the subject.
+        safe: (top, right, bottom, left) fractions of the picture the title stays out of.
+
+    Returns:
+        The layout, or the reason (a sentence) the title cannot be laid.
     """
+    style = style or TitleStyle()
     text = " ".join(text.split())
     if not text:
-        return None
-    choice = find_font(text, locale)
+        return "no title text"
+    choice = find_font(text, locale, style)
+    script = choice.script if choice else (script_of_text(text) or script_of_locale(locale))
     if choice is None:
-        script = script_of_text(text) or script_of_locale(locale)
-        warnings.warn(f"no font covering the title {text!r} ({script} script) was found; title not drawn. "
-                      f"Install one: {_INSTALL_HINT[script]}, or point $GENART_FONTS at a folder of fonts",
-                      TitleWarning, stacklevel=2)
-        return None
+        warn(f"no font covering the title {text!r} ({script} script) was found; title not drawn. "
+             f"Install one: {_INSTALL_HINT[script]}, or point $GENART_FONTS at a folder of fonts",
+             TitleWarning, stacklevel=2)
+        return f"no font covering the {script} title is installed ({_INSTALL_HINT[script]})"
     if choice.script in _NEEDS_SHAPING and not has_shaping():
-        warnings.warn(f"{choice.script} needs complex-script shaping, but this Pillow has no libraqm "
-                      "(PIL.features.check('raqm') is False); title not drawn rather than drawn wrong",
-                      TitleWarning, stacklevel=2)
-        return None
-    lang = _lang(locale) if choice.script != "latin" else None
+        return (f"{choice.script} needs complex-script shaping, but this Pillow has no libraqm "
+                "(PIL.features.check('raqm') is False): not drawn rather than drawn wrong")
+    title = text  # what the layout records; the lines are what is drawn (capitals for an upper-case style)
+    if style.case == "upper" and script == "latin":
+        text = text.upper()
+    lang = _lang(locale) if script != "latin" else None
+    ratio = _cap_ratio(choice.path, script)
+    # black weights and outlines close the counters of small letters (PP-OCRv4 read League Spartan Black,
+    # outlined, at 8 px as "Thc"): they start one pixel taller
+    floor = MIN_CAP_PX_AT_160 + (1.0 if style.weight == "black" or style.treatment == "outline" else 0.0)
+    min_cap = floor * width / 160.0
+    sx0, sy0 = safe[3] * width, safe[0] * height
+    sx1, sy1 = width - safe[1] * width, height - safe[2] * height
     margin_face = 0.03 * max(width, height)
-    pad = 0.02 * width
-    min_px = int(np.ceil(MIN_TEXT_PX_AT_160 * width / 160.0 / 0.72))  # cap height ~0.72 em
-    # start big, shrink to the legibility floor; at each size try every position
-    for em in (0.09, 0.08, 0.07, 0.06):
-        size = max(min_px, int(round(em * width)))
+    margin_region = 0.01 * max(width, height)
+    sal = None
+    if saliency is not None and saliency.size:
+        sal = np.asarray(saliency, np.float32)
+        ssx, ssy = sal.shape[1] / width, sal.shape[0] / height
+        integral = np.pad(sal, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    share = style.max_share_wide if width > height else style.max_share
+    units, joiner = _units(text, script)
+    blocked = {"faces": 0, "regions": 0, "subject": 0}
+    too_big = True
+    caps = [min_cap * (2.0 * 0.9 ** k) for k in range(8) if 2.0 * 0.9 ** k >= 1.0] + [min_cap]
+    for cap in caps:
+        size = max(8, int(np.ceil(cap / ratio)))
         font = _load_font(choice.path, size)
-        lines = _wrap(text, font, 0.88 * width, choice.script, lang)
-        if len(lines) > 3:
-            continue
         ascent, descent = font.getmetrics()
-        line_h = int(round((ascent + descent) * 1.08))
-        text_w = max(int(np.ceil(font.getlength(line, language=lang))) for line in lines)
-        text_h = line_h * len(lines)
-        if text_w > 0.94 * width:
-            continue
-        bw, bh = int(text_w + 2 * pad), int(text_h + 2 * pad)
-        if bw > width or bh > 0.6 * height:
-            continue
-        edge = int(0.04 * height)
-        xs = [(width - bw) // 2, int(0.04 * width), width - bw - int(0.04 * width)]
-        ys = [height - bh - edge, edge] + list(range(height - bh - edge, edge, -max(1, bh // 4)))
-        for y in ys:
-            for x in xs:
-                x = int(min(max(0, x), width - bw))
+        line_h = int(round((ascent + descent) * (1.0 if script == "latin" else 1.08)))
+        pad_x, pad_y = _pads(style.treatment, cap)
+        for n in (1, 2, 3):
+            lines = _line_breaks(units, joiner, n, lambda s: font.getlength(s, language=lang))
+            if lines is None:
+                break
+            text_w = max(int(np.ceil(font.getlength(line, language=lang))) for line in lines)
+            text_h = line_h * len(lines)
+            bw, bh = int(text_w + 2 * pad_x), int(text_h + 2 * pad_y)
+            if bw > sx1 - sx0 or bh > sy1 - sy0 or bw * bh > share * width * height:
+                continue
+            too_big = False
+            xs = [(sx0 + sx1 - bw) / 2, sx0, sx1 - bw]
+            rows = [sy1 - bh, sy0] + list(np.arange(sy1 - bh, sy0, -max(1.0, bh / 3)))[1:]
+            best = None
+            for pref, (y, x) in enumerate((y, x) for y in rows for x in xs):
+                x, y = int(round(x)), int(round(y))
                 rect = (float(x), float(y), float(bw), float(bh))
                 if any(_intersects(rect, f, margin_face) for f in faces):
+                    blocked["faces"] += 1
                     continue
-                return TitleLayout(text=text, lines=tuple(lines), font=str(choice.path), font_px=size,
-                                   box=(x, y, bw, bh), text_box=(int(x + pad), int(y + pad), text_w, text_h),
-                                   plate_alpha=0.0, script=choice.script)
-        if size == min_px:
-            break
-    warnings.warn(f"no place for the title {text!r} on a {width}x{height} image that keeps clear of "
-                  f"{len(faces)} face(s) at a legible size; title not drawn", TitleWarning, stacklevel=2)
-    return None
+                if any(_intersects(rect, r, margin_region) for r in regions):
+                    blocked["regions"] += 1
+                    continue
+                mean_sal = 0.0
+                if sal is not None:
+                    a0, b0 = int(y * ssy), int(x * ssx)
+                    a1, b1 = max(a0 + 1, int(np.ceil((y + bh) * ssy))), max(b0 + 1, int(np.ceil((x + bw) * ssx)))
+                    a1, b1 = min(a1, sal.shape[0]), min(b1, sal.shape[1])
+                    area = max(1, (a1 - a0) * (b1 - b0))
+                    mean_sal = float(integral[a1, b1] - integral[a0, b1] - integral[a1, b0] + integral[a0, b0]) / area
+                    if mean_sal > MAX_SALIENCY:
+                        blocked["subject"] += 1
+                        continue
+                cost = mean_sal + 0.01 * pref
+                if best is None or cost < best[0]:
+                    best = (cost, x, y)
+            if best is not None:
+                _, x, y = best
+                return TitleLayout(text=title, lines=tuple(lines), font=str(choice.path), font_px=size,
+                                   box=(x, y, bw, bh), text_box=(int(x + pad_x), int(y + pad_y), text_w, text_h),
+                                   plate_alpha=0.0, script=script, treatment=style.treatment, color=style.color,
+                                   cap_px=round(cap, 2))
+    if too_big:
+        return (f"the title does not fit the safe zone in 3 lines at a legible size (capitals of "
+                f"{floor:g} px at 160 px wide) within {share:.0%} of the picture")
+    what = [f"{len(faces)} face(s)" if blocked["faces"] else "", f"{len(regions)} text region(s)" if blocked["regions"] else "",
+            "the salient subject" if blocked["subject"] else ""]
+    return (f"no place in the safe zone clear of {', '.join(w for w in what if w) or 'the picture'} at a legible "
+            f"size (capitals of {floor:g} px at 160 px wide) within {share:.0%} of the picture")
 
 
 def _plate_blur(width: int) -> float:
     return max(0.5, 0.004 * width)
 
 
-def _stroke(font_px: int) -> int:
-    return max(1, font_px // 24)
+def _stroke(layout: TitleLayout) -> int:
+    if layout.treatment == "outline":
+        return max(1, int(round(0.09 * layout.cap_px)))
+    return max(1, layout.font_px // 24) if layout.treatment == "plate" else 0
+
+
+def _reach(layout: TitleLayout, width: int) -> int:
+    """How far past the box drawing ``layout`` may change pixels (scrim spread, blur, shadow offset)."""
+    cap = max(1.0, layout.cap_px or layout.font_px * 0.7)
+    if layout.treatment == "scrim":
+        return int(np.ceil(1.2 * cap + 3 * 0.6 * cap)) + 2
+    if layout.treatment in ("shadow", "outline"):
+        return int(np.ceil(0.25 * cap + 3 * 0.18 * cap)) + _stroke(layout) + 2
+    return int(4 * _plate_blur(width)) + 8 + _stroke(layout)
 
 
 def title_region(layout: TitleLayout, width: int, height: int) -> tuple[int, int, int, int]:
     """``(x0, y0, x1, y1)``: the part of a ``width`` x ``height`` image that drawing ``layout`` may change
-    (its box, and a margin past the reach of the plate's blur: Pillow's three box blurs stop within 3 radii)."""
+    (its box, and a margin past the reach of the treatment's blur: Pillow's three box blurs stop within 3 radii)."""
     x, y, bw, bh = layout.box
-    m = int(4 * _plate_blur(width)) + 8 + _stroke(layout.font_px)
+    m = _reach(layout, width)
     return max(0, x - m), max(0, y - m), min(width, x + bw + m), min(height, y + bh + m)
 
 
-def plate_alpha(l_max: float) -> float:
-    """The plate's opacity for a box whose brightest (99th percentile) pixel has relative luminance
-    ``l_max``: enough that it is dark enough behind the text for 4.5:1. Shared by ``draw_title`` and the
-    tensor finishing (``genart.generate.tensor_finish``), which measures ``l_max`` on the device."""
-    l_needed = (1.05 / (TARGET_CONTRAST * 1.15)) - 0.05  # 15% headroom for resampling
-    alpha = 0.35
+def needed_alpha(l_max: float, color: tuple[int, int, int], start: float) -> float:
+    """The dark layer's opacity that gives the letters 4.5:1 (with 15% headroom for resampling) against a
+    background whose brightest (99th percentile) pixel has relative luminance ``l_max``. Shared by
+    ``draw_title`` and the tensor finishing (``genart.generate.tensor_finish``), which measures ``l_max``
+    on the device."""
+    l_ink = float(relative_luminance(np.array(color, np.uint8)))
+    l_needed = (l_ink + 0.05) / (TARGET_CONTRAST * 1.15) - 0.05
+    alpha = start
     while alpha < 0.95 and l_max * (1 - alpha) ** 2.2 > l_needed:  # sRGB scaling ~ luminance^(1/2.2)
         alpha += 0.05
     return alpha
 
 
+def alpha_basis(layout: TitleLayout) -> tuple[tuple[int, int, int, int], float]:
+    """(the box (x, y, w, h) whose brightest pixels decide the treatment's opacity, the opacity it starts
+    from): the plate's box for a plate, the letters' box for the other treatments."""
+    if layout.treatment == "plate":
+        return layout.box, 0.35
+    return layout.text_box, 0.3 if layout.treatment == "scrim" else 0.0
+
+
+def _needed_alpha(background: np.ndarray, color: tuple[int, int, int], start: float) -> float:
+    l_max = float(np.percentile(relative_luminance(background), 99)) if background.size else 1.0
+    return needed_alpha(l_max, color, start)
+
+
 def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str,
                alpha: float | None = None) -> tuple[np.ndarray, TitleLayout]:
-    """Lay the plate and the text; returns the new pixels and the layout with the plate's opacity.
+    """Lay the treatment and the letters; returns the new pixels and the layout with the treatment's opacity.
 
-    ``alpha``: the plate's opacity, when the caller chose it already (default: ``plate_alpha`` of the
-    box's pixels); the tensor finishing draws a plate once per opacity this way, on flat backgrounds.
+    Drawn on the box and a margin past the reach of the treatment only: the same pixels as on the whole
+    image (the layer is clear beyond), a fraction of the time.
+
+    ``alpha``: the dark layer's opacity when the caller chose it already (``needed_alpha`` of the pixels
+    ``alpha_basis`` names); the tensor finishing draws a treatment once per opacity this way, on flat
+    backgrounds. Default: chosen here from ``rgb``.
     """
-    from dataclasses import replace
-
     from PIL import Image, ImageDraw, ImageFilter
 
-    x, y, bw, bh = layout.box
-    if alpha is None:
-        region = rgb[y:y + bh, x:x + bw]
-        l_max = float(np.percentile(relative_luminance(region), 99)) if region.size else 1.0
-        alpha = plate_alpha(l_max)
-    # drawn on the box and a margin wider than the plate's blur and the text's outline only: the same pixels
-    # as on the whole image (the plate is clear beyond), a third of the time on 1024x576
     height, width = rgb.shape[:2]
-    blur, stroke = _plate_blur(width), _stroke(layout.font_px)
+    x, y, bw, bh = layout.box
+    tx, ty, tw, th = layout.text_box
+    cap = max(1.0, layout.cap_px or layout.font_px * 0.7)
     x0, y0, x1, y1 = title_region(layout, width, height)
-    img = Image.fromarray(rgb[y0:y1, x0:x1]).convert("RGBA")
-    plate = Image.new("RGBA", img.size, (0, 0, 0, 0))
-    d = ImageDraw.Draw(plate)
-    radius = int(0.25 * min(bw, bh) * 0.5)
-    d.rounded_rectangle((x - x0, y - y0, x - x0 + bw - 1, y - y0 + bh - 1), radius=radius,
-                        fill=(8, 8, 12, int(round(alpha * 255))))
-    plate = plate.filter(ImageFilter.GaussianBlur(radius=blur))
-    img = Image.alpha_composite(img, plate)
-    draw = ImageDraw.Draw(img)
     font = _load_font(Path(layout.font), layout.font_px)
     lang = _lang(locale) if layout.script != "latin" else None
-    ascent, descent = font.getmetrics()
-    line_h = int(round((ascent + descent) * 1.08))
-    tx, ty, tw, _ = layout.text_box
-    for i, line in enumerate(layout.lines):
-        lw = font.getlength(line, language=lang)
-        lx = tx + (tw - lw) / 2
-        draw.text((lx - x0, ty - y0 + i * line_h), line, font=font, fill=TEXT_RGB + (255,), stroke_width=stroke,
-                  stroke_fill=(0, 0, 0, 255), language=lang)
+    line_h = th // max(1, len(layout.lines))
+    stroke = _stroke(layout)
+    positions = [(tx + (tw - font.getlength(line, language=lang)) / 2 - x0, ty - y0 + i * line_h)
+                 for i, line in enumerate(layout.lines)]
+    img = Image.fromarray(rgb[y0:y1, x0:x1]).convert("RGBA")
+    mask = Image.new("L", img.size, 0)
+    d = ImageDraw.Draw(mask)
+    treatment = layout.treatment
+    if alpha is None:
+        (bx, by, bbw, bbh), start = alpha_basis(layout)
+        alpha = _needed_alpha(rgb[by:by + bbh, bx:bx + bbw], layout.color, start)
+    if treatment == "plate":
+        d.rounded_rectangle((x - x0, y - y0, x - x0 + bw - 1, y - y0 + bh - 1), radius=int(0.125 * min(bw, bh)),
+                            fill=255)
+        mask = mask.filter(ImageFilter.GaussianBlur(radius=_plate_blur(width)))
+    elif treatment == "scrim":
+        e = 1.2 * cap
+        d.rectangle((x - x0 - e, y - y0 - e, x - x0 + bw + e, y - y0 + bh + e), fill=255)
+        mask = mask.filter(ImageFilter.GaussianBlur(radius=0.6 * cap))
+    else:  # shadow / outline: a soft shadow of the letters themselves, a faint scrim only where needed
+        if alpha > 0:
+            d.rectangle((x - x0, y - y0, x - x0 + bw, y - y0 + bh), fill=int(round(255 * alpha)))
+            mask = mask.filter(ImageFilter.GaussianBlur(radius=0.6 * cap))
+        glyphs = Image.new("L", img.size, 0)
+        gd = ImageDraw.Draw(glyphs)
+        off = 0.08 * cap
+        for (lx, ly), line in zip(positions, layout.lines):
+            gd.text((lx + off, ly + off), line, font=font, fill=255, stroke_width=stroke + max(1, int(0.06 * cap)),
+                    stroke_fill=255, language=lang)
+        glyphs = glyphs.filter(ImageFilter.GaussianBlur(radius=0.18 * cap))
+        mask = Image.fromarray(np.maximum(np.asarray(mask), (np.asarray(glyphs, np.float32) * 0.85).astype(np.uint8)))
+        alpha = max(alpha, 0.85)
+    if treatment in ("plate", "scrim"):
+        mask = mask.point(lambda v: int(round(v * alpha)))
+    dark = Image.new("RGBA", img.size, (8, 8, 12, 255))
+    dark.putalpha(mask)
+    img = Image.alpha_composite(img, dark)
+    draw = ImageDraw.Draw(img)
+    for (lx, ly), line in zip(positions, layout.lines):
+        draw.text((lx, ly), line, font=font, fill=tuple(layout.color) + (255,), stroke_width=stroke,
+                  stroke_fill=(10, 10, 14, 255), language=lang)
     out = rgb.copy()
     out[y0:y1, x0:x1] = np.asarray(img.convert("RGB"))
     return out, replace(layout, plate_alpha=round(alpha, 2))
 
 
-def lay_title(rgb: np.ndarray, text: str, locale: str, faces: Sequence[Box] = ()) -> tuple[np.ndarray, TitleLayout | None]:
-    """Plan and draw; returns ``(pixels, layout)``, or the input and ``None`` when the title was not drawn."""
-    layout = plan_title(rgb.shape[1], rgb.shape[0], text, locale, faces)
-    if layout is None:
-        return rgb, None
-    return draw_title(rgb, layout, locale)
+def lay_title(rgb: np.ndarray, text: str, locale: str, faces: Sequence[Box] = (), *, style: TitleStyle | None = None,
+              regions: Sequence[Box] = (), saliency: np.ndarray | None = None,
+              safe: tuple[float, float, float, float] = DEFAULT_SAFE) -> tuple[np.ndarray, "TitleLayout | str"]:
+    """Plan and draw; returns ``(pixels, layout)``, or the input unchanged and the reason it was not drawn."""
+    plan = plan_title(rgb.shape[1], rgb.shape[0], text, locale, faces, style=style, regions=regions,
+                      saliency=saliency, safe=safe)
+    if isinstance(plan, str):
+        return rgb, plan
+    return draw_title(rgb, plan, locale)
 
 
 # --- measuring legibility (what the tests and a reviewer can check) ---------------------------------
@@ -364,7 +528,7 @@ def lay_title(rgb: np.ndarray, text: str, locale: str, faces: Sequence[Box] = ()
 class Legibility:
     width: int  # the width the image was measured at
     text_px: float  # height of the tallest run of text rows, per line, in pixels at that width
-    contrast: float  # WCAG ratio between the text's ink and the plate behind it
+    contrast: float  # WCAG ratio between the text's ink and what is behind it
 
 
 def measure_legibility(rgb: np.ndarray, layout: TitleLayout, width: int = 160) -> Legibility:
@@ -378,7 +542,7 @@ def measure_legibility(rgb: np.ndarray, layout: TitleLayout, width: int = 160) -
     x0, y0 = int(np.floor(x * s)), int(np.floor(y * s))
     x1, y1 = int(np.ceil((x + bw) * s)), int(np.ceil((y + bh) * s))
     lum = relative_luminance(small[y0:y1, x0:x1])
-    # ink: the bright text; background: the plate (its darker half)
+    # ink: the bright text; background: what is behind it (the darker half)
     ink = lum >= np.percentile(lum, 90)
     l_ink = float(np.median(lum[ink]))
     l_bg = float(np.median(lum[lum <= np.percentile(lum, 50)]))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from genart.config import ClipSpec, DiffusionSpec, PresetSpec
-from genart.errors import ConfigError, InvalidArgumentError, ModelLoadError
+from genart.errors import ConfigError, InvalidArgumentError, ModelLoadError, OfflineError
 from genart.models import hub
 from genart.types import ModelRef
 
@@ -166,12 +166,35 @@ def _is_tiny(spec: PresetSpec, role: str) -> bool:
     return spec.ranker.clip is not None and spec.ranker.clip.builder == "tiny"
 
 
+def _hub_items_missing(spec: PresetSpec) -> list[CheckItem]:
+    """The preset's models that a pull would fetch from the hub: absent, not tiny, not a local path
+    (the aesthetic head is fetched by hand: its check says how)."""
+    return [i for i in check_preset(spec).items
+            if not i.present and i.role != "aesthetic" and not _is_tiny(spec, i.role) and not hub.is_local_path(i.model_id)]
+
+
 def pull_preset(spec: PresetSpec) -> None:
     """Get a preset's weights: download hub models at their pinned revision, or build tiny ones.
 
+    With Hugging Face's offline mode on, nothing is downloaded: a preset whose hub weights are all
+    here is ready as it is, any other fails at once with ``OfflineError``, before the hub is asked.
+
     Raises:
+        OfflineError: hub weights are missing and ``HF_HUB_OFFLINE`` is set.
         ModelLoadError: a download failed, or a local path named in the preset does not exist.
     """
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        missing = _hub_items_missing(spec)
+        if missing:
+            import os
+
+            var = next((v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(v)), "HF_HUB_OFFLINE")
+            raise OfflineError(", ".join(i.model_id for i in missing), variable=var, value=os.environ.get(var, "1"),
+                               command=f"genart models pull {spec.name}")
+        if all(i.present for i in check_preset(spec).items if i.role != "aesthetic"):
+            return  # everything is here already: nothing to ask the hub for
     gen = spec.generator
     if gen is not None:
         if gen.builder == "tiny":

@@ -15,8 +15,9 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from genart.config import cache_dir
 from genart.types import stable_id
@@ -150,6 +151,34 @@ def is_built(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
+@contextmanager
+def _quiet_build() -> Iterator[None]:
+    """The builders' libraries talk about what is meant here: transformers draws a "Writing model shards"
+    bar, open_clip logs (through the root logger, installing a handler for it) that the model "initialized
+    randomly". Random weights are the point of tiny; the bar and the line are dropped, nothing else."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    class _RandomInit(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "initialized randomly" not in record.getMessage()
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    root = logging.getLogger()
+    keep, drop = logging.NullHandler(), _RandomInit()
+    root.addHandler(keep)  # logging.warning() installs a stderr handler only on a root logger without one
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(keep)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def _build_locked(folder: Path, build: Any) -> Path:
     """Run ``build(tmp_folder)`` once across processes, then rename the result to ``folder``."""
     if is_built(folder):
@@ -164,7 +193,8 @@ def _build_locked(folder: Path, build: Any) -> Path:
             shutil.rmtree(folder, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
         try:
-            build(tmp)
+            with _quiet_build():
+                build(tmp)
             (tmp / MARKER).write_text(
                 json.dumps({"builder_version": BUILDER_VERSION, "hash": revision_of(folder), "random_weights": True},
                            indent=1),

@@ -10,17 +10,45 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
-from genart.errors import ProfileValidationError, UnknownProfileError
-from genart.types import Grade, ScoreSet, TasteProfile, VisualTargets
+from genart.errors import InvalidArgumentError, ProfileValidationError, UnknownProfileError
+from genart.types import Grade, ScoreSet, TasteProfile, TitleStyle, VisualTargets
 
 ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
 SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"  # a BCP 47 language tag: ja, ja-JP, zh-Hant-TW
+
+
+@lru_cache(maxsize=1)
+def _languages() -> frozenset[str]:
+    """Language codes the C library knows locales for (Python's own table, ``locale.locale_alias``):
+    every widely used language is there, a made-up code such as ``xx`` is not."""
+    import locale
+    import re
+
+    codes = (re.split(r"[_.@]", key)[0] for key in locale.locale_alias)
+    return frozenset(c for c in codes if re.fullmatch(r"[a-z]{2,3}", c))
+
+
+def check_locale(tag: str, name: str = "locale") -> str:
+    """``tag`` if it is a language tag genart can use (``ja-JP``, ``hi-IN``, ``en``).
+
+    Raises:
+        InvalidArgumentError: not of the form ``language[-REGION]``, or an unknown language.
+    """
+    import re
+
+    expected = "a language tag such as ja-JP, hi-IN or en-US"
+    if not isinstance(tag, str) or not re.fullmatch(LOCALE_PATTERN, tag):
+        raise InvalidArgumentError(name, tag, expected)
+    if tag.split("-")[0] not in _languages():
+        raise InvalidArgumentError(name, tag, expected + f" ('{tag.split('-')[0]}' is not a known language)")
+    return tag
 
 
 class _Strict(BaseModel):
@@ -68,6 +96,33 @@ class GradeSpec(_Strict):
     fade: float = Field(0.0, ge=0, le=1)
 
 
+class TitleStyleSpec(_Strict):
+    """``title_style:``: the genre's typography (see ``genart.types.TitleStyle``)."""
+
+    font: Literal["sans", "serif", "condensed", "geometric"] = "sans"
+    weight: Literal["regular", "bold", "black"] = "bold"
+    case: Literal["as-is", "upper"] = "as-is"
+    treatment: Literal["plate", "scrim", "shadow", "outline"] = "plate"
+    color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$", description="the letters' colour, #rrggbb")
+    max_share: float = Field(0.15, gt=0.02, le=0.4, description="most of a portrait/square picture the title may cover")
+    max_share_wide: float = Field(0.25, gt=0.02, le=0.5, description="most of a wide picture the title may cover")
+    required_for: tuple[str, ...] = Field(("16:9", "2:3"), description="aspects where an untitled variant may not compete")
+
+    @field_validator("required_for")
+    @classmethod
+    def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if a not in ASPECTS:
+                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
+        return v
+
+    def typed(self) -> TitleStyle:
+        rgb = tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
+        return TitleStyle(font=self.font, weight=self.weight, case=self.case, treatment=self.treatment,
+                          color=rgb, max_share=self.max_share,
+                          max_share_wide=self.max_share_wide, required_for=self.required_for)  # type: ignore[arg-type]
+
+
 class ProfileFile(_Strict):
     """The schema of ``prompts/<id>.yaml``."""
 
@@ -81,8 +136,9 @@ class ProfileFile(_Strict):
     targets: Targets = Targets()
     grade: GradeSpec
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
-    locale: str = Field("en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    locale: str = Field("en-US", pattern=LOCALE_PATTERN)
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
+    title_style: TitleStyleSpec = TitleStyleSpec()
 
     @field_validator("prompt")
     @classmethod
@@ -154,6 +210,7 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         locale=pf.locale,
         weights=ScoreSet.of(pf.weights),
         path=path,
+        title_style=pf.title_style.typed(),
     )
 
 
