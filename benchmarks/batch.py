@@ -178,11 +178,12 @@ def matmul_tflops(dev: Any) -> float:
     return 2 * n ** 3 / best / 1e12
 
 
-def finishing_costs(dev: Any, profiles: list[str], n_frames: int = 4, repeats: int = 2) -> dict[str, Any]:
-    """The finishing of 512 px outputs (real photos, their faces) to each profile's aspects, with its
-    title: ``finish_max_abs_diff`` and milliseconds per image of the CPU path (before) and the tensor
-    path on ``dev`` (after: one image at a time, and the rows of a frame in one batch), and of encoding
-    a PNG (CPU, as the store does) and a JPEG (``jpeg_bytes`` on ``dev``, batched)."""
+def finishing_costs(dev: Any, spec: Any, profiles: list[str], n_frames: int = 4, repeats: int = 2) -> dict[str, Any]:
+    """The finishing of 512 px outputs (real photos, their faces) to each profile's aspects at the preset's
+    delivery sizes, with a title: ``finish_max_abs_diff`` (watermark off: its quantisation turns a level
+    into several) and milliseconds per image of the CPU path (before) and the tensor path on ``dev``
+    (after: one image at a time, and the rows of a frame in one batch), and of encoding a PNG (CPU, as
+    the store does) and a JPEG (``jpeg_bytes`` on ``dev``, batched)."""
     import warnings
 
     import numpy as np
@@ -191,12 +192,13 @@ def finishing_costs(dev: Any, profiles: list[str], n_frames: int = 4, repeats: i
 
     from genart.frames.faces import detect_faces
     from genart.generate import tensor_finish as tf
+    from genart.generate.classic import finish_variant
     from genart.generate.diffusion import target_size
-    from genart.generate.finish import finish
     from genart.imaging import jpeg_bytes, png_bytes
     from genart.profiles import get_profiles
 
     gb = _generate_bench()
+    settings = spec.finish
     frames = []
     for kf in gb.frames(n_frames):
         w, h = target_size(kf.image.width, kf.image.height, 512)
@@ -216,17 +218,18 @@ def finishing_costs(dev: Any, profiles: list[str], n_frames: int = 4, repeats: i
             best = min(best, time.perf_counter() - t)
         return best / len(rows) * 1e3
 
+    def each(device: Any) -> list[Any]:
+        return [finish_variant(rgb, faces, (), a, p, 1.0, settings, title=title, device=device)
+                for rgb, faces, p, a in rows]
+
     out: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cases = [(p.grade, a, title, p.locale) for p in profs for a in p.aspects]
-        out.update(tf.finish_max_abs_diff(frames, cases, device=dev))
+        out.update(tf.finish_max_abs_diff(frames, [(p, a, title) for p in profs for a in p.aspects],
+                                          settings=settings, device=dev))
         done: list[Any] = []
-        out["finish_cpu_ms"] = round(timed(lambda: done.__setitem__(slice(None), [
-            finish(rgb, faces, a, p.grade, 1.0, title=title, locale=p.locale) for rgb, faces, p, a in rows])), 2)
-        out["finish_tensor_ms"] = round(timed(lambda: [
-            tf.finish_image(rgb, faces, a, p.grade, 1.0, title=title, locale=p.locale, device=dev)
-            for rgb, faces, p, a in rows]), 2)
+        out["finish_cpu_ms"] = round(timed(lambda: done.__setitem__(slice(None), each(None))), 2)
+        out["finish_tensor_ms"] = round(timed(lambda: each(dev)), 2)
         tensors: list[Any] = []
 
         def batched() -> None:
@@ -234,12 +237,15 @@ def finishing_costs(dev: Any, profiles: list[str], n_frames: int = 4, repeats: i
             for rgb, faces in frames:
                 x = tf.to_levels(rgb, dev)
                 thumb = None if faces else tf.saliency_thumbs(x)[0]
-                plans = [tf.plan_row(rgb.shape[1], rgb.shape[0], faces, a, p.grade, 1.0, title=title,
-                                     locale=p.locale, thumb=thumb) for p in profs for a in p.aspects]
+                plans = [tf.plan_row(rgb.shape[1], rgb.shape[0], faces, a, p.grade, 1.0, size=settings.size(a),
+                                     title=title, locale=p.locale, style=p.title_style, safe=settings.safe_zone(a),
+                                     max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
+                                     thumb=thumb) for p in profs for a in p.aspects]
                 plans = [pl for pl in plans if pl.on_device]  # the others are the CPU's (see finish_image)
-                tensors.extend(r.pixels for r in tf.finish_batch(x.expand(len(plans), -1, -1, -1), plans))
-                for r in tensors[-len(plans):]:
-                    tf.to_host(r)  # the finished pixels reach the host (for PNG, the CPU scorers)
+                done_rows = tf.finish_batch(x.expand(len(plans), -1, -1, -1), plans)
+                tensors.extend(r.pixels for r in done_rows)
+                for r in done_rows:
+                    tf.to_host(r.pixels)  # the finished pixels reach the host (for PNG, the CPU scorers)
 
         out["finish_tensor_batched_ms"] = round(timed(batched), 2)
         out["finish_rows"], out["finish_rows_on_device"] = len(rows), len(tensors)
@@ -415,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
     }
     log("finishing on the same real frames: CPU path against the tensor path")
-    result.update(finishing_costs(dev, profiles))
+    result.update(finishing_costs(dev, spec, profiles))
     result["finishing"] = spec.delivery.finishing
     result["delivery_format"] = spec.delivery.format
     if spec.kind == "diffusion":
