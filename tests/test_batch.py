@@ -385,7 +385,7 @@ def test_cli_summary_table_and_bad_engine(local_reference):
     data = json.loads((out / "batch_summary.json").read_text())
     assert [t["made_now"] for t in data["titles"]] == [0, 0] and all(t["status"] == "done" for t in data["titles"])
     r = CliRunner().invoke(app, ["batch", str(cat), "--out", str(out), "--engine", "spark"])
-    assert r.exit_code == 2 and "invalid engine: 'spark'" in r.stderr and "local, accelerate, ray" in r.stderr
+    assert r.exit_code == 2 and "invalid --engine: 'spark'" in r.stderr and "local, accelerate, ray" in r.stderr
 
 
 # --- the stages after the UNet, overlapped --------------------------------------------------------
@@ -404,11 +404,15 @@ def _tiny_job(media, spec=None):
     return gen, [Slot("r", profile, kf, i, 7, "Title", "drama") for kf in kfs for i in range(2)]
 
 
-def _tiny_with(**delivery):
+def _tiny_with(watermark: bool = False, **delivery):
+    """tiny with ``delivery`` settings and, unless asked, no watermark: its quantisation turns the float
+    rounding of another batch size (or of the other finishing path) into a step of several levels, where
+    these tests compare pixels (the watermark itself is tested in test_tensor_finish.py and test_finish.py)."""
     from genart.config import PresetSpec, load_models_config
 
     doc = load_models_config().preset("tiny").model_dump(mode="json")
     doc["delivery"] = {**doc["delivery"], **delivery}
+    doc["finish"] = {**doc["finish"], "watermark": watermark}
     return PresetSpec.model_validate(doc)
 
 
@@ -423,7 +427,7 @@ def test_the_unet_denoises_later_chunks_while_the_first_is_committed(media, gena
 
     from genart.batch.gpu import BatchState, generate_slots
 
-    gen, slots = _tiny_job(media)
+    gen, slots = _tiny_job(media, _tiny_with())
     real, calls, ahead = gen.denoise, [], threading.Event()
 
     def denoise(*args, **kwargs):  # the real denoising, counted
@@ -488,7 +492,7 @@ def test_a_decode_out_of_memory_is_retried_in_halves(media, genart_cache, monkey
 
     from genart.batch.gpu import BatchState, generate_slots
 
-    gen, slots = _tiny_job(media)
+    gen, slots = _tiny_job(media, _tiny_with())
     ref: dict = {}
     generate_slots(gen, slots, lambda pairs, dt: ref.update((s.key, v) for s, v in pairs), BatchState(batch_size=4))
     vae = gen.model.pipe.vae
