@@ -7,29 +7,24 @@ limit, and file serving limited to the store's image and run folders. ``genart a
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
+import json
 import os
 import socket
 import sys
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from genart.access import is_loopback, read_secret_lines
 from genart.errors import InsecureBindError, InvalidArgumentError, PortInUseError
 
-__all__ = ["build_app", "launch", "parse_auth", "is_loopback", "served_paths", "AUTH_ENV"]
+__all__ = ["build_app", "launch", "parse_auth", "read_auth_file", "is_loopback", "served_paths", "AUTH_ENV",
+           "LoginThrottle"]
 
 AUTH_ENV = "GENART_APP_AUTH"
 SERVED_DIRS = ("images", "runs", "uploads", "tests")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
@@ -40,14 +35,91 @@ def parse_auth(text: str | None) -> list[tuple[str, str]] | None:
     """
     if text is None or not text.strip():
         return None
-    creds = []
-    for entry in text.split(","):
-        user, sep, password = entry.strip().partition(":")
-        if not sep or not user.strip() or not password:
-            raise InvalidArgumentError("auth", "user:***" if sep else entry.strip()[:20],
-                                       "USER:PASSWORD (several separated by commas)")
-        creds.append((user.strip(), password))
-    return creds
+    return [_credential(entry) for entry in text.split(",")]
+
+
+def _credential(entry: str) -> tuple[str, str]:
+    user, sep, password = entry.strip().partition(":")
+    if not sep or not user.strip() or not password:
+        raise InvalidArgumentError("auth", "user:***" if sep else entry.strip()[:20],
+                                   "USER:PASSWORD (several separated by commas)")
+    return user.strip(), password
+
+
+def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """Credentials from a file, one ``user:password`` per line (``#`` comments; a password may hold
+    commas): a password that never appears on a command line, where ``ps`` shows it to everyone.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no entry.
+        InvalidArgumentError: a line without a user name or a password.
+    """
+    return [_credential(line) for line in read_secret_lines(path, "credentials")]
+
+
+class LoginThrottle:
+    """Per-client limits on ``POST /login`` (pure ASGI middleware, ahead of Gradio's routes).
+
+    The first ``free`` wrong passwords from a client are answered as usual; after that each wrong one
+    locks the client out for ``base_s`` seconds, doubling up to ``max_s`` (1, 2, 4, ... 300 s). During a
+    lock-out every attempt, the right password included, gets a 429 with ``Retry-After`` and is not
+    checked; so is an attempt while the same client's previous one is still being answered (a burst of
+    parallel guesses counts as one). A successful sign-in clears the client's record. Clients are told
+    apart by their address; at most ``max_clients`` are remembered (least recently seen dropped).
+    """
+
+    def __init__(self, app, *, free: int = 3, base_s: float = 1.0, max_s: float = 300.0,
+                 max_clients: int = 10_000) -> None:
+        self.app = app
+        self.free, self.base_s, self.max_s, self.max_clients = free, base_s, max_s, max_clients
+        self._clients: OrderedDict[str, list] = OrderedDict()  # client -> [failures, locked until, in flight]
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").rstrip("/").endswith("/login"):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        now = time.monotonic()
+        async with self._lock:
+            rec = self._clients.pop(client, None) or [0, 0.0, False]
+            self._clients[client] = rec
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+            wait = rec[1] - now
+            if wait > 0 or rec[2]:
+                await self._refuse(send, max(wait, 1.0))
+                return
+            rec[2] = True
+        status = {}
+
+        async def tap(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tap)
+        finally:
+            async with self._lock:
+                rec[2] = False
+                code = status.get("code", 500)
+                if code < 300:
+                    self._clients.pop(client, None)
+                elif code in (400, 401, 403):
+                    rec[0] += 1
+                    over = rec[0] - self.free  # 1 for the first wrong password past the free ones
+                    if over >= 1:
+                        rec[1] = time.monotonic() + min(self.base_s * 2 ** (over - 1), self.max_s)
+
+    @staticmethod
+    async def _refuse(send, wait_s: float) -> None:
+        secs = int(wait_s + 0.999)
+        body = json.dumps({"detail": f"too many failed sign-ins from this address; try again in {secs} s"}).encode()
+        await send({"type": "http.response.start", "status": 429,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", str(secs).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def served_paths(out: str | Path) -> list[str]:
@@ -91,15 +163,18 @@ def build_app(out: str | Path = "runs", **kwargs: Any):
 
 
 def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None = None, auth: str | None = None, *,
-           max_upload_mb: int | None = None, prevent_thread_lock: bool = False, quiet: bool = False):
+           auth_file: str | Path | None = None, max_upload_mb: int | None = None, prevent_thread_lock: bool = False,
+           quiet: bool = False):
     """Serve the review app.
 
     Args:
         out: the store folder (``genart.sqlite``, ``images/``, ``runs/``); created if missing.
         host: the address to bind; anything but loopback needs ``auth``.
         port: the port (None: Gradio's default, 7860, or the next free one).
-        auth: ``user:password[,user2:password2]``; default ``$GENART_APP_AUTH``. Signed-in users
-            are the reviewers named in the audit trail.
+        auth: ``user:password[,user2:password2]``; default ``auth_file``, else ``$GENART_APP_AUTH``.
+            Signed-in users are the reviewers named in the audit trail. Sign-in attempts are
+            rate-limited per client (``LoginThrottle``).
+        auth_file: a file of ``user:password`` lines (keeps the password off the command line).
         max_upload_mb: the largest upload accepted (default 1024 MB).
         prevent_thread_lock: return at once, the server running in a thread (tests, notebooks).
 
@@ -109,9 +184,15 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
     Raises:
         InsecureBindError: a non-loopback ``host`` without authentication.
         InvalidArgumentError: a malformed ``auth`` or ``max_upload_mb``.
+        ConfigError: an unreadable or empty ``auth_file``.
         PortInUseError: ``port`` is taken (or, with no ``port``, 7860 and the 99 after it).
     """
-    creds = parse_auth(auth if auth is not None else os.environ.get(AUTH_ENV))
+    if auth is not None:
+        creds = parse_auth(auth)
+    elif auth_file is not None:
+        creds = read_auth_file(auth_file)
+    else:
+        creds = parse_auth(os.environ.get(AUTH_ENV))
     if not is_loopback(host) and not creds:
         raise InsecureBindError(host)
     if port is not None:
@@ -126,13 +207,16 @@ def launch(out: str | Path = "runs", host: str = "127.0.0.1", port: int | None =
     allowed = served_paths(root)
     demo = build_app(root, max_upload_mb=mb)
     demo.queue(default_concurrency_limit=4)
+    from starlette.middleware import Middleware
+
     try:
         # Gradio's own lines tell someone who never called launch() to set share=True: it stays quiet
         # and genart says where the app is
         served = demo.launch(server_name=host, server_port=port, auth=creds, auth_message="genart review: sign in",
                              allowed_paths=allowed, blocked_paths=[str(root / "genart.sqlite")],
                              max_file_size=f"{mb}mb", share=False, inbrowser=False, show_error=False,
-                             ssr_mode=False, prevent_thread_lock=True, quiet=True, css=CSS)
+                             ssr_mode=False, prevent_thread_lock=True, quiet=True, css=CSS,
+                             app_kwargs={"middleware": [Middleware(LoginThrottle)]})  # sign-in rate limit
     except OSError as exc:  # Gradio found no free port (taken since check_port, or the whole default range)
         raise PortInUseError(host, port or 7860, str(exc).split(". ")[0]) from None
     if not quiet:

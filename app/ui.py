@@ -295,29 +295,31 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
             with shown_errors():
                 return _detail(rid, vid)
 
+        def _after_decision(rid, vid, pid):
+            detail = _detail(rid, vid)
+            view = h.gallery(out, rid, pid)
+            hist = [list(r) for r in h.history(out, rid)]
+            return (*detail, list(view.items), hist, h.open_run(out, rid).summary)
+
         def make_decide(action):
             def ui_decide(rid, vid, typed, text, seen, pid, request: gr.Request):
-                conflict = None
+                # a decision refused as stale (DecisionConflictError) is an error, to a person and to an
+                # API client alike (gradio_client raises, the REST stream says "error"); the refresh
+                # event chained on failure then shows what the other reviewer decided
                 with shown_errors():
                     who = _who(request, typed)
-                    try:
-                        done = h.decide(out, rid, vid, action, who, text, seen)
-                    except DecisionConflictError as exc:
-                        conflict = exc
-                    detail = _detail(rid, vid)
-                    view = h.gallery(out, rid, pid)
-                    hist = [list(r) for r in h.history(out, rid)]
-                    summary = h.open_run(out, rid).summary
-                if conflict is not None:
-                    gr.Warning(error_text(conflict), title="Not saved: someone else decided first")
-                    note_value = text
-                else:
-                    gr.Info(done.message)
-                    note_value = ""
-                return (*detail, list(view.items), hist, note_value, summary)
+                    done = h.decide(out, rid, vid, action, who, text, seen)
+                    after = _after_decision(rid, vid, pid)
+                gr.Info(done.message)
+                return (*after[:-1], "", after[-1])
 
             ui_decide.__name__ = f"ui_{action}"
             return ui_decide
+
+        def ui_after_refusal(rid, vid, pid, text):
+            with shown_errors():
+                after = _after_decision(rid, vid, pid)
+            return (*after[:-1], text, after[-1])  # the reviewer's note stays, to decide again with
 
         def ui_regenerate(rid, vid, typed, s, strength, prompt, pid, request: gr.Request, progress=gr.Progress()):
             with shown_errors():
@@ -342,7 +344,10 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
         variant_id.change(ui_detail, [run_dd, variant_id], detail_outputs, api_name="variant")
         for btn, action in ((approve_btn, "approve"), (reject_btn, "reject"), (flag_btn, "flag")):
             btn.click(make_decide(action), [run_dd, variant_id, reviewer, note, version, profile_radio],
-                      [*detail_outputs, gallery, history, note, run_info], api_name=action)
+                      [*detail_outputs, gallery, history, note, run_info], api_name=action
+                      ).failure(ui_after_refusal, [run_dd, variant_id, profile_radio, note],
+                                [*detail_outputs, gallery, history, note, run_info], api_name=f"{action}_refused",
+                                api_visibility="undocumented")
         regen_btn.click(ui_regenerate, [run_dd, variant_id, reviewer, regen_seed, regen_strength, regen_prompt,
                                         profile_radio], [gallery, variant_ids, variant_id, history, run_info],
                         api_name="regenerate", **GPU)

@@ -47,6 +47,9 @@ def parse_mapping(text: str, path: object, error: Callable[..., Exception], expe
         doc = YamlDoc(text)
     except yaml.YAMLError as exc:
         raise error(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path, line=yaml_error_line(exc)) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise error("nested too deeply to read (thousands of levels); a genart file needs a few",
+                    path=path, line=None) from None
     if not isinstance(doc.data, dict):
         raise error(f"expected {expected}", path=path, line=1)
     return doc

@@ -6,7 +6,7 @@ Importing this module is cheap (no torch): stages load when a function needs the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from genart.config import PresetSpec, load_models_config
 from genart.progress import ProgressFn
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from genart.models import PresetCheck
     from genart.demo import DemoClip
+    from genart.bandit.types import TestConfig, TestInfo
     from genart.types import BatchReport, FramesResult
 
 
@@ -24,7 +25,8 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
                     preset: str | None = None, frames: int = 4, variants_per_frame: int = 4,
                     out: str | Path = "runs", *, db: str | None = None, seed: int = 0, title: str = "",
                     genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
-                    title_overlay: bool | None = None, titles: dict[str, str] | None = None) -> RunResult:
+                    title_overlay: bool | None = None, titles: dict[str, str] | None = None,
+                    cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> RunResult:
     """Make ranked artwork variants of a title for each taste profile.
 
     Args:
@@ -42,6 +44,8 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
         title_overlay: lay the title's text into each variant (default: when ``title`` is given).
         titles: the title per locale (``{"ja-JP": "...", "hi-IN": "..."}``) for regional profiles;
             a profile whose locale is missing uses ``title``.
+        cast: casting notes, a character's name -> reference photo(s); faces in the key frames that
+            match are named in ``KeyFrame.people`` (profiles ask for them with ``casting:``).
 
     Returns:
         A ``RunResult``: per profile, ``RankedVariant`` s best first (path, total, every score by name,
@@ -57,22 +61,28 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
 
     return pipeline.run(source, profiles=profiles, preset=preset, frames=frames,
                         variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles)
+                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
 
 
-def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None) -> list[KeyFrame]:
-    """Pick up to ``max_frames`` key frames of a video, image or folder of stills, with timecodes and scores."""
+def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None,
+                      cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> list[KeyFrame]:
+    """Pick up to ``max_frames`` key frames of a video, image or folder of stills, with timecodes and scores.
+
+    ``cast``: casting notes, name -> reference image(s); faces that match are named in ``KeyFrame.people``.
+    """
     from genart import frames
 
-    return frames.extract_keyframes(source, max_frames=max_frames, progress=progress)
+    return frames.extract_keyframes(source, max_frames=max_frames, progress=progress, cast=cast)
 
 
 def analyse_frames(source: str | Path, max_frames: int = 12, *, sample_fps: float = 2.0, detector: str = "content",
-                   progress: ProgressFn | None = None) -> "FramesResult":
-    """Shots, cuts and key frames of a source: what ``genart frames`` shows and writes."""
+                   progress: ProgressFn | None = None,
+                   cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> "FramesResult":
+    """Shots, cuts, transitions, bars, characters and key frames of a source: what ``genart frames`` shows."""
     from genart import frames
 
-    return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
+    return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
+                          cast=cast)
 
 
 def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *, preset: str | None = None,
@@ -144,26 +154,26 @@ def variant_from_image(image: "str | Path | Image.Image", *, profile_id: str = "
 
     Raises:
         SourceNotFoundError: ``image`` or ``source`` is a path that does not exist.
-        UnsupportedMediaError: it is not a readable image.
+        UnsupportedMediaError: it is not a readable image, or more pixels than genart decodes
+            (``ImageTooLargeError``, see ``genart.imaging.max_image_pixels``).
+        InvalidArgumentError: ``image`` is neither a path nor PIL pixels.
     """
     from PIL import Image as _Image
-    from PIL import UnidentifiedImageError
 
-    from genart.errors import SourceNotFoundError, UnsupportedMediaError
+    from genart.errors import InvalidArgumentError, SourceNotFoundError
+    from genart.imaging import load_rgb
     from genart.rank.embed import image_key
     from genart.types import GenerationParams, stable_id
 
     def opened(x) -> "tuple[_Image.Image, Path | None]":
         if isinstance(x, _Image.Image):
             return x.convert("RGB"), None
+        if not isinstance(x, (str, Path)):
+            raise InvalidArgumentError("image", type(x).__name__, "an image file's path or PIL pixels")
         path = Path(x).expanduser()
         if not path.is_file():
             raise SourceNotFoundError(path)
-        try:
-            with _Image.open(path) as im:
-                return im.convert("RGB"), path
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UnsupportedMediaError(path, str(exc)) from None
+        return load_rgb(path), path  # within genart's pixel limit (ImageTooLargeError, an UnsupportedMediaError)
 
     pixels, path = opened(image)
     key = image_key(pixels)
@@ -233,13 +243,16 @@ def make_demo_clip(path: str | Path) -> "DemoClip":
 def run_catalog(catalog: str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
                 batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
                 ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
-                progress: ProgressFn | None = None) -> "BatchReport":
-    """Run (or resume) a whole catalogue: what ``genart batch`` does. See ``genart.batch.run_catalog``."""
+                progress: ProgressFn | None = None, auto_approve: bool | None = None) -> "BatchReport":
+    """Run (or resume) a whole catalogue: what ``genart batch`` does. See ``genart.batch.run_catalog``.
+
+    ``auto_approve``: start each title's bandit test without a person (kept in the test); by
+    default a draft test waits for someone to approve it."""
     from genart.batch import run_catalog as _run
 
     return _run(catalog, out, engine=engine, db=db, batch_size=batch_size, compile=compile,
                 num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-                ray_num_gpus=ray_num_gpus, progress=progress)
+                ray_num_gpus=ray_num_gpus, progress=progress, auto_approve=auto_approve)
 
 
 # Review and hand-off live in genart.review; the public functions are part of this API.
@@ -258,4 +271,53 @@ from genart.review import (  # noqa: E402,F401  (re-exported)
     handoffs,
     simulate_test,
     test_report,
+)
+
+
+def test_settings(**choices) -> "TestConfig":
+    """A bandit test's settings from a person's choices, the same as ``genart bandit create``'s
+    options and a catalogue's ``test:`` block: ``policy`` (ts, egreedy, ucb1, lints, linucb, vw),
+    ``reward`` (``click``, ``play:MINUTES``, ``watch:MINUTES``), ``floor``, ``change_cap`` and
+    ``change_interval`` (``0.1`` per ``1h`` or per ``500 exposures``), ``stop_at`` and
+    ``min_impressions`` (the stopping rule), ``loop`` and ``loop_variants`` (new artwork for weak
+    segments), ``context_dim``. See ``genart.bandit.settings``.
+
+    Raises:
+        UnknownPolicyError, InvalidArgumentError: a bad choice, named as the option is named.
+    """
+    from genart.bandit.settings import test_settings as _settings
+
+    return _settings(**choices)
+
+
+test_settings.__test__ = False  # an API function, not a pytest test
+
+
+def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) -> "TestInfo":
+    """One test's status (draft, running, stopped), settings in words, approval, origin and traffic.
+
+    Raises:
+        UnknownTestError: no such test.
+    """
+    from genart.learning import _tester
+
+    return _tester(out, db).info(test_id)
+
+
+test_info.__test__ = False
+
+
+# Bandit tests from every surface and the learning loop live in genart.learning.
+from genart.learning import (  # noqa: E402,F401  (re-exported)
+    approve_test,
+    evaluate_test,
+    list_tests,
+    loop_step,
+    preference_model,
+    proposals,
+    rerank_for_segments,
+    segment_preferences,
+    stop_test,
+    title_run,
+    variant_facts,
 )

@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,6 +42,8 @@ app.add_typer(profiles_app, name="profiles")
 err = Console(stderr=True)
 out = Console()
 
+#: ``genart batch``'s exit status when the job finished but some titles failed.
+BATCH_SOME_FAILED = 3
 STAGE_LABELS = {"frames": "key frames", "models": "loading models", "generate": "generating", "rank": "ranking"}
 
 #: What each score means, for the legend under a run's tables: (short column name, meaning). Scores are
@@ -211,7 +214,8 @@ def rich_progress(enabled: bool = True) -> Iterator[Optional[Callable[[str, int,
             if not tasks:
                 bars.start()
             if stage not in tasks:
-                tasks[stage] = bars.add_task(STAGE_LABELS.get(stage, stage), total=max(total, 1))
+                # a stage may be named by data (a catalogue's title id): text, never Rich markup
+                tasks[stage] = bars.add_task(escape(STAGE_LABELS.get(stage, stage)), total=max(total, 1))
             bars.update(tasks[stage], completed=done, total=max(total, 1))
 
     try:
@@ -438,56 +442,66 @@ def frames(
                                      help="Candidate frames analysed per second of video."),
     detector: str = typer.Option("content", "--detector", metavar="NAME",
                                  help="PySceneDetect detector: content or adaptive."),
+    cast: list[str] = typer.Option([], "--cast", metavar="NAME=IMAGE",
+                                   help="Casting note (repeatable): a reference photo of a person; matching faces "
+                                        "are named after them."),
 ) -> None:
-    """Shots and key frames: PNGs, a contact sheet with timecodes and scores, and (--json) the shot list."""
+    """Shots and key frames: PNGs, a contact sheet (faces and who, text and logos, bars, transitions,
+    characters), and (--json) everything found."""
     # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
-    from genart.sheets import contact_sheet
+    from genart.sheets import frames_sheet
 
+    notes: dict[str, list[str]] = {}
+    for item in cast:
+        name, sep, image = item.partition("=")
+        if not sep or not name.strip() or not image.strip():
+            raise InvalidArgumentError("--cast", item, "NAME=IMAGE, e.g. --cast 'Ada Lovelace=ada.jpg'")
+        notes.setdefault(name.strip(), []).append(image.strip())
     with rich_progress(not as_json) as progress:
-        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress)
+        result = api.analyse_frames(source, max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
+                                    cast=notes or None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, cells = [], []
-    for i, kf in enumerate(result.keyframes):
+    data = result.to_json()
+    for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         kf.image.save(path)
-        sc = kf.scores.as_dict()
-        rows.append({"t_s": round(kf.t_s, 3), "frame": kf.frame_index, "shot": kf.shot, "path": str(path),
-                     "timecode": kf.timecode, "faces": [[round(v, 1) for v in (b.x, b.y, b.w, b.h)] for b in kf.faces],
-                     "scores": {k: round(v, 4) for k, v in sc.items()}})
-        g = sc.get
-        cells.append((kf.image, [
-            f"{kf.timecode}  frame {kf.frame_index}  shot {kf.shot}",
-            f"quality {g('quality', 0):.2f}  sharp {g('sharpness', 0):.2f}  expo {g('exposure', 0):.2f}  "
-            f"contr {g('contrast', 0):.2f}",
-            f"colour {g('colourfulness', 0):.2f}  natural {g('naturalness', 0):.2f}  thirds {g('thirds', 0):.2f}",
-            f"faces {len(kf.faces)}  frontal {g('face_frontal', 0):.2f}  blur {g('motion_blur', 0):.2f}  "
-            f"fade {g('fade', 0):.2f}  card {g('title_card', 0):.2f}",
-        ], [(b.x, b.y, b.w, b.h) for b in kf.faces]))
+        row["path"] = str(path)
     sheet_path = out_dir / "contact_sheet.png"
-    footer = (f"{_shots_words(result)} ({result.detector or 'stills'}), "
-              f"{_plural(result.n_frames, 'frame')}, {result.duration_s:.2f} s")
-    contact_sheet(cells, title=f"key frames of {source.name}", footer=footer).save(sheet_path)
+    frames_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
     if as_json:
-        _print_json({
-            "source": str(source), "contact_sheet": str(sheet_path), "fps": round(result.fps, 6),
-            "n_frames": result.n_frames, "duration_s": round(result.duration_s, 3), "detector": result.detector,
-            "shots": [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "start_frame": s.start_frame,
-                       "end_frame": s.end_frame} for s in result.shots],
-            "cuts_s": [round(t, 3) for t in result.cuts_s],
-            "keyframes": rows,
-            "warnings": list(result.warnings),
-        })
+        _print_json({"source": str(source), "contact_sheet": str(sheet_path),
+                     **{k: v for k, v in data.items() if k != "source"}})
         return
-    out.print(Text(f"{source.name}: {_shots_words(result)}; {_plural(len(rows), 'key frame')} "
+    out.print(Text(f"{source.name}: {_shots_words(result)}; {_plural(len(result.keyframes), 'key frame')} "
                    f"in {shown_path(out_dir)}/"), soft_wrap=True)
+    if result.active_area is not None:
+        x, y, w, h = result.active_area
+        if (w, h) != (result.width, result.height):
+            out.print(Text(f"bars cropped: the picture is {w}x{h} at ({x}, {y}) of {result.width}x{result.height}"))
+    for tr in result.transitions:
+        out.print(Text(f"{tr.kind} {tr.start_s:.2f}-{tr.end_s:.2f} s: no key frame inside"))
+    for c in result.characters:
+        out.print(Text(f"character {c.label}: {c.screen_time_s:.1f} s on screen, "
+                       f"{_plural(len(c.appearances), 'appearance')}"))
+    for r in result.regions:
+        out.print(Text(f"{r.kind} in every frame at ({r.box.x:.0f}, {r.box.y:.0f}), {r.box.w:.0f}x{r.box.h:.0f}"))
+    def short(words: list[str]) -> str:
+        text = ",".join(words) or "-"
+        return text if len(text) <= 9 else text[:8] + "…"
+
+    cells = [(short([p.character or "?" for p in kf.people]), short(sorted({r.kind for r in kf.regions})))
+             for kf in result.keyframes]
+    cols = ["#", "time", "frame", "shot", "faces"]
+    cols += [c for c, k in (("who", 0), ("marks", 1)) if any(cell[k] != "-" for cell in cells)]
     table = Table(**TABLE_STYLE)
-    for col in ("#", "time", "frame", "shot", "faces", "quality"):
-        table.add_column(col, justify="right" if col != "time" else "left", no_wrap=True)
+    for col in cols + ["quality"]:
+        table.add_column(col, justify="left" if col in ("time", "who", "marks") else "right", no_wrap=True)
     table.add_column("file", overflow="fold")
-    for i, r in enumerate(rows):
-        table.add_row(*(Text(c) for c in (str(i + 1), r["timecode"], str(r["frame"]), str(r["shot"]),
-                                          str(len(r["faces"])), f"{r['scores'].get('quality', 0):.2f}",
-                                          Path(r["path"]).name)))
+    for i, (kf, row, (who, marks)) in enumerate(zip(result.keyframes, data["keyframes"], cells)):
+        extra = [v for c, v in (("who", who), ("marks", marks)) if c in cols]
+        table.add_row(*(Text(c) for c in (str(i + 1), kf.timecode, str(kf.frame_index), str(kf.shot),
+                                          str(len(kf.faces)), *extra, f"{kf.scores.get('quality', 0):.2f}",
+                                          Path(row["path"]).name)))
     out.print(table)
     out.print(Text(f"contact sheet: {shown_path(sheet_path)}"), soft_wrap=True)
 
@@ -616,16 +630,19 @@ def profiles_validate(paths: list[Path] = typer.Argument(..., help="Profile file
 @handles_errors
 def app_cmd(
     host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS",
-                             help="Address to bind; anything but loopback needs --auth."),
+                             help="Address to bind; anything but loopback needs --auth-file or --auth."),
     port: Optional[int] = typer.Option(None, "--port", metavar="N", help="Port (default 7860 or the next free one)."),
     auth: Optional[str] = typer.Option(None, "--auth", envvar="GENART_APP_AUTH", metavar="USER:PASSWORD",
-                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH)."),
+                                       help="USER:PASSWORD[,USER2:PASSWORD2] (or env GENART_APP_AUTH; on the "
+                                            "command line it shows in ps: prefer --auth-file)."),
+    auth_file: Optional[Path] = typer.Option(None, "--auth-file", metavar="FILE",
+                                             help="A file of USER:PASSWORD lines (kept off the command line)."),
     out_dir: Path = typer.Option(Path("runs"), "--out", metavar="FOLDER", help="The runs folder the app reviews."),
 ) -> None:
     """Serve the review app (Gradio) on the runs folder: upload, generate, review, hand off."""
     from app import launch  # gradio loads only for this command
 
-    launch(out_dir, host, port, auth)
+    launch(out_dir, host, port, auth if auth_file is None else None, auth_file=auth_file)
 
 
 # --- batch: a whole catalogue (genart.batch) --------------------------------------------------------
@@ -651,21 +668,30 @@ def batch_cmd(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="ADDRESS",
                                               help="ray: a cluster's address (default local)."),
     ray_num_cpus: Optional[int] = typer.Option(None, "--ray-num-cpus", metavar="N", help="ray: CPUs of the local Ray."),
+    auto_approve: bool = typer.Option(False, "--auto-approve",
+                                      help="Start each title's bandit test from the ranking's top-k without a "
+                                           "person (recorded in the test). Default: a draft test that starts when "
+                                           "someone approves it (genart bandit approve, or the app)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run (or resume) a whole catalogue: frames, variants, ranking and the bandit hand-off for every title.
 
-    Killed at any point, the same command continues where it stopped and redoes nothing finished.
+    Killed at any point, the same command continues where it stopped and redoes nothing finished. A
+    title that cannot be done (an unreadable source, say) is marked failed with its reason and the
+    others complete; running the same command again retries it. One job per --out folder at a time.
+
+    Exit status: 0 every title done; 2 nothing run (a bad catalogue or option, or another job holds
+    the folder); 3 the job finished but some titles failed (see the status and error columns).
     """
     import dataclasses
 
     with rich_progress(True) as progress:
         report = api.run_catalog(catalog, out_dir, engine=engine, db=db, batch_size=batch_size, compile=compile_unet,
                                  num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-                                 progress=progress)
+                                 progress=progress, auto_approve=auto_approve or None)
     if as_json:
         _print_json({**dataclasses.asdict(report), "titles": [dataclasses.asdict(t) for t in report.titles]})
-        return
+        raise typer.Exit(BATCH_SOME_FAILED if report.failed else 0)
     table = Table(title=Text(f"batch {catalog.name}: {report.engine} engine, preset {report.preset}"),
                   title_justify="left", **TABLE_STYLE)
     table.add_column("title", no_wrap=True)
@@ -676,12 +702,16 @@ def batch_cmd(
         status = t.status if t.images >= t.expected else f"{t.status} {t.images}/{t.expected}"
         table.add_row(*(Text(c) for c in (t.title_id, status, str(t.keyframes), str(t.images), str(t.made_now),
                                           f"{t.device_s:.2f}", f"{t.images_per_s:.2f}", str(t.arms),
-                                          best or (t.error or "-"))))
+                                          best or (t.error or "-"))))  # a reason names paths: text, not markup
     out.print(table)
     extra = f"; {report.oom_retries} OOM back-off(s), batch size {report.batch_size}" if report.oom_retries else ""
     out.print(Text(f"{sum(t.images for t in report.titles)} variants in {len(report.titles)} titles, "
                    f"{report.wall_s:.1f} s wall{extra}; summary: {shown_path(report.summary_csv)}, "
                    f"{shown_path(report.summary_json)}"), soft_wrap=True)
+    if report.failed:
+        say("warning", f"{len(report.failed)} title(s) failed: {', '.join(t.title_id for t in report.failed)}; "
+                       "the others are done", hint="fix their media and run the same command again to retry them")
+        raise typer.Exit(BATCH_SOME_FAILED)
 
 
 def _mount_optional() -> None:

@@ -12,10 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from genart._yaml import YamlDoc, explain_validation_error, yaml_error_line
+from genart._yaml import explain_validation_error, parse_mapping
 from genart.errors import ConfigError, InvalidArgumentError, UnknownPresetError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -357,12 +356,7 @@ class ModelsConfig:
 
 def parse_models_yaml(text: str, path: Path | str = "models.yaml") -> ModelsConfig:
     """Validate the text of a models file. Raises ``ConfigError`` naming file, field and line."""
-    try:
-        doc = YamlDoc(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=path, line=yaml_error_line(exc)) from None
-    if not isinstance(doc.data, dict):
-        raise ConfigError("expected a mapping with 'default_preset' and 'presets'", path=path, line=1)
+    doc = parse_mapping(text, path, ConfigError, "a mapping with 'default_preset' and 'presets'")
     try:
         parsed = ModelsFile.model_validate(doc.data)
     except ValidationError as exc:

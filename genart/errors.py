@@ -51,6 +51,21 @@ class UnsupportedMediaError(InputError):
         self.path = path
 
 
+class ImageTooLargeError(UnsupportedMediaError):
+    """An image whose header declares more pixels than genart decodes (a decompression bomb, or simply
+    too big): refused before its pixels are read, so memory stays bounded."""
+
+    def __init__(self, path: object, pixels: int, limit: int, size: tuple[int, int] | None = None) -> None:
+        what = f"{size[0]}x{size[1]} ({pixels / 1e6:.1f} MP)" if size else f"{pixels / 1e6:.1f} MP (a decompression bomb?)"
+        InputError.__init__(
+            self, f"image too large: {path} declares {what}; the limit is {limit / 1e6:g} MP",
+            hint="scale it down (a 4K frame is 8.3 MP), or raise the limit with GENART_MAX_IMAGE_PIXELS")
+        self.path = path
+        self.pixels = pixels
+        self.size = size
+        self.limit = limit
+
+
 class EmptySourceError(InputError):
     def __init__(self, path: object, detail: str = "no frames or images found") -> None:
         super().__init__(f"{detail}: {path}", hint="check that the video has a video stream, or the folder holds images")
@@ -158,8 +173,22 @@ class BanditError(GenartError):
 class UnknownTestError(BanditError):
     def __init__(self, test_id: str, known: Iterable[str] = ()) -> None:
         super().__init__(f"unknown bandit test '{test_id}'; known tests: {_choices(known)}",
-                         hint="create it with Tester.create_test(test_id, arms) (arms from genart.bandit.handoff)")
+                         hint="`genart bandit list --out DIR` lists a store's tests; "
+                              "`genart bandit create RUN_ID --reviewer NAME --out DIR` makes one")
         self.test_id = test_id
+
+
+class TestNotRunningError(BanditError):
+    """A test is a draft waiting for a person's approval (or stopped, for changes only a running test takes)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, test_id: str, status: str, hint: str | None = None) -> None:
+        super().__init__(f"bandit test '{test_id}' is {status}, not running",
+                         hint=hint or (f"`genart bandit approve {test_id} --reviewer NAME --out DIR` starts it"
+                                       if status == "draft" else None))
+        self.test_id = test_id
+        self.status = status
 
 
 class UnknownSegmentError(BanditError):
@@ -247,9 +276,11 @@ class UploadError(InputError):
 
 
 class InsecureBindError(ConfigError):
-    def __init__(self, host: str) -> None:
-        super().__init__(f"refusing to serve the review app on '{host}' without authentication",
-                         hint="pass --auth USER:PASSWORD (or set GENART_APP_AUTH), or bind to 127.0.0.1")
+    """A server asked to listen beyond this machine with no credentials configured."""
+
+    def __init__(self, host: str, what: str = "the review app", hint: str | None = None) -> None:
+        super().__init__(f"refusing to serve {what} on '{host}' without authentication",
+                         hint=hint or "pass --auth-file FILE (or set GENART_APP_AUTH), or bind to 127.0.0.1")
         self.host = host
 
 

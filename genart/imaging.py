@@ -9,8 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
+import warnings
 import zlib
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -20,6 +25,96 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 ANALYSIS_LONG_SIDE = 256
+
+#: The most pixels genart decodes from one image file, unless ``$GENART_MAX_IMAGE_PIXELS`` says
+#: otherwise: 40 MP holds a 4K frame (8.3 MP), an 8K one (33 MP) and any camera still, at about 120 MB
+#: of RGB. A PNG of a few hundred KB can declare 20000x20000 (a decompression bomb: 1.2 GB of RGB,
+#: several GB through analysis), so the limit is checked from the header, before any pixel is read.
+DEFAULT_MAX_PIXELS = 40_000_000
+MAX_PIXELS_ENV = "GENART_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$GENART_MAX_IMAGE_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`.
+
+    Raises:
+        ConfigError: the variable is not a whole number >= 1.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw)) if "e" in raw.lower() else int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from genart.errors import ConfigError
+
+        raise ConfigError(f"${MAX_PIXELS_ENV} must be a whole number of pixels >= 1, got {raw!r}",
+                          hint=f"e.g. {MAX_PIXELS_ENV}=60000000 for 60 MP")
+    return value
+
+
+@contextmanager
+def open_image(path: "str | Path", *, max_pixels: int | None = None) -> "Iterator[Image.Image]":
+    """An image file opened lazily (only its header read), refused when it declares too many pixels.
+
+    The one way genart opens an image it did not write itself (stills, uploads, a thumbnail to rank):
+    Pillow reads the header first, so the size is known before a pixel is decoded; Pillow's own
+    decompression-bomb checks (``Image.MAX_IMAGE_PIXELS``: a ``DecompressionBombWarning`` above it, a
+    ``DecompressionBombError`` above twice it) become the same typed error.
+
+    Args:
+        path: the image file.
+        max_pixels: the limit (default :func:`max_image_pixels`).
+
+    Raises:
+        ImageTooLargeError: width x height above the limit (a subclass of UnsupportedMediaError).
+        UnsupportedMediaError: not an image Pillow can read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from genart.errors import ImageTooLargeError, UnsupportedMediaError
+
+    limit = max_pixels if max_pixels is not None else max_image_pixels()
+    try:
+        with warnings.catch_warnings():  # Pillow's warning above its own limit: a refusal, not a line on stderr
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow: "Image size (N pixels) exceeds limit ..."
+        raise ImageTooLargeError(path, int(found.group(1)) if found else limit + 1, limit) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UnsupportedMediaError(path, f"not a readable image: {exc}") from None
+    with im:
+        w, h = im.size
+        if w * h > limit:
+            raise ImageTooLargeError(path, w * h, limit, (w, h))
+        yield im
+
+
+def load_rgb(path: "str | Path", *, upright: bool = False, max_pixels: int | None = None) -> "Image.Image":
+    """An image file as RGB pixels, through :func:`open_image`'s limit (memory stays within about
+    twice the RGB size: 240 MB at the default 40 MP).
+
+    Args:
+        upright: apply the EXIF orientation (photos from cameras and phones).
+
+    Raises:
+        ImageTooLargeError, UnsupportedMediaError: as :func:`open_image`, or pixels that fail to decode.
+    """
+    from PIL import ImageOps
+
+    from genart.errors import UnsupportedMediaError
+
+    with open_image(path, max_pixels=max_pixels) as im:
+        try:
+            rgb = im.convert("RGB")  # keeps the EXIF block, so the orientation is still known
+            if upright:
+                ImageOps.exif_transpose(rgb, in_place=True)
+            return rgb
+        except (OSError, SyntaxError, ValueError) as exc:  # a truncated or corrupt pixel stream
+            raise UnsupportedMediaError(path, f"not a readable image: {exc}") from None
 
 
 def to_array(image: "Image.Image | np.ndarray") -> np.ndarray:

@@ -6,11 +6,11 @@ so an error later in the run (weights missing, a bad frame, Ctrl-C) loses nothin
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
 from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, WarningLog, warn
+from genart.files import FileLock, write_bytes, write_text
 from genart.imaging import sha256_bytes, sha256_file
 from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
@@ -138,6 +139,9 @@ def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[Taste
     (its prompt changed in the review app, say) carries its own version and is used as it is."""
     if isinstance(profiles, str):
         return get_profiles(profiles)
+    if not isinstance(profiles, (list, tuple)) or not all(isinstance(p, (str, TasteProfile)) for p in profiles):
+        raise InvalidArgumentError("profiles", profiles, "profile ids (a list, or a comma-separated string) "
+                                                         "or TasteProfile values")
     out = [p if isinstance(p, TasteProfile) else get_profiles([p])[0] for p in profiles]
     if not out:
         return get_profiles([])  # raises UnknownProfileError listing the known ids
@@ -160,14 +164,6 @@ def _source_digest(source: Path) -> str:
         return sha256_file(source)
     names = sorted(p.name for p in source.iterdir() if p.is_file())
     return sha256_bytes(json.dumps([(n, sha256_file(source / n)) for n in names]).encode())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def ranked_name(rank: int, variant: Variant) -> str:
@@ -196,6 +192,49 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
 
 
+def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfile], frames: int,
+               variants_per_frame: int, seed: int, title: str, genre: str, *, keyframe_ids: Sequence[str] = (),
+               title_overlay: bool | None = None, titles: Mapping[str, str] | None = None,
+               cast: "Mapping[str, object] | None" = None) -> str:
+    """What makes two ``genart run`` calls "the same command": the source's bytes, the preset, the
+    profiles' versions, the counts, the seed, the title (text and overlay) and the casting notes. A run
+    killed part-way is found again by it and resumed, reusing its stored key frames and variants."""
+    from genart.types import stable_id
+
+    parts = ["genart-run-v1", source_sha256, spec.canonical_json(), [(p.id, p.version) for p in profs],
+             frames, variants_per_frame, seed, title, genre, list(keyframe_ids), title_overlay,
+             sorted((titles or {}).items())]
+    if cast:  # only when given, so runs without casting notes keep the keys they had
+        parts.append(sorted((str(k), str(v)) for k, v in cast.items()))
+    return stable_id(*parts, length=16)
+
+
+def _claim_unfinished(store: Store, key: str) -> "tuple[object, FileLock] | None":
+    """The newest run of ``key`` left ``running`` (its process was killed) or ``failed``, with its lock
+    taken; None when there is none, or each one's lock is held (it is running now, in another process)."""
+    from sqlalchemy import select
+
+    from genart.store.db import RunRow
+
+    with store.session() as s:
+        rows = s.scalars(select(RunRow).where(RunRow.resume_key == key, RunRow.status.in_(("running", "failed")))
+                         .order_by(RunRow.created_at.desc(), RunRow.id.desc())).all()
+    for row in rows:
+        lock = FileLock(run_lock_path(store, row.id), what="genart run")
+        if not lock.acquire():
+            continue
+        status, _ = store.run_status(row.id)  # re-read under the lock: it may have finished meanwhile
+        if status in ("running", "failed"):
+            return row, lock
+        lock.release()
+    return None
+
+
+def run_lock_path(store: Store, run_id: str) -> Path:
+    """The lock a process holds while it works on a run (``genart.files.FileLock``): free means nobody is."""
+    return store.root / "runs" / run_id / "run.lock"
+
+
 def _say_unused_titles(titles: Mapping[str, str] | None, profiles: Sequence[TasteProfile]) -> None:
     """A title for a locale no profile of the run has would go unused without a word: say so."""
     for tag in titles or {}:
@@ -208,13 +247,20 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         variants_per_frame: int = 4, out: str | Path = "runs", db: str | None = None, seed: int = 0,
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
         keyframes: Sequence[KeyFrame] | None = None,
-        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None) -> RunResult:  # [generate: title]
+        title_overlay: bool | None = None, titles: "dict[str, str] | None" = None,  # [generate: title]
+        cast: "Mapping[str, object] | None" = None) -> RunResult:
     """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments.
 
     ``title_overlay`` lays the title on the artwork (default: when a title is given); ``titles`` gives the
-    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage).
+    title text per locale (``{"ja-JP": "..."}``) for profiles whose locale has its own (generate stage);
+    ``cast`` the casting notes the frames stage names characters by.
+
+    Resumable: a run of the same command (see :func:`resume_key`) that was killed (left ``running``,
+    nobody holding its lock) or failed is continued instead of started again: its stored key frames
+    and each profile's stored variants are reused, the rest is made, every profile is ranked.
     """
     from genart.frames import extract_keyframes, probe_source
+    from genart.frames.people import check_cast
 
     # cheap checks first: nothing is written until every argument is known to be usable
     _check_counts(frames, variants_per_frame, top_k)
@@ -222,32 +268,49 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     profs = resolve_profiles(profiles)
     for tag in titles or {}:
         check_locale(tag, "titles")
-    src = Path(source).expanduser()
+    src = _source_path(source)
     if not src.exists():
         raise SourceNotFoundError(src)
     if keyframes is None:
         probe_source(src)
+        check_cast(cast)
     ensure_weights(spec)
 
     store = Store(out, db)
-    created = datetime.now(timezone.utc)
-    run_id = created.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    digest = _source_digest(src)
+    key = resume_key(digest, spec, profs, frames, variants_per_frame, seed, title, genre,
+                     keyframe_ids=[k.id for k in keyframes or ()], title_overlay=title_overlay, titles=titles,
+                     cast=cast)
+    claimed = _claim_unfinished(store, key)
+    if claimed is not None:
+        row, lock = claimed
+        run_id, created_at = row.id, row.created_at
+    else:
+        created = datetime.now(timezone.utc)
+        run_id, created_at = created.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3), created.isoformat(timespec="seconds")
+        lock = FileLock(run_lock_path(store, run_id), what="genart run")
+        lock.acquire()  # before the row exists, so no other process can take this run for a killed one
     run_dir = store.root / "runs" / run_id
     manifest = RunManifest(
-        run_id=run_id, created_at=created.isoformat(timespec="seconds"), genart_version=__version__,
-        source=str(src.resolve()), source_sha256=_source_digest(src), preset=spec.name,
+        run_id=run_id, created_at=created_at, genart_version=__version__,
+        source=str(src.resolve()), source_sha256=digest, preset=spec.name,
         preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in profs),
         frames=frames, variants_per_frame=variants_per_frame, seed=seed, title=title, genre=genre,
     )
-    store.start_run(manifest)
+    if claimed is None:
+        store.start_run(manifest, resume_key=key)
+    else:
+        store.reopen_run(run_id)
     manifest_path = run_dir / "manifest.json"
-    _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
     warned = WarningLog().open()  # what the stages work around, for result.json and the caller
     try:
         _say_unused_titles(titles, profs)
-        if keyframes is None:
-            keyframes = extract_keyframes(src, max_frames=frames, progress=progress)
-        kfs = store.add_keyframes(run_id, keyframes)
+        kfs = store.keyframes(run_id) if claimed is not None else []
+        if not kfs:
+            if keyframes is None:
+                keyframes = extract_keyframes(src, max_frames=frames, progress=progress, cast=cast)
+            kfs = store.add_keyframes(run_id, keyframes)
         for i, kf in enumerate(kfs):
             _link(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")
         report(progress, "models", 0, 1)
@@ -256,15 +319,19 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         models = stages.models + _packaged_models()
         if models:
             manifest = replace(manifest, models=models)
-            _atomic_write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+            write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
         ranked: list[tuple[str, tuple[RankedVariant, ...]]] = []
         rejected: list[tuple[str, tuple[RankedVariant, ...]]] = []
+        by_id = {kf.id: kf for kf in kfs}
         for profile in profs:
-            variants: list[Variant] = stages.generator.generate(  # type: ignore[attr-defined]
-                kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress,
-                title_overlay=title_overlay, titles=titles)  # [generate: title]
-            variants = store.add_variants(run_id, variants, software=f"genart {__version__}",
-                                          fmt=spec.delivery.format, quality=spec.delivery.quality)
+            # a profile's variants commit in one transaction: all of them are stored, or none
+            variants = store.variants(run_id, profile.id, by_id) if claimed is not None else []
+            if not variants:
+                variants = stages.generator.generate(  # type: ignore[attr-defined]
+                    kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress,
+                    title_overlay=title_overlay, titles=titles)  # [generate: title]
+                variants = store.add_variants(run_id, variants, software=f"genart {__version__}",
+                                              fmt=spec.delivery.format, quality=spec.delivery.quality)
             report(progress, "rank", 0, len(variants))
             rows = stages.rank(variants, profile)
             report(progress, "rank", len(variants), len(variants))
@@ -277,8 +344,10 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
                            keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
                            warnings=tuple(warned.messages))
-        overview(result).save(run_dir / "overview.png")
-        _atomic_write_text(run_dir / "result.json", json.dumps(result.to_json(), indent=2))
+        buf = io.BytesIO()
+        overview(result).save(buf, format="PNG")
+        write_bytes(run_dir / "overview.png", buf.getvalue())
+        write_text(run_dir / "result.json", json.dumps(result.to_json(), indent=2))
         store.finish_run(run_id, "done")
         return result
     except GenartError as exc:
@@ -289,19 +358,25 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         raise
     finally:
         warned.close()
+        lock.release()
+
+
+def _source_path(source: object) -> Path:
+    """``source`` as a path, or a typed error for what is not one (None, a number, ...)."""
+    if isinstance(source, (str, os.PathLike)) and str(source).strip():
+        return Path(source).expanduser()
+    raise InvalidArgumentError("source", source, "a video file, an image or a folder of stills (a path)")
 
 
 def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821
     """The run at a glance: key frames on top, then each profile's best variants with their scores."""
     from PIL import Image
 
+    from genart.imaging import load_rgb
     from genart.sheets import grid
 
     def opened(path: Path | None, image) -> Image.Image:
-        if image is not None:
-            return image
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return image if image is not None else load_rgb(path)
 
     rows = [("key frames", [(opened(k.path, k.image), [k.timecode, f"shot {k.shot}"]) for k in result.keyframes])]
     for pid, items in result.ranked:

@@ -47,17 +47,40 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+_STORES: dict[tuple[str, str | None], "Store"] = {}
+_STORES_LOCK = threading.Lock()
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_RUNS: dict[tuple[str, str], tuple[tuple, RunResult]] = {}  # (store, run) -> (what it depends on, load_run)
+
+
 @contextmanager
 def _review_store(out: str | Path, db: str | None = None) -> Iterator["Store"]:
-    """The run store with the review tables created; its connections are closed afterwards."""
+    """The run store with the review tables created, opened once per process and folder.
+
+    Every review call (a decision, a gallery, a history) used to open the store afresh: a new engine,
+    the schema checked table by table, the connections closed again; with several reviewers that was
+    most of a decision's time. The store is thread-safe (a session per call), so one is kept per
+    folder; it is opened again if its database file was removed.
+    """
     import genart.store.review_tables  # noqa: F401  (registers the tables before Store's create_all)
     from genart.store.db import Store
 
-    store = Store(out, db)
-    try:
-        yield store
-    finally:
-        store.engine.dispose()
+    key = (str(Path(out).resolve()), db)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is not None and db is None and not (store.root / "genart.sqlite").exists():
+            store.engine.dispose()
+            store = None
+        if store is None:  # rooted at the absolute folder: the working directory may change later
+            store = _STORES[key] = Store(Path(out).resolve(), db)
+    yield store
+
+
+def _write_lock(store: "Store") -> threading.Lock:
+    """One decision written at a time per store in this process: writers queue here (and wake at once)
+    instead of in SQLite's busy handler, whose back-off sleeps grow while the database is free."""
+    with _STORES_LOCK:
+        return _WRITE_LOCKS.setdefault(store.url, threading.Lock())
 
 
 def _run_row(session, run_id: str):
@@ -136,6 +159,7 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
     from datetime import datetime, timezone
 
     from genart.errors import SourceNotFoundError, StoreError
+    from genart.files import write_text
     from genart.frames import extract_keyframes as _extract, probe_source
     from genart.frames.decode import list_stills
     from genart.store import convert
@@ -166,9 +190,11 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
         path = base / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         kf.image.save(path)
         staged.append(replace(kf, path=path, image=None))
-    doc = {"stage_id": stage_id, "source": str(src.resolve()), "created_at": _now_iso(),
+    full = src.resolve()  # a kept copy lies in the stage folder: stored relative to it, so the store can move
+    doc = {"stage_id": stage_id, "source": full.relative_to(base.resolve()).as_posix()
+           if full.is_relative_to(base.resolve()) else str(full), "created_at": _now_iso(),
            "keyframes": [convert.keyframe_json(k, base) for k in staged]}
-    (base / "stage.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    write_text(base / "stage.json", json.dumps(doc, indent=2))
     return StagedSource(stage_id=stage_id, source=src.resolve(), keyframes=tuple(staged))
 
 
@@ -190,7 +216,8 @@ def load_stage(out: str | Path, stage_id: str) -> StagedSource:
         doc = json.loads((base / "stage.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidArgumentError("stage id", stage_id, f"a stage in {Path(out) / 'uploads'}") from None
-    return StagedSource(stage_id=stage_id, source=Path(doc["source"]),
+    source = Path(doc["source"])  # relative to the stage folder when it is the kept copy
+    return StagedSource(stage_id=stage_id, source=source if source.is_absolute() else base / source,
                         keyframes=tuple(convert.keyframe_from_json(d, base) for d in doc["keyframes"]))
 
 
@@ -214,10 +241,9 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
     """
     from dataclasses import replace
 
-    from PIL import Image
-
     from genart import pipeline
     from genart.errors import InvalidArgumentError
+    from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 
     stage = load_stage(out, stage_id)
@@ -236,11 +262,7 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
             raise InvalidArgumentError("prompt's profile", pid, f"one of this run's profiles: {', '.join(p.id for p in profs)}")
         if text is not None and " ".join(str(text).split()) != " ".join(match[0].prompt.split()):
             edited[pid] = _edited_profile(match[0], _check_prompt(text))
-    chosen = []
-    for kf in stage.keyframes:
-        if kf.id in ids:
-            with Image.open(kf.path) as im:
-                chosen.append(replace(kf, image=im.convert("RGB")))
+    chosen = [replace(kf, image=load_rgb(kf.path)) for kf in stage.keyframes if kf.id in ids]
     return pipeline.run(stage.source, profiles=[edited.get(p.id, p) for p in profs], preset=preset,
                         frames=len(chosen), variants_per_frame=variants_per_frame, out=out, db=db, seed=seed,
                         title=title, genre=genre, top_k=top_k, progress=progress, keyframes=chosen)
@@ -275,8 +297,23 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
     """
     import json
 
+    from sqlalchemy import func, select
+
+    from genart.store.db import RankingRow, VariantRow
+
     with _review_store(out, db) as store, store.session() as s:
         run = _run_row(s, run_id)
+        # what the result depends on, read in two cheap queries: a regeneration adds a variant and
+        # re-ranks, a run finishing changes its status; the same stamp gives back the same (frozen) result
+        stamp = (run.status, run.finished_at, run.manifest,
+                 tuple(s.execute(select(func.count(), func.max(VariantRow.pk)).where(VariantRow.run_id == run_id)).one()),
+                 tuple(s.execute(select(func.count(), func.sum(RankingRow.total), func.max(RankingRow.rank_score))
+                                 .where(RankingRow.run_id == run_id)).one()))
+        key = (store.url, run_id)
+        with _STORES_LOCK:
+            hit = _RUNS.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
         manifest = json.loads(run.manifest or "{}")
         kfs = {k.id: k for k in sorted(store.keyframes(run_id, run.source), key=lambda k: k.t_s)}
         per = store.ranked(run_id, {v.id: v for v in store.variants(run_id, keyframes=kfs)})
@@ -292,8 +329,13 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
             ranked.append((pid, tuple(good)))
             rejected.append((pid, tuple(bad)))
         run_dir = store.root / "runs" / run_id
-        return RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
-                         keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+        result = RunResult(run_id=run_id, preset=run.preset, out_dir=run_dir, manifest_path=run_dir / "manifest.json",
+                           keyframes=tuple(kfs.values()), ranked=tuple(ranked), rejected=tuple(rejected))
+        with _STORES_LOCK:
+            _RUNS[key] = (stamp, result)
+            while len(_RUNS) > 64:  # the runs being reviewed now, not every run ever opened
+                _RUNS.pop(next(iter(_RUNS)))
+        return result
 
 
 def _decision(row) -> ReviewDecision:
@@ -327,7 +369,7 @@ def _append_decision(store, run_id: str, variant_id: str, action: str, reviewer:
         profile_id = vrow.profile_id
     last_error: Exception | None = None
     for attempt in range(50):
-        with store.session() as s:
+        with _write_lock(store), store.session() as s:
             current = s.scalar(select(func.max(ReviewDecisionRow.version)).where(
                 ReviewDecisionRow.run_id == run_id, ReviewDecisionRow.variant_id == variant_id)) or 0
             if expected_version is not None and current != expected_version:
@@ -449,11 +491,8 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
             (it has neither: its variety comes from the seed).
         UnknownRunError, UnknownVariantError, ModelLoadError: as their names say.
     """
-    import json
     import secrets
     from dataclasses import replace
-
-    from PIL import Image
 
     from genart import pipeline
     from genart.errors import InvalidArgumentError, UnknownVariantError
@@ -493,30 +532,72 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
         profile, n = _edited_profile(profile, template, strength if strength is not None else v.params.strength), 1
     pipeline.ensure_weights(spec)
     stages = pipeline.load_stages(spec)
-    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
     kf = v.keyframe
-    with Image.open(kf.path) as im:
-        kf_px = replace(kf, image=im.convert("RGB"))
-    made = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
-                                     genre=str(manifest.get("genre", "")), progress=progress)[-1]
-    made = replace(made, keyframe=kf)
-    if any(rv.variant.id == made.id for rv in everything[v.profile_id]):
+    made, rows = make_variants(out, run, stages, [(kf, profile, n, seed)], profile, pool=everything[v.profile_id],
+                               db=db, progress=progress)
+    if made[0] is None:
         raise InvalidArgumentError("seed", seed, "a seed that makes a new variant (this one exists already)")
+    what = [f"seed {seed}"]
+    if made[0].params.strength is not None:
+        what.append(f"strength {made[0].params.strength:g}")
+    if prompt:
+        what.append(f"prompt: {made[0].params.prompt}")
     with _review_store(out, db) as store:
-        from genart import __version__
-
-        made = store.add_variants(run_id, [made], software=f"genart {__version__}")[0]
-        pool = [rv.variant for rv in everything[v.profile_id]] + [made]
-        rows = stages.rank(pool, profile)
-        store.add_rankings(run_id, rows)
-        what = [f"seed {seed}"]
-        if made.params.strength is not None:
-            what.append(f"strength {made.params.strength:g}")
-        if prompt:
-            what.append(f"prompt: {made.params.prompt}")
-        _append_decision(store, run_id, made.id, "regenerated", name,
+        _append_decision(store, run_id, made[0].id, "regenerated", name,
                          f"regenerated from {variant_id}: " + ", ".join(what), None)
-    return next(r for r in rows if r.variant.id == made.id)
+    return next(r for r in rows if r.variant.id == made[0].id)
+
+
+def make_variants(out: str | Path, run: RunResult, stages, jobs: Sequence[tuple], rank_profile: TasteProfile, *,
+                  pool: Sequence[RankedVariant], db: str | None = None,
+                  progress: ProgressFn | None = None) -> tuple[list, list[RankedVariant]]:
+    """New variants of a stored run through the preset's own generator, stored and ranked with the rest.
+
+    The one way a variant is made after a run: a reviewer's regeneration and the learning loop's
+    proposals both come through here.
+
+    Args:
+        run: the run (``load_run``); its manifest's title and genre fill the prompts.
+        stages: the preset's stages (``pipeline.load_stages``).
+        jobs: ``(key frame, profile, n, seed)`` each, optionally with a fifth item, the key frame
+            as the generator should see it (the learning loop keeps only the face it frames): the
+            generator makes ``n`` variants of the key frame for the (possibly edited) profile and
+            the last is kept (so the classic preset's grade ladder and framing variety are
+            reachable by ``n``).
+        rank_profile: the profile the pool is ranked for.
+        pool: the profile's ranked variants so far (ranked again together with the new ones).
+
+    Returns:
+        (per job its stored ``Variant``, or None where it made a variant the run has already;
+        the new ranking of the whole pool).
+    """
+    import json
+    from dataclasses import replace
+
+    from genart.imaging import load_rgb
+
+    from genart import __version__
+
+    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
+    have = {rv.variant.id for rv in pool}
+    made = []
+    for job in jobs:
+        kf, profile, n, seed = job[:4]
+        seen_as = job[4] if len(job) > 4 and job[4] is not None else kf
+        kf_px = replace(seen_as, image=load_rgb(kf.path))
+        v = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
+                                      genre=str(manifest.get("genre", "")), progress=progress)[-1]
+        v = replace(v, keyframe=replace(kf, image=None))
+        made.append(None if v.id in have else v)
+        have.add(v.id)
+    fresh = [v for v in made if v is not None]
+    if not fresh:
+        return made, list(pool)
+    with _review_store(out, db) as store:
+        stored = {v.id: v for v in store.add_variants(run.run_id, fresh, software=f"genart {__version__}")}
+        rows = stages.rank([rv.variant for rv in pool] + list(stored.values()), rank_profile)
+        store.add_rankings(run.run_id, rows)
+    return [stored.get(v.id) if v is not None else None for v in made], rows
 
 
 # --- hand-off: approved variants become a bandit test (genart.bandit) ------------------------------
@@ -524,12 +605,18 @@ _TESTERS: dict[str, object] = {}
 _TESTERS_LOCK = threading.Lock()
 
 
-def _tester(out: str | Path, db: str | None = None):
-    """One ``genart.bandit.tester.Tester`` per store (it is thread-safe), on the run store's database."""
+def _tester(out: str | Path | None, db: str | None = None):
+    """One ``genart.bandit.tester.Tester`` per store (it is thread-safe), on the run store's database
+    (``out`` None: the database ``db`` names, for the bandit commands given only a URL)."""
     from genart.bandit.tester import Tester
 
-    with _review_store(out, db) as store:
-        url = store.url
+    if out is None:
+        from genart.bandit.store import locate
+
+        url = locate(db)
+    else:
+        with _review_store(out, db) as store:
+            url = store.url
     with _TESTERS_LOCK:
         tester = _TESTERS.get(url)
         if tester is None:
@@ -537,77 +624,115 @@ def _tester(out: str | Path, db: str | None = None):
         return tester
 
 
-def _arm_json(a: Arm) -> dict[str, object]:
+def _arm_json(a: Arm, store: "Store") -> dict[str, object]:
     return {"test_id": a.test_id, "arm_id": a.arm_id, "segment": a.segment, "variant_id": a.variant_id,
-            "image_path": str(a.image_path) if a.image_path else None, "is_control": a.is_control,
+            "image_path": store.rel(a.image_path) if a.image_path else None, "is_control": a.is_control,
             "prior_mean": a.prior_mean, "profile_id": a.profile_id}
 
 
-def _arm_from_json(d: Mapping[str, object]) -> Arm:
+def _arm_from_json(d: Mapping[str, object], store: "Store") -> Arm:
     return Arm(test_id=str(d["test_id"]), arm_id=str(d["arm_id"]), segment=str(d["segment"]),
-               variant_id=d.get("variant_id"), image_path=Path(d["image_path"]) if d.get("image_path") else None,
+               variant_id=d.get("variant_id"),
+               image_path=store.resolve(str(d["image_path"])) if d.get("image_path") else None,
                is_control=bool(d.get("is_control")), prior_mean=float(d.get("prior_mean", 0.5)),
                profile_id=d.get("profile_id"))
 
 
-def _handoff_record(row) -> HandoffRecord:
+def _handoff_record(row, store: "Store") -> HandoffRecord:
     import json
 
     return HandoffRecord(run_id=row.run_id, test_id=row.test_id, reviewer=row.reviewer, created_at=row.created_at,
-                         arms=tuple(_arm_from_json(d) for d in json.loads(row.arms)))
+                         arms=tuple(_arm_from_json(d, store) for d in json.loads(row.arms)))
 
 
 def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str | None = None,
                     segments: Sequence[str] | Mapping[str, Sequence[str]] | None = None, include_control: bool = True,
-                    control_image: str | Path | None = None, policy: str = "ts",
-                    db: str | None = None) -> HandoffRecord:
+                    control_image: str | Path | None = None, policy: str | None = None, config=None,
+                    priors: str = "model", origin: str = "app", db: str | None = None) -> HandoffRecord:
     """Send a run's approved variants to a bandit test (``genart.bandit.handoff``) and log who did it.
 
     Args:
-        reviewer: who hands off (goes in the audit trail).
-        test_id: the new test's id (default ``<run_id>-test``).
+        reviewer: who hands off (goes in the audit trail, and in the test as who approved it).
+        test_id: the new test's id (default ``<run_id>-test``). A *draft* test of that id (the batch
+            job's, waiting for a person) is started with these arms instead.
         segments: segment names, or {segment: [profile ids]}; default one segment per profile with
             approved variants, getting that profile's variants.
         include_control: add the current artwork as a control arm in every segment.
-        policy: the test's policy (``ts``, ``egreedy``, ``ucb1``, ...).
+        policy: the test's policy (``ts``, ``egreedy``, ``ucb1``, ...); or give the whole
+            ``config`` (``genart.api.test_settings(...)``: reward, floor, change cap, stopping rule).
+        priors: ``model`` (the segment preference model's prediction for each arm, where it has
+            seen the segment) or ``ranking`` (the ranking's totals).
+        origin: which surface handed off (app, cli, api), kept in the test.
 
     Returns:
         The ``HandoffRecord`` with the arms created. Handing the same arms to the same test again
-        changes nothing and returns the first record.
+        (or at the same moment, from two sessions) changes nothing and returns the first record.
 
     Raises:
+        InvalidArgumentError: a test id or segment the bandit service would refuse (``genart.ids``).
         ReviewError: nothing approved in the run.
         InvalidArgumentError, UnknownPolicyError, TestConflictError: from the bandit stage.
     """
     import json
+    import time
 
     from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     from genart.bandit.handoff import handoff
     from genart.bandit.types import TestConfig
-    from genart.errors import ReviewError
+    from genart.errors import InvalidArgumentError, ReviewError, StoreError
+    from genart.ids import check_id
+    from genart.learning import open_test
     from genart.store.review_tables import ReviewHandoffRow
 
     name = _check_reviewer(reviewer)
+    test_id = check_id("test id", test_id or f"{run_id}-test")  # the service's pattern, or it never gets traffic
+    for seg in (segments or ()):
+        check_id("segment", seg)
+    if config is None:
+        config = TestConfig(policy=policy or "ts")
+    elif not isinstance(config, TestConfig):
+        raise InvalidArgumentError("config", type(config).__name__, "a TestConfig (genart.api.test_settings)")
+    elif policy is not None and policy != config.policy:
+        raise InvalidArgumentError("policy", policy, f"the config's own policy '{config.policy}' (or leave it out)")
     approved = approved_variants(out, run_id, db=db)
     if not approved:
         raise ReviewError(f"run '{run_id}' has no approved variants to hand off",
-                          hint="approve some variants in the review first")
+                          hint="approve some variants in the review first (`genart app --out DIR`)")
     if segments is None:
         segments = {pid: [pid] for pid in dict.fromkeys(rv.profile_id for rv in approved)}
-    test_id = test_id or f"{run_id}-test"
     arms = handoff(approved, test_id, segments, include_control=include_control, control_image=control_image)
-    _tester(out, db).create_test(test_id, arms, TestConfig(policy=policy))
-    with _review_store(out, db) as store, store.session() as s:
-        old = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)
-                        .order_by(ReviewHandoffRow.pk).limit(1)).first()
-        if old is not None:
-            return _handoff_record(old)
+    open_test(out, run_id, arms, config, db=db, approved_by=name, origin=origin, priors=priors)
+
+    def first(s) -> ReviewHandoffRow | None:
+        return s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.test_id == test_id)
+                         .order_by(ReviewHandoffRow.pk).limit(1)).first()
+
+    with _review_store(out, db) as store:
+        with store.session() as s:
+            old = first(s)
+            if old is not None:
+                return _handoff_record(old, store)
         row = ReviewHandoffRow(run_id=run_id, test_id=test_id, reviewer=name, created_at=_now_iso(),
-                               arms=json.dumps([_arm_json(a) for a in arms]))
-        s.add(row)
-        s.commit()
-        return _handoff_record(row)
+                               arms=json.dumps([_arm_json(a, store) for a in arms]))
+        for attempt in range(20):
+            with store.session() as s:
+                try:
+                    s.add(row)
+                    s.commit()
+                    return _handoff_record(row, store)
+                except IntegrityError:  # another hand-off of this test won the one row: it is the record
+                    s.rollback()
+                    won = first(s)
+                    if won is not None:
+                        return _handoff_record(won, store)
+                except OperationalError:  # SQLite busy: another writer's transaction; try again
+                    s.rollback()
+            time.sleep(0.01 * (attempt + 1))
+            row = ReviewHandoffRow(run_id=run_id, test_id=test_id, reviewer=name, created_at=row.created_at,
+                                   arms=row.arms)
+        raise StoreError(f"could not record the hand-off of run '{run_id}' to test '{test_id}': the store stayed busy")
 
 
 def handoffs(out: str | Path, run_id: str, *, db: str | None = None) -> list[HandoffRecord]:
@@ -619,7 +744,7 @@ def handoffs(out: str | Path, run_id: str, *, db: str | None = None) -> list[Han
     with _review_store(out, db) as store, store.session() as s:
         _run_row(s, run_id)
         rows = s.scalars(select(ReviewHandoffRow).where(ReviewHandoffRow.run_id == run_id).order_by(ReviewHandoffRow.pk))
-        return [_handoff_record(r) for r in rows]
+        return [_handoff_record(r, store) for r in rows]
 
 
 def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, seed: int = 0, db: str | None = None):
@@ -655,25 +780,35 @@ def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, see
 
 
 def test_report(out: str | Path, test_id: str, *, db: str | None = None) -> TestSnapshot:
-    """A test's per-segment report (impressions, rewards, posterior, P(best), winner) and its plots.
+    """A test's per-segment report (impressions, rewards, posterior, P(best), P(beats control),
+    winner, whether a segment is weak), its plots, and what each of its segments responds to.
 
-    The plots (cumulative reward, and each arm's share over time) are PNGs under
-    ``<out>/tests/<test id>/``; none when matplotlib is not installed.
+    The plots (cumulative reward and each arm's allocation over time; and each segment's
+    preferences, ``preferences_plot``) are PNGs under ``<out>/tests/<test id>/``; none when
+    matplotlib is not installed. The
+    preferences are the segment preference model's (``genart.learning.segment_preferences``),
+    learned from every test of the store with this test's reward.
 
     Raises:
         UnknownTestError: no such test.
     """
-    from genart.bandit.report import plot_test
+    from genart.bandit.report import plot_preferences, plot_test
+    from genart.bandit.settings import reward_text
     from genart.errors import BackendUnavailableError
+    from genart.learning import segment_preferences
 
     tester = _tester(out, db)
     report = tester.report(test_id)
+    segments = {s.segment for s in report.segments}
+    tastes = tuple(t for t in segment_preferences(out, db=db, reward=reward_text(tester.config(test_id).reward))
+                   if t.segment in segments)
     folder = Path(out) / "tests" / (re.sub(r"[^A-Za-z0-9_.-]", "_", test_id)[:120] or "test")
     try:
         plots = tuple(plot_test(tester, test_id, folder))
+        taste_plot = plot_preferences(tastes, folder / "preferences.png") if tastes else None
     except BackendUnavailableError:
-        plots = ()
-    return TestSnapshot(test_id=test_id, report=report, plots=plots)
+        plots, taste_plot = (), None
+    return TestSnapshot(test_id=test_id, report=report, plots=plots, preferences=tastes, preferences_plot=taste_plot)
 
 
 test_report.__test__ = False  # a function of the API, not a pytest test (should someone import it by name)

@@ -243,6 +243,7 @@ class TasteProfile:
     weights: ScoreSet
     path: Path | None = None
     title_style: TitleStyle = TitleStyle()
+    casting: str | None = None  # who the audience wants in the art: "lead", "pair", or a character's name
 
     def may_compete(self, params: "GenerationParams") -> bool:
         """Whether a variant may rank against the others for this profile: not when its title was asked for
@@ -360,6 +361,9 @@ class Arm:
     is_control: bool = False
     prior_mean: float = 0.5
     profile_id: str | None = None
+    # how many pseudo-observations the prior is worth; None: the test's ``prior_weight``. The segment
+    # preference model sets it from its own certainty (genart.bandit.preferences).
+    prior_strength: float | None = None
 
 
 @dataclass(frozen=True)
@@ -556,7 +560,9 @@ class TestSnapshot:
 
     test_id: str
     report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
-    plots: tuple[Path, ...] = ()  # cumulative reward, arm share over time
+    plots: tuple[Path, ...] = ()  # cumulative reward, allocation over time
+    preferences: tuple = ()  # genart.bandit.preferences.SegmentTaste per segment: what it responds to
+    preferences_plot: Path | None = None  # each segment's effects with their intervals (PNG)
 
 
 # --- frames: shots and the full analysis of a source ----------------------------------------------
@@ -576,12 +582,56 @@ class Shot:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """A gradual change between pictures, seconds ``[start_s, end_s)``: no key frame is taken inside it.
+
+    ``kind`` is ``"fade-in"`` (from black or white), ``"fade-out"`` (to black or white), ``"dissolve"``
+    (one picture blended into the next) or ``"wipe"`` (an edge sweeping the next picture in).
+    """
+
+    start_s: float
+    end_s: float
+    kind: str
+
+    def covers(self, t_s: float) -> bool:
+        return self.start_s <= t_s < self.end_s
+
+
+@dataclass(frozen=True)
+class Character:
+    """One person recognised across a title: faces whose embeddings cluster together.
+
+    ``id`` is ``"c1"``, ``"c2"``, ... in order of screen time (``c1`` is the lead); ``name`` is the
+    casting note's name when a reference image matched, else None. ``screen_time_s`` is the sampled
+    time the character is on screen; ``appearances`` the spans ``(start_s, end_s)`` they are seen in;
+    ``chip`` a 150x150 aligned face picture (for contact sheets; not compared).
+    """
+
+    id: str
+    screen_time_s: float
+    appearances: tuple[tuple[float, float], ...] = ()
+    name: str | None = None
+    faces: int = 0  # face sightings (sampled frames) that went into the cluster
+    chip: "Image.Image | None" = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """What ``FaceFacts.character`` says for this character: its name, else its id."""
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
 class FramesResult:
     """What the frames stage found in a source: its shots, the cuts between them, the key frames.
 
     ``detector`` names the PySceneDetect detector that found the cuts (empty for stills);
     ``n_frames`` is the number of frames actually decoded (fewer than the container says for a
-    damaged file); ``warnings`` are the messages of what went wrong but was worked around.
+    damaged file); ``warnings`` are the messages of what went wrong but was worked around, and why
+    fewer key frames came back than were asked for. ``active_area`` is the picture without bars
+    ((x, y, w, h) in display pixels, the whole frame when there are none), ``transitions`` the fades,
+    dissolves and wipes found, ``characters`` the people recognised (lead first), ``regions`` the
+    burned-in marks that persist across the title (logos, watermarks; display pixels of the active
+    area) and ``timings`` CPU seconds spent per part of the analysis, then ``wall`` and ``cpu`` for the call.
     """
 
     source: str
@@ -597,6 +647,50 @@ class FramesResult:
     height: int
     detector: str = ""
     warnings: tuple[str, ...] = ()
+    active_area: tuple[int, int, int, int] | None = None
+    transitions: tuple[Transition, ...] = ()
+    characters: tuple[Character, ...] = ()
+    regions: tuple[Region, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()
+    asked: int = 0  # the key frames asked for
+
+    def to_json(self) -> dict[str, object]:
+        """Everything but the pixels, as the ``frames`` command's ``--json`` prints it."""
+
+        def box(b: Box) -> list[float]:
+            return [round(b.x, 1), round(b.y, 1), round(b.w, 1), round(b.h, 1)]
+
+        def region(r: Region) -> dict[str, object]:
+            return {"box": box(r.box), "kind": r.kind, "text": r.text, "persistent": r.persistent}
+
+        def person(p: FaceFacts) -> dict[str, object]:
+            return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(p).items()}
+
+        return {
+            "source": self.source, "kind": self.kind, "fps": round(self.fps, 6), "n_frames": self.n_frames,
+            "duration_s": round(self.duration_s, 3), "width": self.width, "height": self.height,
+            "detector": self.detector, "asked": self.asked,
+            "active_area": list(self.active_area) if self.active_area is not None else None,
+            "shots": [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "start_frame": s.start_frame,
+                       "end_frame": s.end_frame} for s in self.shots],
+            "cuts_s": [round(t, 3) for t in self.cuts_s],
+            "transitions": [{"start_s": round(t.start_s, 3), "end_s": round(t.end_s, 3), "kind": t.kind}
+                            for t in self.transitions],
+            "characters": [{"id": c.id, "name": c.name, "label": c.label, "screen_time_s": round(c.screen_time_s, 3),
+                            "faces": c.faces, "appearances": [[round(a, 3), round(b, 3)] for a, b in c.appearances]}
+                           for c in self.characters],
+            "regions": [region(r) for r in self.regions],
+            "keyframes": [{
+                "id": kf.id, "t_s": round(kf.t_s, 3), "timecode": kf.timecode, "frame": kf.frame_index,
+                "shot": kf.shot, "width": kf.width, "height": kf.height,
+                "active_area": list(kf.active_area) if kf.active_area is not None else None,
+                "faces": [box(b) for b in kf.faces], "people": [person(p) for p in kf.people],
+                "regions": [region(r) for r in kf.regions],
+                "scores": {k: round(v, 4) for k, v in kf.scores.items},
+            } for kf in self.keyframes],
+            "warnings": list(self.warnings),
+            "timings": {k: v for k, v in self.timings},
+        }
 
 
 # --- batch (genart batch): what one title of a catalogue came to -----------------------------------
@@ -642,3 +736,8 @@ class BatchReport:
     # seconds per stage of generation (denoise, denoise_wait, decode, finish, embed, write): the stages
     # overlap (``genart.batch.gpu.Overlap``), so they add up to more than the wall time
     stage_s: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def failed(self) -> tuple[BatchTitleReport, ...]:
+        """The titles that failed (status ``failed``, the reason in ``error``); the others completed."""
+        return tuple(t for t in self.titles if t.status == "failed")

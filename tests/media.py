@@ -195,3 +195,185 @@ def make_stills(folder: "str | Path", seeds: Sequence[int], size: tuple[int, int
         Image.fromarray(texture(s, size)).save(p)
         out.append(p)
     return out
+
+
+# --- transitions, bars, text, faces: synthetic scenes with known ground truth ----------------------
+FPS_DEFAULT = 24
+
+
+def blend(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
+    """``a`` dissolved ``alpha`` (0-1) of the way into ``b``."""
+    return np.clip(a.astype(np.float32) * (1 - alpha) + b.astype(np.float32) * alpha, 0, 255).astype(np.uint8)
+
+
+def wipe(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
+    """``b`` wiped in from the left over ``a``, ``alpha`` (0-1) of the width done."""
+    out = a.copy()
+    x = int(round(alpha * a.shape[1]))
+    out[:, :x] = b[:, :x]
+    return out
+
+
+def make_transition_clip(path: "str | Path", kind: str, *, fps: int = FPS_DEFAULT, size: tuple[int, int] = (320, 180),
+                         hold: int = 36, length: int = 24) -> tuple[Path, tuple[int, int]]:
+    """Shot A for ``hold`` frames, a ``kind`` transition ("fade", "dissolve" or "wipe") of ``length``
+    frames into shot B, then B for ``hold`` frames. A fade goes out to black for ``length`` frames,
+    holds black for 6 and comes back in for ``length``. Both shots pan, every frame is stamped.
+
+    Returns:
+        (path, (first, end)) frames ``[first, end)`` of the clip that are inside the transition.
+    """
+    w, h = size
+    frames = []
+
+    def shot(seed: int, i: int) -> np.ndarray:
+        return texture(seed, size, i)
+
+    for i in range(hold):
+        frames.append(shot(11, i))
+    first = len(frames)
+    if kind == "fade":
+        for i in range(length):
+            frames.append(blend(shot(11, hold + i), np.zeros((h, w, 3), np.uint8), (i + 1) / (length + 1)))
+        frames += [np.zeros((h, w, 3), np.uint8)] * 6
+        for i in range(length):
+            frames.append(blend(np.zeros((h, w, 3), np.uint8), shot(12, i), (i + 1) / (length + 1)))
+    else:
+        mix = blend if kind == "dissolve" else wipe
+        for i in range(length):
+            frames.append(mix(shot(11, hold + i), shot(12, i), (i + 1) / (length + 1)))
+    end = len(frames)
+    for i in range(hold):
+        frames.append(shot(12, length + i))
+    out = [stamp(f.copy(), n) for n, f in enumerate(frames)]
+    write_video(path, out, fps)
+    return Path(path), (first, end)
+
+
+def bars_around(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``picture`` centred on a black frame of ``size`` (w, h): pillarbox, letterbox or windowbox."""
+    w, h = size
+    ph, pw = picture.shape[:2]
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - ph) // 2, (w - pw) // 2
+    out[y:y + ph, x:x + pw] = picture
+    return out
+
+
+def face_photo(name: str, media: Path, side: int) -> np.ndarray:
+    """The face (with some hair and shoulders) of a real photo in ``media/images``, ``side`` px square."""
+    from PIL import Image
+
+    from genart.frames.faces import find_faces
+
+    im = Image.open(media / "images" / name).convert("RGB")
+    rgb = np.asarray(im)
+    faces = find_faces(rgb)
+    if not faces:
+        raise ValueError(f"no face in {name}")
+    b = max(faces, key=lambda f: f.box.area).box
+    s = 1.8 * max(b.w, b.h)
+    x0, y0 = int(max(0, b.cx - s / 2)), int(max(0, b.cy - s / 2))
+    crop = im.crop((x0, y0, int(min(im.width, x0 + s)), int(min(im.height, y0 + s))))
+    return np.asarray(crop.resize((side, side), Image.Resampling.LANCZOS))
+
+
+def paste(background: np.ndarray, picture: np.ndarray, x: int, y: int) -> np.ndarray:
+    """``picture`` pasted into a copy of ``background`` with its top-left at (x, y) (clipped)."""
+    out = background.copy()
+    h, w = picture.shape[:2]
+    bh, bw = out.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(bw, x + w), min(bh, y + h)
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = picture[y0 - y:y1 - y, x0 - x:x1 - x]
+    return out
+
+
+def soft_background(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """A smooth, contrasty, colourful backdrop (blurred texture): a set, not a pattern a detector could read."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    cell = max(4, w // 12)
+    big = texture(seed, (w + 2 * cell, h + 2 * cell))  # its own block grid: no edge shared with another seed
+    dx, dy = (int(v) for v in rng.integers(0, cell, 2))
+    return cv2.GaussianBlur(np.ascontiguousarray(big[dy:dy + h, dx:dx + w]), (0, 0), 3)
+
+
+def put_text(arr: np.ndarray, text: str, org: tuple[int, int], scale: float, *, colour=(245, 245, 245),
+             outline: bool = True, thickness: int = 2) -> np.ndarray:
+    """Lettering drawn into ``arr`` (in place) at ``org`` (its baseline's left end), outlined in black."""
+    import cv2
+
+    if outline:
+        cv2.putText(arr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
+    cv2.putText(arr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    return arr
+
+
+#: Where ``make_logo_clip`` puts its corner logo, (x, y, w, h) in its 480x270 frames.
+LOGO_BOX = (392, 14, 74, 34)
+
+
+def draw_logo(arr: np.ndarray) -> np.ndarray:
+    """A broadcaster's bug in the top-right corner (``LOGO_BOX``): white letters on a dark plate."""
+    import cv2
+
+    x, y, w, h = LOGO_BOX
+    cv2.rectangle(arr, (x, y), (x + w, y + h), (20, 30, 90), -1)
+    put_text(arr, "GTV", (x + 8, y + h - 9), 0.75, outline=False)
+    return arr
+
+
+SUBTITLES = ("Where were you last night?", "I told you, I was at home.", "Nobody saw you there.",
+             "Then nobody was looking.")
+
+
+def make_logo_clip(path: "str | Path", *, shots: int = 4, seconds: float = 2.5, fps: int = 12,
+                   size: tuple[int, int] = (480, 270), subtitles: bool = True) -> Clip:
+    """Shots of soft backdrops with a persistent corner logo (``LOGO_BOX``) and, in every other shot,
+    a burned-in subtitle line at the bottom centre (``SUBTITLES``)."""
+    w, h = size
+    n = int(round(seconds * fps))
+    frames = []
+    for k in range(shots):
+        bg = soft_background(40 + k, size)
+        for i in range(n):
+            arr = np.roll(bg, i, axis=1).copy()
+            if subtitles and k % 2 == 0:
+                text = SUBTITLES[k % len(SUBTITLES)]
+                put_text(arr, text, (w // 2 - 8 * len(text) // 2 * 2 // 2 - 100, h - 28), 0.7)
+            draw_logo(arr)
+            frames.append(stamp(arr, len(frames)))
+    write_video(path, frames, fps)
+    bounds = tuple((k * n, (k + 1) * n) for k in range(shots))
+    return Clip(Path(path), fps, len(frames), w, h, tuple(a for a, _ in bounds[1:]),
+                tuple("texture" for _ in bounds), bounds)
+
+
+def make_people_clip(path: "str | Path", media: Path, shots: Sequence[tuple[str, int, int, int]], *,
+                     seconds: float = 2.0, fps: int = 12, size: tuple[int, int] = (480, 270),
+                     turn: int = 0, corner: "str | None" = None) -> Clip:
+    """One shot per (photo, x, y, side): that photo's face pasted on a backdrop of its own, drifting
+    a pixel a frame. ``turn``: every frame turned by that many quarter turns (counterclockwise)
+    before writing, with no rotation metadata (a clip filmed on its side). ``corner``: a photo whose
+    face sits small in the top-left corner of every shot (a presenter's picture in a channel's bug).
+    """
+    n = int(round(seconds * fps))
+    bug = face_photo(corner, media, 44) if corner else None
+    frames = []
+    for k, (name, x, y, side) in enumerate(shots):
+        face = face_photo(name, media, side)
+        bg = soft_background(60 + k, size)
+        for i in range(n):
+            arr = paste(bg, face, x + i // 2, y)
+            if bug is not None:
+                arr = paste(arr, bug, 8, 8)
+            arr = stamp(arr, len(frames))
+            frames.append(np.ascontiguousarray(np.rot90(arr, turn)) if turn else arr)
+    write_video(path, frames, fps)
+    bounds = tuple((k * n, (k + 1) * n) for k in range(len(shots)))
+    h, w = frames[0].shape[:2]
+    return Clip(Path(path), fps, len(frames), w, h, tuple(a for a, _ in bounds[1:]),
+                tuple("texture" for _ in bounds), bounds)

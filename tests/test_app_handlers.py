@@ -416,3 +416,192 @@ def test_with_auth_nothing_is_served_before_signing_in(classic_run, monkeypatch)
             assert client.get(f"/gradio_api/file={image}").status_code == 200
     finally:
         gr.close_all()
+
+
+# --- reliability at the edges (issue 16) ------------------------------------------------------------
+def _approve_first(out, run_id, profiles=("romance", "thriller")) -> None:
+    for pid in profiles:
+        vid = h.gallery(out, run_id, pid).variant_ids[0]
+        st = api.review_states(out, run_id)[vid]
+        if st.status != "approve":
+            h.decide(out, run_id, vid, "approve", "Ana", "", st.version)
+
+
+def test_concurrent_handoffs_of_one_run_to_one_test_are_recorded_once(classic_run):
+    if not _bandit_ready():
+        pytest.skip("the bandit stage is not in this checkout")
+    out, _, run_id = classic_run
+    _approve_first(out, run_id)
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def hand(i: int) -> None:
+        barrier.wait()
+        try:
+            results.append(h.handoff(out, run_id, f"reviewer-{i}", "race-test", ["romance", "thriller"]))
+        except Exception as exc:  # collected: the assertion below shows it
+            results.append(exc)
+
+    threads = [threading.Thread(target=hand, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, h.HandoffDone) for r in results), results
+    records = [r for r in api.handoffs(out, run_id) if r.test_id == "race-test"]
+    assert len(records) == 1, records  # one audit row, however many hand-offs raced
+    assert {r.message for r in results} == {results[0].message}  # every caller was told the same record
+
+
+@pytest.mark.parametrize("bad", ["has space", "nul\x00byte", "<b>x</b>", "x" * 129])
+def test_handoff_refuses_test_ids_the_bandit_service_refuses(classic_run, bad):
+    if not _bandit_ready():
+        pytest.skip("the bandit stage is not in this checkout")
+    from genart.bandit.tester import Tester
+
+    out, _, run_id = classic_run
+    _approve_first(out, run_id)
+    before = len(api.handoffs(out, run_id))
+    with pytest.raises(InvalidArgumentError, match="test id"):
+        h.handoff(out, run_id, "Ana", bad, ["romance"])
+    with pytest.raises(InvalidArgumentError, match="segment"):
+        h.handoff(out, run_id, "Ana", "fine-id", [bad])
+    assert len(api.handoffs(out, run_id)) == before
+    assert bad not in Tester(Path(out) / "genart.sqlite").tests()
+
+
+def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, monkeypatch):
+    """Made with a relative --out from one folder, copied elsewhere, the original removed, the app started
+    from '/': key frames, variants, the hand-off's arms and the bandit arms all point into the copy."""
+    import shutil
+
+    import httpx
+
+    import gradio as gr
+    from app import launch
+    from genart.bandit.tester import Tester
+
+    _need_media()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    out = Path("store")  # relative, as a user types it
+    stage = h.stage_upload(out, [str(STILLS[1])], 1)
+    run_id = h.generate(out, stage.stage_id, list(stage.selected), ["romance"], "classic", 1, 0).run_id
+    _approve_first(out, run_id, ("romance",))
+    h.handoff(out, run_id, "Ana", "copy-test", ["romance"], include_control=False)
+    shutil.copytree(tmp_path / "work" / "store", tmp_path / "copy")
+    shutil.rmtree(tmp_path / "work")
+    monkeypatch.chdir("/")
+    copy = tmp_path / "copy"
+    run = api.load_run(copy, run_id)
+    paths = [rv.path for _, items in run.ranked for rv in items] + [k.path for k in run.keyframes]
+    arms = [a.image_path for r in api.handoffs(copy, run_id) for a in r.arms]
+    arms += [a.image_path for a in Tester(copy / "genart.sqlite").arms("copy-test")]
+    for p in paths + arms:
+        assert p is not None and Path(p).is_file() and Path(p).resolve().is_relative_to(copy.resolve()), p
+    assert api.load_stage(copy, stage.stage_id).source.resolve().is_relative_to(copy.resolve())
+    _, url, _ = launch(copy, prevent_thread_lock=True, quiet=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for p in paths:
+                assert client.get(f"/gradio_api/file={Path(p).resolve()}").status_code == 200, p
+    finally:
+        gr.close_all()
+
+
+def test_an_upload_that_is_a_decompression_bomb_gets_a_clear_message(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" + b"\x00" * 2500
+    data = b"".join(comp.compress(row) for _ in range(20000)) + comp.flush()
+    bomb = tmp_path / "poster.png"  # 20000 x 20000 pixels in about 50 KB
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    with pytest.raises(UnsupportedMediaError, match="image too large: poster.png declares 400.0 MP") as err:
+        h.stage_upload(tmp_path / "store", [str(bomb)])
+    assert str(tmp_path) not in str(err.value)  # names the upload, not the server's copy of it
+    from app.ui import error_text
+
+    assert "GENART_MAX_IMAGE_PIXELS" in error_text(err.value)  # what the app shows, with the hint
+
+
+def test_sign_in_attempts_are_rate_limited_per_client_with_a_growing_delay(tmp_path, monkeypatch):
+    """200 wrong passwords as fast as a client can send them: only the first few are checked, the rest
+    are 429s with Retry-After, the right password is refused too until the delay has passed."""
+    import time
+
+    import httpx
+
+    import gradio as gr
+    from app import launch
+
+    monkeypatch.delenv("GENART_APP_AUTH", raising=False)
+    creds = tmp_path / "reviewers.txt"
+    creds.write_text("# one per line\nana:s3cret, with a comma\n")
+    _, url, _ = launch(tmp_path / "store", auth_file=creds, prevent_thread_lock=True, quiet=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            def login(password: str) -> httpx.Response:
+                return c.post("/login", data={"username": "ana", "password": password})
+
+            codes = [login(f"guess-{i}").status_code for i in range(200)]
+            assert codes[:4] == [400, 400, 400, 400]  # three free, the fourth starts a 1 s lock-out
+            assert codes.count(429) >= 190, codes
+            r = login("s3cret, with a comma")
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # locked out: not even checked
+            time.sleep(float(r.headers["retry-after"]) + 0.2)
+            assert login("wrong again").status_code == 400  # checked: the delay has passed, and now it grows
+            r = login("s3cret, with a comma")
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 2
+            time.sleep(float(r.headers["retry-after"]) + 0.2)
+            assert login("s3cret, with a comma").status_code == 200  # the password from the file
+            assert login("a typo").status_code == 400  # a success cleared the record
+    finally:
+        gr.close_all()
+
+
+def test_the_cli_takes_the_password_from_a_file_not_the_command_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genart.cli import app as cli
+
+    monkeypatch.delenv("GENART_APP_AUTH", raising=False)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    res = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0", "--auth-file", str(empty), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "holds no entry" in res.output and "Traceback" not in res.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ana\n")
+    res = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0", "--auth-file", str(bad), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "USER:PASSWORD" in res.output
+
+
+def test_a_stale_decision_is_an_error_to_api_clients(classic_run):
+    """Through the running app with gradio_client (its REST API): a decision on a version someone else
+    has moved past raises, with the conflict's message; it is not a 'success' with a toast."""
+    import gradio as gr
+    from app import launch
+    from gradio_client import Client
+
+    out, _, run_id = classic_run
+    vid = h.gallery(out, run_id, "romance").variant_ids[-1]
+    seen = api.review_states(out, run_id)[vid].version
+    _, url, _ = launch(out, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        client.predict(None, api_name="/list_runs")  # what the page does first: the session's run choices
+        client.predict(run_id, api_name="/open_run")
+        client.predict(run_id, vid, "Ana", "first look", seen, "romance", api_name="/approve")  # succeeds
+        assert api.review_states(out, run_id)[vid].version == seen + 1
+        with pytest.raises(Exception, match="changed while you were looking") as err:  # Ben still saw `seen`
+            client.predict(run_id, vid, "Ben", "too dark", seen, "romance", api_name="/reject")
+        assert type(err.value).__name__ == "AppError"
+        assert api.review_states(out, run_id)[vid].status == "approve"  # nothing overwritten
+        assert [d.reviewer for d in api.decisions(out, run_id, variant_id=vid)][-1] == "Ana"
+    finally:
+        gr.close_all()

@@ -11,9 +11,13 @@ Public surface::
     tester.record(Outcome(exp.exposure_id, reward=1.0, t=time.time()))   # idempotent
     tester.report("t1")
 
-Offline evaluation (:mod:`genart.bandit.offline`), the simulator (:mod:`genart.bandit.simulator`),
-plots (:mod:`genart.bandit.report`), the service (:mod:`genart.bandit.service`) and the Vowpal
-Wabbit adapter (:mod:`genart.bandit.vw`) load on first use.
+Settings as people state them (:func:`test_settings`: reward ``play:15``, change cap ``0.1`` per
+``1h``, stopping rule, loop), the segment preference model (:mod:`genart.bandit.preferences`),
+the learning loop's rules (:mod:`genart.bandit.loop`), offline evaluation
+(:mod:`genart.bandit.offline`), the simulator (:mod:`genart.bandit.simulator`), plots
+(:mod:`genart.bandit.report`), the service (:mod:`genart.bandit.service`) and the Vowpal Wabbit
+adapter (:mod:`genart.bandit.vw`) load on first use. What reads runs and makes variants (tests
+from a run, the loop's proposals) is :mod:`genart.learning`: this stage knows arms, not images.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ _LAZY = {
     "plot_test": "genart.bandit.report",
     "create_app": "genart.bandit.service",
     "serve": "genart.bandit.service",
+    "test_settings": "genart.bandit.settings",
+    "PreferenceModel": "genart.bandit.preferences",
+    "weakness": "genart.bandit.loop",
+    "thompson_settings": "genart.bandit.loop",
 }
 
 __all__ = [
@@ -59,6 +67,7 @@ __all__ = [
     "LoggedData",
     "POLICY_NAMES",
     "Population",
+    "PreferenceModel",
     "RecordResult",
     "RewardRule",
     "SegmentReport",
@@ -76,8 +85,11 @@ __all__ = [
     "plot_test",
     "serve",
     "simulate",
+    "test_settings",
+    "thompson_settings",
     "to_obp",
     "to_vw_text",
+    "weakness",
 ]
 
 

@@ -16,7 +16,8 @@ chosen with, which is what IPS / SNIPS / DR need.
 
 :func:`apply_floor` mixes in the exploration floor: ``p = floor + (1 - K * floor) * p_policy``.
 Rewards are in [0, 1]; a fractional reward updates a Beta posterior as ``alpha += r``,
-``beta += 1 - r``.
+``beta += 1 - r``. :func:`cap_change` applies the change-effect cap (how fast a segment's
+allocation may move) after the floor.
 """
 
 from __future__ import annotations
@@ -43,17 +44,20 @@ class BetaState:
     mask: np.ndarray
 
     @classmethod
-    def from_prior_means(cls, means: np.ndarray, weight: float = 2.0, mask: np.ndarray | None = None) -> "BetaState":
-        """Priors with mean ``means[s, k]`` worth ``weight`` pseudo-observations (cold start).
+    def from_prior_means(cls, means: np.ndarray, weight: float | np.ndarray = 2.0,
+                         mask: np.ndarray | None = None) -> "BetaState":
+        """Priors with mean ``means[s, k]`` worth ``weight`` pseudo-observations (cold start); a
+        weight per arm (an array of the shape of ``means``) where a model knows some arms better.
 
         Raises:
-            InvalidArgumentError: a mean is outside (0, 1) or the weight is not positive.
+            InvalidArgumentError: a mean is outside (0, 1) or a weight is not positive.
         """
         means = np.asarray(means, dtype=float)
         if means.ndim != 2:
             raise InvalidArgumentError("prior means", means.shape, "a 2-D array (segments x arms)")
-        if weight <= 0 or not np.isfinite(weight):
-            raise InvalidArgumentError("prior weight", weight, "a finite number > 0")
+        weight = np.broadcast_to(np.asarray(weight, dtype=float), means.shape)
+        if np.any(weight <= 0) or not np.all(np.isfinite(weight)):
+            raise InvalidArgumentError("prior weight", float(weight.min()), "finite numbers > 0")
         mask = np.ones(means.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
         m = np.where(mask, means, 0.5)
         if np.any((m <= 0) | (m >= 1)):
@@ -221,6 +225,52 @@ def apply_floor(probs: np.ndarray, mask: np.ndarray, floor: float) -> np.ndarray
             raise InvalidArgumentError("floor", floor, f"at most 1 / (number of arms) = {1.0 / int(k.max()):.4g}")
         out = np.where(mask, floor + (1.0 - k * floor) * probs, 0.0)
     return out / out.sum(axis=-1, keepdims=True)
+
+
+def cap_change(target: np.ndarray, reference: np.ndarray | None, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    """The change-effect cap: moves a segment's allocation from ``reference`` towards ``target`` by at
+    most ``budget`` per arm.
+
+    ``target`` is the (n, K) distribution the policy wants for the segment's n members (rows equal
+    for the Beta policies, different per member for the contextual ones); the segment's allocation
+    is their mean. Each row becomes ``lam * target + (1 - lam) * reference`` with the largest
+    ``lam`` in [0, 1] that keeps every arm's mean share within ``budget`` of the reference. A
+    mixture of two distributions that respect the exploration floor respects it too, and the
+    decision is drawn from the result, so the logged propensity is the capped one.
+
+    Args:
+        target: (n, K) rows summing to 1.
+        reference: (K,) the allocation served last (None: the first decision, nothing to move from).
+        budget: how far any arm's share may move now (>= 0).
+
+    Returns:
+        (served rows (n, K), the new allocation (K,): their mean).
+    """
+    target = np.atleast_2d(np.asarray(target, dtype=float))
+    mean = target.mean(axis=0)
+    if reference is None:
+        return target, mean
+    reference = np.asarray(reference, dtype=float)
+    gap = float(np.abs(mean - reference).max())
+    if gap <= budget:
+        return target, mean
+    lam = max(0.0, budget) / gap
+    served = lam * target + (1.0 - lam) * reference[None, :]
+    served /= served.sum(axis=1, keepdims=True)
+    return served, served.mean(axis=0)
+
+
+def extend_reference(reference: np.ndarray, k: int, floor: float) -> np.ndarray:
+    """A reference allocation over ``k`` arms from one over fewer (arms were added): the new arms
+    start at the exploration floor, the old keep their proportions in the rest."""
+    reference = np.asarray(reference, dtype=float)
+    if reference.shape[0] == k:
+        return reference
+    padded = np.zeros(k)
+    padded[:min(k, reference.shape[0])] = reference[:k]
+    total = padded.sum()
+    padded = padded / total if total > 0 else np.full(k, 1.0 / k)
+    return floor + (1.0 - k * floor) * padded
 
 
 def choose(probs: np.ndarray, rows: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

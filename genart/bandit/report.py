@@ -26,15 +26,18 @@ from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOu
 
 
 def posterior_summary(alpha: np.ndarray, beta: np.ndarray, *, level: float = 0.95, samples: int = 20_000,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, ci_low, ci_high, prob_best) for K Beta posteriors, by Monte-Carlo."""
+                      seed: int = 0, control: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(mean, ci_low, ci_high, prob_best, prob_beats_control) for K Beta posteriors, by Monte-Carlo;
+    the last is None without a ``control`` index."""
     alpha = np.asarray(alpha, dtype=float)
     beta = np.asarray(beta, dtype=float)
     rng = np.random.default_rng(seed)
     draws = rng.beta(alpha, beta, size=(samples, alpha.shape[0]))
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     best = np.bincount(draws.argmax(axis=1), minlength=alpha.shape[0]) / samples
-    return alpha / (alpha + beta), lo, hi, best
+    beats = None if control is None else (draws > draws[:, [control]]).mean(axis=0)
+    return alpha / (alpha + beta), lo, hi, best, beats
 
 
 def decide(prob_best: np.ndarray, impressions: np.ndarray, stop_probability: float,
@@ -50,14 +53,17 @@ def decide(prob_best: np.ndarray, impressions: np.ndarray, stop_probability: flo
 
 def build_report(tester, test_id: str, *, samples: int = 20_000, seed: int = 0) -> TestReport:
     """The test's report (see the module docstring)."""
+    from genart.bandit.loop import weakness
+
     test = tester._load(test_id)
     cfg = test.config
     a = BanditArmRow
     with read_txn(tester.engine) as conn:
-        status, winners_json = conn.execute(select(BanditTestRow.status, BanditTestRow.winners)
-                                            .where(BanditTestRow.test_id == test_id)).one()
+        head = conn.execute(select(BanditTestRow.status, BanditTestRow.winners, BanditTestRow.approved_by,
+                                   BanditTestRow.auto_approve).where(BanditTestRow.test_id == test_id)).one()
         rows = conn.execute(select(a).where(a.test_id == test_id).order_by(a.segment, a.position)).all()
-    stored_winners = json.loads(winners_json) if winners_json else {}
+    status = head.status
+    stored_winners = json.loads(head.winners) if head.winners else {}
     by_seg: dict[str, list] = {}
     for r in rows:
         by_seg.setdefault(r.segment, []).append(r)
@@ -65,27 +71,36 @@ def build_report(tester, test_id: str, *, samples: int = 20_000, seed: int = 0) 
     for si, seg in enumerate(sorted(by_seg)):
         arms = by_seg[seg]
         prior = np.array([x.prior_mean for x in arms])
+        strength = np.array([x.prior_strength if x.prior_strength is not None else cfg.prior_weight for x in arms])
         imp = np.array([x.impressions for x in arms], dtype=float)
         outs = np.array([x.outcomes for x in arms], dtype=float)
         rew = np.array([x.reward_sum for x in arms], dtype=float)
         trials = imp if cfg.reward.implicit_zero else outs
         rew_c = np.minimum(rew, trials)
-        alpha = prior * cfg.prior_weight + rew_c
-        beta = (1 - prior) * cfg.prior_weight + trials - rew_c
-        mean, lo, hi, best = posterior_summary(alpha, beta, level=cfg.credible_level, samples=samples, seed=seed + si)
+        alpha = prior * strength + rew_c
+        beta = (1 - prior) * strength + trials - rew_c
+        control = next((j for j, x in enumerate(arms) if x.is_control), None)
+        mean, lo, hi, best, beats = posterior_summary(alpha, beta, level=cfg.credible_level, samples=samples,
+                                                      seed=seed + si, control=control)
         win, reason = decide(best, imp, cfg.stop_probability, cfg.min_impressions)
         winner = arms[win].arm_id if win is not None else None
         if status == "stopped" and seg in stored_winners:
             winner = stored_winners[seg]
             reason = "stopped; serving " + winner + (f" ({reason})" if win is not None else " (best posterior mean)")
-        segments.append(SegmentReport(
-            segment=seg, winner=winner, reason=reason,
-            arms=tuple(ArmReport(arm_id=x.arm_id, variant_id=x.variant_id, is_control=bool(x.is_control),
-                                 impressions=int(imp[j]), outcomes=int(outs[j]), rewards=float(rew[j]),
-                                 posterior_mean=float(mean[j]), ci_low=float(lo[j]), ci_high=float(hi[j]),
-                                 prob_best=float(best[j])) for j, x in enumerate(arms))))
+        arm_reports = tuple(ArmReport(
+            arm_id=x.arm_id, variant_id=x.variant_id, is_control=bool(x.is_control), impressions=int(imp[j]),
+            outcomes=int(outs[j]), rewards=float(rew[j]), posterior_mean=float(mean[j]), ci_low=float(lo[j]),
+            ci_high=float(hi[j]), prob_best=float(best[j]),
+            prob_beats_control=None if beats is None or j == control else float(beats[j]),
+            lift=None if control is None or j == control else float(mean[j] / mean[control] - 1.0),
+            prior_mean=float(prior[j]), prior_strength=float(strength[j]), proposal_id=x.proposal_id)
+            for j, x in enumerate(arms))
+        weak, why = weakness(arm_reports, cfg)
+        segments.append(SegmentReport(segment=seg, winner=winner, reason=reason, arms=arm_reports, weak=weak,
+                                      weak_reason=why))
     return TestReport(test_id=test_id, policy=cfg.policy, status=status, stop_probability=cfg.stop_probability,
-                      credible_level=cfg.credible_level, segments=tuple(segments))
+                      credible_level=cfg.credible_level, segments=tuple(segments), settings=cfg.describe(),
+                      approved_by=head.approved_by, auto_approve=bool(head.auto_approve))
 
 
 def _pyplot():
@@ -101,7 +116,8 @@ def _pyplot():
 
 def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -> tuple[Path, Path]:
     """Writes ``<test>_cumulative_reward.png`` and ``<test>_arm_share.png`` (per segment, the
-    share of each arm among its exposures in windows over time) and returns their paths.
+    allocation over time: the mean logged probability of each arm in windows of exposures, which
+    is what the change-effect cap limits) and returns their paths.
 
     Raises:
         BackendUnavailableError: matplotlib is not installed.
@@ -111,7 +127,7 @@ def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -
     plt = _pyplot()
     e, o = BanditExposureRow, BanditOutcomeRow
     with read_txn(tester.engine) as conn:
-        rows = conn.execute(select(e.segment, e.arm_id, o.reward, o.counted)
+        rows = conn.execute(select(e.segment, e.arm_id, e.probs, o.reward, o.counted)
                             .outerjoin(o, o.exposure_id == e.exposure_id)
                             .where(e.test_id == test_id).order_by(e.seq)).all()
     out = Path(out_dir)
@@ -139,20 +155,31 @@ def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -
     nseg = len(test.segments)
     fig, axes = plt.subplots(nseg, 1, figsize=(7, 2.2 * nseg), squeeze=False)
     for ax, seg in zip(axes[:, 0], test.segments):
-        arm_ids = [a.arm_id for a in test.arms[seg]]
-        chosen = np.array([arm_ids.index(r.arm_id) for r in rows if r.segment == seg], dtype=np.int64)
-        if chosen.size:
-            bins = np.array_split(np.arange(chosen.size), min(points, chosen.size))
-            share = np.array([np.bincount(chosen[b], minlength=len(arm_ids)) / len(b) for b in bins])
+        arms = test.arms[seg]
+        labels = [("control" if a.is_control else a.arm_id[:10]) + ("*" if a.proposal_id else "") for a in arms]
+        seg_rows = [r for r in rows if r.segment == seg]
+        if seg_rows:
+            # the allocation each exposure was drawn from (its logged distribution; arms added later
+            # are 0 before they existed), averaged per window: what the audience was shown, not the noise
+            probs = np.zeros((len(seg_rows), len(arms)))
+            for i, r in enumerate(seg_rows):
+                p = json.loads(r.probs)[:len(arms)]
+                probs[i, :len(p)] = p
+            bins = np.array_split(np.arange(len(seg_rows)), min(points, len(seg_rows)))
+            share = np.array([probs[b].mean(axis=0) for b in bins])
             x = np.array([b[-1] + 1 for b in bins])
-            ax.stackplot(x, share.T, labels=arm_ids)
+            ax.stackplot(x, share.T, labels=labels)
             ax.legend(fontsize=6, loc="upper left", ncol=4)
         else:  # a legend of nothing would only make matplotlib warn
             ax.text(0.5, 0.5, "no exposures yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel(seg, fontsize=8)
     axes[-1, 0].set_xlabel("exposures in segment")
-    axes[0, 0].set_title(f"{test_id}: arm share over time")
+    cap = test.config.change_cap
+    unit = "s" if test.config.change_unit == "seconds" else " exposures"
+    capped = f"; change cap {cap * 100:g} pts per {test.config.change_interval:g}{unit}" if cap else ""
+    axes[0, 0].set_title(f"{test_id}: allocation over time\n(the probability each arm was shown with{capped})",
+                         fontsize=9)
     fig.tight_layout()
     p2 = out / f"{safe}_arm_share.png"
     fig.savefig(p2, dpi=100)
@@ -191,3 +218,40 @@ def plot_simulation(result: SimulationResult, out_dir: str | Path, arm_names: tu
     fig.savefig(p2, dpi=100)
     plt.close(fig)
     return p1, p2
+
+
+def plot_preferences(tastes, path: str | Path, *, per_segment: int = 8) -> Path:
+    """A forest plot per segment: each fact's effect on the rate in percentage points with its
+    credible interval, strongest evidence first (PNG). Returns the path written.
+
+    Raises:
+        BackendUnavailableError: matplotlib is not installed.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tastes = list(tastes)
+    n = max(1, len(tastes))
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, 0.42 * per_segment * n + 0.9 * n), squeeze=False)
+    for ax, t in zip(axes[:, 0], tastes):
+        # the best-supported effects, drawn largest first (top) to most negative (bottom)
+        effects = sorted([e for e in t.effects if not e.what.startswith("clip_")][:per_segment], key=lambda e: e.points)
+        y = np.arange(len(effects))
+        sure = [e.low > 0 or e.high < 0 for e in effects]
+        colours = ["#c0392b" if s and e.points < 0 else "#1e8449" if s else "#7f8c8d" for e, s in zip(effects, sure)]
+        ax.hlines(y, [e.low for e in effects], [e.high for e in effects], colors=colours, lw=2)
+        ax.scatter([e.points for e in effects], y, color=colours, zorder=3, s=22)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [e.label for e in effects], fontsize=8)
+        ax.set_title(f"{t.segment}: baseline {t.baseline:.2%}, {t.trials:,.0f} impressions over {t.titles} title(s)",
+                     fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+    axes[-1, 0].set_xlabel("effect on the rate in percentage points, 95% interval (coloured: it excludes 0)",
+                           fontsize=8)
+    if not tastes:
+        axes[0, 0].text(0.5, 0.5, "no traffic on arms with measured facts yet", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

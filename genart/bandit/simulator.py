@@ -11,11 +11,17 @@ Regret is the expected regret: the sum over rounds of (best arm's true rate - ch
 rate) in the member's segment.
 
 :func:`drive_tester` pushes the same simulated traffic through a real :class:`Tester` and store.
+
+Randomness: the audience (who comes, and what they would click), the policy's draws and the
+simulated user ids are independent streams of one seed (:func:`streams`, numpy's
+``SeedSequence.spawn``). Seeding the tester and the audience from the same stream makes the
+tester's draws for member i the very numbers that chose member i's segment, and then the arms it
+picks disagree with the propensities it logs (by many standard deviations): regret and offline
+estimates from such a run are invalid.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -30,6 +36,18 @@ from genart.types import Arm, Outcome
 
 DETERMINISTIC = ("ucb1", "linucb", "egreedy")  # deterministic apart from ties / the epsilon coin
 DETERMINISTIC_MAX_BATCH = 32
+AUDIENCE, POLICY, MEMBERS = 0, 1, 2  # the streams of a seed, see streams()
+
+
+def streams(seed: int | np.random.SeedSequence, n: int = 3) -> list[np.random.SeedSequence]:
+    """Independent random streams of one seed: ``[audience, policy, members, ...]``."""
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return root.spawn(n)
+
+
+def stream_seed(seq: np.random.SeedSequence) -> int:
+    """An integer seed for a stream (a ``TestConfig.seed`` is stored as JSON)."""
+    return int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 @dataclass(frozen=True)
@@ -74,9 +92,10 @@ class Population:
     def best_arms(self) -> np.ndarray:
         return self.rate_array.argmax(axis=1)
 
-    def environment(self, rounds: int, seed: int = 0) -> "Environment":
-        """Pre-draws ``rounds`` members: their segment and a uniform per arm (common random numbers)."""
-        rng = np.random.default_rng(seed)
+    def environment(self, rounds: int, seed: int | np.random.SeedSequence = 0) -> "Environment":
+        """Pre-draws ``rounds`` members: their segment and a uniform per arm (common random numbers),
+        from the audience stream of ``seed`` (an int), or from ``seed`` itself (a SeedSequence)."""
+        rng = np.random.default_rng(seed if isinstance(seed, np.random.SeedSequence) else streams(seed)[AUDIENCE])
         w = np.asarray(self.weights, dtype=float)
         seg = rng.choice(len(self.segments), size=rounds, p=w / w.sum())
         u = rng.random((rounds, len(self.arms)), dtype=np.float32)
@@ -149,7 +168,7 @@ def simulate(population: Population, policy: str = "ts", rounds: int = 50_000, *
     env = env or population.environment(rounds, seed)
     if env.rounds < rounds:
         raise InvalidArgumentError("env rounds", env.rounds, f">= {rounds}")
-    rng = np.random.default_rng([seed, 1])
+    rng = np.random.default_rng(streams(seed)[POLICY])
     rates = population.rate_array
     s, k = rates.shape
     best_rate = rates.max(axis=1)
@@ -235,21 +254,30 @@ def simulate(population: Population, policy: str = "ts", rounds: int = 50_000, *
 
 
 def drive_tester(tester, test_id: str, population: Population, rounds: int, *, seed: int = 0,
-                 batch_size: int = 500, users: int = 0) -> SimulationResult:
+                 batch_size: int = 500, users: int = 0, env: Environment | None = None) -> SimulationResult:
     """Runs simulated traffic through a real tester and store: ``assign_many`` then ``record_many``
-    per batch, a click (1) or no click (0) recorded for every exposure.
+    per batch, a success or not recorded for every exposure (a success is a click, or a play or
+    watch time that earns the full reward under the test's reward rule).
 
     The test must exist with the population's segments and arms (e.g. from
     :meth:`Population.arms_for`). Returns the expected regret of what the tester chose.
 
     Args:
+        seed: the audience's and the user ids' streams (:func:`streams`); seed the tester (its
+            ``TestConfig.seed`` or ``Tester(seed=)``) from another stream.
         users: if > 0, members carry one of this many user ids (for stickiness).
+        env: pre-drawn members (the same members for several runs).
     """
-    env = population.environment(rounds, seed)
+    env = env or population.environment(rounds, seed)
     rates = population.rate_array
     best_rate, best_arm = rates.max(axis=1), rates.argmax(axis=1)
     arm_index = {a: i for i, a in enumerate(population.arms)}
-    rng = np.random.default_rng([seed, 2])
+    rng = np.random.default_rng(streams(seed)[MEMBERS])
+    # what a member who "clicks" is observed doing under the test's reward rule: a click, a play as
+    # long as the threshold, the capped watch time
+    rule = tester.config(test_id).reward
+    success = rule.threshold if rule.kind == "threshold" and rule.threshold > 0 else \
+        rule.scale if rule.kind == "value" else 1.0
     regret = reward = 0.0
     hits = 0
     t = 0
@@ -264,8 +292,8 @@ def drive_tester(tester, test_id: str, population: Population, rounds: int, *, s
         exps = tester.assign_many(test_id, ctxs)
         arms = np.array([arm_index[e.arm_id] for e in exps])
         rewards = env.rewards(t, arms)
-        now = time.time()
-        tester.record_many([Outcome(e.exposure_id, float(r), now) for e, r in zip(exps, rewards)])
+        now = tester.clock()
+        tester.record_many([Outcome(e.exposure_id, float(r) * success, now) for e, r in zip(exps, rewards)])
         regret += float((best_rate[seg] - rates[seg, arms]).sum())
         reward += float(rewards.sum())
         hits += int((arms == best_arm[seg]).sum())

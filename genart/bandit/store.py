@@ -18,20 +18,103 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from genart.errors import StoreError
-from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
-from genart.store.schema import Base
+from genart.errors import InvalidArgumentError, StoreError
+from genart.store.bandit_tables import (
+    BanditAllocationRow,
+    BanditArmRow,
+    BanditCandidateRow,
+    BanditExposureRow,
+    BanditOutcomeRow,
+    BanditProposalRow,
+    BanditTestRow,
+    BanditTriggerRow,
+)
+from genart.store.schema import create_schema
 
 DEFAULT_URL_ENV = "GENART_BANDIT_URL"
-DEFAULT_URL = "sqlite:///genart_bandit.db"
+STORE_FILE = "genart.sqlite"  # the run store's file in an output folder (genart.store.db.Store)
+# where `genart run`, `genart app` and `genart batch` put their store when not told otherwise, in the
+# order the bandit commands look for one; genart_bandit.db is where older versions kept tests
+DEFAULT_FOLDERS = (".", "runs")
+LEGACY_FILE = "genart_bandit.db"
+DEFAULT_URL = f"sqlite:///runs/{STORE_FILE}"
 BUSY_TIMEOUT_MS = 30_000
 
-TABLES = [BanditTestRow.__table__, BanditArmRow.__table__, BanditExposureRow.__table__, BanditOutcomeRow.__table__]
+TABLES = [BanditTestRow.__table__, BanditArmRow.__table__, BanditExposureRow.__table__, BanditOutcomeRow.__table__,
+          BanditAllocationRow.__table__, BanditTriggerRow.__table__, BanditProposalRow.__table__,
+          BanditCandidateRow.__table__]
 
 
 def default_url() -> str:
-    """``$GENART_BANDIT_URL``, else ``sqlite:///genart_bandit.db`` in the working directory."""
-    return os.environ.get(DEFAULT_URL_ENV) or DEFAULT_URL
+    """``$GENART_BANDIT_URL``, else the store an output folder here holds (``./genart.sqlite``, then
+    ``./runs/genart.sqlite``, the default ``--out`` of ``genart run`` and ``genart app``), else
+    ``./runs/genart.sqlite`` to be created."""
+    env = os.environ.get(DEFAULT_URL_ENV)
+    if env:
+        return env
+    found = _find_default()
+    return normalise_url(found) if found is not None else DEFAULT_URL
+
+
+def _find_default() -> Path | None:
+    for folder in DEFAULT_FOLDERS:
+        p = Path(folder) / STORE_FILE
+        if p.is_file():
+            return p
+    legacy = Path(LEGACY_FILE)
+    return legacy if legacy.is_file() else None
+
+
+def _store_in_folder(folder: Path) -> Path:
+    """The store of an output folder, or of the output folder it lies in (``runs/runs/<run id>`` is in
+    ``runs``): the nearest ``genart.sqlite`` at or above it, else ``<folder>/genart.sqlite``."""
+    folder = folder.expanduser().resolve()
+    for parent in (folder, *list(folder.parents)[:3]):
+        if (parent / STORE_FILE).is_file():
+            return parent / STORE_FILE
+    return folder / STORE_FILE
+
+
+def locate(store: str | Path | None = None, out: str | Path | None = None, *, must_exist: bool = False) -> str:
+    """The database URL the bandit commands use: one store per output folder, shared with ``genart
+    run``, ``genart app`` and ``genart batch``.
+
+    Args:
+        store: a database URL, a SQLite file, or an output folder (its ``genart.sqlite``).
+        out: an output folder, as ``--out`` names it for every other command.
+        must_exist: the caller reads tests (report, stop, evaluate): a SQLite store that is not
+            there is an error, not a new empty file.
+
+    Raises:
+        InvalidArgumentError: both ``store`` and ``out`` given.
+        StoreError: ``must_exist`` and no such store.
+    """
+    if store is not None and out is not None:
+        raise InvalidArgumentError("--store and --out", f"{store}, {out}", "one of them: --out DIR names the output "
+                                   "folder (its genart.sqlite), --store a database URL")
+    target = store if store is not None else out
+    if target is None:
+        env = os.environ.get(DEFAULT_URL_ENV)
+        if env:
+            return env
+        found = _find_default()
+        if found is None:
+            if must_exist:
+                looked = ", ".join(str(Path(f) / STORE_FILE) for f in DEFAULT_FOLDERS)
+                raise StoreError(f"no genart store here (looked for {looked})",
+                                 hint="pass --out DIR, the folder `genart run`, `genart app` or `genart batch` wrote")
+            return DEFAULT_URL
+        return normalise_url(found)
+    text = str(target)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    if path.is_dir() or out is not None or not path.suffix:
+        path = _store_in_folder(path)
+    if must_exist and not path.is_file():
+        raise StoreError(f"no genart store at {path}",
+                         hint="pass --out DIR, the folder `genart run`, `genart app` or `genart batch` wrote")
+    return normalise_url(path)
 
 
 def normalise_url(url: str | Path) -> str:
@@ -88,8 +171,9 @@ def make_engine(url: str | Path | None = None, *, echo: bool = False) -> Engine:
 
 
 def create_tables(engine: Engine) -> None:
-    """Creates the bandit tables (only those: the other stages create their own)."""
-    Base.metadata.create_all(engine, tables=TABLES)
+    """Creates the bandit tables (only those: the other stages create their own), and the columns a newer
+    genart added to a store an older one made, safely when several processes open a fresh store at once."""
+    create_schema(engine, TABLES)
 
 
 @contextmanager

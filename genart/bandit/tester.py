@@ -18,11 +18,20 @@ Guarantees:
 - Stickiness (``TestConfig.sticky``): a member who saw an arm of this test in this segment (within
   ``sticky_ttl_s``) sees it again; the repeat is logged with ``sticky_of`` naming the original
   exposure and the original's propensity, and offline evaluation skips repeats.
+- The change-effect cap (``TestConfig.change_cap``): each segment's allocation moves by at most
+  the cap per interval from the one served last (stored per segment, read and written in the
+  exposure's transaction, so several processes share one budget); the logged distribution and
+  propensity are the capped ones.
+- A test made as a *draft* (the batch job without ``--auto-approve``) serves nobody until
+  :meth:`Tester.approve` names who approved it. Arms may be added to a running test
+  (:meth:`Tester.add_arms`, the learning loop); every process notices through the test's
+  ``arms_version`` and rebuilds its view from the store.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -32,22 +41,44 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import BigInteger, Engine, Float, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from genart.bandit.contextual import LinearState, LinTS, LinUCB
-from genart.bandit.policies import BetaState, apply_floor, choose, make_beta_policy
+from genart.bandit.policies import BetaState, apply_floor, cap_change, choose, extend_reference, make_beta_policy
 from genart.bandit.store import make_engine, read_txn, write_txn
-from genart.bandit.types import BETA_POLICIES, Assignment, Context, RecordResult, TestConfig, TestReport
+from genart.bandit.types import (
+    BETA_POLICIES,
+    FEATURE_LIMIT,
+    Assignment,
+    Context,
+    RecordResult,
+    TestConfig,
+    TestInfo,
+    TestReport,
+)
 from genart.errors import (
     InvalidArgumentError,
     TestConflictError,
+    TestNotRunningError,
     UnknownExposureError,
     UnknownSegmentError,
     UnknownTestError,
 )
-from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
+from genart.ids import check_id
+from genart.store.bandit_tables import (
+    BanditAllocationRow,
+    BanditArmRow,
+    BanditExposureRow,
+    BanditOutcomeRow,
+    BanditTestRow,
+)
 from genart.types import Arm, Exposure, Outcome
+
+_log = logging.getLogger("genart.bandit")
+#: How far a reward's time may precede its exposure's (clocks of two servers on one store differ a little);
+#: within it the reward is stamped with the exposure's time, beyond it the reward is refused.
+CLOCK_SKEW_S = 2.0
 
 # Sequence numbers re-read behind the newest on each sync. SQLite writers are serialised (BEGIN
 # IMMEDIATE), so ids commit in order and nothing needs re-reading; PostgreSQL may commit a lower id
@@ -67,6 +98,8 @@ class _ArmInfo:
     prior_mean: float
     profile_id: str | None
     features: tuple[float, ...]
+    prior_strength: float | None = None
+    proposal_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -109,6 +142,8 @@ class _Test:
     keys: list[str]  # contextual model columns
     key_index: dict[str, int]
     rng: np.random.Generator
+    arms_version: int = 0
+    stale: bool = False  # its arms changed in the store: reload (keeping the random stream)
     lock: threading.RLock = field(default_factory=threading.RLock)
     model: object | None = None
     exp_cursor: _SeqCursor = field(default_factory=_SeqCursor)
@@ -142,6 +177,40 @@ def _json_floats(values: Sequence[float]) -> str:
     return json.dumps([float(v) for v in values])
 
 
+def _database_folder(engine: Engine) -> Path | None:
+    """The folder of a SQLite database file (None for memory or a server database)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    db = engine.url.database
+    if not db or db == ":memory:" or "mode=memory" in str(engine.url):
+        return None
+    return Path(db).resolve().parent
+
+
+def _clean(test: _Test, rows: Sequence) -> list:
+    """The log rows a contextual model may learn from: features of the test's dimension, finite and
+    within ``FEATURE_LIMIT``; rewards in [0, 1]; propensities in (0, 1]. A row outside that (one
+    logged before the service validated its input, say) is skipped, so a restarted service rebuilds
+    a model poisoned by it from the clean rows alone: one bad request never turns a model into NaN."""
+    kept = []
+    for r in rows:
+        try:
+            feats = json.loads(r.features)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(feats, list) or len(feats) != test.config.context_dim or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= FEATURE_LIMIT for v in feats):
+            continue
+        reward, propensity = getattr(r, "reward", 0.0), getattr(r, "propensity", 1.0)
+        if not (math.isfinite(reward) and 0.0 <= reward <= 1.0 and math.isfinite(propensity) and 0.0 < propensity <= 1.0):
+            continue
+        kept.append(r)
+    if len(kept) < len(rows):
+        _log.warning("test %s: skipped %d log row(s) with features or rewards out of range", test.test_id,
+                     len(rows) - len(kept))
+    return kept
+
+
 class Tester:
     """Runs bandit tests on a store (a SQLite path or a database URL, or an SQLAlchemy engine).
 
@@ -152,19 +221,29 @@ class Tester:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, store: str | Path | Engine | None = None, *, seed: int | None = None) -> None:
+    def __init__(self, store: str | Path | Engine | None = None, *, seed: int | None = None,
+                 root: str | Path | None = None, clock=time.time) -> None:
         self.engine = store if isinstance(store, Engine) else make_engine(store)
         if isinstance(store, Engine):
             from genart.bandit.store import create_tables
 
             create_tables(store)
-        self._seed_seq = np.random.SeedSequence(seed)
+        # arms' image paths are kept relative to this folder (default: a SQLite file's own folder, which
+        # for a run store is the store's folder), so a copied or moved folder serves its own images
+        self.root = Path(root).resolve() if root is not None else _database_folder(self.engine)
+        # its own stream of the seed (spawn key "TE"), so a simulated audience seeded with the same
+        # number (genart.bandit.simulator.streams) never draws in lockstep with the tester
+        self._seed_seq = np.random.SeedSequence(seed, spawn_key=(0x5445,))
+        self.clock = clock  # seconds; what exposure times and the change cap's intervals are measured in
         self._tests: dict[str, _Test] = {}
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ tests
     def create_test(self, test_id: str, arms: Sequence[Arm], config: TestConfig | None = None, *,
-                    arm_features: Mapping[str, Sequence[float]] | None = None) -> None:
+                    arm_features: Mapping[str, Sequence[float]] | None = None,
+                    arm_facts: Mapping[str, Mapping[str, float]] | None = None, draft: bool = False,
+                    approved_by: str | None = None, auto_approve: bool = False, run_id: str | None = None,
+                    origin: str | None = None) -> None:
         """Creates a test from its arms (see :func:`genart.bandit.handoff`). Re-creating an
         existing test with the same arms and config is a no-op, so a job can be re-run.
 
@@ -174,6 +253,14 @@ class Tester:
             config: policy, floor, reward rule, stopping rule; ``TestConfig()`` by default.
             arm_features: numeric features per arm id (a reduced variant embedding, see
                 :func:`genart.bandit.handoff.arm_features`), for the contextual policies.
+            arm_facts: what each arm's artwork shows, by arm id ({fact: value}, see
+                :mod:`genart.bandit.preferences`), which the segment preference model learns from.
+            draft: make it a draft that serves nobody until :meth:`approve` (the batch job's
+                top-k that no person has looked at).
+            approved_by: who let it run (a reviewer, or ``"auto-approve"``), kept in the test.
+            auto_approve: the test was started without a person (``--auto-approve``), and the
+                learning loop may add its proposals as arms without review.
+            run_id, origin: the run the arms came from and the surface that made it (cli, app, batch, api).
 
         Raises:
             InvalidArgumentError: no arms, an arm of another test, a repeated arm, a prior outside
@@ -181,56 +268,222 @@ class Tester:
             TestConflictError: the test exists with other arms or settings.
         """
         config = config or TestConfig()
-        if not isinstance(test_id, str) or not test_id or len(test_id) > 128:
-            raise InvalidArgumentError("test_id", test_id, "a non-empty string of at most 128 characters")
+        if not isinstance(config, TestConfig):
+            raise InvalidArgumentError("config", type(config).__name__, "a genart.bandit.TestConfig")
+        check_id("test id", test_id)  # the service's pattern: a test it could not address gets no traffic
         if not arms:
             raise InvalidArgumentError("arms", arms, "at least one Arm (see genart.bandit.handoff)")
-        arm_features = dict(arm_features or {})
-        seen: set[tuple[str, str]] = set()
-        per_segment: dict[str, int] = {}
-        rows = []
-        for arm in arms:
-            if arm.test_id != test_id:
-                raise InvalidArgumentError("arm.test_id", arm.test_id, f"'{test_id}' (the test being created)")
-            if (arm.segment, arm.arm_id) in seen:
-                raise InvalidArgumentError("arm", f"{arm.segment}/{arm.arm_id}", "arm ids unique within a segment")
-            if not arm.segment or not arm.arm_id:
-                raise InvalidArgumentError("arm", arm, "a non-empty segment and arm_id")
-            if not (0.0 < arm.prior_mean < 1.0):
-                raise InvalidArgumentError("arm.prior_mean", arm.prior_mean, "a number strictly between 0 and 1")
-            seen.add((arm.segment, arm.arm_id))
-            pos = per_segment.get(arm.segment, 0)
-            per_segment[arm.segment] = pos + 1
-            feats = tuple(float(v) for v in arm_features.get(arm.arm_id, ()))
-            rows.append(dict(test_id=test_id, segment=arm.segment, arm_id=arm.arm_id, position=pos,
-                             variant_id=arm.variant_id, image_path=str(arm.image_path) if arm.image_path else None,
-                             is_control=bool(arm.is_control), prior_mean=float(arm.prior_mean),
-                             profile_id=arm.profile_id, features=_json_floats(feats), impressions=0, outcomes=0,
-                             reward_sum=0.0))
-        if config.policy == "vw":
-            from genart.bandit.vw import import_vw
-
-            import_vw()  # fail now, not at the first assign
-        most = max(per_segment.values())
-        if config.floor * most > 1.0:
-            raise InvalidArgumentError("floor", config.floor, f"at most 1 / {most} (the largest segment has {most} arms)")
+        rows = self._arm_rows(test_id, arms, arm_features, arm_facts, {}, run_id=run_id)
+        self._check_arms(config, rows)
+        now = self.clock()
         with write_txn(self.engine) as conn:
             existing = conn.execute(select(BanditTestRow).where(BanditTestRow.test_id == test_id)).first()
             if existing is not None:
-                if existing.config != config.to_json():
+                if TestConfig.from_json(existing.config) != config:
                     raise TestConflictError(test_id, "a different config")
                 old = conn.execute(select(BanditArmRow.segment, BanditArmRow.arm_id, BanditArmRow.variant_id)
-                                   .where(BanditArmRow.test_id == test_id)).all()
+                                   .where(BanditArmRow.test_id == test_id, BanditArmRow.proposal_id.is_(None))).all()
                 if {(r.segment, r.arm_id, r.variant_id) for r in old} != {(r["segment"], r["arm_id"], r["variant_id"])
                                                                            for r in rows}:
                     raise TestConflictError(test_id, "different arms")
                 return
             conn.execute(BanditTestRow.__table__.insert().values(
-                test_id=test_id, policy=config.policy, config=config.to_json(), status="running",
-                created_at=time.time()))
+                test_id=test_id, policy=config.policy, config=config.to_json(),
+                status="draft" if draft else "running", created_at=now,
+                approved_by=None if draft else approved_by, approved_at=None if draft or not approved_by else now,
+                auto_approve=bool(auto_approve), run_id=run_id, origin=origin, arms_version=0))
             conn.execute(BanditArmRow.__table__.insert(), rows)
+        self._forget(test_id)
+
+    def _arm_rows(self, test_id: str, arms: Sequence[Arm], arm_features, arm_facts, start: Mapping[str, int], *,
+                  run_id: str | None = None, proposal_ids: Mapping[str, str] | None = None,
+                  taken: set[tuple[str, str]] | None = None) -> list[dict]:
+        """Validated rows for new arms; ``start[segment]`` is the next free position."""
+        arm_features = dict(arm_features or {})
+        arm_facts = dict(arm_facts or {})
+        proposal_ids = dict(proposal_ids or {})
+        seen: set[tuple[str, str]] = set(taken or ())
+        nxt = dict(start)
+        rows = []
+        now = self.clock()
+        for arm in arms:
+            if not isinstance(arm, Arm):
+                raise InvalidArgumentError("arm", type(arm).__name__, "genart.types.Arm values")
+            if arm.test_id != test_id:
+                raise InvalidArgumentError("arm.test_id", arm.test_id, f"'{test_id}' (the test being created)")
+            if (arm.segment, arm.arm_id) in seen:
+                raise InvalidArgumentError("arm", f"{arm.segment}/{arm.arm_id}", "arm ids unique within a segment")
+            check_id("segment", arm.segment)
+            check_id("arm id", arm.arm_id)
+            if not (0.0 < arm.prior_mean < 1.0):
+                raise InvalidArgumentError("arm.prior_mean", arm.prior_mean, "a number strictly between 0 and 1")
+            if arm.prior_strength is not None and not (0.0 < arm.prior_strength < 1e7):
+                raise InvalidArgumentError("arm.prior_strength", arm.prior_strength, "None or a positive number")
+            seen.add((arm.segment, arm.arm_id))
+            pos = nxt.get(arm.segment, 0)
+            nxt[arm.segment] = pos + 1
+            feats = tuple(float(v) for v in arm_features.get(arm.arm_id, ()))
+            facts = arm_facts.get(arm.arm_id)
+            rows.append(dict(test_id=test_id, segment=arm.segment, arm_id=arm.arm_id, position=pos,
+                             variant_id=arm.variant_id, image_path=self._rel(arm.image_path) if arm.image_path else None,
+                             is_control=bool(arm.is_control), prior_mean=float(arm.prior_mean),
+                             profile_id=arm.profile_id, features=_json_floats(feats), impressions=0, outcomes=0,
+                             reward_sum=0.0, prior_strength=arm.prior_strength,
+                             facts=json.dumps({str(k): float(v) for k, v in facts.items()}, sort_keys=True)
+                             if facts else None,
+                             run_id=run_id, proposal_id=proposal_ids.get(arm.arm_id), added_at=now))
+        return rows
+
+    @staticmethod
+    def _check_arms(config: TestConfig, rows: Sequence[Mapping], existing: Mapping[str, int] | None = None) -> None:
+        if config.policy == "vw":
+            from genart.bandit.vw import import_vw
+
+            import_vw()  # fail now, not at the first assign
+        per_segment = dict(existing or {})
+        for r in rows:
+            per_segment[r["segment"]] = per_segment.get(r["segment"], 0) + 1
+        most = max(per_segment.values())
+        if config.floor * most > 1.0:
+            raise InvalidArgumentError("floor", config.floor, f"at most 1 / {most} (the largest segment has {most} arms)")
+
+    def approve(self, test_id: str, approved_by: str, *, arms: Sequence[Arm] | None = None,
+                arm_features: Mapping[str, Sequence[float]] | None = None,
+                arm_facts: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        """Starts a draft test: from now on it serves members. ``arms`` replaces the draft's arms
+        first (a person approved other variants than the ranking's top-k); a draft has no traffic,
+        so nothing logged is lost. Approving a running test again changes nothing.
+
+        Raises:
+            UnknownTestError: no such test.
+            InvalidArgumentError: an empty ``approved_by`` or bad arms.
+            TestNotRunningError: the test was stopped.
+            TestConflictError: ``arms`` for a test that is already running.
+        """
+        if not isinstance(approved_by, str) or not approved_by.strip():
+            raise InvalidArgumentError("approved_by", approved_by, "who approves the test (a name)")
+        test = self._load(test_id)
+        rows = None
+        if arms is not None:
+            rows = self._arm_rows(test_id, arms, arm_features, arm_facts, {})
+            self._check_arms(test.config, rows)
+        with write_txn(self.engine) as conn:
+            row = conn.execute(select(BanditTestRow.status, BanditTestRow.run_id).where(BanditTestRow.test_id == test_id)).one()
+            if row.status == "stopped":
+                raise TestNotRunningError(test_id, "stopped", hint="a stopped test cannot start again; create a new one")
+            if row.status == "running":
+                if rows is not None:
+                    raise TestConflictError(test_id, "traffic already: its arms can no longer be replaced")
+                return
+            if rows is not None:
+                for r in rows:
+                    r["run_id"] = row.run_id
+                conn.execute(delete(BanditAllocationRow).where(BanditAllocationRow.test_id == test_id))
+                conn.execute(delete(BanditArmRow).where(BanditArmRow.test_id == test_id))
+                conn.execute(BanditArmRow.__table__.insert(), rows)
+            conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id).values(
+                status="running", approved_by=approved_by.strip()[:128], approved_at=self.clock(),
+                arms_version=BanditTestRow.arms_version + (1 if rows is not None else 0)))
+        self._forget(test_id)
+
+    def add_arms(self, test_id: str, arms: Sequence[Arm], *, arm_features: Mapping[str, Sequence[float]] | None = None,
+                 arm_facts: Mapping[str, Mapping[str, float]] | None = None,
+                 proposal_ids: Mapping[str, str] | None = None, run_id: str | None = None) -> None:
+        """Adds arms to a draft or running test (new artwork the learning loop made for a segment).
+
+        The new arms take the next positions, so logged distributions stay aligned with the arms
+        they were drawn over; every process's view of the test is rebuilt from the store on its
+        next decision. Under a change-effect cap the new arms start at the exploration floor and
+        gain traffic no faster than the cap allows.
+
+        Raises:
+            UnknownTestError, UnknownSegmentError: no such test or segment.
+            TestNotRunningError: the test was stopped.
+            InvalidArgumentError: an arm id the segment has already, a bad prior, a floor the
+                larger segment cannot respect.
+        """
+        test = self._load(test_id)
+        if not arms:
+            return
+        for a in arms:
+            if isinstance(a, Arm):
+                test.seg_index(a.segment)
+        with write_txn(self.engine) as conn:
+            status = conn.execute(select(BanditTestRow.status).where(BanditTestRow.test_id == test_id)).scalar_one()
+            if status == "stopped":
+                raise TestNotRunningError(test_id, "stopped", hint="a stopped test takes no new arms; create a new one")
+            have = conn.execute(select(BanditArmRow.segment, BanditArmRow.arm_id, BanditArmRow.position)
+                                .where(BanditArmRow.test_id == test_id)).all()
+            start: dict[str, int] = {}
+            counts: dict[str, int] = {}
+            for r in have:
+                start[r.segment] = max(start.get(r.segment, 0), r.position + 1)
+                counts[r.segment] = counts.get(r.segment, 0) + 1
+            rows = self._arm_rows(test_id, arms, arm_features, arm_facts, start, run_id=run_id,
+                                  proposal_ids=proposal_ids, taken={(r.segment, r.arm_id) for r in have})
+            self._check_arms(test.config, rows, counts)
+            conn.execute(BanditArmRow.__table__.insert(), rows)
+            conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id)
+                         .values(arms_version=func.coalesce(BanditTestRow.arms_version, 0) + 1))
+        self._forget(test_id)
+
+    def _forget(self, test_id: str) -> None:
         with self._lock:
-            self._tests.pop(test_id, None)
+            cached = self._tests.get(test_id)
+            if cached is not None:
+                cached.stale = True
+
+    def info(self, test_id: str) -> TestInfo:
+        """Who approved the test, where it came from, its traffic so far.
+
+        Raises:
+            UnknownTestError: no such test.
+        """
+        found = self.infos([test_id])
+        if not found:
+            self._load(test_id)  # raises UnknownTestError with the known ids
+        return found[0]
+
+    def infos(self, test_ids: Sequence[str] | None = None) -> list[TestInfo]:
+        """:meth:`info` of every test of the store (or of ``test_ids``), by test id."""
+        t, a = BanditTestRow, BanditArmRow
+        with read_txn(self.engine) as conn:
+            q = select(t).order_by(t.test_id)
+            if test_ids is not None:
+                q = q.where(t.test_id.in_(list(test_ids)))
+            tests = conn.execute(q).all()
+            sums = {}
+            for r in conn.execute(select(a.test_id, a.segment, func.count().label("arms"),
+                                         func.sum(a.impressions).label("imp"), func.sum(a.reward_sum).label("rew"))
+                                  .group_by(a.test_id, a.segment)):
+                sums.setdefault(r.test_id, []).append(r)
+        out = []
+        for r in tests:
+            segs = sums.get(r.test_id, [])
+            out.append(TestInfo(test_id=r.test_id, policy=r.policy, status=r.status, created_at=float(r.created_at),
+                                segments=tuple(sorted(x.segment for x in segs)), arms=int(sum(x.arms for x in segs)),
+                                impressions=int(sum(x.imp or 0 for x in segs)),
+                                rewards=float(sum(x.rew or 0.0 for x in segs)),
+                                settings=TestConfig.from_json(r.config).describe(), approved_by=r.approved_by,
+                                approved_at=r.approved_at, auto_approve=bool(r.auto_approve), run_id=r.run_id,
+                                origin=r.origin))
+        return out
+
+    def _rel(self, path: str | Path) -> str:
+        """How an image path is stored: relative to ``root`` when it lies inside it, else absolute."""
+        p = Path(path)
+        if self.root is not None:
+            full = (p if p.is_absolute() else Path.cwd() / p).resolve()
+            if full.is_relative_to(self.root):
+                return full.relative_to(self.root).as_posix()
+        return str(p.resolve()) if not p.is_absolute() else str(p)
+
+    def _resolve(self, stored: str | None) -> str | None:
+        """A stored image path on this machine (relative ones against ``root``; old rows are absolute)."""
+        if not stored:
+            return None
+        p = Path(stored)
+        return str(self.root / p) if self.root is not None and not p.is_absolute() else stored
 
     def tests(self) -> list[str]:
         with read_txn(self.engine) as conn:
@@ -244,15 +497,23 @@ class Tester:
         t = self._load(test_id)
         return [Arm(test_id=test_id, arm_id=a.arm_id, segment=a.segment, variant_id=a.variant_id,
                     image_path=Path(a.image_path) if a.image_path else None, is_control=a.is_control,
-                    prior_mean=a.prior_mean, profile_id=a.profile_id)
+                    prior_mean=a.prior_mean, profile_id=a.profile_id, prior_strength=a.prior_strength)
                 for s in t.segments for a in t.arms[s]]
+
+    def arm_facts(self, test_id: str) -> dict[tuple[str, str], dict[str, float]]:
+        """What each arm's artwork shows, by (segment, arm id), as stored with the arm (empty where unknown)."""
+        self._load(test_id)
+        a = BanditArmRow
+        with read_txn(self.engine) as conn:
+            rows = conn.execute(select(a.segment, a.arm_id, a.facts).where(a.test_id == test_id)).all()
+        return {(r.segment, r.arm_id): json.loads(r.facts) if r.facts else {} for r in rows}
 
     def _load(self, test_id: str, conn=None) -> _Test:
         """The test's (immutable) arms and config, cached; ``conn`` reuses an open connection so a
         write transaction never waits on a second pooled connection."""
         with self._lock:
             cached = self._tests.get(test_id)
-        if cached is not None:
+        if cached is not None and not cached.stale:
             return cached
         if conn is None:
             with read_txn(self.engine) as c:
@@ -268,8 +529,9 @@ class Tester:
         for r in arm_rows:
             arms.setdefault(r.segment, []).append(_ArmInfo(
                 arm_id=r.arm_id, segment=r.segment, position=r.position, variant_id=r.variant_id,
-                image_path=r.image_path, is_control=bool(r.is_control), prior_mean=float(r.prior_mean),
-                profile_id=r.profile_id, features=tuple(json.loads(r.features or "[]"))))
+                image_path=self._resolve(r.image_path), is_control=bool(r.is_control), prior_mean=float(r.prior_mean),
+                profile_id=r.profile_id, features=tuple(json.loads(r.features or "[]")),
+                prior_strength=r.prior_strength, proposal_id=r.proposal_id))
         keys: list[str] = []
         for seg_arms in arms.values():
             for a in seg_arms:
@@ -279,9 +541,16 @@ class Tester:
         lookback = _LOOKBACK.get(self.engine.dialect.name, _LOOKBACK_DEFAULT)
         test = _Test(test_id=test_id, config=config, segments=sorted(arms), arms=arms, keys=keys,
                      key_index={k: i for i, k in enumerate(keys)}, rng=np.random.default_rng(seed),
+                     arms_version=int(row.arms_version or 0),
                      exp_cursor=_SeqCursor(lookback), out_cursor=_SeqCursor(lookback))
         with self._lock:
-            return self._tests.setdefault(test_id, test)
+            cached = self._tests.get(test_id)
+            if cached is not None and not cached.stale and cached.arms_version >= test.arms_version:
+                return cached
+            if cached is not None:  # arms changed: a new view, drawing on from the same stream
+                test.rng = cached.rng
+            self._tests[test_id] = test
+            return test
 
     # ------------------------------------------------------------------ decisions
     def assign(self, test_id: str, context: Context | str) -> Exposure:
@@ -306,12 +575,34 @@ class Tester:
         them), which is how the simulator and a batch job push many decisions through quickly."""
         return [a.exposure for a in self._assign(test_id, contexts)]
 
+    def assign_many_detail(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
+        """:meth:`assign_many` with each arm's variant, image and distribution (the service's group
+        commit: concurrent requests decided in one transaction)."""
+        return self._assign(test_id, contexts)
+
     def _assign(self, test_id: str, contexts: Sequence[Context | str]) -> list[Assignment]:
-        test = self._load(test_id)
-        cfg = test.config
         ctxs = [Context(c) if isinstance(c, str) else c for c in contexts]
         if not ctxs:
             return []
+        for attempt in range(4):
+            test = self._load(test_id)
+            self._check_contexts(test, ctxs)
+            if test.contextual:
+                self._sync(test)
+            try:
+                done = self._assign_once(test, ctxs)
+            except IntegrityError:  # PostgreSQL: another process made the segment's first allocation row
+                if attempt == 3:
+                    raise
+                continue
+            if done is not None:
+                return done
+            self._forget(test_id)  # arms were added meanwhile: decide again on the new arms
+        raise TestConflictError(test_id, "arms that kept changing while deciding")  # pragma: no cover
+
+    @staticmethod
+    def _check_contexts(test: _Test, ctxs: Sequence[Context]) -> None:
+        cfg = test.config
         for c in ctxs:
             if not isinstance(c, Context):
                 raise InvalidArgumentError("context", c, "a genart.bandit.Context or a segment name")
@@ -319,17 +610,27 @@ class Tester:
             if len(c.features) != cfg.context_dim:
                 raise InvalidArgumentError("context.features", c.features,
                                            f"{cfg.context_dim} numbers (the test's context_dim)")
-        if test.contextual:
-            self._sync(test)
-        now = time.time()
+
+    def _assign_once(self, test: _Test, ctxs: Sequence[Context]) -> list[Assignment] | None:
+        """One decision transaction; None when the test's arms changed since ``test`` was loaded."""
+        cfg = test.config
+        test_id = test.test_id
+        now = self.clock()
         out: list[Assignment] = []
         with write_txn(self.engine) as conn:
-            status, winners_json = conn.execute(select(BanditTestRow.status, BanditTestRow.winners)
-                                                .where(BanditTestRow.test_id == test_id)).one()
-            winners = json.loads(winners_json) if winners_json else {}
-            stopped = status == "stopped"  # a stopped test serves its winners, sticky or not
+            row = conn.execute(select(BanditTestRow.status, BanditTestRow.winners, BanditTestRow.arms_version)
+                               .where(BanditTestRow.test_id == test_id)).one()
+            if int(row.arms_version or 0) != test.arms_version:
+                return None
+            if row.status == "draft":
+                raise TestNotRunningError(test_id, "draft")
+            winners = json.loads(row.winners) if row.winners else {}
+            stopped = row.status == "stopped"  # a stopped test serves its winners, sticky or not
             sticky = self._sticky_lookup(conn, test, ctxs, now) if cfg.sticky and not stopped else {}
             probs = self._probabilities(conn, test, ctxs, stopped, winners)
+            if cfg.change_cap is not None and not stopped:
+                fresh = np.array([not (c.user_id and (c.user_id, c.segment) in sticky) for c in ctxs])
+                probs = self._cap(conn, test, ctxs, probs, fresh, now)
             with test.lock:
                 arms_idx, props = choose(probs, None, test.rng)
             rows = []
@@ -360,17 +661,64 @@ class Tester:
             self._bump(conn, test_id, counts, impressions=True)
         return out
 
+    def _cap(self, conn, test: _Test, ctxs: Sequence[Context], probs: np.ndarray, fresh: np.ndarray,
+             now: float) -> np.ndarray:
+        """The change-effect cap, per segment of the batch, against the allocation served last."""
+        cfg = test.config
+        a = BanditAllocationRow
+        segs = sorted({c.segment for c in ctxs})
+        q = select(a.segment, a.probs, a.t.label("served_at"), a.served).where(a.test_id == test.test_id,
+                                                                               a.segment.in_(segs))
+        if self.engine.dialect.name != "sqlite":
+            q = q.with_for_update()  # one budget for every process (SQLite serialises writers already)
+        refs = {r.segment: r for r in conn.execute(q)}
+        seg_of = np.array([c.segment for c in ctxs])
+        probs = probs.copy()
+        for seg in segs:
+            idx = np.flatnonzero(seg_of == seg)
+            k = len(test.arms[seg])
+            ref_row = refs.get(seg)
+            if ref_row is None:
+                ref, budget = None, np.inf
+            else:
+                ref = extend_reference(np.asarray(json.loads(ref_row.probs), dtype=float), k, cfg.floor)
+                spent = (now - ref_row.served_at) if cfg.change_unit == "seconds" else float(ref_row.served)
+                budget = cfg.change_cap * max(0.0, spent) / cfg.change_interval
+            served, alloc = cap_change(probs[idx, :k], ref, budget)
+            probs[idx, :k] = served
+            values = dict(probs=_json_floats(alloc), t=now, served=int(fresh[idx].sum()))
+            if ref_row is None:
+                conn.execute(a.__table__.insert().values(test_id=test.test_id, segment=seg, **values))
+            else:
+                conn.execute(update(a).where(a.test_id == test.test_id, a.segment == seg).values(**values))
+        return probs
+
+    def allocation(self, test_id: str) -> dict[str, tuple[tuple[str, float], ...]]:
+        """Per segment, the allocation the change-effect cap last served, by arm id (empty without a cap)."""
+        test = self._load(test_id)
+        a = BanditAllocationRow
+        with read_txn(self.engine) as conn:
+            rows = conn.execute(select(a.segment, a.probs).where(a.test_id == test_id)).all()
+        return {r.segment: tuple((arm.arm_id, float(p)) for arm, p in zip(test.arms[r.segment], json.loads(r.probs)))
+                for r in rows if r.segment in test.arms}
+
     @staticmethod
     def _bump(conn, test_id: str, counts: Mapping[tuple[str, str], float], *, impressions: bool = False,
               rewards: Mapping[tuple[str, str], float] | None = None) -> None:
+        if not counts:
+            return
         t = BanditArmRow.__table__
-        for (segment, arm_id), n in counts.items():
-            where = (t.c.test_id == test_id) & (t.c.segment == segment) & (t.c.arm_id == arm_id)
-            if impressions:
-                conn.execute(update(t).where(where).values(impressions=t.c.impressions + int(n)))
-            else:
-                conn.execute(update(t).where(where).values(outcomes=t.c.outcomes + int(n),
-                                                           reward_sum=t.c.reward_sum + float(rewards[(segment, arm_id)])))
+        where = (t.c.test_id == bindparam("b_test")) & (t.c.segment == bindparam("b_seg")) & (t.c.arm_id == bindparam("b_arm"))
+        # one compiled statement, executed for every arm at once (building one per arm costs more than the update)
+        if impressions:
+            stmt = update(t).where(where).values(impressions=t.c.impressions + bindparam("b_n", type_=BigInteger))
+            params = [dict(b_test=test_id, b_seg=seg, b_arm=arm, b_n=int(n)) for (seg, arm), n in counts.items()]
+        else:
+            stmt = update(t).where(where).values(outcomes=t.c.outcomes + bindparam("b_n", type_=BigInteger),
+                                                 reward_sum=t.c.reward_sum + bindparam("b_r", type_=Float))
+            params = [dict(b_test=test_id, b_seg=seg, b_arm=arm, b_n=int(n), b_r=float(rewards[(seg, arm)]))
+                      for (seg, arm), n in counts.items()]
+        conn.execute(stmt, params)
 
     def _sticky_lookup(self, conn, test: _Test, ctxs: Sequence[Context], now: float) -> dict:
         users = sorted({c.user_id for c in ctxs if c.user_id})
@@ -428,16 +776,20 @@ class Tester:
         mask = np.zeros((s, kmax), dtype=bool)
         succ = np.zeros((s, kmax))
         trials = np.zeros((s, kmax))
+        weight = np.full((s, kmax), float(cfg.prior_weight))
         a = BanditArmRow
-        rows = conn.execute(select(a.segment, a.position, a.prior_mean, a.impressions, a.outcomes, a.reward_sum)
+        rows = conn.execute(select(a.segment, a.position, a.prior_mean, a.prior_strength, a.impressions, a.outcomes,
+                                   a.reward_sum)
                             .where(a.test_id == test.test_id, a.segment.in_(list(segments)))).all()
         for r in rows:
             i = segments.index(r.segment)
             means[i, r.position] = r.prior_mean
+            if r.prior_strength is not None:
+                weight[i, r.position] = r.prior_strength
             mask[i, r.position] = True
             succ[i, r.position] = r.reward_sum
             trials[i, r.position] = r.impressions if cfg.reward.implicit_zero else r.outcomes
-        state = BetaState.from_prior_means(means, cfg.prior_weight, mask)
+        state = BetaState.from_prior_means(means, weight, mask)
         state.successes = np.minimum(succ, trials)
         state.trials = trials
         return state
@@ -489,11 +841,11 @@ class Tester:
                                  for r in items])
                 return X, arms
 
-            fresh_e = [new_exp[i] for i in test.exp_cursor.take([r.seq for r in new_exp])]
+            fresh_e = _clean(test, [new_exp[i] for i in test.exp_cursor.take([r.seq for r in new_exp])])
             if fresh_e:
                 X, arms = rows(fresh_e)
                 model.add_design(X, arms)
-            fresh_o = [new_out[i] for i in test.out_cursor.take([r.seq for r in new_out])]
+            fresh_o = _clean(test, [new_out[i] for i in test.out_cursor.take([r.seq for r in new_out])])
             if fresh_o:
                 X, arms = rows(fresh_o)
                 r = np.array([x.reward for x in fresh_o], dtype=float)
@@ -517,7 +869,8 @@ class Tester:
 
         Raises:
             UnknownExposureError: no exposure has this id (nothing is written).
-            InvalidArgumentError: the value is not a finite number >= 0.
+            InvalidArgumentError: the value is not a finite number in range, or ``outcome.t`` is before
+                the exposure (by more than ``CLOCK_SKEW_S``, the clock difference tolerated between servers).
         """
         return self.record_many([outcome])[0]
 
@@ -570,11 +923,15 @@ class Tester:
                     results.append(RecordResult(x.exposure_id, "duplicate", done[x.exposure_id][0]))
                     continue
                 exp = exps[x.exposure_id]
+                if x.t < exp.exp_t - CLOCK_SKEW_S:  # a reward cannot come before what it rewards
+                    raise InvalidArgumentError("outcome.t", x.t, f"a time at or after exposure {x.exposure_id}'s "
+                                                                  f"({exp.exp_t:.3f}); omit it to use the current time")
+                t_reward = max(float(x.t), float(exp.exp_t))
                 rule = self._load(exp.test_id, conn).config.reward
                 reward = rule.reward(float(x.reward))
-                late = rule.window_s is not None and (x.t - exp.exp_t) > rule.window_s
+                late = rule.window_s is not None and (t_reward - exp.exp_t) > rule.window_s
                 rows.append(dict(exposure_id=x.exposure_id, test_id=exp.test_id, value=float(x.reward),
-                                 reward=reward, counted=not late, t=float(x.t)))
+                                 reward=reward, counted=not late, t=t_reward))
                 done[x.exposure_id] = (reward, not late)
                 results.append(RecordResult(x.exposure_id, "late" if late else "recorded", reward))
                 if not late:
@@ -607,7 +964,7 @@ class Tester:
             winners[seg.segment] = seg.winner or max(seg.arms, key=lambda a: a.posterior_mean).arm_id
         with write_txn(self.engine) as conn:
             conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id)
-                         .values(status="stopped", stopped_at=time.time(), winners=json.dumps(winners)))
+                         .values(status="stopped", stopped_at=self.clock(), winners=json.dumps(winners)))
         return self.report(test_id)
 
     def counts(self, test_id: str) -> tuple[int, int]:

@@ -18,6 +18,14 @@ from genart.errors import InvalidArgumentError, UnknownPolicyError
 POLICY_NAMES: tuple[str, ...] = ("ts", "egreedy", "ucb1", "lints", "linucb", "vw")
 BETA_POLICIES: tuple[str, ...] = ("ts", "egreedy", "ucb1")
 REWARD_KINDS: tuple[str, ...] = ("click", "threshold", "value")
+#: The declared range of a context feature: [-FEATURE_LIMIT, FEATURE_LIMIT]. A feature is a scaled
+#: number (an age bucket, a watch-time z-score); anything near 1e154 would overflow the contextual
+#: models' x x^T into inf and poison them, so the bound is far inside that and far outside real use.
+FEATURE_LIMIT = 1e6
+#: The largest observed reward value (a click 0/1, minutes watched) a test accepts.
+REWARD_LIMIT = 1e9
+CHANGE_UNITS: tuple[str, ...] = ("seconds", "exposures")
+TEST_STATUSES: tuple[str, ...] = ("draft", "running", "stopped")
 
 
 def _finite(name: str, value: float, *, lo: float | None = None, hi: float | None = None, expected: str = "") -> None:
@@ -46,7 +54,8 @@ class Context:
         if not isinstance(self.segment, str) or not self.segment:
             raise InvalidArgumentError("segment", self.segment, "a non-empty string")
         for value in self.features:
-            _finite("context feature", value, expected="finite numbers")
+            _finite("context feature", value, lo=-FEATURE_LIMIT, hi=FEATURE_LIMIT,
+                    expected=f"finite numbers in [-{FEATURE_LIMIT:g}, {FEATURE_LIMIT:g}]")
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,8 @@ class RewardRule:
         Raises:
             InvalidArgumentError: the value is not a finite number >= 0.
         """
-        _finite("reward value", value, lo=0.0, expected="a finite number >= 0 (a click 0/1, minutes watched, ...)")
+        _finite("reward value", value, lo=0.0, hi=REWARD_LIMIT,
+                expected=f"a finite number from 0 to {REWARD_LIMIT:g} (a click 0/1, minutes watched, ...)")
         if self.kind == "click":
             return 1.0 if value > 0 else 0.0
         if self.kind == "threshold":
@@ -104,6 +114,20 @@ class TestConfig:
     arm; the decision is then drawn from that distribution, so the logged propensity is exactly the
     probability the arm was chosen with. ``seed`` makes a test's draws reproducible (simulations,
     tests); leave it ``None`` in production, where several workers must not draw in lockstep.
+
+    ``change_cap`` is the change-effect cap: while the test runs, the share of each arm in a
+    segment (its probability, averaged over the segment's members) moves by at most this much per
+    ``change_interval`` seconds or exposures (``change_unit``), so a burst of noisy rewards cannot
+    swing what an audience sees, and members keep recognising the title. The cap is applied to the
+    distribution the decision is drawn from, so the logged propensities are the capped ones and
+    offline estimators stay unbiased. ``None``: no cap.
+
+    ``loop``: when a segment's generated arms are weak after ``loop_min_impressions`` impressions
+    (none beats the control with probability above ``loop_beat_probability``, or the leader's
+    lift over the control is below ``loop_min_lift``), or the segment preference model expects an
+    untried setting to beat the leader by ``loop_min_gain`` (relative; None: never on that
+    ground) with that probability, :func:`genart.learning.loop_step` proposes ``loop_variants``
+    new variants for it.
     """
 
     __test__ = False  # not a pytest test class
@@ -126,6 +150,15 @@ class TestConfig:
     ridge: float = 1.0
     vw_args: str = "--epsilon 0.05"
     seed: int | None = None
+    change_cap: float | None = None
+    change_interval: float = 3600.0
+    change_unit: Literal["seconds", "exposures"] = "seconds"
+    loop: bool = False
+    loop_min_impressions: int = 1000
+    loop_beat_probability: float = 0.5
+    loop_min_lift: float = 0.05
+    loop_variants: int = 3
+    loop_min_gain: float | None = 0.2
 
     def __post_init__(self) -> None:
         if self.policy not in POLICY_NAMES:
@@ -147,6 +180,23 @@ class TestConfig:
         _finite("lin_alpha", self.lin_alpha, lo=0.0, expected="a finite number >= 0")
         _finite("lin_v", self.lin_v, lo=0.0, expected="a finite number >= 0")
         _finite("ridge", self.ridge, lo=1e-9, expected="a finite number > 0")
+        if self.change_cap is not None:
+            _finite("change_cap", self.change_cap, lo=1e-6, hi=1.0,
+                    expected="None or the largest move of an arm's share per interval, in (0, 1] (0.1 = 10 points)")
+        _finite("change_interval", self.change_interval, lo=1e-9, expected="a positive number of seconds or exposures")
+        if self.change_unit not in CHANGE_UNITS:
+            raise InvalidArgumentError("change_unit", self.change_unit, "one of " + ", ".join(CHANGE_UNITS))
+        if not isinstance(self.loop, bool):
+            raise InvalidArgumentError("loop", self.loop, "true or false")
+        if not isinstance(self.loop_min_impressions, int) or self.loop_min_impressions < 1:
+            raise InvalidArgumentError("loop_min_impressions", self.loop_min_impressions, "an integer >= 1")
+        _finite("loop_beat_probability", self.loop_beat_probability, lo=0.0, hi=1.0)
+        _finite("loop_min_lift", self.loop_min_lift, lo=-1.0, hi=10.0)
+        if self.loop_min_gain is not None:
+            _finite("loop_min_gain", self.loop_min_gain, lo=0.0, hi=10.0,
+                    expected="None or the relative gain over the leader worth new artwork (0.2 = 20 %)")
+        if not isinstance(self.loop_variants, int) or not 1 <= self.loop_variants <= 32:
+            raise InvalidArgumentError("loop_variants", self.loop_variants, "an integer from 1 to 32")
         if isinstance(self.reward, dict):  # from JSON
             object.__setattr__(self, "reward", RewardRule(**self.reward))
 
@@ -158,6 +208,23 @@ class TestConfig:
         data = json.loads(text)
         data["reward"] = RewardRule(**data.get("reward", {}))
         return cls(**data)
+
+    def describe(self) -> str:
+        """The settings a person chose, in words (for tables and the app)."""
+        r = self.reward
+        reward = {"click": "clicks", "threshold": f"plays of at least {r.threshold:g} min",
+                  "value": f"watch minutes capped at {r.scale:g}"}[r.kind]
+        parts = [f"policy {self.policy}", f"reward {reward}", f"floor {self.floor:g}"]
+        if self.change_cap is not None:
+            from genart.bandit.settings import interval_text
+
+            parts.append(f"change cap {self.change_cap * 100:g} pts per "
+                         f"{interval_text(self.change_interval, self.change_unit)}")
+        parts.append(f"stop at P(best) >= {self.stop_probability:g} after {self.min_impressions} impressions per arm")
+        if self.loop:
+            parts.append(f"loop: {self.loop_variants} new variant(s) for a weak segment after "
+                         f"{self.loop_min_impressions} impressions")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -192,6 +259,11 @@ class ArmReport:
     ci_low: float
     ci_high: float
     prob_best: float
+    prob_beats_control: float | None = None  # P(this arm's rate > the control's); None for the control
+    lift: float | None = None  # posterior mean / the control's - 1
+    prior_mean: float = 0.5
+    prior_strength: float = 0.0  # pseudo-observations the prior is worth
+    proposal_id: str | None = None  # the loop's proposal this arm came from
 
 
 @dataclass(frozen=True)
@@ -200,6 +272,8 @@ class SegmentReport:
     arms: tuple[ArmReport, ...]
     winner: str | None  # arm id, once the stopping rule fires
     reason: str
+    weak: bool = False  # the generated arms are weak (the loop's trigger rule), see ``weak_reason``
+    weak_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,9 +286,53 @@ class TestReport:
     stop_probability: float
     credible_level: float
     segments: tuple[SegmentReport, ...]
+    settings: str = ""  # TestConfig.describe()
+    approved_by: str | None = None
+    auto_approve: bool = False
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TestInfo:
+    """One test of a store, for lists: who approved it, where it came from, how much traffic it had."""
+
+    __test__ = False
+
+    test_id: str
+    policy: str
+    status: str  # draft | running | stopped
+    created_at: float
+    segments: tuple[str, ...]
+    arms: int
+    impressions: int
+    rewards: float
+    settings: str
+    approved_by: str | None = None
+    approved_at: float | None = None
+    auto_approve: bool = False
+    run_id: str | None = None
+    origin: str | None = None  # "cli" | "app" | "batch" | "api"
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Offline estimates of what candidate policies would have earned on a test's log."""
+
+    test_id: str
+    n: int  # logged (fresh, non-sticky) exposures
+    logged_value: float  # mean reward of what was actually shown
+    candidates: tuple[tuple[str, str], ...]  # (name, what it does in words)
+    estimates: tuple[tuple[str, "Estimate"], ...]  # (candidate name, estimate)
+
+    def to_json(self) -> dict[str, object]:
+        return {"test_id": self.test_id, "n": self.n, "logged_value": self.logged_value,
+                "candidates": [{"name": n, "description": d} for n, d in self.candidates],
+                "estimates": [{"candidate": c, **asdict(e)} for c, e in self.estimates]}
 
 
 @dataclass(frozen=True)
@@ -250,3 +368,53 @@ class SimulationResult:
 
 
 from genart.types import Exposure  # noqa: E402  (for the Assignment annotation)
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """One generation setting a proposal sampled, and what became of it."""
+
+    candidate_id: str
+    setting: str  # JSON (genart.bandit.loop.Setting)
+    predicted: float
+    predicted_low: float
+    predicted_high: float
+    status: str  # proposed | queued | added | rejected | failed
+    variant_id: str | None = None
+    arm_id: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ProposalRecord:
+    """What a weak segment's trigger asked for: the evidence, and each candidate's fate."""
+
+    proposal_id: str
+    trigger_id: str
+    test_id: str
+    segment: str
+    reason: str  # the trigger's, in words
+    created_at: float
+    status: str  # open | done | failed
+    run_id: str | None
+    profile_id: str | None
+    candidates: tuple[CandidateRecord, ...]
+    note: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoopStep:
+    """One turn of the loop on a test: segments checked, proposals made, approved artwork added."""
+
+    test_id: str
+    checked: tuple[tuple[str, bool, str], ...]  # (segment, wants new artwork, why)
+    proposals: tuple[ProposalRecord, ...]  # made in this step
+    added: tuple[tuple[str, str, str], ...]  # (segment, arm id, proposal id) added in this step
+    waiting: int  # proposed variants waiting for a person's review
+    note: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)

@@ -8,6 +8,17 @@ A catalogue is YAML::
     frames: 2                    # key frames per title
     variants_per_frame: 2        # variants per key frame, per profile
     top_k: 2                     # best variants per profile handed to the bandit test
+    auto_approve: false          # true: start each title's test from the top-k with no person
+                                 # (recorded in the test); false: a draft test waits for approval
+    test:                        # the bandit test's settings (genart.bandit.settings)
+      policy: ts                 # ts | egreedy | ucb1 | lints | linucb | vw
+      reward: click              # click | play:15 (plays of 15+ minutes) | watch:60 (capped minutes)
+      floor: 0.02
+      change_cap: 0.1            # an arm's share moves at most 10 points ...
+      change_interval: 1h        # ... per hour (or: 500 exposures)
+      stop_at: 0.95
+      min_impressions: 200
+      loop: true                 # propose new artwork for weak segments (genart bandit loop)
     titles:
       - id: bunny
         source: ../shared/media/videos/big_buck_bunny_0_30.webm   # relative to this file's folder
@@ -16,20 +27,29 @@ A catalogue is YAML::
       - id: demo
         demo: true               # genart's own demo clip (genart.demo.make_demo_clip), no media needed
 
-Every title may override ``profiles``, ``frames``, ``variants_per_frame``, ``seed`` and ``top_k``.
+Every title may override ``profiles``, ``frames``, ``variants_per_frame``, ``seed`` and ``top_k``, and
+may carry casting notes: ``cast: {Ada Lovelace: ada.jpg, Charles Babbage: [cb1.jpg, cb2.jpg]}`` (reference
+photos, relative to this file's folder); faces in the title that match are named after them, so a
+profile can ask for that character (``casting:`` in ``prompts/*.yaml``).
+The job hands each title's *approved* variants to its test (a re-run after a review), or, when
+nobody approved any yet, makes a *draft* test of the ranking's top-k that starts when a person
+approves it (``genart bandit approve``, or a hand-off in the app); ``auto_approve: true`` (or
+``genart batch --auto-approve``) starts it at once, and the test says so.
 Errors name the file and line, the entry (its id and index) and the field, like ``models.yaml``'s.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genart._yaml import explain_validation_error, field_path, parse_mapping
+from genart.bandit.settings import TestSettingsFile
+from genart.bandit.types import TestConfig
 from genart.errors import CatalogError, GenartError, UnknownPresetError, UnknownProfileError
 from genart.types import TasteProfile
 
@@ -54,6 +74,8 @@ class TitleEntry(_Strict):
     seed: int | None = Field(None, ge=0, lt=2**63)
     top_k: int | None = Field(None, ge=1, le=64)
     control_image: str | None = None
+    cast: dict[str, str | list[str]] | None = Field(
+        None, description="casting notes: a character's name -> reference photo(s) of that person")
 
     @field_validator("id")
     @classmethod
@@ -72,7 +94,9 @@ class CatalogFile(_Strict):
     variants_per_frame: int = Field(2, ge=1, le=64)
     top_k: int = Field(3, ge=1, le=64)
     seed: int = Field(0, ge=0, lt=2**63)
-    policy: str = "ts"
+    policy: str | None = None  # the older spelling of test.policy
+    auto_approve: bool = False
+    test: TestSettingsFile | None = None
     titles: list[TitleEntry] = Field(min_length=1)
 
 
@@ -92,6 +116,12 @@ class CatalogTitle:
     seed: int
     top_k: int
     control_image: Path | None = None
+    cast: tuple[tuple[str, tuple[Path, ...]], ...] = ()  # casting notes: (name, reference photos)
+
+    @property
+    def cast_notes(self) -> dict[str, list[str]] | None:
+        """The casting notes as the frames stage takes them (None when there are none)."""
+        return {name: [str(p) for p in paths] for name, paths in self.cast} or None
 
     @property
     def images(self) -> int:
@@ -105,6 +135,8 @@ class Catalog:
     preset: str
     policy: str
     titles: tuple[CatalogTitle, ...]
+    test: TestConfig = field(default_factory=TestConfig)  # every title's bandit test's settings
+    auto_approve: bool = False  # start the tests without a person (recorded in each test)
 
 
 def _entry_name(raw: object, index: int) -> str:
@@ -149,8 +181,20 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
         raise fail(exc.message, None, "preset") from None
     from genart.bandit.types import POLICY_NAMES
 
-    if parsed.policy not in POLICY_NAMES:
+    if parsed.policy is not None and parsed.policy not in POLICY_NAMES:
         raise fail(f"unknown policy '{parsed.policy}'; known: {', '.join(sorted(POLICY_NAMES))}", None, "policy")
+    settings = parsed.test or TestSettingsFile(policy=parsed.policy or "ts")
+    if parsed.test is not None and parsed.policy is not None and parsed.policy != parsed.test.policy:
+        raise fail(f"policy '{parsed.policy}' disagrees with test.policy '{parsed.test.policy}'; give it once, "
+                   "under test:", None, "policy")
+    if parsed.test is not None and "policy" not in parsed.test.model_fields_set and parsed.policy:
+        settings = settings.model_copy(update={"policy": parsed.policy})
+    try:
+        test_config = settings.config()
+    except GenartError as exc:
+        loc = ("test", getattr(exc, "name", "")) if getattr(exc, "name", "") in TestSettingsFile.model_fields else ("test",)
+        raise CatalogError(exc.message, path=path, field=".".join(loc), line=doc.line_of(loc),
+                           hint=exc.hint) from None
 
     def profiles_of(ids: list[str], index: int | None) -> tuple[TasteProfile, ...]:
         if len(set(ids)) != len(ids):
@@ -186,12 +230,28 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
             control = (control if control.is_absolute() else base / control).resolve()
             if check_sources and not control.is_file():
                 raise fail(f"control image not found: {control}", i, "control_image")
+        cast: list[tuple[str, tuple[Path, ...]]] = []
+        for name, refs in (t.cast or {}).items():
+            if not name.strip():
+                raise fail("a cast name is empty", i, "cast")
+            paths = []
+            for ref in [refs] if isinstance(refs, str) else refs:
+                ref_path = Path(ref).expanduser()
+                ref_path = (ref_path if ref_path.is_absolute() else base / ref_path).resolve()
+                if check_sources and not ref_path.is_file():
+                    raise fail(f"cast photo of '{name}' not found: {ref_path}", i, "cast")
+                paths.append(ref_path)
+            if not paths:
+                raise fail(f"give '{name}' at least one reference photo", i, "cast")
+            cast.append((name.strip(), tuple(paths)))
         titles.append(CatalogTitle(
             id=tid, index=i, source=src, demo=t.demo, title=t.title, genre=t.genre,
             profiles=profiles_of(t.profiles, i) if t.profiles is not None else default_profiles,
             frames=t.frames or parsed.frames, variants_per_frame=t.variants_per_frame or parsed.variants_per_frame,
-            seed=parsed.seed if t.seed is None else t.seed, top_k=t.top_k or parsed.top_k, control_image=control))
-    return Catalog(path=path, preset=preset, policy=parsed.policy, titles=tuple(titles))
+            seed=parsed.seed if t.seed is None else t.seed, top_k=t.top_k or parsed.top_k, control_image=control,
+            cast=tuple(cast)))
+    return Catalog(path=path, preset=preset, policy=test_config.policy, titles=tuple(titles), test=test_config,
+                   auto_approve=parsed.auto_approve)
 
 
 def load_catalog(path: Path | str, *, check_sources: bool = True) -> Catalog:

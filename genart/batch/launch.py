@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def _accelerate_bin() -> list[str]:
 
 
 def launch_command(catalog: Path, out: Path, *, num_processes: int, cuda: bool, db: str | None = None,
-                   batch_size: int | None = None, compile: bool = False) -> list[str]:
+                   batch_size: int | None = None, compile: bool = False, auto_approve: bool = False) -> list[str]:
     """The ``accelerate launch`` command line that runs the job's workers."""
     cmd = _accelerate_bin() + ["launch", "--num_processes", str(num_processes), "--num_machines", "1",
                                "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -58,12 +59,14 @@ def launch_command(catalog: Path, out: Path, *, num_processes: int, cuda: bool, 
         cmd += ["--batch-size", str(batch_size)]
     if compile:
         cmd.append("--compile")
+    if auto_approve:
+        cmd.append("--auto-approve")
     return cmd
 
 
 def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size: int | None = None,
                       compile: bool = False, num_processes: int | None = None,
-                      progress: ProgressFn | None = None) -> list[Any]:
+                      progress: ProgressFn | None = None, auto_approve: bool = False) -> list[Any]:
     """Run the catalogue with ``accelerate launch`` and return the title reports from the ledger."""
     import torch
 
@@ -76,7 +79,7 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
         raise BatchError(f"invalid number of processes: {n}")
     started = time.time()
     cmd = launch_command(Path(cat.path).resolve(), Path(out).resolve(), num_processes=n, cuda=cuda, db=db,
-                         batch_size=batch_size, compile=compile)
+                         batch_size=batch_size, compile=compile, auto_approve=auto_approve)
     proc = subprocess.Popen(cmd, env={**os.environ, "GENART_BATCH_STARTED": str(started)})
     spec = load_models_config().preset(cat.preset)
     ledger = Ledger(out, db)
@@ -96,8 +99,9 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
             raise BatchError(f"accelerate launch exited with status {proc.returncode}: {' '.join(cmd)}",
                              hint="finished units are kept: run the same command again to resume")
         states = []
+        since = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="microseconds")
         for t in cat.titles:
-            st = prepare_title(ledger, t, spec, Path(cat.path), extract=False)
+            st = prepare_title(ledger, t, spec, Path(cat.path), extract=False, failed_since=since)
             if st is None:
                 raise BatchError(f"title '{t.id}' has no run after the workers finished")
             states.append(st)
@@ -110,8 +114,6 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
 
 
 def _made_since(ledger: Any, run_ids: list[str], started: float) -> dict[str, int]:
-    from datetime import datetime, timezone
-
     since = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="microseconds")
     made: dict[str, int] = {}
     for u in ledger.units("variant", run_ids):
@@ -128,6 +130,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--auto-approve", action="store_true")
     args = ap.parse_args(argv)
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -143,11 +146,18 @@ def worker_main(argv: list[str] | None = None) -> int:
 
     try:
         cat = load_catalog(args.catalog)
+        if args.auto_approve:
+            from dataclasses import replace
+
+            cat = replace(cat, auto_approve=True)
         spec = load_models_config().preset(cat.preset)
         ledger = Ledger(args.out, args.db)
         try:
+            started = float(os.environ.get("GENART_BATCH_STARTED") or time.time())
             work(cat, spec, ledger, Options(batch_size=args.batch_size, compile=args.compile,
-                                            worker=f"accelerate:{rank}/{world}", shard=(rank, world)))
+                                            worker=f"accelerate:{rank}/{world}", shard=(rank, world),
+                                            started_at=datetime.fromtimestamp(started, timezone.utc)
+                                            .isoformat(timespec="microseconds")))
         finally:
             ledger.close()
     except GenartError as exc:

@@ -35,10 +35,10 @@ def _ray() -> Any:
 
 
 # --- the tasks (module level, so workers import them by name) -------------------------------------
-def frames_task(source: str, max_frames: int) -> list[Any]:
+def frames_task(source: str, max_frames: int, cast: "dict[str, list[str]] | None" = None) -> list[Any]:
     from genart.frames import extract_keyframes
 
-    return extract_keyframes(source, max_frames=max_frames)
+    return extract_keyframes(source, max_frames=max_frames, cast=cast)
 
 
 def generate_task(preset: str, slots: Sequence[Any], batch_size: int, compile: bool) -> dict[str, Any]:
@@ -78,10 +78,9 @@ def rank_task(preset: str, variants: Sequence[Any], profile: Any) -> tuple[list[
 
 # --- the driver -----------------------------------------------------------------------------------
 def _with_pixels(kf: Any) -> Any:
-    from PIL import Image
+    from genart.imaging import load_rgb
 
-    with Image.open(kf.path) as im:
-        return replace(kf, image=im.convert("RGB"))
+    return replace(kf, image=load_rgb(kf.path))
 
 
 def _pack(slots: list[Any], per_task: int) -> list[list[Any]]:
@@ -106,7 +105,7 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
             num_gpus: float | None = None, progress: ProgressFn | None = None) -> tuple[list[Any], Any]:
     """Run the catalogue on Ray (a local Ray unless ``address`` names a cluster)."""
     from genart.batch.gpu import BatchState
-    from genart.batch.runner import Ledger, handoff_title, prepare_title, title_reports
+    from genart.batch.runner import Ledger, fail_title, handoff_title, prepare_title, title_reports
     from genart.pipeline import _link, ensure_weights, ranked_name
     from genart.store.db import Store  # noqa: F401
     from genart.types import RankedVariant, ScoreSet
@@ -145,14 +144,15 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
             else:
                 src = t.source if not t.demo else None
                 if src is not None:
-                    pending[t.id] = frames_r.remote(str(src), t.frames)
+                    pending[t.id] = frames_r.remote(str(src), t.frames, t.cast_notes)
         for t in cat.titles:
             if t.id in states:
                 continue
             ref = pending.get(t.id)
 
-            def extractor(source: Any, max_frames: int, progress: Any = None, ref: Any = ref) -> list[Any]:
-                return ray.get(ref) if ref is not None else ray.get(frames_r.remote(str(source), max_frames))
+            def extractor(source: Any, max_frames: int, progress: Any = None, cast: Any = None,
+                          ref: Any = ref) -> list[Any]:
+                return ray.get(ref) if ref is not None else ray.get(frames_r.remote(str(source), max_frames, cast))
 
             states[t.id] = prepare_title(ledger, t, spec, Path(cat.path), extractor=extractor)
         ordered = [states[t.id] for t in cat.titles]
@@ -200,6 +200,8 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
         ranked = {(u.run_id, u.profile_id) for u in ledger.units("rank", run_ids)}
         jobs = []
         for st in ordered:
+            if st.error is not None:  # failed in this job (its run says why): the others go on
+                continue
             kfs = {kf.id: kf for kf in st.keyframes}
             for p in st.title.profiles:
                 if (st.run_id, p.id) in ranked:
@@ -208,7 +210,13 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
                 with_px = [replace(v, image=_open(v.path), keyframe=_with_pixels(v.keyframe)) for v in variants]
                 jobs.append((st, p, variants, rank_r.remote(spec.name, with_px, p)))
         for j, (st, p, variants, ref) in enumerate(jobs):
-            rows, dt = ray.get(ref)
+            if st.error is not None:  # another profile of this title failed already
+                continue
+            try:
+                rows, dt = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - one title's failure never stops the catalogue
+                fail_title(ledger, st, getattr(exc, "cause", None) or exc)
+                continue
             by_id = {v.id: v for v in variants}
             ranked_rows = [RankedVariant(variant=by_id[vid], profile_id=p.id, scores=ScoreSet(tuple(items)),
                                          total=total_, rank=rank, rejected=why)
@@ -222,8 +230,11 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
 
         handed = {u.run_id for u in ledger.units("handoff", run_ids)}
         for st in ordered:
-            if st.run_id not in handed:
-                handoff_title(ledger, st, cat.policy, "ray-driver")
+            if st.run_id not in handed and st.error is None:
+                try:
+                    handoff_title(ledger, st, cat, "ray-driver")
+                except Exception as exc:  # noqa: BLE001 - one title's failure never stops the catalogue
+                    fail_title(ledger, st, exc)
         return title_reports(ledger, ordered, made), bstate
     finally:
         ledger.close()
@@ -232,7 +243,6 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
 
 
 def _open(path: Any) -> Any:
-    from PIL import Image
+    from genart.imaging import load_rgb
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return load_rgb(path)

@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 from genart.batch.catalog import Catalog, CatalogTitle
 from genart.batch.gpu import BatchState, Slot, generate_slots
 from genart.errors import BatchError, InvalidArgumentError
+from genart.files import FileLock, tmp_path, write_text
 from genart.progress import ProgressFn, report
 from genart.types import BatchReport, BatchTitleReport, KeyFrame, RunManifest, Variant, stable_id
 from genart.workers import pmap
@@ -50,15 +51,19 @@ def _now() -> str:
 
 @dataclass
 class TitleState:
-    """A title once its run exists: the run id and folder, and its stored key frames (paths, no pixels)."""
+    """A title once its run exists: the run id and folder, its stored key frames (paths, no pixels), and
+    why it failed if it did."""
 
     title: CatalogTitle
     run_id: str
     run_dir: Path
     source: Path
     keyframes: list[KeyFrame] = field(default_factory=list)
+    error: str | None = None  # why the title failed in this job (its run row says so too); None while it goes on
 
     def slots(self) -> list[Slot]:
+        if self.error is not None:
+            return []
         return [Slot(self.run_id, p, kf, i, self.title.seed, self.title.title, self.title.genre)
                 for p in self.title.profiles for kf in self.keyframes for i in range(self.title.variants_per_frame)]
 
@@ -160,7 +165,7 @@ def _demo_source(out: Path) -> Path:
 
     path = out / "demo" / "demo_clip.mp4"
     if not path.exists():
-        tmp = path.with_name(f".demo_clip.{os.getpid()}.mp4")
+        tmp = tmp_path(path, keep_suffix=True)  # FFmpeg picks the container by the suffix
         make_demo_clip(tmp)
         os.replace(tmp, path)
     return path
@@ -174,28 +179,58 @@ def run_id_for(title: CatalogTitle, spec: Any, source_sha256: str) -> str:
     return f"b-{title.id}-{h}"
 
 
+def _reason(exc: BaseException) -> str:
+    """What the ledger and the summary say about a title's failure: genart's message, else the exception."""
+    from genart.errors import GenartError
+
+    return exc.message if isinstance(exc, GenartError) else f"{type(exc).__name__}: {exc}"
+
+
+def fail_title(ledger: Ledger, state: TitleState, exc: BaseException) -> TitleState:
+    """Mark one title failed (its run row says why) so the job goes on with the others; what it had done
+    stays, and the next run of the same command tries it again."""
+    import logging
+
+    state.error = _reason(exc)
+    logging.getLogger("genart.batch").warning("title %s failed: %s", state.title.id, state.error)
+    try:
+        ledger.store.finish_run(state.run_id, "failed", state.error)
+    except Exception:  # noqa: BLE001 - the run row may not exist (the source could not even be read)
+        pass
+    return state
+
+
 def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: Path, *, extract: bool = True,
-                  extractor: Callable[..., list[KeyFrame]] | None = None,
+                  extractor: Callable[..., list[KeyFrame]] | None = None, failed_since: str | None = None,
                   progress: ProgressFn | None = None) -> TitleState | None:
     """The title's run and key frames: created (``extract``) or found. None: not there yet (another shard's).
 
-    ``extractor(source, max_frames=, progress=)`` picks the key frames (default the frames stage's
+    ``extractor(source, max_frames=, progress=, cast=)`` picks the key frames (default the frames stage's
     ``extract_keyframes``; the Ray engine passes one that runs it as a Ray task).
-    """
 
+    A title whose source cannot be read or holds no usable frame does not raise: its run is marked
+    ``failed`` with the reason and the returned state carries ``error`` (its slots are empty), so the
+    other titles go on. Without ``extract`` such a state is returned for a run that failed since
+    ``failed_since`` (this job's start; an older failure is retried by the shard that owns the title).
+    """
     from genart import __version__
     from genart.frames import extract_keyframes, probe_source
-    from genart.pipeline import _atomic_write_text, _link, _source_digest
+    from genart.pipeline import _link, _source_digest
     from genart.store.batch_tables import BatchTitleRow
     from genart.store.db import RunRow
 
     if title.demo:
         if not extract and not (ledger.out / "demo" / "demo_clip.mp4").exists():
             return None
-        src = _demo_source(ledger.out)
+        src = _demo_source(ledger.out).resolve()
     else:
         src = title.source
-    run_id = run_id_for(title, spec, _source_digest(src))
+    try:
+        digest = _source_digest(src)
+        unreadable = None
+    except OSError as exc:  # a folder or file the job may not read: the title fails, the job goes on
+        digest, unreadable = "", exc
+    run_id = run_id_for(title, spec, digest or f"unreadable:{src}")
     run_dir = ledger.store.root / "runs" / run_id
     state = TitleState(title, run_id, run_dir, src)
     with ledger.store.session() as s:
@@ -204,19 +239,21 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     if run is None:
         if not extract:
             return None
-        probe_source(src)
         manifest = RunManifest(
             run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            genart_version=__version__, source=str(src), source_sha256=_source_digest(src), preset=spec.name,
+            genart_version=__version__, source=str(src), source_sha256=digest, preset=spec.name,
             preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in title.profiles),
             frames=title.frames, variants_per_frame=title.variants_per_frame, seed=title.seed, title=title.title,
             genre=title.genre)
         ledger.store.start_run(manifest)
-        _atomic_write_text(run_dir / "manifest.json", json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+        write_text(run_dir / "manifest.json", json.dumps(manifest.to_json(), indent=2, sort_keys=True))
     elif run.status == "failed" and extract:
         with ledger.store.session() as s, s.begin():
             row = s.get(RunRow, run_id)
             row.status, row.error = "running", None
+    elif run.status == "failed" and failed_since is not None and (run.finished_at or "") >= failed_since[:19]:
+        state.error = run.error or "failed"
+        return state
     if not has_title and extract:
         entry = {"id": title.id, "index": title.index, "source": str(src), "title": title.title, "genre": title.genre,
                  "profiles": [p.id for p in title.profiles], "frames": title.frames,
@@ -229,8 +266,17 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     if not kfs:
         if not extract:
             return None
-        made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress)
-        ledger.store.add_keyframes(run_id, made)  # one transaction: all of the title's key frames or none
+        try:
+            if unreadable is not None:
+                from genart.errors import UnsupportedMediaError
+
+                raise UnsupportedMediaError(src, f"cannot read it: {unreadable.strerror or unreadable}")
+            probe_source(src)
+            made = (extractor or extract_keyframes)(src, max_frames=title.frames, progress=progress,
+                                                    cast=title.cast_notes)
+            ledger.store.add_keyframes(run_id, made)  # one transaction: all of the title's key frames or none
+        except Exception as exc:  # noqa: BLE001 - one title's source never stops the catalogue
+            return fail_title(ledger, state, exc)
         kfs = ledger.keyframes(run_id, str(src))
         del made
     for i, kf in enumerate(kfs):
@@ -262,31 +308,44 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 
-def handoff_title(ledger: Ledger, state: TitleState, policy: str, worker: str) -> None:
-    """Hand the title's top-k per profile to the bandit stage, write the run's result files, finish the run."""
+def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: str) -> None:
+    """Hand the title's variants to the bandit stage, write the run's result files, finish the run.
+
+    The test is made from the variants a person approved (a re-run after a review); when none are,
+    from the ranking's top-k per profile as a *draft* that serves nobody until someone approves it,
+    or started at once with ``catalog.auto_approve`` (``--auto-approve``), which the test records.
+    """
 
     from genart import api
     from genart.bandit.handoff import handoff
-    from genart.bandit.tester import Tester
-    from genart.bandit.types import TestConfig
-    from genart.pipeline import _atomic_write_text, overview
+    from genart.learning import AUTO_APPROVER, open_test
+    from genart.pipeline import overview
     from genart.store.batch_tables import BatchTitleRow
 
     title = state.title
     result = api.load_run(ledger.out, state.run_id, db=ledger.db)
-    ranked = [rv for _, items in result.ranked for rv in items]
+    approved = api.approved_variants(ledger.out, state.run_id, db=ledger.db)
+    ranked = approved or [rv for _, items in result.ranked for rv in items]
     test_id = f"{state.run_id}-test"
     detail: dict[str, object] = {"test_id": test_id, "top_k": title.top_k}
     try:
         arms = handoff(ranked, test_id, {p.id: [p.id] for p in title.profiles}, include_control=True,
-                       control_image=title.control_image, top_k=title.top_k)
-        Tester(ledger.store.engine).create_test(test_id, arms, TestConfig(policy=policy))  # idempotent
-        detail["arms"] = [[a.segment, a.arm_id] for a in arms]
+                       control_image=title.control_image, top_k=None if approved else title.top_k)
+        if approved:
+            reviewers = sorted({st.reviewer for st in api.review_states(ledger.out, state.run_id, db=ledger.db).values()
+                                if st.status == "approve" and st.reviewer})
+            how = dict(approved_by=", ".join(reviewers)[:128] or "review")
+        elif catalog.auto_approve:
+            how = dict(approved_by=AUTO_APPROVER, auto_approve=True)
+        else:
+            how = dict(draft=True)
+        info = open_test(ledger.out, state.run_id, arms, catalog.test, db=ledger.db, origin="batch", **how)  # idempotent
+        detail.update(arms=[[a.segment, a.arm_id] for a in arms], status=info.status, approved_by=info.approved_by)
     except InvalidArgumentError as exc:  # nothing accepted by the ranking: no test, said in the summary
         detail.update(test_id=None, arms=[], error=exc.message)
     state.run_dir.mkdir(parents=True, exist_ok=True)
     overview(result).save(state.run_dir / "overview.png")
-    _atomic_write_text(state.run_dir / "result.json", json.dumps(result.to_json(), indent=2))
+    write_text(state.run_dir / "result.json", json.dumps(result.to_json(), indent=2))
     ledger.store.finish_run(state.run_id, "done")
     ledger.commit_unit(state.run_id, "handoff", worker=worker, detail=detail)
     with ledger.store.session() as s, s.begin():
@@ -327,6 +386,7 @@ class Options:
     worker: str = "local"
     shard: tuple[int, int] = (0, 1)
     poll_s: float = 0.5
+    started_at: str = field(default_factory=lambda: _now())  # this job's start: failures since then are its own
 
 
 def _tensor_embedder(stages: Any) -> Any:
@@ -360,9 +420,27 @@ def _stages(spec: Any, opts: Options) -> Any:
     return stages
 
 
+def _failed_since(ledger: Ledger, run_ids: Sequence[str], since: str) -> set[str]:
+    """The runs among ``run_ids`` that failed during this job (another shard may have marked them)."""
+    from sqlalchemy import select
+
+    from genart.store.db import RunRow
+
+    if not run_ids:
+        return set()
+    with ledger.store.session() as s:
+        rows = s.execute(select(RunRow.id, RunRow.finished_at).where(RunRow.id.in_(list(run_ids)),
+                                                                     RunRow.status == "failed")).all()
+    return {r.id for r in rows if (r.finished_at or "") >= since[:19]}
+
+
 def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: ProgressFn | None = None
          ) -> tuple[list[TitleState], dict[str, int], BatchState]:
-    """This shard's share of the whole job; returns every title's state, images made per run, batch stats."""
+    """This shard's share of the whole job; returns every title's state, images made per run, batch stats.
+
+    A title that fails (an unreadable source, no usable frame, an error while ranking or handing it
+    off) is marked failed and left out of what follows; the other titles complete.
+    """
     from genart.pipeline import ensure_weights
 
     me, n = opts.shard
@@ -373,14 +451,15 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
     states: dict[str, TitleState] = {}
     for i, t in enumerate(titles):  # key frames: shard by title
         if i % n == me:
-            st = prepare_title(ledger, t, spec, catalog.path)
-            assert st is not None
+            st = prepare_title(ledger, t, spec, catalog.path, progress=progress)
+            if st is None:  # pragma: no cover - extract=True always makes or finds the run
+                raise BatchError(f"title '{t.id}' has no run after preparing it")
             states[t.id] = st
     if n > 1:
         def all_prepared() -> bool:
             for t in titles:
                 if t.id not in states:
-                    st = prepare_title(ledger, t, spec, catalog.path, extract=False)
+                    st = prepare_title(ledger, t, spec, catalog.path, extract=False, failed_since=opts.started_at)
                     if st is None:
                         return False
                     states[t.id] = st
@@ -388,7 +467,7 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
 
         _wait("the other workers' key frames", all_prepared, opts.poll_s)
     ordered = [states[t.id] for t in titles]
-    run_ids = [st.run_id for st in ordered]
+    run_ids = [st.run_id for st in ordered if st.error is None]
 
     # variants: shard by key frame, so each frame is encoded by one process only
     done = ledger.done_slots(run_ids)
@@ -402,10 +481,11 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
         per_title_done[key[0]] = per_title_done.get(key[0], 0) + 1
     overall = [len(done), len(all_slots)]
     by_run = {st.run_id: st for st in ordered}
-    made: dict[str, int] = {rid: 0 for rid in run_ids}
+    made: dict[str, int] = {st.run_id: 0 for st in ordered}
     report(progress, "overall", overall[0], overall[1])
     for st in ordered:
-        report(progress, st.title.id, per_title_done[st.run_id], per_title_total[st.run_id])
+        if st.error is None:
+            report(progress, st.title.id, per_title_done[st.run_id], per_title_total[st.run_id])
 
     stages = None
     bstate = BatchState(batch_size=opts.batch_size or (spec.generator.batch_size if spec.generator else 8),
@@ -439,26 +519,45 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
     if n > 1:
         _wait("the other workers' variants", lambda: len(ledger.done_slots(run_ids)) >= len(all_slots), opts.poll_s)
 
+    def settled(kind: str, expected: Callable[[TitleState], int]) -> Callable[[], bool]:
+        """Every title still going has its units of ``kind``, or failed meanwhile (on any shard)."""
+        def ready() -> bool:
+            failed = _failed_since(ledger, run_ids, opts.started_at)
+            have: dict[str, int] = {}
+            for u in ledger.units(kind, run_ids):
+                have[u.run_id] = have.get(u.run_id, 0) + 1
+            return all(st.run_id in failed or have.get(st.run_id, 0) >= expected(st)
+                       for st in ordered if st.error is None)
+        return ready
+
     # rankings: shard by (title, profile)
     ranked = {(u.run_id, u.profile_id) for u in ledger.units("rank", run_ids)}
-    pairs = [(st, p) for st in ordered for p in st.title.profiles]
+    pairs = [(st, p) for st in ordered if st.error is None for p in st.title.profiles]
     for j, (st, p) in enumerate(pairs):
-        if j % n == me and (st.run_id, p.id) not in ranked:
+        if j % n == me and (st.run_id, p.id) not in ranked and st.error is None:
             if stages is None:
                 stages = _stages(spec, opts)
             report(progress, "rank", j, len(pairs))
-            rank_title_profile(ledger, st, p, stages, opts.worker, scored)
+            try:
+                rank_title_profile(ledger, st, p, stages, opts.worker, scored)
+            except Exception as exc:  # noqa: BLE001 - one title's failure never stops the catalogue
+                fail_title(ledger, st, exc)
     if n > 1:
-        _wait("the other workers' rankings", lambda: len(ledger.units("rank", run_ids)) >= len(pairs), opts.poll_s)
+        _wait("the other workers' rankings", settled("rank", lambda st: len(st.title.profiles)), opts.poll_s)
+        for rid in _failed_since(ledger, run_ids, opts.started_at):
+            if by_run[rid].error is None:
+                by_run[rid].error = "failed on another worker"
 
     # hand-off: shard by title
     handed = {u.run_id for u in ledger.units("handoff", run_ids)}
     for j, st in enumerate(ordered):
-        if j % n == me and st.run_id not in handed:
-            handoff_title(ledger, st, catalog.policy, opts.worker)
+        if j % n == me and st.run_id not in handed and st.error is None:
+            try:
+                handoff_title(ledger, st, catalog, opts.worker)
+            except Exception as exc:  # noqa: BLE001
+                fail_title(ledger, st, exc)
     if n > 1:
-        _wait("the other workers' hand-offs", lambda: len(ledger.units("handoff", run_ids)) >= len(ordered),
-              opts.poll_s)
+        _wait("the other workers' hand-offs", settled("handoff", lambda st: 1), opts.poll_s)
     return ordered, made, bstate
 
 
@@ -470,7 +569,7 @@ SUMMARY_COLUMNS = ("title_id", "run_id", "status", "keyframes", "images", "expec
 def title_reports(ledger: Ledger, states: Sequence[TitleState], made: dict[str, int]) -> list[BatchTitleReport]:
     from sqlalchemy import select
 
-    from genart.store.db import RankingRow, VariantRow
+    from genart.store.db import RankingRow, RunRow, VariantRow
 
     run_ids = [st.run_id for st in states]
     units: dict[tuple[str, str], list[Any]] = {}
@@ -492,21 +591,22 @@ def title_reports(ledger: Ledger, states: Sequence[TitleState], made: dict[str, 
             gen_s = sum(u.device_s for u in units.get((rid, "variant"), []))
             hand = units.get((rid, "handoff"))
             detail = json.loads(hand[0].detail) if hand and hand[0].detail else {}
-            expected = len(st.slots())
-            status = "done" if hand else ("partial" if images else "pending")
+            run = s.get(RunRow, rid)
+            expected = len(st.title.profiles) * len(st.keyframes) * st.title.variants_per_frame
+            failed = st.error is not None or (run is not None and run.status == "failed")
+            status = "failed" if failed else "done" if hand else ("partial" if images else "pending")
             out.append(BatchTitleReport(
                 title_id=st.title.id, run_id=rid, status=status, keyframes=len(st.keyframes), images=images,
                 expected=expected, made_now=made.get(rid, 0), device_s=round(device_s, 4),
                 images_per_s=round(images / gen_s, 3) if gen_s > 0 else 0.0, test_id=detail.get("test_id"),
-                arms=len(detail.get("arms") or []), best=tuple(best), error=detail.get("error")))
+                arms=len(detail.get("arms") or []), best=tuple(best),
+                error=(st.error or (run.error if run is not None else None)) if failed else detail.get("error")))
     return out
 
 
 def write_summary(out: Path, reports: Sequence[BatchTitleReport]) -> tuple[Path, Path]:
     """``batch_summary.csv`` and ``batch_summary.json`` in ``out``, each written atomically."""
     from dataclasses import asdict
-
-    from genart.pipeline import _atomic_write_text
 
     rows = []
     for r in reports:
@@ -519,15 +619,15 @@ def write_summary(out: Path, reports: Sequence[BatchTitleReport]) -> tuple[Path,
     for d in rows:
         w.writerow({k: d.get(k) for k in SUMMARY_COLUMNS})
     csv_path, json_path = out / "batch_summary.csv", out / "batch_summary.json"
-    _atomic_write_text(csv_path, buf.getvalue())
-    _atomic_write_text(json_path, json.dumps({"titles": [asdict(r) for r in reports]}, indent=2))
+    write_text(csv_path, buf.getvalue())
+    write_text(json_path, json.dumps({"titles": [asdict(r) for r in reports]}, indent=2))
     return csv_path, json_path
 
 
 def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
                 batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
                 ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
-                progress: ProgressFn | None = None) -> BatchReport:
+                progress: ProgressFn | None = None, auto_approve: bool | None = None) -> BatchReport:
     """Run (or resume) a catalogue. See ``genart batch --help``.
 
     Args:
@@ -540,13 +640,18 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
         num_processes: processes for ``accelerate`` (default: the number of GPUs, else 2).
         ray_address, ray_num_cpus, ray_num_gpus: where Ray runs (default a local Ray with the CPUs given).
         progress: ``progress(name, done, total)``: ``overall``, each title id, ``rank``.
+        auto_approve: start each title's test from the ranking's top-k without a person (kept in
+            the test); None: the catalogue's ``auto_approve`` (default false: a draft test).
 
     Returns:
-        A ``BatchReport``, one row per title, and the summary files written.
+        A ``BatchReport``, one row per title, and the summary files written. A title that could not
+        be done (an unreadable source, say) has status ``failed`` and its reason in ``error``; the
+        others complete. ``BatchReport.failed`` lists the failed ones; running again retries them.
 
     Raises:
         CatalogError: a malformed catalogue. InvalidArgumentError: a bad engine or batch size.
-        BatchError: an engine cannot start or a worker failed. And what ``create_variants`` raises.
+        BatchError: another job holds the output folder's lock, an engine cannot start or a worker
+            failed. And what ``create_variants`` raises for the job as a whole (a missing model).
     """
     from genart.batch.catalog import load_catalog
     from genart.config import load_models_config
@@ -556,8 +661,47 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidArgumentError("batch_size", batch_size, "a positive integer")
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+    if auto_approve is not None:
+        if not isinstance(auto_approve, bool):
+            raise InvalidArgumentError("auto_approve", auto_approve, "True, False or None")
+        cat = replace(cat, auto_approve=auto_approve)
     spec = load_models_config().preset(cat.preset)
     out = Path(out)
+    lock = lock_output(out, cat.path)
+    try:
+        return _run_locked(cat, spec, out, engine=engine, db=db, batch_size=batch_size, compile=compile,
+                           num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                           ray_num_gpus=ray_num_gpus, progress=progress)
+    finally:
+        lock.release()
+
+
+LOCK_NAME = "batch.lock"
+
+
+def lock_output(out: Path, catalog: Path | str = "") -> FileLock:
+    """The output folder's batch lock, taken before anything is written: one job per folder.
+
+    Raises:
+        BatchError: another job holds it (the message names its pid, host and start time).
+    """
+    from genart.errors import StoreError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(out / LOCK_NAME, what=f"genart batch {catalog}")
+        got = lock.acquire()
+    except OSError as exc:
+        raise StoreError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    if not got:
+        raise BatchError(f"another genart batch job is running on {out}: {lock.describe_holder()}",
+                         hint="wait for it to finish (finished units are kept), or give this job another --out")
+    return lock
+
+
+def _run_locked(cat: Catalog, spec: Any, out: Path, *, engine: str, db: str | None, batch_size: int | None,
+                compile: bool, num_processes: int | None, ray_address: str | None, ray_num_cpus: int | None,
+                ray_num_gpus: float | None, progress: ProgressFn | None) -> BatchReport:
     t0 = time.perf_counter()
     bstate: BatchState | None = None
     if engine == "local":
@@ -572,7 +716,7 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
         from genart.batch.launch import launch_accelerate
 
         reports = launch_accelerate(cat, out, db=db, batch_size=batch_size, compile=compile,
-                                    num_processes=num_processes, progress=progress)
+                                    num_processes=num_processes, progress=progress, auto_approve=cat.auto_approve)
     else:
         from genart.batch.ray_engine import run_ray
 

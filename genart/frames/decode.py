@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from genart.errors import EmptySourceError, MediaWarning, SourceNotFoundError, UnsupportedMediaError, warn
+from genart.errors import (
+    EmptySourceError,
+    ImageTooLargeError,
+    MediaWarning,
+    SourceNotFoundError,
+    UnsupportedMediaError,
+    warn,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -106,15 +113,21 @@ def list_stills(folder: Path) -> tuple[Path, ...]:
 
 
 def _probe_image(path: Path) -> tuple[int, int] | None:
-    """(width, height) if PIL can read ``path`` as an image, else None."""
-    from PIL import Image, UnidentifiedImageError
+    """(width, height) if PIL can read ``path`` as an image, else None.
+
+    Raises:
+        ImageTooLargeError: the header declares more pixels than genart decodes (``genart.imaging``).
+    """
+    from genart.imaging import open_image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.verify()
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except ImageTooLargeError:
+        raise
+    except (UnsupportedMediaError, OSError, SyntaxError, ValueError):
         return None
 
 
@@ -141,9 +154,20 @@ def probe_source(source: "str | Path") -> SourceInfo:
         stills = list_stills(path)
         if not stills:
             raise EmptySourceError(path, "no images (png, jpg, jpeg, webp, bmp, tif) in folder")
-        size = next((sz for sz in map(_probe_image, stills) if sz is not None), None)
+        size, too_large = None, None
+        for still in stills:  # the first readable still gives the size; one too large is skipped like a bad one
+            try:
+                size = _probe_image(still)
+            except ImageTooLargeError as exc:
+                too_large = too_large or exc
+                continue
+            if size is not None:
+                break
         if size is None:
-            raise EmptySourceError(path, f"none of the {len(stills)} image files in the folder is readable")
+            if too_large is not None and len(stills) == 1:
+                raise too_large
+            raise EmptySourceError(path, f"none of the {len(stills)} image files in the folder is readable"
+                                         + (f" ({too_large.message})" if too_large is not None else ""))
         return SourceInfo("stills", path, stills, 1.0, float(len(stills)), len(stills), size[0], size[1])
     if not path.is_file():
         raise UnsupportedMediaError(path, "not a regular file")
@@ -590,15 +614,15 @@ def _decode_sequential(container, stream, target: int | None, index: int | None,
 
 
 def load_still(path: Path) -> "Image.Image":
-    """A still as full-resolution RGB, EXIF orientation applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """A still as full-resolution RGB, EXIF orientation applied, within genart's pixel limit.
 
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UnsupportedMediaError(path, f"not a readable image: {exc}") from exc
+    Raises:
+        ImageTooLargeError: more pixels than ``genart.imaging.max_image_pixels()`` (checked from the header).
+        UnsupportedMediaError: not a readable image.
+    """
+    from genart.imaging import load_rgb
+
+    return load_rgb(path, upright=True)
 
 
 @lru_cache(maxsize=64)

@@ -13,6 +13,19 @@ profile, dim and CG faces and says so once with a ``RuntimeWarning``. With neith
 build, whose core no longer has the cascades, and no ``yuface``) no faces are detected, and a
 ``RuntimeWarning`` says so once: the frames and artwork stages go on without face signals.
 
+Which faces are real (``plausible``, ``required_confidence``): YuNet's score alone lets through
+boxes on glassware, textures, dark backgrounds and animals at 0.6-0.75, and a head on its side is
+found by the upright detector as a squashed "profile" with the wrong box. So a face must also
+have the landmark geometry of a face (nose between the eyes and the mouth, mouth under the eyes,
+spacing in human proportions, measured along the eye-to-mouth axis so that profiles pass), and
+faces that are very large or very small for the frame need a surer score (real close-ups score
+0.85-0.95; the 0.6 boxes that fill a frame were a cat and the moon). With ``rotations`` the
+detector also runs on the frame turned a quarter each way and keeps the orientation whose faces
+are surest, so a sideways face in a clip filmed on its side is found with its real box and a
+``roll`` of about 90 degrees. The frames stage adds what needs more than one frame (a face seen in
+one sample but not in its look-alike neighbours, a face inside a persistent logo) and dlib's
+68-point landmarks and identity (``genart.frames.people``).
+
 Detectors load once per process.
 """
 
@@ -42,6 +55,15 @@ BACKENDS = ("yunet", "haar")
 NO_DETECTOR = "none"
 #: YuNet confidence (0-1) a box needs: real faces score 0.75-0.95, texture and hands 0.2-0.55.
 MIN_CONFIDENCE = 0.6
+#: Faces whose side is over ``BIG_FACE`` or under ``SMALL_FACE`` of the frame's short side need
+#: ``SURE_CONFIDENCE``: a real close-up is found with 0.85+, a tiny face at 0.6 is usually texture.
+BIG_FACE = 0.45
+SMALL_FACE = 0.08
+SURE_CONFIDENCE = 0.72
+#: Rotations (degrees counterclockwise) tried by ``find_faces(rotations=...)``; another orientation
+#: wins only with this much more summed confidence than the upright one.
+QUARTER_TURNS = (0, 90, 270)
+ROTATION_MARGIN = 0.04
 
 
 @dataclass(frozen=True)
@@ -56,10 +78,17 @@ class Face:
     box: Box
     frontal: float | None = None
     landmarks: tuple[tuple[float, float], ...] = ()
+    roll: float = 0.0  # degrees the face is turned clockwise in the picture (90: lying with its top to the right)
 
     def scaled(self, sx: float, sy: float | None = None) -> "Face":
         sy = sx if sy is None else sy
-        return Face(self.box.scaled(sx, sy), self.frontal, tuple((x * sx, y * sy) for x, y in self.landmarks))
+        return Face(self.box.scaled(sx, sy), self.frontal, tuple((x * sx, y * sy) for x, y in self.landmarks),
+                    self.roll)
+
+    def shifted(self, dx: float, dy: float) -> "Face":
+        b = self.box
+        return Face(Box(b.x + dx, b.y + dy, b.w, b.h, b.score), self.frontal,
+                    tuple((x + dx, y + dy) for x, y in self.landmarks), self.roll)
 
 
 # --- YuNet (libfacedetection) ------------------------------------------------------------------------
@@ -109,7 +138,7 @@ def _single_thread() -> None:
 
 def _frontal(box: Box, pts: list[tuple[float, float]]) -> float:
     """1 for a frontal face, towards 0 for a profile: nose tip off the eyes' midline, eyes close together."""
-    (rx, ry), (lx, ly), (nx, _ny) = pts[0], pts[1], pts[2]
+    (rx, ry), (lx, ly), nx = pts[0], pts[1], pts[2][0]
     eye_dist = float(np.hypot(lx - rx, ly - ry))
     if eye_dist <= 1e-6 or box.w <= 0:
         return 0.0
@@ -138,6 +167,58 @@ def _yunet_faces(rgb: np.ndarray, min_confidence: float) -> list[Face]:
         pts = [(float(row[5 + 2 * i]), float(row[6 + 2 * i])) for i in range(5)]
         faces.append(Face(box, _frontal(Box(x, y, bw, bh), pts), tuple(pts)))
     return faces
+
+
+def geometry(box: Box, pts: "tuple[tuple[float, float], ...] | list[tuple[float, float]]") -> float | None:
+    """The face's roll in degrees when the five landmarks have a face's geometry, else None.
+
+    Measured along the axis from the eyes' midpoint to the mouth's (its length ``D`` stays put when
+    the head turns to profile, the eye distance does not): the nose lies between the eyes and the
+    mouth and near that axis, eyes and mouth are spaced in human proportions, and ``D`` fits the box.
+    """
+    if len(pts) < 5:
+        return None
+    p = np.asarray(pts, dtype=np.float64)
+    eyes = (p[0] + p[1]) / 2
+    mouth = (p[3] + p[4]) / 2
+    axis = mouth - eyes
+    d = float(np.hypot(*axis))
+    if d < 2.0:
+        return None
+    u = axis / d
+    n = p[2] - eyes
+    along = float(n @ u) / d
+    across = abs(float(n[0] * u[1] - n[1] * u[0])) / d
+    eye_d = float(np.hypot(*(p[1] - p[0]))) / d
+    mouth_w = float(np.hypot(*(p[4] - p[3]))) / d
+    size = d / max(box.w, box.h, 1e-6)
+    if not (0.15 <= along <= 0.95 and across <= 0.9 and 0.2 <= eye_d <= 1.7 and 0.25 <= mouth_w <= 1.6
+            and 0.18 <= size <= 0.8):
+        return None
+    if eye_d >= 0.6:  # frontal enough for the eye line to mean something: across the axis, not along it
+        e = (p[1] - p[0]) / max(float(np.hypot(*(p[1] - p[0]))), 1e-6)
+        if abs(float(e @ u)) > 0.5:
+            return None
+    return float(np.degrees(np.arctan2(-u[0], u[1])))
+
+
+def required_confidence(box: Box, width: int, height: int, floor: float = MIN_CONFIDENCE) -> float:
+    """The YuNet score a face of this size needs in a ``width`` x ``height`` frame (see ``SURE_CONFIDENCE``)."""
+    side = max(box.w, box.h) / max(1, min(width, height))
+    return max(floor, SURE_CONFIDENCE) if side > BIG_FACE or side < SMALL_FACE else floor
+
+
+def _turn_back(face: Face, k: int, w: int, h: int) -> Face:
+    """A face found on ``np.rot90(img, k)`` (k = 1 or 3), in the pixels of ``img`` (``w`` x ``h``)."""
+    def pt(x: float, y: float) -> tuple[float, float]:
+        return (w - y, x) if k == 1 else (y, h - x)
+
+    b = face.box
+    corners = [pt(b.x, b.y), pt(b.x + b.w, b.y + b.h)]
+    x0, x1 = sorted(c[0] for c in corners)
+    y0, y1 = sorted(c[1] for c in corners)
+    return Face(Box(x0, y0, x1 - x0, y1 - y0, b.score), face.frontal, tuple(pt(x, y) for x, y in face.landmarks),
+                face.roll)
 
 
 # --- Haar -----------------------------------------------------------------------------------------
@@ -256,8 +337,9 @@ def _as_rgb(image: "Image.Image | np.ndarray") -> np.ndarray:
 
 def find_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_SIDE, min_face_frac: float = 0.05,
                min_rel_size: float = 0.35, min_confidence: float = MIN_CONFIDENCE, backend: str | None = None,
-               min_neighbors: int = 5, verify_eyes: bool = True) -> list[Face]:
-    """Faces in ``image`` with pose, in its own pixel coordinates, largest first.
+               min_neighbors: int = 5, verify_eyes: bool = True, rotations: "tuple[int, ...]" = (0,),
+               verify: bool = True) -> list[Face]:
+    """Real faces in ``image`` with pose, in its own pixel coordinates, largest first.
 
     Args:
         image: a PIL image or an RGB/grey array (H, W[, C]).
@@ -271,9 +353,14 @@ def find_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_
             warning, and no faces).
         min_neighbors, verify_eyes: Haar only: OpenCV's vote threshold, and whether an eye must be
             found inside each box.
+        rotations: YuNet only: quarter turns to try (degrees counterclockwise, from ``QUARTER_TURNS``);
+            the orientation whose faces are surest wins (by ``ROTATION_MARGIN`` over upright).
+        verify: drop YuNet boxes without a face's landmark geometry, and large or tiny boxes under
+            ``required_confidence`` (False: every box over ``min_confidence``, as detected).
 
     Returns:
-        ``Face`` list; ``box.score`` is the detector's confidence (YuNet 0-1; Haar's level weight).
+        ``Face`` list; ``box.score`` is the detector's confidence (YuNet 0-1; Haar's level weight);
+        ``roll`` is the face's turn in the picture (YuNet).
 
     Raises:
         InvalidArgumentError: an unknown backend.
@@ -297,7 +384,7 @@ def find_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_
     sh, sw = small.shape[:2]
     min_side = max(10 if chosen == "yunet" else 24, int(round(min_face_frac * min(sh, sw))))
     if chosen == "yunet":
-        faces = _yunet_faces(small, min_confidence)
+        faces = _oriented_yunet(small, min_confidence, rotations, verify)
     else:
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         faces = _haar_faces(grey, min_side, min_neighbors, verify_eyes)
@@ -309,6 +396,41 @@ def find_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_
     faces.sort(key=lambda f: f.box.area, reverse=True)
     biggest = max(faces[0].box.w, faces[0].box.h)
     return [f for f in faces if max(f.box.w, f.box.h) >= min_rel_size * biggest]
+
+
+def _real_faces(rgb: np.ndarray, min_confidence: float, verify: bool) -> list[Face]:
+    """YuNet's faces on ``rgb`` that pass the checks, each with its roll."""
+    h, w = rgb.shape[:2]
+    out = []
+    for f in _yunet_faces(rgb, min_confidence):
+        roll = geometry(f.box, f.landmarks)
+        if verify and (roll is None or f.box.score < required_confidence(f.box, w, h, min_confidence)):
+            continue
+        out.append(Face(f.box, f.frontal, f.landmarks, roll or 0.0))
+    return out
+
+
+def _oriented_yunet(rgb: np.ndarray, min_confidence: float, rotations: "tuple[int, ...]",
+                    verify: bool) -> list[Face]:
+    """The faces of the orientation (of ``rotations``) whose real faces are surest, in ``rgb``'s pixels."""
+    h, w = rgb.shape[:2]
+    best: list[Face] = []
+    best_score = -1.0
+    for deg in rotations or (0,):
+        k = {0: 0, 90: 1, 270: 3}.get(int(deg) % 360)
+        if k is None:
+            from genart.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("rotations", rotations, "quarter turns from (0, 90, 270)")
+        img = rgb if k == 0 else np.ascontiguousarray(np.rot90(rgb, k))
+        faces = _real_faces(img, min_confidence, verify)
+        if k:
+            faces = [_turn_back(f, k, w, h) for f in faces]
+            faces = [Face(f.box, f.frontal, f.landmarks, geometry(f.box, f.landmarks) or f.roll) for f in faces]
+        score = sum(f.box.score for f in faces) - (0.0 if k == 0 else ROTATION_MARGIN)
+        if faces and score > best_score:
+            best, best_score = faces, score
+    return best
 
 
 def detect_faces(image: "Image.Image | np.ndarray", *, long_side: int = FACE_LONG_SIDE,

@@ -318,7 +318,17 @@ OVERLAY_BAND_SPAN = 0.04
 
 
 def overlay_score(rgb: np.ndarray) -> float:
-    """How much a frame carries bright lettering laid over the picture (a burned-in title or caption).
+    """How much a frame carries bright lettering laid over the picture (``overlay_band``'s score)."""
+    return overlay_band(rgb)[0]
+
+
+#: Lettering whose densest line lies below this share of the frame's height sits where subtitles do.
+SUBTITLE_ZONE = 0.72
+
+
+def overlay_band(rgb: np.ndarray) -> tuple[float, float]:
+    """(score, where): how much a frame carries bright lettering laid over the picture (a burned-in
+    title or caption), and the height of its densest line as a share of the frame (0 top, 1 bottom).
 
     Graphic white text has what footage rarely has at once: near-white, colour-neutral, thin
     strokes with very hard edges, packed into horizontal bands (lines of letters). Dark or coloured lettering
@@ -340,7 +350,8 @@ def overlay_score(rgb: np.ndarray) -> float:
     strokes = ((np.hypot(gx, gy) > 250) & cv2.dilate(white, ring).astype(bool)
                & cv2.dilate((tophat > 60).astype(np.uint8), ring).astype(bool))
     band = np.convolve(strokes.mean(axis=1), np.ones(9) / 9, mode="same")
-    return float(np.clip((band.max() - OVERLAY_BAND_START) / OVERLAY_BAND_SPAN, 0.0, 1.0))
+    score = float(np.clip((band.max() - OVERLAY_BAND_START) / OVERLAY_BAND_SPAN, 0.0, 1.0))
+    return score, float((int(np.argmax(band)) + 0.5) / max(1, len(band)))
 
 
 def motion_between(prev_small: "np.ndarray | None", small: "np.ndarray | None") -> float:
@@ -385,3 +396,31 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     x = np.frombuffer(a, np.uint8).astype(np.int16)
     y = np.frombuffer(b, np.uint8).astype(np.int16)
     return float(np.abs(x - y).mean() / 255.0)
+
+
+#: ``picture_distance`` tries shifts of up to this many thumbnail pixels (of 32 x 18) each way: a
+#: pan or a drift of about an eighth of the frame between two samples is still the same picture.
+SHIFT_X, SHIFT_Y = 4, 2
+
+
+def picture_distance(a: bytes, b: bytes) -> float:
+    """How different two ``thumb`` s are as pictures: mean absolute difference of their contrast-
+    normalised grey values at the best small shift (0 same picture; ~1.1 unrelated; 2 when missing).
+
+    Why not ``thumb_distance``: the same animal shot twice, once darker, differs by its brightness
+    everywhere, and three frames of a slow pan differ by a shift; as pictures they are one.
+    """
+    if not a or not b or len(a) != len(b):
+        return 2.0
+    w, h = THUMB_SIZE
+    x = np.frombuffer(a, np.uint8).astype(np.float32).reshape(h, w)
+    y = np.frombuffer(b, np.uint8).astype(np.float32).reshape(h, w)
+    x = (x - x.mean()) / max(float(x.std()), 4.0)
+    y = (y - y.mean()) / max(float(y.std()), 4.0)
+    best = float("inf")
+    for dy in range(-SHIFT_Y, SHIFT_Y + 1):
+        for dx in range(-SHIFT_X, SHIFT_X + 1):
+            xa = x[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)]
+            yb = y[max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)]
+            best = min(best, float(np.abs(xa - yb).mean()))
+    return best

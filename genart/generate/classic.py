@@ -70,10 +70,9 @@ def keyframe_rgb(kf: KeyFrame):
     if kf.image is not None:
         return to_array(kf.image)
     if kf.path is not None:
-        from PIL import Image
+        from genart.imaging import load_rgb
 
-        with Image.open(kf.path) as im:
-            return to_array(im)
+        return to_array(load_rgb(kf.path))  # within genart's pixel limit
     raise ValueError(f"key frame {kf.id} has neither pixels nor a path")
 
 

@@ -157,8 +157,9 @@ class DiffusionGenerator:
         if kf.image is not None:
             return kf.image.convert("RGB")
         if kf.path is not None:
-            with Image.open(Path(kf.path)) as im:
-                return im.convert("RGB")
+            from genart.imaging import load_rgb
+
+            return load_rgb(Path(kf.path))  # within genart's pixel limit
         raise InvalidArgumentError("keyframe", kf.id, "a key frame with an image or a path")
 
     def size_multiple(self) -> int:

@@ -139,6 +139,9 @@ class ProfileFile(_Strict):
     locale: str = Field("en-US", pattern=LOCALE_PATTERN)
     weights: dict[str, float] = Field(default_factory=lambda: {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3})
     title_style: TitleStyleSpec = TitleStyleSpec()
+    casting: str | None = Field(None, min_length=1, max_length=80,
+                                description="who this audience wants to see: 'lead', 'pair' (two characters "
+                                            "together) or a character named in the title's casting notes")
 
     @field_validator("prompt")
     @classmethod
@@ -211,6 +214,7 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         weights=ScoreSet.of(pf.weights),
         path=path,
         title_style=pf.title_style.typed(),
+        casting=pf.casting.strip() if pf.casting else None,
     )
 
 
@@ -221,8 +225,12 @@ def load_profile(path: Path | str) -> TasteProfile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProfileValidationError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise ProfileValidationError("is a folder, not a profile file", path=path) from None
     except UnicodeDecodeError:
         raise ProfileValidationError("not a UTF-8 text file", path=path) from None
+    except OSError as exc:
+        raise ProfileValidationError(f"cannot read it: {exc.strerror or exc}", path=path) from None
     return parse_profile(text, path)
 
 
@@ -248,9 +256,14 @@ def get_profiles(ids: Sequence[str] | str, directory: Path | str | None = None) 
 
     Raises:
         UnknownProfileError: an id is not a file in the profiles folder; the message lists the known ones.
+        InvalidArgumentError: ``ids`` is neither a string nor a list of strings (None, say).
     """
     if isinstance(ids, str):
         ids = [i for i in (s.strip() for s in ids.split(",")) if i]
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+        from genart.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("profiles", ids, "profile ids: a list of strings, or one comma-separated string")
     known = load_profiles(directory)
     out = []
     for pid in ids:

@@ -154,8 +154,9 @@ def _open_image(image: "Image.Image | None", path: Path | None, what: str, ident
     if image is not None:
         return image
     if path is not None:
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        from genart.imaging import load_rgb
+
+        return load_rgb(path)  # within genart's pixel limit
     raise InvalidArgumentError(what, ident, "a value with an image or a path")
 
 

@@ -25,10 +25,7 @@ def _open_rgb(image, path) -> np.ndarray:
         return imaging.to_array(image)
     if path is None:
         raise ValueError("variant has neither pixels nor a path")
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return imaging.to_array(im)
+    return imaging.to_array(imaging.load_rgb(path))  # within genart's pixel limit
 
 
 def face_presence(kf: KeyFrame, crop: tuple[int, int, int, int] | None) -> float:

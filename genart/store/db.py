@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from genart.errors import StoreError
+from genart.files import sweep_stale, write_bytes
 from genart.imaging import image_format, png_bytes, sha256_bytes
 from genart.store import convert
 from genart.store.schema import Base, create_schema
@@ -41,6 +41,8 @@ from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 IMAGE_EXTS = {"png": "png", "jpeg": "jpg"}  # a stored file's format -> its extension
 _SIGN_LOCK = threading.Lock()
+_SWEPT: set[str] = set()  # store folders whose stale temporary files this process removed already
+_SWEPT_LOCK = threading.Lock()
 
 
 def _now() -> str:
@@ -58,6 +60,7 @@ class RunRow(Base):
     source_sha256: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[str] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resume_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # genart.pipeline.resume_key
 
 
 class KeyFrameRow(Base):
@@ -148,6 +151,26 @@ class Store:
                              hint="--db takes an SQLAlchemy URL, e.g. sqlite:///runs/genart.sqlite "
                                   "or postgresql+psycopg://user@host/db") from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.sweep_stale_files(once=True)
+
+    def sweep_stale_files(self, once: bool = False) -> list[Path]:
+        """Remove the temporary files a killed writer left where the store writes atomically (image
+        folders, run folders, staged uploads); a live writer's are kept (``genart.files.is_stale``).
+
+        ``once``: only the first time this process opens this folder (opening a store stays cheap)."""
+        key = str(self.root.resolve())
+        with _SWEPT_LOCK:
+            if once and key in _SWEPT:
+                return []
+            _SWEPT.add(key)
+        folders = [self.root]
+        for sub in ("images", "runs", "uploads"):
+            try:
+                folders += [Path(e.path) for e in os.scandir(self.root / sub) if e.is_dir(follow_symlinks=False)]
+            except FileNotFoundError:
+                continue
+        folders += [self.root / "demo"]
+        return sweep_stale(folders)
 
     def session(self) -> Session:
         return self._session()
@@ -191,19 +214,24 @@ class Store:
         sha = sha256_bytes(data)
         path = self.images_dir / sha[:2] / f"{sha}.{IMAGE_EXTS[image_format(data)]}"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            write_bytes(path, data)
         return sha, path
 
     # --- runs ----------------------------------------------------------------------------------
-    def start_run(self, manifest: RunManifest) -> None:
+    def start_run(self, manifest: RunManifest, resume_key: str | None = None) -> None:
+        """Add the run's row (``running``); ``resume_key`` lets the same command find it again after a kill."""
         with self.session() as s, s.begin():
             s.add(RunRow(id=manifest.run_id, created_at=manifest.created_at, status="running", preset=manifest.preset,
                          source=manifest.source, source_sha256=manifest.source_sha256,
-                         manifest=json.dumps(manifest.to_json(), sort_keys=True)))
+                         manifest=json.dumps(manifest.to_json(), sort_keys=True), resume_key=resume_key))
+
+    def reopen_run(self, run_id: str) -> None:
+        """A killed or failed run taken up again: ``running``, its old error cleared."""
+        with self.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"unknown run id: {run_id}")
+            row.status, row.error, row.finished_at = "running", None, None
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with self.session() as s, s.begin():

@@ -6,7 +6,9 @@
   ``(run_id, variant_id, version)`` is unique: two reviewers who both decide on version N race for
   the one row N + 1, the database lets exactly one of them have it, and the other is told instead of
   silently overwriting (optimistic concurrency that works on SQLite and PostgreSQL alike).
-- ``review_handoffs``: which approved variants were sent to which bandit test, by whom, when.
+- ``review_handoffs``: which approved variants were sent to which bandit test, by whom, when; one row
+  per test (a unique index), so a hand-off repeated or raced is recorded once. Arms' image paths are
+  kept relative to the store's folder.
 
 Import this module before constructing ``genart.store.db.Store`` so its ``create_all`` makes them
 (``genart.api``'s review functions do).
@@ -39,9 +41,12 @@ class ReviewDecisionRow(Base):
 
 class ReviewHandoffRow(Base):
     __tablename__ = "review_handoffs"
+    # one hand-off record per test: two reviewers handing off at once race for the one row, the loser
+    # reads the winner's (the store adds this index to older stores whose rows do not repeat a test)
+    __table_args__ = (Index("uq_review_handoff_test", "test_id", unique=True),)
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
-    test_id: Mapped[str] = mapped_column(String(128), index=True)
+    test_id: Mapped[str] = mapped_column(String(128))
     reviewer: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[str] = mapped_column(String(40))
     arms: Mapped[str] = mapped_column(Text)  # JSON list of the arms handed off
