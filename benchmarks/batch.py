@@ -7,7 +7,14 @@
   ``pipeline.run`` call (``create_variants`` with ``variants_per_frame=1`` on that key frame), which
   is what a script around the single-run API does.
 
-Both make the same number of images of the same size with the same steps.
+Both make the same number of images of the same size with the same steps. Measured in the same run
+as well: *generation alone* (the same slots through ``generate_slots`` with an unfinished generator
+and nothing stored: denoise + decode + to the host, what the accelerator must do whatever happens
+after), the batch job's time per stage (``BatchReport.stage_s``: the stages overlap, so shares add up
+to more than 1; ``denoise_wait`` is the accelerator's thread waiting for the CPU), and the finishing
+itself on the same real frames: ``finish_max_abs_diff`` (the tensor finishing against the CPU's
+PIL/numpy one, goal <= 2 levels) and its cost per image before (CPU) and after (tensor path, one
+image at a time and batched) on the benchmark's device, with PNG and JPEG encoding.
 
     python benchmarks/batch.py                        # tiny preset on the CPU
     python benchmarks/batch.py --titles 4 --frames 4 --variants 4 --json
@@ -19,7 +26,9 @@ builds the full SD 2.1-base architecture with random weights (``benchmarks/gener
 saves it once as a local diffusers folder and runs a preset that points at it (ranked by the tiny
 CLIP), so it walks the same loading code as a real preset. On CUDA it also prints the fraction of
 the GPU's dense bf16 peak the batch job reached, from a FLOP count (``torch.utils.flop_counter``) of
-the UNet and VAE per image and per frame. With ``--json`` the last line is one JSON object.
+the UNet and VAE per image and per frame, against the data sheet (989 TFLOP/s on an H100 SXM or H200)
+and against a large bf16 matrix product timed in the same run (``fraction_of_matmul``). With
+``--json`` the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -148,6 +157,106 @@ def flops_per_image(preset: str, frame: Path, profile_id: str) -> dict[str, floa
             "modules": {k: v for k, v in per.items() if "." not in k}}
 
 
+def matmul_tflops(dev: Any) -> float:
+    """bf16 TFLOP/s of a large square matrix product on ``dev``, best of a few: the card's attainable
+    dense peak, a second denominator beside the data sheet's (on a CPU, a small one: the same code)."""
+    import torch
+
+    n = 8192 if getattr(dev, "type", "") == "cuda" else 1024
+    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    gb = _generate_bench()
+    best = float("inf")
+    for i in range(4 if n > 1024 else 2):
+        gb.sync(dev)
+        t = time.perf_counter()
+        for _ in range(10 if n > 1024 else 2):
+            a @ b
+        gb.sync(dev)
+        if i:  # the first is a warm-up
+            best = min(best, (time.perf_counter() - t) / (10 if n > 1024 else 2))
+    return 2 * n ** 3 / best / 1e12
+
+
+def finishing_costs(dev: Any, spec: Any, profiles: list[str], n_frames: int = 4, repeats: int = 2) -> dict[str, Any]:
+    """The finishing of 512 px outputs (real photos, their faces) to each profile's aspects at the preset's
+    delivery sizes, with a title: ``finish_max_abs_diff`` (watermark off: its quantisation turns a level
+    into several) and milliseconds per image of the CPU path (before) and the tensor path on ``dev``
+    (after: one image at a time, and the rows of a frame in one batch), and of encoding a PNG (CPU, as
+    the store does) and a JPEG (``jpeg_bytes`` on ``dev``, batched)."""
+    import warnings
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from genart.frames.faces import detect_faces
+    from genart.generate import tensor_finish as tf
+    from genart.generate.classic import finish_variant
+    from genart.generate.diffusion import target_size
+    from genart.imaging import jpeg_bytes, png_bytes
+    from genart.profiles import get_profiles
+
+    gb = _generate_bench()
+    settings = spec.finish
+    frames = []
+    for kf in gb.frames(n_frames):
+        w, h = target_size(kf.image.width, kf.image.height, 512)
+        faces = [f.scaled(w / kf.image.width, h / kf.image.height) for f in detect_faces(kf.image)]
+        frames.append((np.asarray(kf.image.resize((w, h), Image.Resampling.LANCZOS)), faces))
+    profs = get_profiles(profiles)
+    rows = [(rgb, faces, p, a) for rgb, faces in frames for p in profs for a in p.aspects]
+    title = "The Long Night"
+
+    def timed(fn: Any) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            gb.sync(dev)
+            t = time.perf_counter()
+            fn()
+            gb.sync(dev)
+            best = min(best, time.perf_counter() - t)
+        return best / len(rows) * 1e3
+
+    def each(device: Any) -> list[Any]:
+        return [finish_variant(rgb, faces, (), a, p, 1.0, settings, title=title, device=device)
+                for rgb, faces, p, a in rows]
+
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out.update(tf.finish_max_abs_diff(frames, [(p, a, title) for p in profs for a in p.aspects],
+                                          settings=settings, device=dev))
+        done: list[Any] = []
+        out["finish_cpu_ms"] = round(timed(lambda: done.__setitem__(slice(None), each(None))), 2)
+        out["finish_tensor_ms"] = round(timed(lambda: each(dev)), 2)
+        tensors: list[Any] = []
+
+        def batched() -> None:
+            tensors.clear()
+            for rgb, faces in frames:
+                x = tf.to_levels(rgb, dev)
+                thumb = None if faces else tf.saliency_thumbs(x)[0]
+                plans = [tf.plan_row(rgb.shape[1], rgb.shape[0], faces, a, p.grade, 1.0, size=settings.size(a),
+                                     title=title, locale=p.locale, style=p.title_style, safe=settings.safe_zone(a),
+                                     max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
+                                     thumb=thumb) for p in profs for a in p.aspects]
+                plans = [pl for pl in plans if pl.on_device]  # the others are the CPU's (see finish_image)
+                done_rows = tf.finish_batch(x.expand(len(plans), -1, -1, -1), plans)
+                tensors.extend(r.pixels for r in done_rows)
+                for r in done_rows:
+                    tf.to_host(r.pixels)  # the finished pixels reach the host (for PNG, the CPU scorers)
+
+        out["finish_tensor_batched_ms"] = round(timed(batched), 2)
+        out["finish_rows"], out["finish_rows_on_device"] = len(rows), len(tensors)
+    images = [Image.fromarray(d.pixels) for d in done]
+    out["png_ms"] = round(timed(lambda: [png_bytes(im) for im in images]), 2)
+    out["jpeg_ms"] = round(timed(lambda: jpeg_bytes(tensors, 92)) * len(rows) / max(1, len(tensors)), 2)
+    out["finish_device"] = str(dev)
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="tiny")
@@ -159,6 +268,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--variants", type=int, default=2, help="variants per key frame, per profile")
     ap.add_argument("--profiles", default="romance,thriller")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--compile", action="store_true", help="genart batch --compile (the naive script then shares "
+                    "the compiled models)")
+    ap.add_argument("--finishing", choices=["auto", "tensor", "cpu"], default=None,
+                    help="override the preset's delivery.finishing (tensor: the tensor path, on this device)")
+    ap.add_argument("--format", choices=["png", "jpeg"], default=None, help="override delivery.format")
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=2, help="interleaved runs of each path (best of)")
     ap.add_argument("--json", action="store_true")
@@ -185,6 +299,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         preset = args.preset
     spec = load_models_config().preset(preset)
+    if args.finishing or args.format:
+        doc = spec.model_dump(mode="json", exclude_none=True)
+        doc.pop("name", None)
+        doc["delivery"] = {**doc.get("delivery", {}), **{k: v for k, v in (("finishing", args.finishing),
+                                                                          ("format", args.format)) if v}}
+        preset = add_preset(work, f"{preset}-delivery", doc)
+        spec = load_models_config().preset(preset)
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     sources = make_titles(work / "media", args.titles, args.frames)
     cat = work / "catalog.yaml"
@@ -211,6 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cmd = ["batch", str(cat), "--out", str(out), "--json"]
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
+        if args.compile:
+            cmd += ["--compile"]
         sync()
         t = time.perf_counter()
         r = CliRunner().invoke(app, cmd)
@@ -237,10 +360,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sync()
         return time.perf_counter() - t, n
 
+    def run_generation_alone() -> tuple[float, int]:
+        """The batch job's slots, generated and decoded to host pixels, not finished, nothing stored."""
+        from genart.batch.gpu import BatchState, Slot, generate_slots
+        from genart.generate.diffusion import DiffusionGenerator
+        from genart.profiles import get_profiles
+
+        gen = DiffusionGenerator(stages.generator.model, spec, finish=False)
+        slots = [Slot(f"alone-{i}", p, kf, v, 0, f"Title {i}", "drama")
+                 for i, src in enumerate(sources) for kf in extract_keyframes(src, max_frames=args.frames)
+                 for p in get_profiles(profiles) for v in range(args.variants)]
+        sync()
+        t = time.perf_counter()
+        generate_slots(gen, slots, lambda pairs, dt: None,
+                       BatchState(batch_size=args.batch_size or spec.generator.batch_size))
+        sync()
+        return time.perf_counter() - t, len(slots)
+
     # interleaved, best of --repeats each: a busy shared machine slows both alike
-    t_batch = t_naive = gen_s = float("inf")
+    t_batch = t_naive = gen_s = t_alone = float("inf")
     rep: dict[str, Any] = {}
-    n_naive = 0
+    n_naive = n_alone = 0
     for k in range(args.repeats):
         dt, rep_k, g = run_batch(k)
         log(f"genart batch #{k}: {sum(x['images'] for x in rep_k['titles'])} images in {dt:.2f} s "
@@ -250,13 +390,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dt, n_naive = run_naive(k)
         log(f"naive #{k}: {n_naive} images in {dt:.2f} s")
         t_naive = min(t_naive, dt)
+        if spec.kind == "diffusion":
+            dt, n_alone = run_generation_alone()
+            log(f"generation alone #{k}: {n_alone} images in {dt:.2f} s")
+            t_alone = min(t_alone, dt)
     n_batch = sum(x["images"] for x in rep["titles"])
+    alone_ips = n_alone / t_alone if n_alone else None
 
     result: dict[str, Any] = {
         "ratio": round((n_batch / t_batch) / (n_naive / t_naive), 3),
         "batch_images_per_s": round(n_batch / t_batch, 3),
         "naive_images_per_s": round(n_naive / t_naive, 3),
         "batch_generate_images_per_s": round(n_batch / gen_s, 3) if gen_s else None,
+        "generation_alone_images_per_s": round(alone_ips, 3) if alone_ips else None,
+        "batch_vs_generation_alone": round((n_batch / t_batch) / alone_ips, 3) if alone_ips else None,
+        "stage_share": {k: round(v / t_batch, 4) for k, v in rep.get("stage_s") or []},
         "batch_s": round(t_batch, 3),
         "naive_s": round(t_naive, 3),
         "repeats": args.repeats,
@@ -272,7 +420,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "batch_size": args.batch_size or (spec.generator.batch_size if spec.generator else None),
         "torch_threads": torch.get_num_threads(),
     }
+    log("finishing on the same real frames: CPU path against the tensor path")
+    result.update(finishing_costs(dev, spec, profiles))
+    result["finishing"] = spec.delivery.finishing
+    result["delivery_format"] = spec.delivery.format
     if spec.kind == "diffusion":
+        result["tensor_finishing"] = bool(getattr(stages.generator, "tensor_finishing", False))
         f = flops_per_image(preset, next(sources[0].glob("*.png")), profiles[0])
         gb = _generate_bench()
         peak, gpu = gb.peak_tflops(dev)
@@ -288,6 +441,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "peak_bf16_tflops": peak,
             "fraction_of_peak": round(achieved / peak, 4) if (peak and achieved) else None,
             "fraction_of_peak_wall": round(total / t_batch / 1e12 / peak, 4) if peak else None,
+        })
+        mm = matmul_tflops(dev)
+        result.update({
+            "matmul_bf16_tflops": round(mm, 3),
+            "fraction_of_matmul": round(achieved / mm, 4) if achieved else None,
+            "fraction_of_matmul_wall": round(total / t_batch / 1e12 / mm, 4),
         })
     if args.json:
         print(json.dumps(result))

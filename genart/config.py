@@ -219,6 +219,23 @@ class RankSpec(_Strict):
         return self
 
 
+class DeliverySpec(_Strict):
+    """How a preset's variants are finished and stored.
+
+    ``format``: the file each variant is stored as: ``png`` (lossless masters, compressed on the CPU
+    threads) or ``jpeg`` (encoded where the pixels are: on the accelerator with the tensor finishing,
+    else on the CPU threads). Both carry the same provenance (XMP with the IPTC DigitalSourceType,
+    genart's parameters; C2PA when configured). ``finishing``: where reframing, grading and titling
+    run: ``tensor`` (batched torch ops on the model's device, ``genart.generate.tensor_finish``),
+    ``cpu`` (OpenCV, numpy and Pillow), or ``auto``: tensor on a CUDA device, cpu elsewhere (on a CPU
+    the tensor path is the slower one: ``benchmarks/batch.py`` measures both).
+    """
+
+    format: Literal["png", "jpeg"] = "png"
+    quality: int = Field(92, ge=1, le=100, description="JPEG quality")
+    finishing: Literal["auto", "tensor", "cpu"] = "auto"
+
+
 # --- finishing: delivery sizes, safe zones, how far a crop may be stretched or filled ----------------
 # One size per aspect, as a streamer's delivery takes it (../shared/ARTWORK.md): 16:9 cover 1280x720, 2:3 poster
 # 1000x1500 (the smaller of each spec's two sizes: most key frames are 720p or less), 1:1 1080x1080, 9:16
@@ -317,6 +334,7 @@ class PresetSpec(_Strict):
     generator: DiffusionSpec | None = None
     ranker: RankSpec
     finish: FinishSpec = FinishSpec()
+    delivery: DeliverySpec = DeliverySpec()
 
     @model_validator(mode="after")
     def _check(self) -> "PresetSpec":

@@ -154,7 +154,8 @@ def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
         from genart.generate.classic import ClassicGenerator
 
         scorers, ranking = load_rankers(spec, store)
-        return Stages(ClassicGenerator(spec.name, spec.finish, spec.watermarks), scorers, (), ranking, spec.ranker.fidelity_threshold)
+        return Stages(ClassicGenerator(spec.name, spec.finish, spec.watermarks, spec.delivery.finishing), scorers, (),
+                      ranking, spec.ranker.fidelity_threshold)
     from genart.generate.diffusion import DiffusionGenerator
     from genart.models import load_diffusion, resolved_models
 
@@ -205,6 +206,13 @@ def _source_digest(source: Path) -> str:
         return sha256_file(source)
     names = sorted(p.name for p in source.iterdir() if p.is_file())
     return sha256_bytes(json.dumps([(n, sha256_file(source / n)) for n in names]).encode())
+
+
+def ranked_name(rank: int, variant: Variant) -> str:
+    """The name of a ranked variant's copy in its run's profile folder: rank, id, the file's own
+    extension (``.jpg`` for a preset that delivers JPEGs)."""
+    suffix = variant.path.suffix if variant.path is not None and variant.path.suffix else ".png"
+    return f"{rank:02d}_{variant.id[:8]}{suffix}"
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -365,7 +373,8 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
                 variants = stages.generator.generate(  # type: ignore[attr-defined]
                     kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress,
                     title_overlay=title_overlay, titles=titles)  # [generate: title]
-                variants = store.add_variants(run_id, variants, software=f"genart {__version__}")
+                variants = store.add_variants(run_id, variants, software=f"genart {__version__}",
+                                              fmt=spec.delivery.format, quality=spec.delivery.quality)
             report(progress, "rank", 0, len(variants))
             rows = stages.rank(variants, profile)
             report(progress, "rank", len(variants), len(variants))
@@ -374,7 +383,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             ranked.append((profile.id, good[:top_k] if top_k else good))
             rejected.append((profile.id, tuple(r for r in rows if r.rejected is not None)))
             for r in good:
-                _link(r.variant.path, run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+                _link(r.variant.path, run_dir / profile.id / ranked_name(r.rank, r.variant))
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
                            keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
                            warnings=tuple(warned.messages))

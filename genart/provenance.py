@@ -8,6 +8,10 @@ A PNG written by the store carries (``iTXt`` chunks):
 - ``genart``: the same parameters as JSON (easy to read back without an XML parser);
 - ``DigitalSourceType`` and ``Software``: plain-text copies for tools that read only text chunks.
 
+A JPEG (a preset's ``delivery.format: jpeg``) carries the same text: the XMP packet in an APP1 segment
+(where Pillow, exiftool and Adobe's SDK look for it), the other entries as one JSON object in a COM
+segment (``genart.imaging.with_jpeg_text``); ``read_provenance`` reads either format back.
+
 Which IPTC term a variant gets (see https://cv.iptc.org/newscodes/digitalsourcetype/):
 
 - ``trainedAlgorithmicMedia``: diffusion output (img2img, outpainted or not: every pixel came from the model);
@@ -238,17 +242,20 @@ def read_watermark(rgb: "object", length: int = 6) -> str | None:
     return data.decode("ascii") if all(32 <= c < 127 for c in data) else None
 
 
-def read_png_provenance(path: "str | object") -> dict[str, object]:
-    """What a stored PNG says about itself: ``{"genart": {...}, "xmp": {...}, "DigitalSourceType": uri}``."""
-    from PIL import Image
+def read_provenance(path: "str | object") -> dict[str, object]:
+    """What a stored variant (PNG or JPEG) says about itself:
+    ``{"genart": {...}, "xmp": {...}, "DigitalSourceType": uri}``, the same for both formats (a JPEG
+    carries the XMP packet in APP1 and the other text in a COM segment: ``genart.imaging.with_jpeg_text``)."""
+    from genart.imaging import image_text
 
-    with Image.open(path) as im:  # type: ignore[arg-type]
-        im.load()
-        text = dict(getattr(im, "text", {}) or {})
+    text = image_text(path)
     out: dict[str, object] = {"DigitalSourceType": text.get("DigitalSourceType")}
     out["genart"] = json.loads(text["genart"]) if "genart" in text else None
     out["xmp"] = parse_xmp(text[XMP_KEY]) if XMP_KEY in text else None
     return out
+
+
+read_png_provenance = read_provenance  # its older name, from when variants were PNGs only
 
 
 # --- C2PA Content Credentials (optional: c2pa-python) ---------------------------------------------
@@ -292,9 +299,10 @@ def c2pa_signer_from_env() -> object | None:
 
 
 def c2pa_sign_png(data: bytes, dst_term: str, *, signer: object, software: str, title: str,
-                  genart: Mapping[str, object]) -> bytes:
-    """``data`` (a PNG) with an embedded, signed C2PA manifest: a ``c2pa.created`` action carrying the
-    IPTC DigitalSourceType, and genart's parameters as an ``org.genart.params`` assertion."""
+                  genart: Mapping[str, object], mime: str = "image/png") -> bytes:
+    """``data`` (a PNG, or a JPEG with ``mime="image/jpeg"``) with an embedded, signed C2PA manifest: a
+    ``c2pa.created`` action carrying the IPTC DigitalSourceType, and genart's parameters as an
+    ``org.genart.params`` assertion."""
     import io
 
     import c2pa
@@ -302,7 +310,7 @@ def c2pa_sign_png(data: bytes, dst_term: str, *, signer: object, software: str, 
     manifest = {
         "claim_generator_info": [{"name": software.split(" ")[0], "version": (software.split(" ") + [""])[1]}],
         "title": title,
-        "format": "image/png",
+        "format": mime,
         "assertions": [
             {"label": "c2pa.actions.v2",
              "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": IPTC_DST + dst_term,
@@ -312,7 +320,7 @@ def c2pa_sign_png(data: bytes, dst_term: str, *, signer: object, software: str, 
     }
     out = io.BytesIO()
     with c2pa.Builder(json.dumps(manifest)) as builder:
-        builder.sign(signer, "image/png", io.BytesIO(data), out)
+        builder.sign(signer, mime, io.BytesIO(data), out)
     return out.getvalue()
 
 
@@ -320,8 +328,10 @@ def read_c2pa(path: "str | object") -> dict[str, object] | None:
     """The active C2PA manifest of a file with its validation: ``{"state", "status", "manifest"}``; None if none."""
     import c2pa
 
+    with open(path, "rb") as f:  # type: ignore[arg-type]
+        mime = "image/jpeg" if f.read(2) == b"\xff\xd8" else "image/png"
     try:
-        with open(path, "rb") as f, c2pa.Reader("image/png", f) as reader:  # type: ignore[arg-type]
+        with open(path, "rb") as f, c2pa.Reader(mime, f) as reader:  # type: ignore[arg-type]
             report = json.loads(reader.json())
     except c2pa.C2paError:
         return None

@@ -346,6 +346,9 @@ class Variant:
     digital_source_type: str  # IPTC DigitalSourceType term
     path: Path | None = None
     image: "Image.Image | None" = field(default=None, compare=False, repr=False)
+    # the delivery file's bytes as the device encoded them (a JPEG without metadata yet), so the pixels
+    # are not encoded again on the CPU; the store adds the provenance and writes them. In memory only.
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -783,6 +786,9 @@ class BatchReport:
     summary_json: Path | None = None
     oom_retries: int = 0
     batch_size: int | None = None  # the batch size generation ended at (after any OOM halving)
+    # seconds per stage of generation (denoise, denoise_wait, decode, finish, embed, write): the stages
+    # overlap (``genart.batch.gpu.Overlap``), so they add up to more than the wall time
+    stage_s: tuple[tuple[str, float], ...] = ()
 
     @property
     def failed(self) -> tuple[BatchTitleReport, ...]:

@@ -386,3 +386,191 @@ def test_cli_summary_table_and_bad_engine(local_reference):
     assert [t["made_now"] for t in data["titles"]] == [0, 0] and all(t["status"] == "done" for t in data["titles"])
     r = CliRunner().invoke(app, ["batch", str(cat), "--out", str(out), "--engine", "spark"])
     assert r.exit_code == 2 and "invalid --engine: 'spark'" in r.stderr and "local, accelerate, ray" in r.stderr
+
+
+# --- the stages after the UNet, overlapped --------------------------------------------------------
+def _tiny_job(media, spec=None):
+    from genart.batch.gpu import Slot
+    from genart.config import load_models_config
+    from genart.frames import extract_keyframes
+    from genart.generate.diffusion import DiffusionGenerator
+    from genart.models import load_diffusion
+    from genart.profiles import get_profiles
+
+    spec = spec or load_models_config().preset("tiny")
+    gen = DiffusionGenerator(load_diffusion(spec), spec)
+    kfs = extract_keyframes(media / "same-size", max_frames=3)
+    profile = get_profiles(["romance"])[0]
+    return gen, [Slot("r", profile, kf, i, 7, "Title", "drama") for kf in kfs for i in range(2)]
+
+
+def _tiny_with(watermark: bool = False, **delivery):
+    """tiny with ``delivery`` settings and, unless asked, no watermark: its quantisation turns the float
+    rounding of another batch size (or of the other finishing path) into a step of several levels, where
+    these tests compare pixels (the watermark itself is tested in test_tensor_finish.py and test_finish.py)."""
+    from genart.config import PresetSpec, load_models_config
+
+    doc = load_models_config().preset("tiny").model_dump(mode="json")
+    doc["delivery"] = {**doc["delivery"], **delivery}
+    doc["finish"] = {**doc["finish"], "watermark": watermark}
+    return PresetSpec.model_validate(doc)
+
+
+@pytest.mark.slow
+def test_the_unet_denoises_later_chunks_while_the_first_is_committed(media, genart_cache, monkeypatch):
+    """The commit of chunk 0 is held until the UNet has denoised three more chunks: only a pipeline
+    whose stages overlap gets there (a sequential one would wait forever, and fail after 120 s). The
+    chunks still commit in order, each slot once, with the images a plain ``generate`` makes."""
+    import threading
+
+    import numpy as np
+
+    from genart.batch.gpu import BatchState, generate_slots
+
+    gen, slots = _tiny_job(media, _tiny_with())
+    real, calls, ahead = gen.denoise, [], threading.Event()
+
+    def denoise(*args, **kwargs):  # the real denoising, counted
+        out = real(*args, **kwargs)
+        calls.append(len(args[1]))
+        if len(calls) >= 4:
+            ahead.set()
+        return out
+
+    monkeypatch.setattr(gen, "denoise", denoise)
+    committed: list = []
+
+    def on_done(pairs, device_s):
+        if not committed and not ahead.wait(120):
+            raise AssertionError("the UNet waited for the commit of the chunk before")
+        committed.extend(pairs)
+
+    state = BatchState(batch_size=1)
+    generate_slots(gen, slots, on_done, state)
+    chunks = [s.key for i in range(2) for s in slots if s.idx == i]  # grouped by strength, frames in order
+    assert len(calls) == len(slots) and [s.key for s, _ in committed] == chunks
+    assert state.stage_s["denoise"] > 0 and state.stage_s["write"] > 0 and "denoise_wait" in state.stage_s
+    plain = {v.id: v for v in gen.generate([s.kf for s in slots[::2]], slots[0].profile, 2, seed=7, title="Title",
+                                           genre="drama")}
+    for _, v in committed:  # float rounding of batches of 1 against batches of 3, then the grade's contrast
+        assert np.abs(np.asarray(v.image, np.int16) - np.asarray(plain[v.id].image, np.int16)).max() <= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["decode", "write"])
+def test_a_failing_stage_stops_the_job_and_keeps_the_chunks_before_it(media, genart_cache, monkeypatch, stage):
+    from genart.batch.gpu import BatchState, generate_slots
+
+    gen, slots = _tiny_job(media)
+    committed: list = []
+    if stage == "decode":
+        real, n = gen.decode_levels, []
+
+        def decode(latents):
+            n.append(1)
+            if len(n) == 3:
+                raise RuntimeError("decoder broke (simulated)")
+            return real(latents)
+
+        monkeypatch.setattr(gen, "decode_levels", decode)
+        on_done = lambda pairs, dt: committed.extend(pairs)  # noqa: E731
+    else:
+        def on_done(pairs, dt):
+            if len(committed) == 2:
+                raise RuntimeError("disk full (simulated)")
+            committed.extend(pairs)
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        generate_slots(gen, slots, on_done, BatchState(batch_size=1))
+    assert len(committed) == 2  # the two chunks before the failure, in order; nothing after it
+
+
+@pytest.mark.slow
+def test_a_decode_out_of_memory_is_retried_in_halves(media, genart_cache, monkeypatch):
+    import numpy as np
+    import torch
+
+    from genart.batch.gpu import BatchState, generate_slots
+
+    gen, slots = _tiny_job(media, _tiny_with())
+    ref: dict = {}
+    generate_slots(gen, slots, lambda pairs, dt: ref.update((s.key, v) for s, v in pairs), BatchState(batch_size=4))
+    vae = gen.model.pipe.vae
+    real, seen = vae.decode, []
+
+    def decode(z, *args, **kwargs):  # the real decoder, out of memory for more than one image
+        seen.append(z.shape[0])
+        if z.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB (simulated)")
+        return real(z, *args, **kwargs)
+
+    monkeypatch.setattr(vae, "decode", decode)
+    got: dict = {}
+    state = BatchState(batch_size=4)
+    generate_slots(gen, slots, lambda pairs, dt: got.update((s.key, v) for s, v in pairs), state)
+    assert state.decode_splits > 0 and state.oom_retries == 0 and max(seen) == 3 and 1 in seen
+    assert got.keys() == ref.keys()
+    for key, v in got.items():
+        assert v.id == ref[key].id
+        assert np.abs(np.asarray(v.image, np.int16) - np.asarray(ref[key].image, np.int16)).max() <= 1
+
+
+@pytest.mark.slow
+def test_tensor_finishing_in_the_job_matches_the_cpu_and_encodes_jpegs_there(tmp_path, media, genart_cache):
+    """``delivery.finishing: tensor`` (what ``auto`` means on CUDA), run here on the CPU: the same
+    variants as the CPU finishing, pixels within 2 levels; with ``format: jpeg`` each variant comes
+    with its JPEG encoded from the device's tensor, and the store writes it with its provenance."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from genart.batch.gpu import BatchState, generate_slots
+    from genart.batch.runner import Ledger
+    from genart.provenance import read_provenance
+
+    made = {}
+    for mode, spec in (("cpu", _tiny_with(finishing="cpu")), ("tensor", _tiny_with(finishing="tensor", format="jpeg"))):
+        gen, slots = _tiny_job(media, spec)
+        assert gen.tensor_finishing == (mode == "tensor")
+        out: dict = {}
+        generate_slots(gen, slots, lambda pairs, dt: out.update((s.key, (s, v)) for s, v in pairs),
+                       BatchState(batch_size=4))
+        made[mode] = out
+    assert made["cpu"].keys() == made["tensor"].keys()
+    on_device = 0
+    for key, (_, a) in made["cpu"].items():
+        b = made["tensor"][key][1]
+        assert a.id == b.id and a.params == b.params and a.encoded is None
+        assert np.abs(np.asarray(a.image, np.int16) - np.asarray(b.image, np.int16)).max() <= 2
+        if b.params.reframe != "crop":  # left the frame: finished (and later encoded) on the CPU
+            assert b.encoded is None
+            continue
+        on_device += 1
+        with Image.open(io.BytesIO(b.encoded)) as im:  # the device's JPEG of the same pixels
+            assert im.format == "JPEG" and im.size == b.image.size
+            assert np.abs(np.asarray(im.convert("RGB"), np.int16) - np.asarray(b.image, np.int16)).mean() < 8
+    assert on_device >= len(made["cpu"]) // 2
+    from genart.types import RunManifest
+
+    ledger = Ledger(tmp_path / "out")
+    ledger.store.start_run(RunManifest(run_id="r", created_at="now", genart_version="t", source="s",
+                                       source_sha256="0" * 64, preset="tiny", preset_spec="{}", models=(), profiles=(),
+                                       frames=3, variants_per_frame=2, seed=7))
+    stored = ledger.commit_variants(list(made["tensor"].values()), 1.0, "test", fmt="jpeg")
+    for v in stored:
+        assert v.path.suffix == ".jpg" and read_provenance(v.path)["genart"]["variant_id"] == v.id
+    ledger.close()
+
+
+def test_compile_mode_is_checked_before_anything_compiles(monkeypatch):
+    from genart.batch.gpu import COMPILE_MODES, compile_mode
+    from genart.errors import InvalidArgumentError
+
+    monkeypatch.delenv("GENART_COMPILE_MODE", raising=False)
+    assert compile_mode() == "default"
+    monkeypatch.setenv("GENART_COMPILE_MODE", "reduce-overhead")  # CUDA graphs for the bucketed UNet shapes
+    assert compile_mode() == "reduce-overhead" and "reduce-overhead" in COMPILE_MODES
+    monkeypatch.setenv("GENART_COMPILE_MODE", "graphs")
+    with pytest.raises(InvalidArgumentError, match="reduce-overhead"):
+        compile_mode()

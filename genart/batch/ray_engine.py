@@ -106,7 +106,7 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
     """Run the catalogue on Ray (a local Ray unless ``address`` names a cluster)."""
     from genart.batch.gpu import BatchState
     from genart.batch.runner import Ledger, fail_title, handoff_title, prepare_title, title_reports
-    from genart.pipeline import _link, ensure_weights
+    from genart.pipeline import _link, ensure_weights, ranked_name
     from genart.store.db import Store  # noqa: F401
     from genart.types import RankedVariant, ScoreSet
 
@@ -189,7 +189,8 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
                 slot = slot_of[key]
                 pairs.append((slot, replace(v, keyframe=slot.kf)))
                 seconds += per
-            ledger.commit_variants(pairs, seconds, res_["worker"])
+            ledger.commit_variants(pairs, seconds, res_["worker"], fmt=spec.delivery.format,
+                                   quality=spec.delivery.quality)
             for slot, _ in pairs:
                 made[slot.run_id] += 1
             count += len(pairs)
@@ -223,7 +224,7 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
             ledger.store.add_rankings(st.run_id, ranked_rows)
             for r in ranked_rows:
                 if r.rejected is None:
-                    _link(r.variant.path, st.run_dir / p.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+                    _link(r.variant.path, st.run_dir / p.id / ranked_name(r.rank, r.variant))
             ledger.commit_unit(st.run_id, "rank", profile_id=p.id, device_s=dt, worker="ray")
             report(progress, "rank", j + 1, len(jobs))
 

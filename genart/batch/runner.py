@@ -104,7 +104,8 @@ class Ledger:
         return self.store.variants(run_id, profile_id, keyframes)
 
     # --- writing --------------------------------------------------------------------------------
-    def commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str) -> list[Variant]:
+    def commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str, *,
+                        fmt: str = "png", quality: int = 92) -> list[Variant]:
         """Store variants and their ledger rows in one transaction (images first, atomically).
 
         Each variant goes through ``Store.stage_variant`` (the same PNG provenance and rows as
@@ -113,13 +114,14 @@ class Ledger:
         from sqlalchemy.exc import IntegrityError
 
         try:
-            return self._commit_variants(pairs, device_s, worker)
+            return self._commit_variants(pairs, device_s, worker, fmt, quality)
         except IntegrityError as exc:
             keys = ", ".join("/".join(map(str, slot.key)) for slot, _ in pairs[:3])
             raise BatchError(f"a variant unit was already committed by another worker ({keys}...): {exc.orig}",
                              hint="run one job per output folder; finished units are kept, run it again") from None
 
-    def _commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str) -> list[Variant]:
+    def _commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str, fmt: str,
+                         quality: int) -> list[Variant]:
         from genart import __version__
         from genart.provenance import c2pa_signer_from_env
         from genart.store.batch_tables import BatchUnitRow
@@ -129,14 +131,15 @@ class Ledger:
         stored = []
         now = _now()
         software = f"genart {__version__}"
-        pngs = pmap(lambda pair: self.store.variant_png(pair[1], software, signer), pairs)  # on the CPU threads
+        files = pmap(lambda pair: self.store.variant_bytes(pair[1], software, signer, fmt=fmt, quality=quality),
+                     pairs)  # on the CPU threads (a JPEG the device encoded only gets its metadata there)
         with self.store.session() as s, s.begin():
-            for (slot, v), png in zip(pairs, pngs, strict=True):
-                kept = self.store.stage_variant(s, slot.run_id, v, software, signer, png=png)
+            for (slot, v), data in zip(pairs, files, strict=True):
+                kept = self.store.stage_variant(s, slot.run_id, v, software, signer, data=data)
                 s.add(BatchUnitRow(run_id=slot.run_id, kind="variant", profile_id=slot.profile.id,
                                    keyframe_id=slot.kf.id, idx=slot.idx, variant_id=v.id, device_s=per, worker=worker,
                                    finished_at=now))
-                stored.append(replace(kept, image=None))
+                stored.append(replace(kept, image=None, encoded=None))
         return stored
 
     def commit_unit(self, run_id: str, kind: str, *, profile_id: str = "", device_s: float = 0.0, worker: str = "",
@@ -291,7 +294,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ``scored``: the scores taken while the variants were made (``Prescored``); only the others
     (made before a resume, or by another worker) are scored here, from their stored PNGs.
     """
-    from genart.pipeline import _link
+    from genart.pipeline import _link, ranked_name
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
     known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
@@ -301,7 +304,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ledger.store.add_rankings(state.run_id, rows)  # replaces: a re-ranking after a kill rewrites the same rows
     for r in rows:
         if r.rejected is None:
-            _link(r.variant.path, state.run_dir / profile.id / f"{r.rank:02d}_{r.variant.id[:8]}.png")
+            _link(r.variant.path, state.run_dir / profile.id / ranked_name(r.rank, r.variant))
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 
@@ -384,6 +387,15 @@ class Options:
     shard: tuple[int, int] = (0, 1)
     poll_s: float = 0.5
     started_at: str = field(default_factory=lambda: _now())  # this job's start: failures since then are its own
+
+
+def _tensor_embedder(stages: Any) -> Any:
+    """The embedder the preset's scorers share, when it takes tensors (``CachingEmbedder.embed_tensors``)."""
+    for scorer in stages.scorers:
+        emb = getattr(scorer, "embedder", None)
+        if emb is not None and hasattr(emb, "embed_tensors"):
+            return emb
+    return None
 
 
 def _wait(what: str, ready: Callable[[], bool], poll_s: float) -> None:
@@ -483,7 +495,8 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
         stages = _stages(spec, opts)
 
         def on_done(pairs: list[tuple[Slot, Variant]], device_s: float) -> None:
-            ledger.commit_variants(pairs, device_s, opts.worker)
+            ledger.commit_variants(pairs, device_s, opts.worker, fmt=spec.delivery.format,
+                                   quality=spec.delivery.quality)
             scored.add(stages, pairs)  # the pixels are still here: no decoding them again to rank
             for slot, _ in pairs:
                 made[slot.run_id] += 1
@@ -493,7 +506,16 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
                 report(progress, by_run[rid].title.id, per_title_done[rid], per_title_total[rid])
             report(progress, "overall", overall[0], overall[1])
 
-        generate_slots(stages.generator, todo, on_done, bstate)
+        gen = stages.generator
+        embedder = _tensor_embedder(stages) if getattr(gen, "tensor_finishing", False) else None
+        if embedder is not None:  # CLIP scores from the finished tensors, on the accelerator
+            gen.on_finished = lambda vs, px: embedder.embed_tensors(
+                [p for p in px if p is not None], [v.image for v, p in zip(vs, px) if p is not None])
+        try:
+            generate_slots(gen, todo, on_done, bstate)
+        finally:
+            if embedder is not None:
+                del gen.on_finished
     if n > 1:
         _wait("the other workers' variants", lambda: len(ledger.done_slots(run_ids)) >= len(all_slots), opts.poll_s)
 
@@ -704,4 +726,5 @@ def _run_locked(cat: Catalog, spec: Any, out: Path, *, engine: str, db: str | No
     return BatchReport(catalog=cat.path, out=out, engine=engine, preset=spec.name, titles=tuple(reports),
                        wall_s=round(time.perf_counter() - t0, 3), summary_csv=csv_path, summary_json=json_path,
                        oom_retries=bstate.oom_retries if bstate else 0,
+                       stage_s=tuple(sorted((k, round(v, 4)) for k, v in bstate.stage_s.items())) if bstate else (),
                        batch_size=bstate.batch_size if bstate else None)

@@ -9,6 +9,7 @@ thumbnails a person could accept, not copies.
 from __future__ import annotations
 
 import random
+from functools import partial
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from genart.generate.finish import Finished, faces_in, finish, regions_in
@@ -39,13 +40,22 @@ def title_for(profile: TasteProfile, title: str, titles: Mapping[str, str] | Non
 
 
 def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Box], aspect: str,
-                   profile: TasteProfile, amount: float, settings: "FinishSpec", **kw: object) -> Finished:
+                   profile: TasteProfile, amount: float, settings: "FinishSpec", *, device: object = None,
+                   **kw: object) -> Finished:
     """``finish`` with what the preset and the profile decide: the aspect's delivery size and safe zone,
-    the limits on upscale and fill, the profile's grade, locale and title style. Shared by every generator."""
-    return finish(rgb, faces, aspect, profile.grade, amount, size=settings.size(aspect), locale=profile.locale,
-                  style=profile.title_style, regions=regions, safe=settings.safe_zone(aspect),
-                  max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
-                  max_outpaint=settings.max_outpaint, **kw)  # type: ignore[arg-type]
+    the limits on upscale and fill, the profile's grade, locale and title style. Shared by every generator.
+
+    ``device``: finish through the tensor path there (``genart.generate.tensor_finish.finish_image``,
+    the same result within 2 levels); None: the CPU path."""
+    fn = finish
+    if device is not None:
+        from genart.generate.tensor_finish import finish_image
+
+        fn = partial(finish_image, device=device)
+    return fn(rgb, faces, aspect, profile.grade, amount, size=settings.size(aspect), locale=profile.locale,
+              style=profile.title_style, regions=regions, safe=settings.safe_zone(aspect),
+              max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
+              max_outpaint=settings.max_outpaint, **kw)  # type: ignore[arg-type]
 
 
 def finish_facts(done: Finished) -> dict[str, object]:
@@ -70,21 +80,38 @@ class ClassicGenerator:
     """Reframe + grade. ``generate`` has the same signature as the diffusion generator."""
 
     def __init__(self, preset_name: str = "classic", settings: "FinishSpec | None" = None,
-                 watermark: bool | None = None) -> None:
+                 watermark: bool | None = None, finishing: str | None = None) -> None:
         """
         Args:
             settings: delivery sizes, safe zones and limits; default: the preset's ``finish`` in models.yaml.
             watermark: embed the imperceptible watermark; default: the preset's (off for classic captures).
+            finishing: the preset's ``delivery.finishing`` (default: read from models.yaml). ``tensor``
+                finishes through the tensor path (``genart.generate.tensor_finish``) on the best device;
+                ``auto`` and ``cpu`` keep the CPU path, which measured faster on the CPU
+                (``benchmarks/batch.py``) and needs no torch.
         """
         self.preset_name = preset_name
-        if settings is None or watermark is None:
+        if settings is None or watermark is None or finishing is None:
             from genart.config import load_models_config
 
             preset = load_models_config().preset(preset_name)
             settings = settings or preset.finish
             watermark = preset.watermarks if watermark is None else watermark
+            finishing = finishing or preset.delivery.finishing
         self.settings = settings
         self.watermark = settings.watermark_payload if watermark else None
+        self.finishing = finishing
+        self._device: object = None
+
+    def _finish_device(self) -> object:
+        """Where the tensor finishing runs (``finishing: tensor``), else None (the CPU path)."""
+        if self.finishing != "tensor":
+            return None
+        if self._device is None:
+            from genart.models.device import pick_device
+
+            self._device = pick_device()
+        return self._device
 
     def generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, variants_per_frame: int, *,
                  seed: int = 0, title: str = "", genre: str = "", progress: ProgressFn | None = None,
@@ -115,7 +142,8 @@ class ClassicGenerator:
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)
                 shift = (0.0, 0.0) if round_ == 0 else (rng.uniform(-1, 1), rng.uniform(-1, 1))
                 done = finish_variant(rgb, faces, regions, aspect, profile, amount, self.settings,
-                                      title=text if overlay else "", zoom=zoom, shift=shift, watermark=self.watermark)
+                                      title=text if overlay else "", zoom=zoom, shift=shift, watermark=self.watermark,
+                                      device=self._finish_device())
                 framing, size, pixels = done.framing, done.size, done.pixels
                 params = GenerationParams(
                     preset=self.preset_name,

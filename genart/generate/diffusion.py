@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -276,30 +276,41 @@ class DiffusionGenerator:
         for j, job in enumerate(jobs):
             groups.setdefault((job.width, job.height, job.strength, job.steps), []).append(j)
 
+        from genart.generate.classic import title_for
+
+        title_text = title_for(profile, title, titles)
+        overlay = bool(title_text.strip()) if title_overlay is None else bool(title_overlay and title_text.strip())
+        title_text = title_text if overlay else ""
+        tensor = self.tensor_finishing  # finished on the device, chunk by chunk, as the batch job does
         images: list[Image.Image | None] = [None] * len(jobs)
+        made: list[Variant | None] = [None] * len(jobs)
         done, total = 0, len(jobs)
         report(progress, "generate", 0, total)
         bs = spec.batch_size
         for (_, _, strength, steps), idx in groups.items():
             for start in range(0, len(idx), bs):
                 chunk = idx[start : start + bs]
-                outs = self._run_batch([jobs[j] for j in chunk], latents, text, strength, steps, guidance, controls)
-                for j, im in zip(chunk, outs, strict=True):
-                    images[j] = im
+                outs = self._run_batch([jobs[j] for j in chunk], latents, text, strength, steps, guidance, controls,
+                                       levels=tensor)
+                if tensor:
+                    rows = [(jobs[j], profile, prompt, negative, guidance, title_text) for j in chunk]
+                    for j, v in zip(chunk, self.finish_levels(rows, outs), strict=True):
+                        made[j] = v
+                else:
+                    for j, im in zip(chunk, outs, strict=True):
+                        images[j] = im
                 done += len(chunk)
                 report(progress, "generate", done, total)
 
-        from genart.generate.classic import title_for
-
-        text = title_for(profile, title, titles)
-        overlay = bool(text.strip()) if title_overlay is None else bool(title_overlay and text.strip())
-        for job, im in zip(jobs, images, strict=True):
-            if im is None:  # pragma: no cover - every job is in exactly one group
+        for job, im, v in zip(jobs, images, made, strict=True):
+            if im is None and v is None:  # pragma: no cover - every job is in exactly one group
                 raise RuntimeError(f"no image made for variant {job.index} of key frame {job.kf.id}")
+        if tensor:
+            return made  # type: ignore[return-value]
         from genart.workers import pmap
 
-        return pmap(lambda pair: self.make_variant(pair[0], pair[1], profile, prompt, negative, guidance,
-                                                   text if overlay else ""), list(zip(jobs, images, strict=True)))
+        return pmap(lambda pair: self.make_variant(pair[0], pair[1], profile, prompt, negative, guidance, title_text),
+                    list(zip(jobs, images, strict=True)))
 
     def control_image(self, image: Image.Image) -> Image.Image:
         """Canny edges of the (resized) key frame: the structure a ControlNet keeps."""
@@ -312,7 +323,9 @@ class DiffusionGenerator:
         return Image.fromarray(np.stack([edges] * 3, axis=-1))
 
     def _run_batch(self, jobs: Sequence[VariantJob], latents: dict[str, Any], text: dict[str, Any], strength: float,
-                   steps: int, guidance: float, controls: dict[str, Image.Image] | None = None) -> list[Image.Image]:
+                   steps: int, guidance: float, controls: dict[str, Image.Image] | None = None,
+                   levels: bool = False) -> Any:
+        """One chunk: PIL images, or (``levels``) the decoded batch as device levels (``decode_levels``)."""
         import torch
 
         pipe = self.model.pipe
@@ -324,29 +337,72 @@ class DiffusionGenerator:
             kwargs["controlnet_conditioning_scale"] = float(self.spec.controlnet.conditioning_scale)
         for name, t in text.items():
             kwargs[name] = t.repeat(b, *([1] * (t.dim() - 1)))
-        return self.img2img(batch, [job.seed for job in jobs], strength, steps, guidance, **kwargs)
+        seeds = [job.seed for job in jobs]
+        if levels:
+            return self.decode_levels(self.denoise(batch, seeds, strength, steps, guidance, **kwargs))
+        return self.img2img(batch, seeds, strength, steps, guidance, **kwargs)
+
+    @property
+    def own_decode(self) -> bool:
+        """Whether genart decodes the latents itself (not SDXL's pipeline with its optional watermark,
+        which runs inside the pipeline's own decoding)."""
+        return getattr(self.model.pipe, "watermark", None) is None
+
+    @property
+    def tensor_finishing(self) -> bool:
+        """Whether images are finished as tensors on the model's device (``genart.generate.tensor_finish``):
+        the preset's ``delivery.finishing``, ``auto`` meaning on a CUDA device."""
+        if not (self.finish and self.own_decode):
+            return False
+        mode = self.preset.delivery.finishing
+        return mode == "tensor" or (mode == "auto" and getattr(self.model.device, "type", "") == "cuda")
 
     def img2img(self, latents: Any, seeds: Sequence[int], strength: float, steps: int, guidance: float,
                 **kwargs: Any) -> list[Image.Image]:
         """One pipeline call: ready frame latents (B, 4, h/8, w/8), one seed per row, and the pipeline's
         other arguments (per-row prompt embeddings, control images). Used by ``generate`` and the batch job.
         """
+        if self.own_decode:
+            return self.decode_latents(self.denoise(latents, seeds, strength, steps, guidance, **kwargs))
         import torch
 
-        pipe = self.model.pipe
         gens = self.generators(seeds, tuple(latents.shape))
-        own_decode = getattr(pipe, "watermark", None) is None  # SDXL's optional watermark runs inside the pipeline
         with torch.inference_mode():
-            out = pipe(image=latents, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
-                       generator=gens, output_type="latent" if own_decode else "pil", **kwargs)
-        return self.decode_latents(out.images) if own_decode else list(out.images)
+            out = self.model.pipe(image=latents, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+                                  generator=gens, output_type="pil", **kwargs)
+        return list(out.images)
+
+    def denoise(self, latents: Any, seeds: Sequence[int], strength: float, steps: int, guidance: float,
+                **kwargs: Any) -> Any:
+        """``img2img`` without the decoding: the denoised latents, on the device (the batch job decodes
+        them on another thread while the UNet denoises the next chunk). Only where ``own_decode``."""
+        import torch
+
+        gens = self.generators(seeds, tuple(latents.shape))
+        with torch.inference_mode():
+            out = self.model.pipe(image=latents, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+                                  generator=gens, output_type="latent", **kwargs)
+        return out.images
 
     def decode_latents(self, latents: Any) -> list[Image.Image]:
         """Denoised latents to PIL images, as the pipeline's own ``output_type="pil"`` makes them, but with
         the 8-bit conversion on the device: a quarter of the bytes cross to the host, and the host does
         no float work (the same float32 ops, so the same pixels).
         """
+        return self.levels_to_images(self.decode_levels(latents))
+
+    @staticmethod
+    def levels_to_images(x: Any) -> list[Image.Image]:
+        """A batch of device levels (``decode_levels``) as PIL images on the host, as uint8: a quarter
+        of the bytes of float32 cross over, and the host does no float work."""
         import numpy as np
+        import torch
+
+        return [Image.fromarray(a) for a in np.asarray(x.to(torch.uint8).permute(0, 2, 3, 1).cpu())]
+
+    def decode_levels(self, latents: Any) -> Any:
+        """Denoised latents to a (B, 3, H, W) float32 batch of rounded 8-bit levels on the device: the
+        pixels ``decode_latents`` makes, before they leave the device (what the tensor finishing takes)."""
         import torch
 
         pipe = self.model.pipe
@@ -363,11 +419,11 @@ class DiffusionGenerator:
             with torch.inference_mode():
                 x = vae.decode(latents, return_dict=False)[0]
                 x = pipe.image_processor.postprocess(x, output_type="pt")  # denormalised to [0, 1], its dtype
-                x = (x.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+                x = (x.float() * 255).round()
         finally:
             if upcast:
                 vae.to(dtype=torch.float16)
-        return [Image.fromarray(a) for a in np.asarray(x)]
+        return x
 
     # --- finishing -----------------------------------------------------------------------------
     def inpaint_model(self) -> "DiffusionModel | None":
@@ -431,29 +487,109 @@ class DiffusionGenerator:
 
     def make_variant(self, job: VariantJob, image: Image.Image, profile: TasteProfile, prompt: str, negative: str,
                  guidance: float, title: str = "") -> Variant:
+        """The variant of one generated image: finished on the CPU (``finish_variant``: the preset's
+        delivery size, safe zone, limits and watermark; the profile's grade and title style) unless
+        ``finish=False``."""
+        done = None
+        size = image.size
+        if self.finish:
+            import numpy as np
+
+            from genart.generate.classic import finish_variant
+            from genart.generate.finish import faces_in, regions_in
+
+            rgb = np.asarray(image.convert("RGB"))
+            rh, rw = rgb.shape[:2]
+            aspect = profile.aspects[job.index % len(profile.aspects)]
+            done = finish_variant(rgb, faces_in(job.kf, rw, rh), regions_in(job.kf, rw, rh), aspect, profile, 1.0,
+                                  self.preset.finish, title=title,
+                                  outpaint=self._outpainter(job, profile, prompt, negative, guidance),
+                                  watermark=self.watermark)
+            image = Image.fromarray(done.pixels)
+        return self._variant(job, image, size, done, profile, prompt, negative, guidance)
+
+    @property
+    def watermark(self) -> str | None:
+        """The imperceptible watermark's payload for this preset's variants, or None (``PresetSpec.watermarks``)."""
+        return self.preset.finish.watermark_payload if self.preset.watermarks else None
+
+    def _outpainter(self, job: VariantJob, profile: TasteProfile, prompt: str, negative: str, guidance: float) -> Any:
+        if self.spec.inpaint is None:
+            return None
+
+        def outpaint(px: Any, framing: Any) -> Any:
+            return self.outpaint(px, framing, job, profile, prompt, negative, guidance)
+
+        return outpaint
+
+    def finish_levels(self, rows: Sequence[tuple[VariantJob, TasteProfile, str, str, float, str]], x: Any,
+                      pixels_out: list[Any] | None = None) -> list[Variant]:
+        """The variants of a decoded batch (``decode_levels``: (N, 3, H, W) levels on the device), finished
+        as tensors on the device (``genart.generate.tensor_finish``): the plans on the CPU, one batched
+        crop + resize + grade + title, and (``delivery.format: jpeg``) the JPEGs encoded there too, so
+        only finished pixels and encoded bytes cross to the host. Rows whose framing leaves the frame are
+        finished by ``make_variant`` (the CPU's fills and outpainting, until issue #21's part B).
+
+        Args:
+            rows: per image: (job, profile, prompt, negative prompt, guidance, title text).
+            pixels_out: filled with each finished image as a (3, h, w) uint8 tensor on the device (None
+                for a row finished on the CPU), for scorers that take tensors (the batch job's CLIP).
+        """
+        from genart.generate import tensor_finish as tf
+        from genart.generate.finish import faces_in, regions_in
+        from genart.imaging import jpeg_bytes
+
+        n, _, h, w = x.shape
+        settings = self.preset.finish
+        limit = settings.max_outpaint if self.spec.inpaint is not None else settings.max_synthetic
+        faces = [faces_in(job.kf, w, h) for job, *_ in rows]
+        faceless = [i for i, f in enumerate(faces) if not f]
+        thumbs = dict(zip(faceless, tf.saliency_thumbs(x[faceless]))) if faceless else {}
+        plans = []
+        for i, (job, profile, _, _, _, title) in enumerate(rows):
+            aspect = profile.aspects[job.index % len(profile.aspects)]
+            plans.append(tf.plan_row(w, h, faces[i], aspect, profile.grade, 1.0, size=settings.size(aspect),
+                                     title=title, locale=profile.locale, style=profile.title_style,
+                                     regions=regions_in(job.kf, w, h), safe=settings.safe_zone(aspect),
+                                     max_upscale=settings.max_upscale, max_synthetic=limit,
+                                     watermark=self.watermark, thumb=thumbs.get(i)))
+        here = [i for i, p in enumerate(plans) if p.on_device]
+        out: list[Variant | None] = [None] * n
+        done: list[Any] = []
+        if here:
+            done = tf.finish_batch(x[here], [plans[i] for i in here])
+            delivery = self.preset.delivery
+            encoded = jpeg_bytes([r.pixels for r in done], delivery.quality) if delivery.format == "jpeg" else []
+            for k, (i, r) in enumerate(zip(here, done)):
+                job, profile, prompt, negative, guidance, _ = rows[i]
+                fin = r.finished(plans[i])
+                v = self._variant(job, Image.fromarray(fin.pixels), (w, h), fin, profile, prompt, negative, guidance)
+                out[i] = replace(v, encoded=encoded[k]) if encoded else v
+        if pixels_out is not None:
+            device_px: dict[int, Any] = {i: r.pixels for i, r in zip(here, done)}
+            pixels_out[:] = [device_px.get(i) for i in range(n)]
+        rest = [i for i in range(n) if out[i] is None]
+        if rest:
+            for i, im in zip(rest, self.levels_to_images(x[rest])):
+                job, profile, prompt, negative, guidance, title = rows[i]
+                out[i] = self.make_variant(job, im, profile, prompt, negative, guidance, title)
+        return out  # type: ignore[return-value]
+
+    def _variant(self, job: VariantJob, image: Image.Image, size: tuple[int, int], done: Any, profile: TasteProfile,
+                 prompt: str, negative: str, guidance: float) -> Variant:
+        """The ``Variant`` of ``image`` (finished as ``done`` says; the raw ``size`` output without it)."""
         crop = None
         reframe = None
         layout = None
         aspect = aspect_label(*image.size)
         grade = "none"
         facts: dict[str, Any] = {}
-        if self.finish:
-            import numpy as np
+        if done is not None:
+            from genart.generate.classic import finish_facts
 
-            from genart.generate.classic import finish_facts, finish_variant
-            from genart.generate.finish import faces_in, regions_in
-
-            rgb = np.asarray(image.convert("RGB"))
-            rh, rw = rgb.shape[:2]
-            aspect = profile.aspects[job.index % len(profile.aspects)]
-            outpaint = None if self.spec.inpaint is None else (
-                lambda px, framing: self.outpaint(px, framing, job, profile, prompt, negative, guidance))
-            settings = self.preset.finish
-            done = finish_variant(rgb, faces_in(job.kf, rw, rh), regions_in(job.kf, rw, rh), aspect, profile, 1.0,
-                                  settings, title=title, outpaint=outpaint,
-                                  watermark=settings.watermark_payload if self.preset.watermarks else None)
             facts = finish_facts(done)
-            image = Image.fromarray(done.pixels)
+            rw, rh = size
+            aspect = profile.aspects[job.index % len(profile.aspects)]
             # the crop in the key frame's own pixels (the diffusion output is the frame, resized)
             fx, fy = (job.kf.width / rw, job.kf.height / rh) if job.kf.width and job.kf.height else (1.0, 1.0)
             x, y, cw, ch = done.framing.crop

@@ -424,10 +424,11 @@ def title_region(layout: TitleLayout, width: int, height: int) -> tuple[int, int
     return max(0, x - m), max(0, y - m), min(width, x + bw + m), min(height, y + bh + m)
 
 
-def _needed_alpha(background: np.ndarray, color: tuple[int, int, int], start: float) -> float:
-    """The dark layer's opacity that gives the letters 4.5:1 (with 15% headroom for resampling) against the
-    brightest (99th percentile) pixel behind them."""
-    l_max = float(np.percentile(relative_luminance(background), 99)) if background.size else 1.0
+def needed_alpha(l_max: float, color: tuple[int, int, int], start: float) -> float:
+    """The dark layer's opacity that gives the letters 4.5:1 (with 15% headroom for resampling) against a
+    background whose brightest (99th percentile) pixel has relative luminance ``l_max``. Shared by
+    ``draw_title`` and the tensor finishing (``genart.generate.tensor_finish``), which measures ``l_max``
+    on the device."""
     l_ink = float(relative_luminance(np.array(color, np.uint8)))
     l_needed = (l_ink + 0.05) / (TARGET_CONTRAST * 1.15) - 0.05
     alpha = start
@@ -436,11 +437,29 @@ def _needed_alpha(background: np.ndarray, color: tuple[int, int, int], start: fl
     return alpha
 
 
-def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.ndarray, TitleLayout]:
+def alpha_basis(layout: TitleLayout) -> tuple[tuple[int, int, int, int], float]:
+    """(the box (x, y, w, h) whose brightest pixels decide the treatment's opacity, the opacity it starts
+    from): the plate's box for a plate, the letters' box for the other treatments."""
+    if layout.treatment == "plate":
+        return layout.box, 0.35
+    return layout.text_box, 0.3 if layout.treatment == "scrim" else 0.0
+
+
+def _needed_alpha(background: np.ndarray, color: tuple[int, int, int], start: float) -> float:
+    l_max = float(np.percentile(relative_luminance(background), 99)) if background.size else 1.0
+    return needed_alpha(l_max, color, start)
+
+
+def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str,
+               alpha: float | None = None) -> tuple[np.ndarray, TitleLayout]:
     """Lay the treatment and the letters; returns the new pixels and the layout with the treatment's opacity.
 
     Drawn on the box and a margin past the reach of the treatment only: the same pixels as on the whole
     image (the layer is clear beyond), a fraction of the time.
+
+    ``alpha``: the dark layer's opacity when the caller chose it already (``needed_alpha`` of the pixels
+    ``alpha_basis`` names); the tensor finishing draws a treatment once per opacity this way, on flat
+    backgrounds. Default: chosen here from ``rgb``.
     """
     from PIL import Image, ImageDraw, ImageFilter
 
@@ -456,22 +475,21 @@ def draw_title(rgb: np.ndarray, layout: TitleLayout, locale: str) -> tuple[np.nd
     positions = [(tx + (tw - font.getlength(line, language=lang)) / 2 - x0, ty - y0 + i * line_h)
                  for i, line in enumerate(layout.lines)]
     img = Image.fromarray(rgb[y0:y1, x0:x1]).convert("RGBA")
-    behind = rgb[ty:ty + th, tx:tx + tw]
     mask = Image.new("L", img.size, 0)
     d = ImageDraw.Draw(mask)
     treatment = layout.treatment
+    if alpha is None:
+        (bx, by, bbw, bbh), start = alpha_basis(layout)
+        alpha = _needed_alpha(rgb[by:by + bbh, bx:bx + bbw], layout.color, start)
     if treatment == "plate":
-        alpha = _needed_alpha(rgb[y:y + bh, x:x + bw], layout.color, 0.35)
         d.rounded_rectangle((x - x0, y - y0, x - x0 + bw - 1, y - y0 + bh - 1), radius=int(0.125 * min(bw, bh)),
                             fill=255)
         mask = mask.filter(ImageFilter.GaussianBlur(radius=_plate_blur(width)))
     elif treatment == "scrim":
-        alpha = _needed_alpha(behind, layout.color, 0.3)
         e = 1.2 * cap
         d.rectangle((x - x0 - e, y - y0 - e, x - x0 + bw + e, y - y0 + bh + e), fill=255)
         mask = mask.filter(ImageFilter.GaussianBlur(radius=0.6 * cap))
     else:  # shadow / outline: a soft shadow of the letters themselves, a faint scrim only where needed
-        alpha = _needed_alpha(behind, layout.color, 0.0)
         if alpha > 0:
             d.rectangle((x - x0, y - y0, x - x0 + bw, y - y0 + bh), fill=int(round(255 * alpha)))
             mask = mask.filter(ImageFilter.GaussianBlur(radius=0.6 * cap))

@@ -89,6 +89,41 @@ class ClipEmbedder:
                 out.append(feats.float().cpu().numpy())
         return _l2(np.concatenate(out, axis=0))
 
+    def embed_tensors(self, pixels: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """(N, D) float32 unit vectors of images given as (3, H, W) uint8 tensors on any device (the
+        batch job's finished variants, before they leave the accelerator), preprocessed as tensors by
+        the model's own transforms: those before its to-tensor step (resize, centre crop) on the uint8
+        pixels, as on a PIL image, then levels / 255 and those after it (normalise). Within float
+        rounding of ``embed_images`` of the same pictures (torchvision's tensor resize is Pillow's
+        filter), not bit for bit.
+
+        Raises:
+            InvalidArgumentError: ``batch_size`` < 1.
+            NotImplementedError: the preprocessing has a step that takes only PIL images.
+        """
+        import torch
+
+        if batch_size < 1:
+            raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")
+        if len(pixels) == 0:
+            return self._empty()
+        before, after = _tensor_transforms(self.preprocess)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(pixels), batch_size):
+                chunk = []
+                for px in pixels[start : start + batch_size]:
+                    x = px
+                    for t in before:
+                        x = t(x)
+                    x = x.to(torch.float32) / 255.0
+                    for t in after:
+                        x = t(x)
+                    chunk.append(x)
+                feats = self.model.encode_image(torch.stack(chunk).to(self.device))
+                out.append(feats.float().cpu().numpy())
+        return _l2(np.concatenate(out, axis=0))
+
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """(N, D) float32 unit vectors."""
         import torch
@@ -101,6 +136,21 @@ class ClipEmbedder:
                 tokens = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
                 out.append(self.model.encode_text(tokens).float().cpu().numpy())
         return _l2(np.concatenate(out, axis=0))
+
+
+def _tensor_transforms(preprocess: Any) -> tuple[list[Any], list[Any]]:
+    """An open_clip/torchvision preprocessing split at its to-tensor step: (the steps before it, which
+    work on uint8 tensors as on PIL images; the steps after it), the RGB-mode step dropped."""
+    steps = list(getattr(preprocess, "transforms", []))
+    names = [getattr(t, "__name__", None) or type(t).__name__ for t in steps]  # a function, or a transform
+    cut = next((i for i, n in enumerate(names) if "ToTensor" in n), None)
+    if cut is None:
+        raise NotImplementedError("the CLIP preprocessing has no to-tensor step to split at")
+    before = [t for t, n in zip(steps[:cut], names[:cut]) if "ConvertMode" not in n and "convert_to_rgb" not in n]
+    for t in before:
+        if type(t).__name__ not in ("Resize", "CenterCrop"):
+            raise NotImplementedError(f"the CLIP preprocessing step {t!r} takes PIL images only")
+    return before, steps[cut + 1:]
 
 
 def _open_image(image: "Image.Image | None", path: Path | None, what: str, ident: str) -> Image.Image:

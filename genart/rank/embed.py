@@ -12,6 +12,7 @@ in the pipeline): the rank stage never imports the store.
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from collections import OrderedDict
 from typing import Mapping, Protocol, Sequence
@@ -69,6 +70,9 @@ class CachingEmbedder:
         # hashing a 512 px picture costs about as much as the tiny model's forward (images are treated
         # as immutable once they are in a Variant, as everywhere in genart)
         self._keys: dict[int, tuple[weakref.ref, str]] = {}
+        # the batch job embeds finished images on its decode thread (``embed_tensors``) while its write
+        # thread scores earlier ones: one at a time through the caches and the model
+        self._lock = threading.RLock()
 
     def _key(self, image: Image.Image) -> str:
         hit = self._keys.get(id(image))
@@ -89,8 +93,40 @@ class CachingEmbedder:
         while len(cache) > self.memory:
             cache.popitem(last=False)
 
+    def embed_tensors(self, pixels: Sequence[object], images: Sequence[Image.Image]) -> np.ndarray:
+        """``embed_images(images)``, computed from ``pixels`` (the same pictures as (3, H, W) uint8
+        tensors, on the accelerator) by the inner embedder's ``embed_tensors``: the vectors are then
+        remembered under the images' pixel hashes, so the scorers that later ask for ``images`` get
+        them without a PIL preprocessing or a second pass through the model. An inner embedder without
+        ``embed_tensors`` embeds the images.
+
+        Raises:
+            InvalidArgumentError: ``pixels`` and ``images`` differ in length.
+        """
+        if len(pixels) != len(images):
+            raise InvalidArgumentError("pixels", len(pixels), f"one tensor per image ({len(images)})")
+        inner = getattr(self.inner, "embed_tensors", None)
+        if inner is None:
+            return self.embed_images(images)
+        with self._lock:
+            keys = [self._key(im) for im in images]
+            todo = {k: i for i, k in reversed(list(enumerate(keys))) if k not in self._images}
+            if todo:
+                vecs = np.asarray(inner([pixels[i] for i in todo.values()], batch_size=self.batch_size), np.float32)
+                self.computed_images += len(todo)
+                new = dict(zip(todo, vecs))
+                for k, v in new.items():
+                    self._keep(self._images, k, v)
+                if self.persistent is not None:
+                    self.persistent.put_many(self.fingerprint, new)
+        return self.embed_images(images)
+
     def embed_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
         """(N, D) float32 unit vectors; only images never seen by this model are computed, in batches."""
+        with self._lock:
+            return self._embed_images(images, batch_size)
+
+    def _embed_images(self, images: Sequence[Image.Image], batch_size: int | None) -> np.ndarray:
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32)
         keys = [self._key(im) for im in images]
@@ -126,6 +162,10 @@ class CachingEmbedder:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, D) float32 unit vectors; each distinct text is encoded once per process."""
+        with self._lock:
+            return self._embed_texts(texts)
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         missing = list(dict.fromkeys(t for t in texts if t not in self._texts))

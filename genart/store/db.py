@@ -33,12 +33,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from genart.errors import StoreError
 from genart.files import sweep_stale, write_bytes
-from genart.imaging import png_bytes, sha256_bytes
+from genart.imaging import image_format, png_bytes, sha256_bytes
 from genart.store import convert
 from genart.store.schema import Base, create_schema
 from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+IMAGE_EXTS = {"png": "png", "jpeg": "jpg"}  # a stored file's format -> its extension
 _SIGN_LOCK = threading.Lock()
 _SWEPT: set[str] = set()  # store folders whose stale temporary files this process removed already
 _SWEPT_LOCK = threading.Lock()
@@ -185,9 +186,10 @@ class Store:
         path relative to the store's folder, then the path as written (old rows hold absolute paths, or
         paths relative to wherever the writer ran)."""
         if sha256:
-            own = self.images_dir / sha256[:2] / f"{sha256}.png"
-            if own.exists():
-                return own
+            for ext in IMAGE_EXTS.values():
+                own = self.images_dir / sha256[:2] / f"{sha256}.{ext}"
+                if own.exists():
+                    return own
         p = Path(stored)
         if not p.is_absolute():
             inside = self.root / p
@@ -207,9 +209,10 @@ class Store:
         return self.write_image(data)
 
     def write_image(self, data: bytes) -> tuple[str, Path]:
-        """Write encoded image bytes under their sha256 (atomically; an existing file is reused)."""
+        """Write encoded image bytes (PNG or JPEG) under their sha256, with their format's extension
+        (atomically; an existing file is reused)."""
         sha = sha256_bytes(data)
-        path = self.images_dir / sha[:2] / f"{sha}.png"
+        path = self.images_dir / sha[:2] / f"{sha}.{IMAGE_EXTS[image_format(data)]}"
         if not path.exists():
             write_bytes(path, data)
         return sha, path
@@ -262,28 +265,30 @@ class Store:
                 out.append(replace(kf, path=Path(path)))
         return out
 
-    def add_variants(self, run_id: str, variants: Sequence[Variant], software: str = "genart") -> list[Variant]:
-        """Persist variants in one transaction: the PNG carries its generation parameters and AI-provenance label."""
+    def add_variants(self, run_id: str, variants: Sequence[Variant], software: str = "genart", *,
+                     fmt: str = "png", quality: int = 92) -> list[Variant]:
+        """Persist variants in one transaction: each file (``fmt``: png or jpeg, a preset's
+        ``delivery``) carries its generation parameters and AI-provenance label."""
         from genart.provenance import c2pa_signer_from_env
         from genart.workers import pmap
 
         signer = c2pa_signer_from_env()  # C2PA Content Credentials when a certificate is configured
-        pngs = pmap(lambda v: self.variant_png(v, software, signer), variants)  # encoded on the CPU threads
+        files = pmap(lambda v: self.variant_bytes(v, software, signer, fmt=fmt, quality=quality), variants)
         with self.session() as s, s.begin():
-            return [self.stage_variant(s, run_id, v, software, signer, png=png)
-                    for v, png in zip(variants, pngs, strict=True)]
+            return [self.stage_variant(s, run_id, v, software, signer, data=data)
+                    for v, data in zip(variants, files, strict=True)]
 
     def stage_variant(self, session: Session, run_id: str, v: Variant, software: str = "genart",
-                      signer: object = None, png: bytes | None = None) -> Variant:
+                      signer: object = None, data: bytes | None = None) -> Variant:
         """Write one variant's image (atomically, named by its hash) and add its row to ``session``.
 
         The caller owns the transaction, so other rows (a batch ledger entry, say) commit with it.
-        ``png``: the bytes ``variant_png`` made for it already (the batch job encodes on its CPU threads).
-        Returns the variant with ``path`` set.
+        ``data``: the file ``variant_bytes`` made for it already (the batch job encodes on its CPU
+        threads); default: a PNG made here. Returns the variant with ``path`` set.
         """
         from dataclasses import replace
 
-        data = png if png is not None else self.variant_png(v, software, signer)
+        data = data if data is not None else self.variant_bytes(v, software, signer)
         sha, path = self.write_image(data)
         params = v.params.as_dict()
         session.add(VariantRow(run_id=run_id, variant_id=v.id, profile_id=v.profile_id,
@@ -293,13 +298,23 @@ class Store:
         return replace(v, path=path)
 
     @staticmethod
-    def variant_png(v: Variant, software: str = "genart", signer: object = None) -> bytes:
-        """The PNG of a variant as the store keeps it: its generation parameters, source frame and
-        timecode, and the IPTC AI-provenance label in text chunks and XMP, C2PA-signed when ``signer``.
-        Pure (no store state): safe to run on several threads."""
+    def variant_bytes(v: Variant, software: str = "genart", signer: object = None, *, fmt: str = "png",
+                      quality: int = 92) -> bytes:
+        """The file of a variant as the store keeps it (``fmt``: png or jpeg): its generation
+        parameters, source frame and timecode, and the IPTC AI-provenance label in text and XMP (a
+        JPEG's in APP1 and COM segments), C2PA-signed when ``signer``. A JPEG the device encoded
+        already (``Variant.encoded``) is used as it is. Pure (no store state): safe on several threads.
+
+        Raises:
+            StoreError: no pixels, or an unknown format.
+        """
+        from genart.imaging import image_jpeg, with_jpeg_text
         from genart.provenance import c2pa_sign_png, png_text_chunks
 
-        if v.image is None:
+        if fmt not in IMAGE_EXTS:
+            raise StoreError(f"unknown image format '{fmt}'", hint="one of " + ", ".join(IMAGE_EXTS))
+        encoded = v.encoded if v.encoded is not None and image_format(v.encoded) == fmt else None
+        if v.image is None and encoded is None:
             raise StoreError(f"variant {v.id} has no pixels to store")
         params = v.params.as_dict()
         kf = v.keyframe
@@ -307,11 +322,15 @@ class Store:
         fields = {"variant_id": v.id, "profile_id": v.profile_id, "params": params,
                   "keyframe": {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "timecode": kf.timecode,
                                "frame": kf.frame_index, "shot": kf.shot}}
-        data = png_bytes(v.image, png_text_chunks(v.digital_source_type, software=software, genart=fields))
+        text = png_text_chunks(v.digital_source_type, software=software, genart=fields)
+        if fmt == "png":
+            data = png_bytes(v.image, text)
+        else:
+            data = with_jpeg_text(encoded if encoded is not None else image_jpeg(v.image, quality), text)
         if signer is not None:
             with _SIGN_LOCK:  # one signer, shared by the CPU threads: its thread safety is not documented
                 data = c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
-                                     title=f"{v.id}.png", genart=fields)
+                                     title=f"{v.id}.{IMAGE_EXTS[fmt]}", genart=fields, mime=f"image/{fmt}")
         return data
 
     def add_rankings(self, run_id: str, ranked: Iterable[RankedVariant]) -> None:
