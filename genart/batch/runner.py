@@ -330,7 +330,8 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
     detail: dict[str, object] = {"test_id": test_id, "top_k": title.top_k}
     try:
         arms = handoff(ranked, test_id, {p.id: [p.id] for p in title.profiles}, include_control=True,
-                       control_image=title.control_image, top_k=None if approved else title.top_k)
+                       control_image=title.control_image, top_k=None if approved else title.top_k,
+                       approved=[rv.variant.id for rv in approved] if approved else None)
         if approved:
             reviewers = sorted({st.reviewer for st in api.review_states(ledger.out, state.run_id, db=ledger.db).values()
                                 if st.status == "approve" and st.reviewer})
