@@ -191,14 +191,19 @@ def test_titled_and_padded_honest_variants_of_real_frames_pass_fidelity():
     masked, unmasked, padded = [], [], 0
     for name in HONEST:
         kf = keyframe(name)
+        # finishing pads only when the subject is a little wider than the frame's window at the aspect: two
+        # heads side by side, 3% wider than a full-height 2:3 window, make each 2:3 variant reach past the frame
+        w, fh = 1.03 * kf.height * 2 / 3, 0.3 * kf.height
+        wide = replace(kf, id=f"{name}-wide", faces=(Box((kf.width - w) / 2, 0.2 * kf.height, w, fh),), people=())
         for profile in get_profiles(["horror", "romance-ja"]):  # 16:9, 2:3, 1:1 and 9:16
-            for v in classic_variants([kf], profile, n=2 * len(profile.aspects)):
+            for v in classic_variants([kf, wide], profile, n=2 * len(profile.aspects)):
                 s = fidelity.score([v], profile)[0]["fidelity"]
                 assert s >= threshold, (name, profile.id, v.params.aspect, v.params.title_status, s)
                 padded += synthetic_share(v) > 0.02
                 if v.params.title_box is not None:
                     masked.append(s)
-                    unmasked.append(structural_fidelity(np.asarray(v.image), np.asarray(kf.image), v.params.crop))
+                    src = np.asarray(v.keyframe.image)
+                    unmasked.append(structural_fidelity(np.asarray(v.image), src, v.params.crop))
     assert padded >= 5 and len(masked) >= 40
     assert min(masked) > 0.9  # a grade, a title and a fill of the true frame: close to 1
     assert min(unmasked) < 0.7  # what the title alone cost before it was masked
@@ -223,8 +228,16 @@ def test_clip_fidelity_compares_the_frame_without_its_title_plate():
     from genart.testing.fakes import FakeEmbedder
 
     profile = get_profiles(["romance"])[0]
-    kf = keyframe("obama.jpg")
-    v = next(v for v in classic_variants([kf], profile, n=3) if v.params.title_box is not None)
+    kf = keyframe("astronaut.png")
+    # the square variant of a square frame: a crop of (nearly) all of it, so the embedding is compared with the
+    # same picture and only the title plate differs
+    v = next(v for v in classic_variants([kf], profile, n=3) if v.params.title_box is not None and v.params.aspect == "1:1")
+    assert v.params.crop[2] >= 0.9 * kf.width
+    # a heavy plate (solid black over the title's box: romance's own treatment is a light shadow)
+    x, y, w, h = (int(round(c)) for c in v.params.title_box)
+    plated = np.asarray(v.image).copy()
+    plated[y:y + h, x:x + w] = 0
+    v = replace(v, image=Image.fromarray(plated))
     bare = replace(v, id="no-box", params=replace(v.params, title_box=None))
     s = ClipScorer(FakeEmbedder()).score([v, bare], profile)
     assert s[0]["fidelity"] > s[1]["fidelity"]  # the plate no longer counts against it
@@ -326,12 +339,14 @@ def test_open_nsfws_doubtful_band_is_flagged_not_rejected_on_an_innocent_close_u
     every profile and aspect, is kept; those in the band are flagged for a person, with the score and line."""
     from genart.rank.safety import SafetyScorer
 
-    kf = keyframe("whitehouse-1s", _video_frame("whitehouse_poetry_jam_2009_short.mp4", 1.0))
-    assert len(kf.faces) == 1 and kf.faces[0].w > 150  # the close-up
+    im = _video_frame("whitehouse_poetry_jam_2009_short.mp4", 1.0)
+    # framed both ways finishing may frame it: on the faces the detector finds (the profile close-up is not
+    # one of them; a dim face in the audience is) and, with no faces, on the picture's saliency (the profile)
+    kfs = [keyframe("whitehouse-1s", im), keyframe("whitehouse-1s-salient", im, detect=False)]
     spec = load_models_config().preset("classic").ranker.safety
     gate = SafetyScorer(None, nsfw=True, nsfw_threshold=spec.nsfw_threshold, nsfw_review=spec.nsfw_review)
-    variants = [v for p in load_profiles().values() for v in classic_variants([kf], p, n=2 * len(p.aspects),
-                                                                              title="Poetry Jam")]
+    variants = [v for kf in kfs for p in load_profiles().values()
+                for v in classic_variants([kf], p, n=2 * len(p.aspects), title="Poetry Jam")]
     scores = gate.score(variants, get_profiles(["drama"])[0])
     assert all(gate.reject(s) is None for s in scores) and max(s["nsfw"] for s in scores) <= 0.8
     flagged = [s for s in scores if gate.review(s)]
@@ -443,6 +458,10 @@ def test_quality_falls_with_enlargement_fill_burned_in_text_and_transitions():
     profile = get_profiles(["drama"])[0]
     kf = keyframe("chelsea.png", detect=False)
     v = classic_variants([kf], profile, n=3, title="")[2]
+    # finishing delivers a 512 px photo enlarged (recorded in params.upscale): the base here is the same
+    # picture as if its crop had been delivered at its own size, so the enlargement below is the only one
+    x, y, cw, ch = v.params.crop
+    v = replace(v, params=replace(v.params, upscale=1.0, width=cw, height=ch))
     q = TechnicalScorer()
 
     def quality(x):
