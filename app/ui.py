@@ -88,6 +88,8 @@ CSS = """
 #viewer.ga-lightbox #variant-full img, #viewer.ga-lightbox #variant-source img {
   max-height: calc(100vh - 185px) !important; height: auto; width: auto; max-width: 100%; object-fit: contain; }
 #viewer.ga-lightbox .ga-below { display: none; }
+/* the tile at the 160 px it is used at, whatever its aspect (a square one would fill the box) */
+#variant-tile img { max-width: 160px !important; max-height: 188px !important; width: auto !important; height: auto !important; object-fit: contain; }
 .ga-compare { display: grid; grid-template-columns: repeat(var(--n), minmax(0, 1fr)); gap: 12px; }
 .ga-cmp-cell { margin: 0; display: flex; flex-direction: column; align-items: center; }
 .ga-cmp-cell img { max-width: 100%; height: calc(100vh - 290px); min-height: 260px; object-fit: contain; }

@@ -93,9 +93,10 @@ def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *,
     A variant whose ``profile_id`` names one of ``profiles`` is ranked for that profile only; any other
     variant (an existing human-made thumbnail, say) is ranked for every profile. Every score is named
     in each ``RankedVariant`` (affinity, fidelity, aesthetic where the preset has a head, quality,
-    legibility, safety); misleading or unsafe ones are rejected with the reason. The first ``top_k``
-    places (else the preset's ``diversity.top_k``) are picked by maximal marginal relevance, so they
-    show different frames and looks.
+    legibility, safety) and each total is explained (``explanation``); misleading or unsafe ones are
+    rejected with the reason, doubtful ones kept with ``needs_review``. The list is placed for diversity
+    (``genart.rank.diversity``): it follows ``rank_score``, and ``placed_by`` says where diversity moved
+    a variant, so the first places show different frames and looks.
 
     Args:
         variants: what to rank; each needs pixels (``image``) or a file (``path``).

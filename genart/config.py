@@ -120,15 +120,19 @@ class ClipSpec(_Strict):
 class AestheticSpec(_Strict):
     """A LAION aesthetic-predictor head (linear, or MLP D->1024->128->64->16->1) on the CLIP image
     embedding, loaded from .safetensors only (``python -m genart.rank.aesthetic convert`` turns
-    LAION's .pth into one). ``builder: tiny`` builds a random head of the right shape (tests only)."""
+    LAION's .pth into one). ``builder: tiny`` builds a random head of the right shape (tests only).
+    ``builder: brisque`` needs no CLIP: OpenCV's BRISQUE (``cv2.quality``, opencv-contrib) with the
+    LIVE model files of Debian's ``opencv-data`` (``weights``: another folder holding them)."""
 
-    builder: Literal["file", "tiny"] = "file"
+    builder: Literal["file", "tiny", "brisque"] = "file"
     weights: str | None = Field(None, description="a .safetensors file: absolute, ~, or relative to $GENART_CACHE/weights")
     head: Literal["auto", "linear", "mlp"] = "auto"
     source: str | None = Field(None, description="where the original weights are published (for the how-to)")
 
     @model_validator(mode="after")
     def _check(self) -> "AestheticSpec":
+        if self.builder == "brisque":
+            return self
         if self.builder == "file":
             if not self.weights:
                 raise ValueError("builder 'file' needs 'weights' (a .safetensors file)")
@@ -138,21 +142,45 @@ class AestheticSpec(_Strict):
 
 
 class SafetySpec(_Strict):
-    """What makes a variant unsafe: the Open-NSFW classifier's probability, and CLIP zero-shot
-    probabilities of gore and weapons against neutral prompts. Above a threshold = rejected."""
+    """What makes a variant unsafe, and what a person must look at first.
+
+    Open-NSFW's authors read its probability below 0.2 as likely safe and above 0.8 as likely NSFW, the
+    band between as uncertain: a variant above ``nsfw_threshold`` is rejected, one above ``nsfw_review``
+    is kept but marked ``needs_review`` (never handed to a test without a person's approval). The CLIP
+    zero-shot gore and weapons probabilities (against neutral prompts) work the same way; they need CLIP,
+    so ``zero_shot`` defaults to on for ``method: clip`` and is refused for ``method: features``. A review
+    line above its threshold acts at the threshold.
+    """
 
     nsfw: bool = True
-    nsfw_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    zero_shot: bool = True
+    nsfw_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    nsfw_review: float = Field(0.2, ge=0.0, le=1.0)
+    zero_shot: bool | None = Field(None, description="CLIP zero-shot gore/weapons checks; default: when CLIP ranks")
     gore_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    gore_review: float = Field(0.3, ge=0.0, le=1.0)
     weapons_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    weapons_review: float = Field(0.3, ge=0.0, le=1.0)
 
 
 class DiversitySpec(_Strict):
-    """The first ``top_k`` places per profile are picked by maximal marginal relevance."""
+    """The list is placed for diversity (``genart.rank.diversity``).
 
-    top_k: int = Field(8, ge=1, le=10_000)
-    mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
+    ``top_k``: how many places are picked one at a time (None: all of them); ``mmr_lambda`` in (0, 1]:
+    1 = by total alone; at 0.6 a distinct variant loses at most 2/3 of the list's standard deviation
+    of totals to diversity, so it breaks near-ties and never buries a clearly better variant.
+    """
+
+    top_k: int | None = Field(None, ge=1, le=10_000)
+    mmr_lambda: float = Field(0.6, gt=0.0, le=1.0)
+    similarity: tuple[float, float] | None = Field(
+        None, description="(unrelated, near-copy) cosines of the preset's embedder; default: the embedder's own")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DiversitySpec":
+        if self.similarity is not None and not -1.0 <= self.similarity[0] < self.similarity[1] <= 1.0:
+            raise ValueError(f"similarity must be [unrelated, near_copy] with -1 <= unrelated < near_copy <= 1, "
+                             f"got {list(self.similarity)}")
+        return self
 
 
 class RankSpec(_Strict):
@@ -166,12 +194,25 @@ class RankSpec(_Strict):
     extra_weights: dict[str, float] = Field(default_factory=lambda: {"aesthetic": 0.3, "legibility": 0.2})
     batch_size: int = Field(32, ge=1, le=1024)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_shot(cls, data: object) -> object:
+        """Zero-shot checks need CLIP: on by default where CLIP ranks, off (and refused) where not."""
+        if not isinstance(data, dict):
+            return data
+        safety = data.get("safety", {})
+        if isinstance(safety, dict) and safety.get("zero_shot") is None:
+            data = {**data, "safety": {**safety, "zero_shot": data.get("method") == "clip"}}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "RankSpec":
+        if self.safety.zero_shot and self.method != "clip":
+            raise ValueError("safety.zero_shot (gore/weapons) needs CLIP embeddings: method must be 'clip'")
         if self.method == "clip" and self.clip is None:
             raise ValueError("method 'clip' needs a 'clip' section (model, pretrained)")
-        if self.aesthetic is not None and self.method != "clip":
-            raise ValueError("an 'aesthetic' head needs CLIP embeddings: method must be 'clip'")
+        if self.aesthetic is not None and self.aesthetic.builder != "brisque" and self.method != "clip":
+            raise ValueError("an 'aesthetic' head needs CLIP embeddings: method must be 'clip' (or builder: brisque)")
         for name, w in self.extra_weights.items():
             if not (w >= 0.0 and w < float("inf")):
                 raise ValueError(f"extra_weights['{name}'] must be a finite number >= 0, got {w}")

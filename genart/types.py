@@ -177,6 +177,39 @@ class VisualTargets:
     sharpness: float = 0.5
 
 
+WANT_TERMS: tuple[str, ...] = ("look", "people", "face_size", "two_shot", "eyes_open", "expression", "casting",
+                               "darkness", "colour", "motion", "screen")
+"""The terms of a profile's ``wants`` (and the names its ``weights`` may use)."""
+
+
+@dataclass(frozen=True)
+class Wants:
+    """What a profile's audience wants a frame to show, in measured terms (``wants:`` in
+    ``prompts/<id>.yaml``); the ``classic`` preset's affinity is the weighted match of these.
+
+    Each target is in [0, 1] on the scale of its measure (see ``genart.rank.features.content``):
+    ``people`` is the (fewest, most) faces the crop should show; ``face_size`` the largest face's
+    presence (1: it fills about 6% of the picture); ``two_shot`` two faces close together; ``eyes_open``
+    and ``expression`` from the faces' landmarks; ``darkness``, ``colour`` and ``motion``
+    of the source frame; ``screen`` a screen (a region of kind "screen") in the crop. ``weights`` says
+    how much each counts (``look``: the graded picture against the profile's visual ``targets``;
+    ``casting``: the frames stage's ``genart.casting.casting_match`` of the profile's ``casting``, who
+    the audience wants to see: the lead, a pair, a named character); a measure the frames stage did not
+    provide drops out of the mean instead of counting as a miss.
+    """
+
+    people: tuple[int, int] = (0, 3)
+    face_size: float = 0.5
+    two_shot: float = 0.0
+    eyes_open: float = 1.0
+    expression: float = 0.5
+    darkness: float = 0.5
+    colour: float = 0.5
+    motion: float = 0.3
+    screen: float = 0.0
+    weights: ScoreSet = ScoreSet((("look", 1.0),))
+
+
 @dataclass(frozen=True)
 class Grade:
     """A colour look. Each field is a signed adjustment at full strength (``amount`` = 1)."""
@@ -245,6 +278,8 @@ class TasteProfile:
     locale: str
     weights: ScoreSet
     path: Path | None = None
+    wants: Wants = Wants()
+    mmr_lambda: float | None = None  # diversity's trade-off for this profile (None: the preset's)
     title_style: TitleStyle = TitleStyle()
     casting: str | None = None  # who the audience wants in the art: "lead", "pair", or a character's name
 
@@ -420,6 +455,7 @@ class RunManifest:
     seed: int
     title: str = ""
     genre: str = ""
+    checks: tuple[str, ...] = ()  # the gates the ranking ran, one line each (``pipeline.ranking_checks``)
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -451,7 +487,13 @@ class RunResult:
         return self.profiles[profile_id]
 
     def to_json(self) -> dict[str, object]:
-        """The CLI's ``--json`` shape."""
+        """The CLI's ``--json`` shape (and ``result.json``'s).
+
+        Per row: ``rank_score``, the number the order follows (``total`` less what diversity took off;
+        ``placed_by`` says where diversity moved the row), ``explanation``, one line per score with
+        ``contribution = value * weight`` (the weights sum to 1, the contributions to ``total``),
+        ``needs_review`` (kept, but a person must approve it before any test) and ``rejected``.
+        """
 
         def one(rv: RankedVariant) -> dict[str, object]:
             kf = rv.variant.keyframe
@@ -459,7 +501,12 @@ class RunResult:
                 "variant_id": rv.variant.id,
                 "path": str(rv.variant.path) if rv.variant.path else None,
                 "rank": rv.rank,
+                "rank_score": round(rv.rank_score, 6) if rv.rank_score is not None else None,
                 "total": round(rv.total, 6),
+                "explanation": [{"score": c.score, "value": round(c.value, 6), "weight": round(c.weight, 6),
+                                 "contribution": round(c.contribution, 6)} for c in rv.explanation],
+                "placed_by": rv.placed_by,
+                "needs_review": rv.needs_review,
                 "scores": {k: round(v, 6) for k, v in rv.scores.items},
                 "rejected": rv.rejected,
                 "keyframe": {

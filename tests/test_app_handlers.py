@@ -169,7 +169,8 @@ def test_gallery_is_best_first_with_scores_and_review_state(classic_run):
     assert d.keyframe_label.startswith("Source frame 00:00:0")
     names = [n for n, _, _ in d.scores]
     assert {"affinity", "fidelity", "quality"} <= set(names)
-    assert dict((n, w) for n, _, w in d.scores)["affinity"] == 1.0  # the profile's weight beside the score
+    ws = dict((n, w) for n, _, w in d.scores)  # the profile's weights (1.0, 0.6, 0.3) as the total uses them
+    assert ws["affinity"] / ws["fidelity"] == pytest.approx(1.0 / 0.6) and ws["quality"] / ws["affinity"] == pytest.approx(0.3)
     assert "romance #1" in d.headline and "pending review" in d.headline
     assert d.variant_id not in d.headline + d.params  # internal ids stay in state, not on screen
     assert d.state.version == 0 and "seed" in d.params

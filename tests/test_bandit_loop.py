@@ -47,13 +47,14 @@ def title(tmp_path_factory) -> Path:
     return d
 
 
-def traffic(tester, test_id: str, n: int, rates: dict[str, float], seed: int, default: float = 0.02) -> None:
-    """n members of the test's segments; arm a clicks with rates.get(a, default)."""
+def traffic(tester, test_id: str, n: int, rates: dict[str, float], seed: int, default: float = 0.02,
+            value: float = 1.0) -> None:
+    """n members of the test's segments; arm a clicks (or plays ``value`` minutes) with rates.get(a, default)."""
     rng = np.random.default_rng(seed)
     segments = sorted({a.segment for a in tester.arms(test_id)})
     for start in range(0, n, 200):
         exps = tester.assign_many(test_id, [segments[i % len(segments)] for i in range(min(200, n - start))])
-        tester.record_many([Outcome(e.exposure_id, float(rng.random() < rates.get(e.arm_id, default)), time.time())
+        tester.record_many([Outcome(e.exposure_id, value * float(rng.random() < rates.get(e.arm_id, default)), time.time())
                             for e in exps])
 
 
@@ -214,7 +215,7 @@ def test_auto_approve_is_an_explicit_choice_recorded_in_the_test(title, tmp_path
     assert info.status == "running" and info.approved_by == "auto-approve" and info.auto_approve
     # the loop adds an auto-approved test's proposals at once, and the review log says who approved
     tester = _tester(out)
-    traffic(tester, info.test_id, 900, {"control": 0.3}, seed=3)
+    traffic(tester, info.test_id, 900, {"control": 0.3}, seed=3, value=12.0)  # plays of 12 min (reward play:10)
     step = api.loop_step(out, info.test_id)
     assert len(step.proposals) == 1 and len(step.added) == 1 and step.waiting == 0
     vid = step.added[0][1]

@@ -145,13 +145,15 @@ def test_run_table_reads_at_80_and_160_columns(stills_dir, tmp_path, columns):
         else:  # short ones, and the legend says what they are
             assert {"aff", "fid", "qual", "leg", "safe", "aspect", "file"} <= set(header)
             assert "aff = affinity" in out and "fid = fidelity" in out
-        totals = [float(r[header.index("total")]) for r in rows]
+        assert "rank" in header  # the ranking sets the order's own score on every row
+        keys = [float(r[header.index("rank")]) for r in rows]
         for r, item in zip(rows, data["profiles"][pid]):
             assert r[header.index("aspect")] == item["params"]["aspect"]
+            assert float(r[header.index("rank")]) == pytest.approx(item["rank_score"], abs=5e-4)
             assert (tmp_path / folder.replace("<profile>", pid) / r[header.index("file")]).is_file()
         # "best first" only when the rows follow the score shown; otherwise it says rank order, and why
-        if all(a >= b for a, b in zip(totals, totals[1:])):
-            assert title.endswith("best first by total"), title
+        if all(a >= b for a, b in zip(keys, keys[1:])):
+            assert title.endswith("best first by rank score"), title
         else:
             assert title.endswith("in rank order*") and "* rank order: the top places go to a variety" in out
             assert "best first" not in title

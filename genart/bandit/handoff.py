@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +27,8 @@ def _order_key(rv: RankedVariant) -> tuple[float, float]:
 
 def handoff(ranked: Sequence[RankedVariant], test_id: str, segments: Sequence[str] | Mapping[str, Sequence[str]],
             include_control: bool = True, control_image: Path | str | None = None, top_k: int | None = None,
-            *, prior_range: tuple[float, float] = (0.4, 0.6), control_prior: float | None = None) -> list[Arm]:
+            *, prior_range: tuple[float, float] = (0.4, 0.6), control_prior: float | None = None,
+            approved: Collection[str] | None = None) -> list[Arm]:
     """Turns approved ranked variants into arms, one set per segment.
 
     Args:
@@ -42,6 +43,9 @@ def handoff(ranked: Sequence[RankedVariant], test_id: str, segments: Sequence[st
             hand-off when nobody reviewed; ``None`` keeps all approved ones.
         prior_range: the prior means the lowest and highest ranking totals map to.
         control_prior: the control's prior mean; the middle of ``prior_range`` by default.
+        approved: ids of the variants a person approved. A variant the ranking marked ``needs_review``
+            (a safety score in the doubtful band) becomes an arm only if its id is here: the automatic
+            hand-off (``approved=None``) leaves every such variant out.
 
     Returns:
         Arms per segment in segment order; within a segment the variants best first, then the
@@ -68,8 +72,14 @@ def handoff(ranked: Sequence[RankedVariant], test_id: str, segments: Sequence[st
     for rv in ranked:
         if not isinstance(rv, RankedVariant):
             raise InvalidArgumentError("ranked item", type(rv).__name__, "genart.types.RankedVariant values")
+    cleared = set(approved or ())
+
+    def waits(rv: RankedVariant) -> bool:  # flagged for a person, and no person approved it
+        return bool(rv.needs_review) and rv.variant.id not in cleared
+
+    held = [rv for rv in ranked if rv.rejected is None and waits(rv)]
     kept: dict[str, RankedVariant] = {}
-    for rv in sorted((rv for rv in ranked if rv.rejected is None), key=_order_key):
+    for rv in sorted((rv for rv in ranked if rv.rejected is None and not waits(rv)), key=_order_key):
         kept.setdefault(rv.variant.id, rv)  # a variant ranked for two profiles: its best place
     if top_k is not None:
         per_profile: dict[str, int] = {}
@@ -81,7 +91,9 @@ def handoff(ranked: Sequence[RankedVariant], test_id: str, segments: Sequence[st
                 per_profile[rv.profile_id] = n + 1
         kept = chosen
     if not kept:
-        raise InvalidArgumentError("ranked", f"{len(ranked)} variants", "at least one approved (not rejected) RankedVariant")
+        waiting = f" ({len(held)} held back: marked needs_review and not approved by a person)" if held else ""
+        raise InvalidArgumentError("ranked", f"{len(ranked)} variants{waiting}",
+                                   "at least one approved (not rejected) RankedVariant")
 
     totals = np.array([rv.total for rv in kept.values()], dtype=float)
     finite = np.isfinite(totals)

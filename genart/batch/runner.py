@@ -215,7 +215,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     """
     from genart import __version__
     from genart.frames import extract_keyframes, probe_source
-    from genart.pipeline import _link, _source_digest
+    from genart.pipeline import _link, _source_digest, ranking_checks
     from genart.store.batch_tables import BatchTitleRow
     from genart.store.db import RunRow
 
@@ -244,7 +244,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
             genart_version=__version__, source=str(src), source_sha256=digest, preset=spec.name,
             preset_spec=spec.canonical_json(), models=(), profiles=tuple((p.id, p.version) for p in title.profiles),
             frames=title.frames, variants_per_frame=title.variants_per_frame, seed=title.seed, title=title.title,
-            genre=title.genre)
+            genre=title.genre, checks=ranking_checks(spec))
         ledger.store.start_run(manifest)
         write_text(run_dir / "manifest.json", json.dumps(manifest.to_json(), indent=2, sort_keys=True))
     elif run.status == "failed" and extract:
@@ -330,7 +330,8 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
     detail: dict[str, object] = {"test_id": test_id, "top_k": title.top_k}
     try:
         arms = handoff(ranked, test_id, {p.id: [p.id] for p in title.profiles}, include_control=True,
-                       control_image=title.control_image, top_k=None if approved else title.top_k)
+                       control_image=title.control_image, top_k=None if approved else title.top_k,
+                       approved=[rv.variant.id for rv in approved] if approved else None)
         if approved:
             reviewers = sorted({st.reviewer for st in api.review_states(ledger.out, state.run_id, db=ledger.db).values()
                                 if st.status == "approve" and st.reviewer})

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from genart._yaml import explain_validation_error, parse_mapping
 from genart.config import prompts_dir
 from genart.errors import InvalidArgumentError, ProfileValidationError, UnknownProfileError
-from genart.types import Grade, ScoreSet, TasteProfile, TitleStyle, VisualTargets
+from genart.types import WANT_TERMS, Grade, ScoreSet, TasteProfile, TitleStyle, VisualTargets, Wants
 
 ASPECTS = ("16:9", "2:3", "1:1", "9:16", "4:3", "3:4", "4:5", "21:9")
 SCORE_NAMES = ("affinity", "fidelity", "quality", "aesthetic", "safety", "legibility", "faces")
@@ -55,6 +55,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_aspects(v: tuple[str, ...]) -> tuple[str, ...]:
+    for a in v:
+        if a not in ASPECTS:
+            raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
+    return v
+
+
+def _check_weights(v: dict[str, float], names: tuple[str, ...], what: str) -> dict[str, float]:
+    """Weights by name: known names, finite and >= 0, at least one positive."""
+    for k, w in v.items():
+        if k not in names:
+            raise ValueError(f"unknown {what} '{k}'; choose from {', '.join(names)}")
+        if not 0 <= w < float("inf"):
+            raise ValueError(f"weight of '{k}' must be a finite number >= 0, got {w}")
+    if not any(w > 0 for w in v.values()):
+        raise ValueError(f"at least one {what} weight must be positive")
+    return v
+
+
 class DiffusionSettings(_Strict):
     strengths: tuple[float, ...] = Field((), description="img2img strength ladder; empty = the preset's")
     steps: int | None = Field(None, ge=1, le=150)
@@ -81,6 +100,40 @@ class Targets(_Strict):
     contrast: float = Field(0.5, ge=0, le=1)
     faces: float = Field(0.5, ge=0, le=1)
     sharpness: float = Field(0.5, ge=0, le=1)
+
+
+class WantsSpec(_Strict):
+    """What the audience wants a frame to show, in measured terms (see ``genart.types.Wants``)."""
+
+    people: tuple[int, int] = Field((0, 3), description="(fewest, most) faces the crop should show")
+    face_size: float = Field(0.5, ge=0, le=1, description="largest face's presence: 1 = it fills ~6% of the picture")
+    two_shot: float = Field(0.0, ge=0, le=1, description="two faces of similar size close together")
+    eyes_open: float = Field(1.0, ge=0, le=1)
+    expression: float = Field(0.5, ge=0, le=1, description="0 neutral .. 1 strongly expressive")
+    darkness: float = Field(0.5, ge=0, le=1, description="1 - mean luma of the source frame's crop")
+    colour: float = Field(0.5, ge=0, le=1, description="colourfulness of the source frame's crop")
+    motion: float = Field(0.3, ge=0, le=1, description="1 = a fast-moving frame")
+    screen: float = Field(0.0, ge=0, le=1, description="1 = a screen in the picture")
+    weights: dict[str, float] = Field(default_factory=lambda: {"look": 1.0})
+
+    @field_validator("people")
+    @classmethod
+    def _people(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] < 0 or v[1] < v[0]:
+            raise ValueError(f"people must be [fewest, most] with 0 <= fewest <= most, got {list(v)}")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_weights(v, WANT_TERMS, "want")
+
+
+class RankingSettings(_Strict):
+    """How this profile's list is placed (``genart.rank.combine``). Which aspects must carry the title is
+    the title style's ``required_for`` (``TasteProfile.may_compete``), not a ranking setting."""
+
+    mmr_lambda: float | None = Field(None, gt=0, le=1, description="diversity's trade-off; default: the preset's")
 
 
 class GradeSpec(_Strict):
@@ -111,10 +164,7 @@ class TitleStyleSpec(_Strict):
     @field_validator("required_for")
     @classmethod
     def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for a in v:
-            if a not in ASPECTS:
-                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
-        return v
+        return _check_aspects(v)
 
     def typed(self) -> TitleStyle:
         rgb = tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
@@ -134,6 +184,8 @@ class ProfileFile(_Strict):
     diffusion: DiffusionSettings = DiffusionSettings()
     anchors: Anchors
     targets: Targets = Targets()
+    wants: WantsSpec = WantsSpec()
+    ranking: RankingSettings = RankingSettings()
     grade: GradeSpec
     aspects: tuple[str, ...] = ("16:9", "2:3", "1:1")
     locale: str = Field("en-US", pattern=LOCALE_PATTERN)
@@ -157,22 +209,12 @@ class ProfileFile(_Strict):
     def _aspects(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("at least one aspect ratio is needed")
-        for a in v:
-            if a not in ASPECTS:
-                raise ValueError(f"unknown aspect ratio '{a}'; choose from {', '.join(ASPECTS)}")
-        return v
+        return _check_aspects(v)
 
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        for k, w in v.items():
-            if k not in SCORE_NAMES:
-                raise ValueError(f"unknown score '{k}'; choose from {', '.join(SCORE_NAMES)}")
-            if w < 0:
-                raise ValueError(f"weight of '{k}' must be >= 0, got {w}")
-        if not any(w > 0 for w in v.values()):
-            raise ValueError("at least one weight must be positive")
-        return v
+        return _check_weights(v, SCORE_NAMES, "score")
 
 
 def _version(data: object) -> str:
@@ -213,6 +255,9 @@ def parse_profile(text: str, path: Path | str = "<profile>") -> TasteProfile:
         locale=pf.locale,
         weights=ScoreSet.of(pf.weights),
         path=path,
+        wants=Wants(**{**pf.wants.model_dump(), "people": tuple(pf.wants.people),
+                       "weights": ScoreSet.of(pf.wants.weights)}),
+        mmr_lambda=pf.ranking.mmr_lambda,
         title_style=pf.title_style.typed(),
         casting=pf.casting.strip() if pf.casting else None,
     )

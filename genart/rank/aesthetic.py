@@ -158,7 +158,7 @@ def load_aesthetic(preset_spec, dim: int) -> AestheticHead | None:
             size does not match the CLIP model.
     """
     spec = preset_spec.ranker.aesthetic
-    if spec is None:
+    if spec is None or spec.builder == "brisque":  # no CLIP head (``BrisqueScorer``)
         return None
     if spec.builder == "tiny":
         if not preset_spec.random_weights:
@@ -206,6 +206,74 @@ class AestheticScorer:
             return []
         emb = self.embedder.embed_images([_open_image(v.image, v.path, "variant", v.id) for v in variants])
         return [ScoreSet.of({"aesthetic": float(r) / 10.0}) for r in self.head(emb)]
+
+
+BRISQUE_DIR = Path("/usr/share/opencv4/quality")  # Debian's opencv-data
+BRISQUE_FILES = ("brisque_model_live.yml", "brisque_range_live.yml")
+BRISQUE_LONG_SIDE = 512
+
+
+def brisque_files(folder: str | Path | None = None) -> tuple[Path, Path]:
+    """The BRISQUE model and range files (trained on the LIVE database) that ``cv2.quality`` needs.
+
+    Raises:
+        ModelLoadError: they are not there (says how to get them).
+    """
+    base = Path(folder).expanduser() if folder else BRISQUE_DIR
+    paths = tuple(base / name for name in BRISQUE_FILES)
+    missing = [str(q) for q in paths if not q.is_file()]
+    if missing:
+        raise ModelLoadError("BRISQUE (OpenCV quality, LIVE model)", looked=missing,
+                             how="apt-get install opencv-data (Debian/Ubuntu), or set ranker.aesthetic.weights to a "
+                                 "folder holding " + " and ".join(BRISQUE_FILES))
+    return paths[0], paths[1]
+
+
+class BrisqueScorer:
+    """``aesthetic`` without CLIP: 1 - BRISQUE / 100, clipped to [0, 1]; satisfies ``Scorer``.
+
+    BRISQUE (Mittal, Moorthy and Bovik, 2012) is a no-reference quality model: natural-scene statistics
+    of the picture's local contrast, against what undistorted photographs show, regressed on human
+    opinion scores (the LIVE database). On its scale about 0-10 is a pristine photograph and 40-75 a
+    visibly blurred, noisy or upscaled one, so ``1 - score / 100`` reads 0.9-1 for a clean picture and
+    0.3-0.6 for a damaged one. It judges the picture's technical look (blur, noise, blocking, the
+    softness of an enlargement), not its subject: it is what ``classic`` can say about a picture beside
+    the profile's affinity. Measured on a copy at most 512 px on its long side (it is scale-dependent;
+    a fixed size makes variants of every catalogue size comparable).
+
+    Args:
+        folder: where the model files are (default: Debian's ``/usr/share/opencv4/quality``).
+
+    Raises:
+        ModelLoadError: the model files or ``cv2.quality`` (opencv-contrib) are missing.
+    """
+
+    names = ("aesthetic",)
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        import cv2
+
+        if not hasattr(cv2, "quality"):
+            raise ModelLoadError("BRISQUE (OpenCV quality, LIVE model)",
+                                 detail="this OpenCV build has no cv2.quality module",
+                                 how="pip install opencv-contrib-python-headless (in place of opencv-python-headless)")
+        self.model, self.range = brisque_files(folder)
+        self._model = cv2.quality.QualityBRISQUE_create(str(self.model), str(self.range))
+
+    def brisque(self, rgb: np.ndarray) -> float:
+        """BRISQUE's own score of an RGB picture (lower is better)."""
+        import cv2
+
+        from genart import imaging
+
+        small = imaging.downscale(imaging.to_array(rgb), BRISQUE_LONG_SIDE)
+        return float(self._model.compute(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[0])
+
+    def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
+        from genart.rank.features import _open_rgb
+
+        return [ScoreSet.of({"aesthetic": float(np.clip(1.0 - self.brisque(_open_rgb(v.image, v.path)) / 100.0, 0.0, 1.0))})
+                for v in variants]
 
 
 def convert(src: Path | str, dst: Path | str) -> Path:

