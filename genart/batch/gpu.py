@@ -127,35 +127,24 @@ def _per_group(generator: Any, slots: Sequence[Slot], on_done: OnDone) -> None:
 
 
 def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
-    import torch
     from accelerate.utils import find_executable_batch_size
 
-    from genart.generate.diffusion import VariantJob, steps_for
-    from genart.generate.seeds import variant_seed
-
-    spec, model = gen.spec, gen.model
+    model = gen.model
     with model.lock:
-        latents: dict[tuple[str, str], Any] = {}
-        sizes: dict[tuple[str, str], tuple[int, int]] = {}
+        frames: dict[tuple[str, str], Any] = {}
         texts: dict[tuple[str, str, str], Any] = {}
         rows: list[tuple[Slot, Any, tuple[str, str, str], str, str, float, bool]] = []
         for s in slots:
             fkey = (s.run_id, s.kf.id)
-            if fkey not in latents:  # each distinct frame: resized and VAE-encoded once
-                img = gen.prepare_frame(s.kf)
-                sizes[fkey] = img.size
-                latents[fkey] = gen.encode_frame(img)
+            if fkey not in frames:  # each distinct frame: resized, VAE-encoded (and its edges found) once
+                frames[fkey] = gen.prepare(s.kf)
             p = s.profile
             prompt, negative = p.render_prompt(s.title, s.genre), p.negative_prompt or ""
-            guidance = float(p.guidance if p.guidance is not None else spec.guidance)
+            guidance = gen.guidance_for(p)
             tkey = (p.version, prompt, negative)
             if tkey not in texts:
                 texts[tkey] = gen.encode_text(p, prompt, negative, guidance)  # cached on the model across calls
-            ladder = tuple(p.strengths) or tuple(spec.strengths)
-            strength = float(ladder[s.idx % len(ladder)])
-            w, h = sizes[fkey]
-            job = VariantJob(s.kf, s.idx, variant_seed(s.seed, s.kf.id, p.id, s.idx), strength,
-                       steps_for(p.steps or spec.steps, strength), w, h)
+            job = gen.plan_job(s.kf, p, s.idx, s.seed, frames[fkey].size)
             rows.append((s, job, tkey, prompt, negative, guidance, gen.uses_cfg(guidance)))
 
         groups: dict[tuple, list[int]] = {}
@@ -184,7 +173,10 @@ def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchSta
                         rows_in = chunk
                         if state.fixed_shapes:
                             rows_in = chunk + chunk[-1:] * (bucket(len(chunk), batch_size) - len(chunk))
-                        made = _run_chunk(gen, torch, rows_in, latents, texts, strength, steps, guidance, decode=not own)
+                        made = gen.run_chunk([job for _, job, *_ in rows_in],
+                                             [frames[(s.run_id, s.kf.id)] for s, *_ in rows_in],
+                                             [texts[tkey] for _, _, tkey, *_ in rows_in], strength, steps, guidance,
+                                             output="latent" if own else "pil")
                         state.shapes.append(len(rows_in))
                         _sync(model.device)
                         dt = time.perf_counter() - t
@@ -384,20 +376,6 @@ def _title_text(s: Slot) -> str:
     from genart.generate.classic import title_for
 
     return title_for(s.profile, s.title, None).strip()
-
-
-def _run_chunk(gen: Any, torch: Any, chunk: Sequence[tuple], latents: dict, texts: dict, strength: float, steps: int,
-               guidance: float, decode: bool = False) -> Any:
-    """One img2img call for a chunk: each row its own frame latents, prompt embeddings and seed. Returns
-    the denoised latents (decoded by ``Overlap``), or the images where the pipeline decodes (``decode``)."""
-    batch = torch.cat([latents[(s.run_id, s.kf.id)] for s, *_ in chunk], dim=0)
-    kwargs = {}
-    for name in texts[chunk[0][2]]:
-        kwargs[name] = torch.cat([texts[tkey][name] for _, _, tkey, *_ in chunk], dim=0)
-    seeds = [job.seed for _, job, *_ in chunk]
-    if decode:
-        return gen.img2img(batch, seeds, strength, steps, guidance, **kwargs)
-    return gen.denoise(batch, seeds, strength, steps, guidance, **kwargs)
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
