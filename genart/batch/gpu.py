@@ -1,9 +1,12 @@
 """Making variant slots fast: one batch across frames, profiles and titles, with OOM back-off.
 
-Built on ``genart.generate.diffusion.DiffusionGenerator`` (its text cache, frame preparation, VAE
-encode, per-seed generators and ``Variant`` construction) so a slot made here is bit for bit the
-variant ``pipeline.run`` makes for the same key frame, profile, seed and index: the batch job and a
-plain run agree. What this adds:
+A scheduler over ``genart.generate.diffusion.DiffusionGenerator``: each frame is made ready by its
+``prepare`` (resized, VAE-encoded and, for a ControlNet, its canny edges), each slot planned by its
+``plan_job`` (seed, strength, steps) and each chunk run by its ``run_chunk`` (which builds what the
+pipeline call gets: latents, per-row prompt embeddings, control images), the very methods ``generate``
+uses, so a slot made here is bit for bit the variant ``pipeline.run`` makes for the same key frame,
+profile, seed and index (``tests/test_generator_contract.py`` checks it for every generator). What
+this adds:
 
 - any set of *slots* (title, profile, key frame, variant index), so a resumed job makes only the
   missing ones;
@@ -37,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from genart.generate import Generator
 from genart.types import KeyFrame, TasteProfile, Variant
 from genart.workers import pmap
 
@@ -101,7 +105,7 @@ def _sync(device: Any) -> None:
         torch.cuda.current_stream(device).synchronize()
 
 
-def generate_slots(generator: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
+def generate_slots(generator: Generator, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
     """Make every slot, calling ``on_done`` after each chunk (see the module doc)."""
     if not slots:
         return
@@ -113,8 +117,8 @@ def generate_slots(generator: Any, slots: Sequence[Slot], on_done: OnDone, state
         _per_group(generator, slots, on_done)
 
 
-def _per_group(generator: Any, slots: Sequence[Slot], on_done: OnDone) -> None:
-    """Any generator with ``generate(keyframes, profile, n, ...)`` (classic): one call per (frame, profile)."""
+def _per_group(generator: Generator, slots: Sequence[Slot], on_done: OnDone) -> None:
+    """Any other ``Generator`` (classic): one ``generate`` call per (frame, profile)."""
     groups: dict[tuple[str, str, str], list[Slot]] = {}
     for s in slots:
         groups.setdefault((s.run_id, s.profile.id, s.kf.id), []).append(s)

@@ -20,6 +20,11 @@ where the crop leaves the frame, else another crop or a narrow seamless fill), g
 look, titled clear of the faces, the subject and burned-in text, and watermarked imperceptibly.
 A preset naming a ControlNet runs img2img guided by the frame's canny edges (computed once per frame).
 
+``prepare`` (per frame), ``plan_job`` (per variant) and ``run_chunk`` (per pipeline call) are public:
+the batch job (``genart.batch.gpu``) schedules the same calls across titles and profiles, so the two
+entry points cannot drift apart (a ControlNet preset once crashed the batch job, which built its own
+pipeline arguments and left out the control images).
+
 torch is imported inside the functions: importing this module stays cheap.
 """
 
