@@ -376,10 +376,10 @@ def _decode_halving(gen: Any, latents: Any, state: "BatchState") -> Any:
 
 
 def _title_text(s: Slot) -> str:
-    """The title laid on the artwork, as ``DiffusionGenerator.generate`` picks it (none without a title)."""
-    from genart.generate.classic import title_for
+    """The title laid on the artwork, by the rule ``DiffusionGenerator.generate`` uses (none without a title)."""
+    from genart.generate.classic import overlay_title
 
-    return title_for(s.profile, s.title, None).strip()
+    return overlay_title(s.profile, s.title, None)
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")

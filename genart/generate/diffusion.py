@@ -275,11 +275,9 @@ class DiffusionGenerator:
         for j, job in enumerate(jobs):
             groups.setdefault((job.width, job.height, job.strength, job.steps), []).append(j)
 
-        from genart.generate.classic import title_for
+        from genart.generate.classic import overlay_title
 
-        title_text = title_for(profile, title, titles)
-        overlay = bool(title_text.strip()) if title_overlay is None else bool(title_overlay and title_text.strip())
-        title_text = title_text if overlay else ""
+        title_text = overlay_title(profile, title, titles, title_overlay)
         tensor = self.tensor_finishing  # finished on the device, chunk by chunk, as the batch job does
         images: list[Image.Image | None] = [None] * len(jobs)
         made: list[Variant | None] = [None] * len(jobs)
