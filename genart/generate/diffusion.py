@@ -374,12 +374,13 @@ class DiffusionGenerator:
 
         batch = torch.cat([f.latents for f in frames], dim=0)
         kwargs: dict[str, Any] = {name: torch.cat([t[name] for t in texts], dim=0) for name in texts[0]}
-        if self.guided:
+        cn = self.spec.controlnet
+        if cn is not None and self.guided:
             missing = [i for i, f in enumerate(frames) if f.control is None]
             if missing:  # pragma: no cover - ``prepare`` makes a control image whenever ``guided``
                 raise RuntimeError(f"rows {missing} of a ControlNet chunk have no control image")
             kwargs["control_image"] = [f.control for f in frames]
-            kwargs["controlnet_conditioning_scale"] = float(self.spec.controlnet.conditioning_scale)
+            kwargs["controlnet_conditioning_scale"] = float(cn.conditioning_scale)
         return batch, kwargs
 
     def run_chunk(self, jobs: Sequence[VariantJob], frames: Sequence[PreparedFrame],
