@@ -1,6 +1,6 @@
 """The ``Generator`` contract (``genart.generate.Generator``), one class of tests bound to every generator,
 as diffusers' ``PipelineTesterMixin`` is to its pipelines: classic, tiny, tiny + ControlNet, tiny +
-inpainting. Each binding says how to build its generator and what else its variants must record; the
+inpainting, and a fake written against the protocol alone. Each binding says how to build its generator and what else its variants must record; the
 tests are the same for all: n variants per frame in order, aspects cycled with matching sizes, the
 same seed giving the same variants, the parameters that made them recorded, and the batch job
 (``genart.batch.gpu.generate_slots``) making the very same variant for each slot as ``generate``.
@@ -10,9 +10,10 @@ The diffusion bindings build torch models (tiny, random weights, 64 px): marked 
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from genart.config import PresetSpec, load_models_config
 from genart.generate import Generator
 from genart.generate.seeds import variant_seed
+from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ASPECTS = ("16:9", "1:1", "2:3")
@@ -172,3 +174,60 @@ class TestTinyInpaint(_Diffusion):
         painted = [k for k in kinds if k.startswith("outpaint:")]
         assert painted and all(k.startswith("outpaint:genart/tiny-sd-inpaint@") for k in painted), kinds
         assert set(kinds) - set(painted) <= {"crop", "mirror-fill"}, kinds
+
+
+class FakeGenerator:
+    """A generator written against the protocol alone: a flat colour drawn from each variant's seed, at
+    the classic preset's delivery size of its aspect. ``break_with`` breaks one clause of the contract."""
+
+    def __init__(self, break_with: str = "") -> None:
+        self.finish = load_models_config().preset("classic").finish
+        self.break_with = break_with
+
+    def generate(self, keyframes: Sequence[KeyFrame], profile: TasteProfile, variants_per_frame: int, *,
+                 seed: int = 0, title: str = "", genre: str = "", progress: Any = None,
+                 title_overlay: bool | None = None, titles: Any = None) -> list[Variant]:
+        from PIL import Image
+
+        from genart.generate.classic import overlay_title
+
+        text = overlay_title(profile, title, titles, title_overlay) or None
+        out = []
+        for kf in keyframes:
+            for i in range(variants_per_frame):
+                aspect = profile.aspects[(i + (self.break_with == "aspects")) % len(profile.aspects)]
+                vseed = variant_seed(seed, kf.id, profile.id, i) if self.break_with != "seed" else random.getrandbits(31)
+                w, h = self.finish.size(aspect)
+                params = GenerationParams(preset="fake", method="fake", profile_id=profile.id,
+                                          profile_version=profile.version, keyframe_id=kf.id, seed=vseed, width=w,
+                                          height=h, aspect=aspect, grade="none", title=text,
+                                          title_status="placed" if text else None)
+                colour = tuple(random.Random(vseed).randrange(256) for _ in range(3))
+                out.append(Variant(id=stable_id(kf.id, profile.id, profile.version, params.as_dict()),
+                                   profile_id=profile.id, keyframe=kf, params=params,
+                                   digital_source_type="trainedAlgorithmicMedia", image=Image.new("RGB", (w, h), colour)))
+        return out[::-1] if self.break_with == "order" else out
+
+
+class TestFake(GeneratorContract):
+    def make_generator(self) -> Generator:
+        return FakeGenerator()
+
+
+@pytest.mark.parametrize("clause, test", [
+    ("order", "test_n_variants_per_frame_in_frame_then_index_order"),
+    ("aspects", "test_aspects_cycle_and_each_image_has_its_aspect_and_recorded_size"),
+    ("seed", "test_same_seed_same_variants_another_seed_others"),
+])
+def test_the_contract_fails_a_generator_that_breaks_it(clause: str, test: str) -> None:
+    """Each clause of the contract can fail: a fake breaking it fails that contract test."""
+    from tests.test_diffusion import make_frame, make_profile
+
+    gen, frames = FakeGenerator(break_with=clause), [make_frame(40), make_frame(41, 120, 160)]
+    profile = make_profile(aspects=ASPECTS, version="v-contract")
+    made = gen.generate(frames, profile, N, seed=SEED, title="The Contract", genre="drama")
+    kwargs = {"gen": gen, "made": made, "frames": frames, "profile": profile}
+    method = getattr(TestFake(), test)
+    names = method.__code__.co_varnames[1:method.__code__.co_argcount]
+    with pytest.raises(AssertionError):
+        method(**{k: kwargs[k] for k in names})
