@@ -38,11 +38,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from genart.generate import Generator
 from genart.types import KeyFrame, TasteProfile, Variant
 from genart.workers import pmap
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.generate.diffusion import DiffusionGenerator, PreparedFrame, VariantJob
 
 #: The interpreter's thread switch interval while a batch generates (see ``_diffusion``).
 SWITCH_INTERVAL_S = 0.0002
@@ -130,14 +133,14 @@ def _per_group(generator: Generator, slots: Sequence[Slot], on_done: OnDone) -> 
         on_done([(s, made[s.idx]) for s in group], time.perf_counter() - t)
 
 
-def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
+def _diffusion(gen: DiffusionGenerator, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
     from accelerate.utils import find_executable_batch_size
 
     model = gen.model
     with model.lock:
-        frames: dict[tuple[str, str], Any] = {}
+        frames: dict[tuple[str, str], PreparedFrame] = {}
         texts: dict[tuple[str, str, str], Any] = {}
-        rows: list[tuple[Slot, Any, tuple[str, str, str], str, str, float, bool]] = []
+        rows: list[tuple[Slot, VariantJob, tuple[str, str, str], str, str, float, bool]] = []
         for s in slots:
             fkey = (s.run_id, s.kf.id)
             if fkey not in frames:  # each distinct frame: resized, VAE-encoded (and its edges found) once
