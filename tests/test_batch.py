@@ -593,7 +593,8 @@ def _models_with(tmp_path, name: str, **generator) -> Path:
 
 
 def _stored(out: Path) -> dict[tuple, tuple]:
-    """Every stored variant by (profile, key frame, index): its params and its pixels."""
+    """Every stored variant by (profile, key frame's place, variant index): its id, params and pixels. The
+    index is the batch ledger's where there is one, else the order ``genart run`` stores them in."""
     import numpy as np
     from PIL import Image
 
@@ -602,13 +603,16 @@ def _stored(out: Path) -> dict[tuple, tuple]:
     store = Store(out)
     with sqlite3.connect(out / "genart.sqlite") as db:
         (run_id,) = db.execute("SELECT id FROM runs").fetchone()
-    made = {}
+        has_ledger = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'batch_units'").fetchone()
+        slots = dict(db.execute("SELECT variant_id, idx FROM batch_units WHERE kind = 'variant'").fetchall()
+                     if has_ledger else [])
     by_kf = {kf.id: i for i, kf in enumerate(store.keyframes(run_id))}
-    counts: dict[tuple, int] = {}
+    made, counts = {}, {}
     for v in store.variants(run_id):
         key = (v.profile_id, by_kf[v.keyframe.id])
         counts[key] = counts.get(key, -1) + 1
-        made[(*key, counts[key])] = (v.id, v.params, np.asarray(Image.open(store.resolve(v.path)).convert("RGB")))
+        idx = slots[v.id] if slots else counts[key]
+        made[(*key, idx)] = (v.id, v.params, np.asarray(Image.open(store.resolve(v.path)).convert("RGB")))
     return made
 
 
