@@ -20,6 +20,7 @@ from genart import __version__
 from genart.config import PresetSpec, load_models_config
 from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, WarningLog, warn
 from genart.files import FileLock, write_bytes, write_text
+from genart.generate import Generator
 from genart.imaging import sha256_bytes, sha256_file
 from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
@@ -33,7 +34,7 @@ from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResu
 class Stages:
     """What a preset runs: a generator (classic or diffusion) and the scorers that rank its output."""
 
-    generator: object  # has .generate(keyframes, profile, n, seed=, title=, genre=, progress=)
+    generator: Generator  # classic or diffusion: ``generate(keyframes, profile, n, seed=, ...)``
     scorers: tuple[Scorer, ...]
     models: tuple[ModelRef, ...]
     ranking: RankOptions | None = None  # diversity (MMR) and extra weights; None = order by total
@@ -370,7 +371,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             # a profile's variants commit in one transaction: all of them are stored, or none
             variants = store.variants(run_id, profile.id, by_id) if claimed is not None else []
             if not variants:
-                variants = stages.generator.generate(  # type: ignore[attr-defined]
+                variants = stages.generator.generate(
                     kfs, profile, variants_per_frame, seed=seed, title=title, genre=genre, progress=progress,
                     title_overlay=title_overlay, titles=titles)  # [generate: title]
                 variants = store.add_variants(run_id, variants, software=f"genart {__version__}",

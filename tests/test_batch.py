@@ -574,3 +574,70 @@ def test_compile_mode_is_checked_before_anything_compiles(monkeypatch):
     monkeypatch.setenv("GENART_COMPILE_MODE", "graphs")
     with pytest.raises(InvalidArgumentError, match="reduce-overhead"):
         compile_mode()
+
+
+# --- one engine: a ControlNet preset through the batch job ------------------------------------------
+def _models_with(tmp_path, name: str, **generator) -> Path:
+    """A models.yaml (for ``$GENART_MODELS``) with preset ``name``: tiny with ``generator`` settings."""
+    import yaml
+
+    from genart.config import load_models_config
+
+    doc = yaml.safe_load(Path(load_models_config().path).read_text())
+    preset = json.loads(json.dumps(doc["presets"]["tiny"]))
+    preset["generator"].update(generator)
+    doc["presets"][name] = preset
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _stored(out: Path) -> dict[tuple, tuple]:
+    """Every stored variant by (profile, key frame's place, variant index): its id, params and pixels. The
+    index is the batch ledger's where there is one, else the order ``genart run`` stores them in."""
+    import numpy as np
+    from PIL import Image
+
+    from genart.store.db import Store
+
+    store = Store(out)
+    with sqlite3.connect(out / "genart.sqlite") as db:
+        (run_id,) = db.execute("SELECT id FROM runs").fetchone()
+        has_ledger = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'batch_units'").fetchone()
+        slots = dict(db.execute("SELECT variant_id, idx FROM batch_units WHERE kind = 'variant'").fetchall()
+                     if has_ledger else [])
+    by_kf = {kf.id: i for i, kf in enumerate(store.keyframes(run_id))}
+    made, counts = {}, {}
+    for v in store.variants(run_id):
+        key = (v.profile_id, by_kf[v.keyframe.id])
+        counts[key] = counts.get(key, -1) + 1
+        idx = slots[v.id] if slots else counts[key]
+        made[(*key, idx)] = (v.id, v.params, np.asarray(Image.open(store.resolve(v.path)).convert("RGB")))
+    return made
+
+
+@pytest.mark.slow
+def test_controlnet_preset_through_genart_batch_is_the_variant_genart_run_makes(tmp_path, media, genart_cache,
+                                                                                monkeypatch):
+    """A ControlNet preset through ``genart batch``: the job succeeds, its variants are guided by the
+    frames' canny edges (``params.controlnet``), and each is the variant ``genart run`` makes for the same
+    frame, profile, seed and index (same id, which hashes every parameter, and the same pixels)."""
+    from genart.cli import app
+
+    cn = {"builder": "tiny", "model_id": "genart/tiny-controlnet", "conditioning_scale": 1.0}
+    monkeypatch.setenv("GENART_MODELS", str(_models_with(tmp_path, "tiny-cn", controlnet=cn)))
+    cat = write_catalog(tmp_path, preset="tiny-cn", frames=2, variants=2, profiles="[romance]", titles=("same-size",))
+    cat.write_text(cat.read_text().replace("source: same-size", f"source: {media / 'same-size'}"))
+    r = CliRunner().invoke(app, ["batch", str(cat), "--out", str(tmp_path / "batch")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["run", str(media / "same-size"), "--preset", "tiny-cn", "--profiles", "romance",
+                                 "--frames", "2", "--variants", "2", "--seed", "0", "--title", "Same-Size",
+                                 "--genre", "drama", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    batch, run = _stored(tmp_path / "batch"), _stored(tmp_path / "run")
+    assert len(batch) == 4 and batch.keys() == run.keys()
+    for key, (vid, params, pixels) in batch.items():
+        assert params.controlnet.startswith("genart/tiny-controlnet@") and "canny" in params.controlnet
+        rid, rparams, rpixels = run[key]
+        assert params == rparams and vid == rid
+        assert pixels.shape == rpixels.shape and (pixels == rpixels).all()

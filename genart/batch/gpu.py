@@ -1,9 +1,12 @@
 """Making variant slots fast: one batch across frames, profiles and titles, with OOM back-off.
 
-Built on ``genart.generate.diffusion.DiffusionGenerator`` (its text cache, frame preparation, VAE
-encode, per-seed generators and ``Variant`` construction) so a slot made here is bit for bit the
-variant ``pipeline.run`` makes for the same key frame, profile, seed and index: the batch job and a
-plain run agree. What this adds:
+A scheduler over ``genart.generate.diffusion.DiffusionGenerator``: each frame is made ready by its
+``prepare`` (resized, VAE-encoded and, for a ControlNet, its canny edges), each slot planned by its
+``plan_job`` (seed, strength, steps) and each chunk run by its ``run_chunk`` (which builds what the
+pipeline call gets: latents, per-row prompt embeddings, control images), the very methods ``generate``
+uses, so a slot made here is bit for bit the variant ``pipeline.run`` makes for the same key frame,
+profile, seed and index (``tests/test_generator_contract.py`` checks it for every generator). What
+this adds:
 
 - any set of *slots* (title, profile, key frame, variant index), so a resumed job makes only the
   missing ones;
@@ -35,10 +38,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from genart.generate import Generator
 from genart.types import KeyFrame, TasteProfile, Variant
 from genart.workers import pmap
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.generate.diffusion import DiffusionGenerator, PreparedFrame, VariantJob
 
 #: The interpreter's thread switch interval while a batch generates (see ``_diffusion``).
 SWITCH_INTERVAL_S = 0.0002
@@ -101,7 +108,7 @@ def _sync(device: Any) -> None:
         torch.cuda.current_stream(device).synchronize()
 
 
-def generate_slots(generator: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
+def generate_slots(generator: Generator, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
     """Make every slot, calling ``on_done`` after each chunk (see the module doc)."""
     if not slots:
         return
@@ -113,8 +120,8 @@ def generate_slots(generator: Any, slots: Sequence[Slot], on_done: OnDone, state
         _per_group(generator, slots, on_done)
 
 
-def _per_group(generator: Any, slots: Sequence[Slot], on_done: OnDone) -> None:
-    """Any generator with ``generate(keyframes, profile, n, ...)`` (classic): one call per (frame, profile)."""
+def _per_group(generator: Generator, slots: Sequence[Slot], on_done: OnDone) -> None:
+    """Any other ``Generator`` (classic): one ``generate`` call per (frame, profile)."""
     groups: dict[tuple[str, str, str], list[Slot]] = {}
     for s in slots:
         groups.setdefault((s.run_id, s.profile.id, s.kf.id), []).append(s)
@@ -126,36 +133,25 @@ def _per_group(generator: Any, slots: Sequence[Slot], on_done: OnDone) -> None:
         on_done([(s, made[s.idx]) for s in group], time.perf_counter() - t)
 
 
-def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
-    import torch
+def _diffusion(gen: DiffusionGenerator, slots: Sequence[Slot], on_done: OnDone, state: BatchState) -> None:
     from accelerate.utils import find_executable_batch_size
 
-    from genart.generate.diffusion import VariantJob, steps_for
-    from genart.generate.seeds import variant_seed
-
-    spec, model = gen.spec, gen.model
+    model = gen.model
     with model.lock:
-        latents: dict[tuple[str, str], Any] = {}
-        sizes: dict[tuple[str, str], tuple[int, int]] = {}
+        frames: dict[tuple[str, str], PreparedFrame] = {}
         texts: dict[tuple[str, str, str], Any] = {}
-        rows: list[tuple[Slot, Any, tuple[str, str, str], str, str, float, bool]] = []
+        rows: list[tuple[Slot, VariantJob, tuple[str, str, str], str, str, float, bool]] = []
         for s in slots:
             fkey = (s.run_id, s.kf.id)
-            if fkey not in latents:  # each distinct frame: resized and VAE-encoded once
-                img = gen.prepare_frame(s.kf)
-                sizes[fkey] = img.size
-                latents[fkey] = gen.encode_frame(img)
+            if fkey not in frames:  # each distinct frame: resized, VAE-encoded (and its edges found) once
+                frames[fkey] = gen.prepare(s.kf)
             p = s.profile
             prompt, negative = p.render_prompt(s.title, s.genre), p.negative_prompt or ""
-            guidance = float(p.guidance if p.guidance is not None else spec.guidance)
+            guidance = gen.guidance_for(p)
             tkey = (p.version, prompt, negative)
             if tkey not in texts:
                 texts[tkey] = gen.encode_text(p, prompt, negative, guidance)  # cached on the model across calls
-            ladder = tuple(p.strengths) or tuple(spec.strengths)
-            strength = float(ladder[s.idx % len(ladder)])
-            w, h = sizes[fkey]
-            job = VariantJob(s.kf, s.idx, variant_seed(s.seed, s.kf.id, p.id, s.idx), strength,
-                       steps_for(p.steps or spec.steps, strength), w, h)
+            job = gen.plan_job(s.kf, p, s.idx, s.seed, frames[fkey].size)
             rows.append((s, job, tkey, prompt, negative, guidance, gen.uses_cfg(guidance)))
 
         groups: dict[tuple, list[int]] = {}
@@ -184,7 +180,10 @@ def _diffusion(gen: Any, slots: Sequence[Slot], on_done: OnDone, state: BatchSta
                         rows_in = chunk
                         if state.fixed_shapes:
                             rows_in = chunk + chunk[-1:] * (bucket(len(chunk), batch_size) - len(chunk))
-                        made = _run_chunk(gen, torch, rows_in, latents, texts, strength, steps, guidance, decode=not own)
+                        made = gen.run_chunk([job for _, job, *_ in rows_in],
+                                             [frames[(s.run_id, s.kf.id)] for s, *_ in rows_in],
+                                             [texts[tkey] for _, _, tkey, *_ in rows_in], strength, steps, guidance,
+                                             output="latent" if own else "pil")
                         state.shapes.append(len(rows_in))
                         _sync(model.device)
                         dt = time.perf_counter() - t
@@ -380,24 +379,10 @@ def _decode_halving(gen: Any, latents: Any, state: "BatchState") -> Any:
 
 
 def _title_text(s: Slot) -> str:
-    """The title laid on the artwork, as ``DiffusionGenerator.generate`` picks it (none without a title)."""
-    from genart.generate.classic import title_for
+    """The title laid on the artwork, by the rule ``DiffusionGenerator.generate`` uses (none without a title)."""
+    from genart.generate.classic import overlay_title
 
-    return title_for(s.profile, s.title, None).strip()
-
-
-def _run_chunk(gen: Any, torch: Any, chunk: Sequence[tuple], latents: dict, texts: dict, strength: float, steps: int,
-               guidance: float, decode: bool = False) -> Any:
-    """One img2img call for a chunk: each row its own frame latents, prompt embeddings and seed. Returns
-    the denoised latents (decoded by ``Overlap``), or the images where the pipeline decodes (``decode``)."""
-    batch = torch.cat([latents[(s.run_id, s.kf.id)] for s, *_ in chunk], dim=0)
-    kwargs = {}
-    for name in texts[chunk[0][2]]:
-        kwargs[name] = torch.cat([texts[tkey][name] for _, _, tkey, *_ in chunk], dim=0)
-    seeds = [job.seed for _, job, *_ in chunk]
-    if decode:
-        return gen.img2img(batch, seeds, strength, steps, guidance, **kwargs)
-    return gen.denoise(batch, seeds, strength, steps, guidance, **kwargs)
+    return overlay_title(s.profile, s.title, None)
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")

@@ -39,6 +39,16 @@ def title_for(profile: TasteProfile, title: str, titles: Mapping[str, str] | Non
     return title
 
 
+def overlay_title(profile: TasteProfile, title: str, titles: Mapping[str, str] | None,
+                  title_overlay: bool | None = None) -> str:
+    """The title text laid on ``profile``'s artwork (``title_for``), or "" for none: with
+    ``title_overlay`` None, whenever there is a title. The one rule every generator and the batch job use.
+    """
+    text = title_for(profile, title, titles)
+    overlay = bool(text.strip()) if title_overlay is None else bool(title_overlay and text.strip())
+    return text if overlay else ""
+
+
 def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Box], aspect: str,
                    profile: TasteProfile, amount: float, settings: "FinishSpec", *, device: object = None,
                    **kw: object) -> Finished:
@@ -124,8 +134,7 @@ class ClassicGenerator:
         """
         from PIL import Image
 
-        text = title_for(profile, title, titles)
-        overlay = bool(text.strip()) if title_overlay is None else bool(title_overlay and text.strip())
+        text = overlay_title(profile, title, titles, title_overlay)
 
         out: list[Variant] = []
         total = len(keyframes) * variants_per_frame
@@ -142,7 +151,7 @@ class ClassicGenerator:
                 zoom = 1.0 if round_ == 0 else 1.0 + rng.uniform(0.05, 0.2)
                 shift = (0.0, 0.0) if round_ == 0 else (rng.uniform(-1, 1), rng.uniform(-1, 1))
                 done = finish_variant(rgb, faces, regions, aspect, profile, amount, self.settings,
-                                      title=text if overlay else "", zoom=zoom, shift=shift, watermark=self.watermark,
+                                      title=text, zoom=zoom, shift=shift, watermark=self.watermark,
                                       device=self._finish_device())
                 framing, size, pixels = done.framing, done.size, done.pixels
                 params = GenerationParams(

@@ -20,6 +20,11 @@ where the crop leaves the frame, else another crop or a narrow seamless fill), g
 look, titled clear of the faces, the subject and burned-in text, and watermarked imperceptibly.
 A preset naming a ControlNet runs img2img guided by the frame's canny edges (computed once per frame).
 
+``prepare`` (per frame), ``plan_job`` (per variant) and ``run_chunk`` (per pipeline call) are public:
+the batch job (``genart.batch.gpu``) schedules the same calls across titles and profiles, so the two
+entry points cannot drift apart (a ControlNet preset once crashed the batch job, which built its own
+pipeline arguments and left out the control images).
+
 torch is imported inside the functions: importing this module stays cheap.
 """
 
@@ -94,6 +99,17 @@ class VariantJob:
     steps: int
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A key frame made ready for img2img once, whatever the number of its variants: its VAE latents
+    (1, 4, h/8, w/8), its resized size and, for a ControlNet preset, its canny edges. ``generate`` and
+    the batch job both make it with ``DiffusionGenerator.prepare`` and hand it to ``run_chunk``."""
+
+    latents: Any
+    size: tuple[int, int]
+    control: Image.Image | None = None
 
 
 class DiffusionGenerator:
@@ -243,44 +259,25 @@ class DiffusionGenerator:
         spec = self.spec
         prompt = profile.render_prompt(title, genre)
         negative = profile.negative_prompt or ""
-        ladder = tuple(profile.strengths) or tuple(spec.strengths)
-        for s in ladder:
-            if not 0.0 < float(s) <= 1.0:
-                raise InvalidArgumentError("strength", s, "a number in (0, 1]")
-        base_steps = profile.steps or spec.steps
-        guidance = float(profile.guidance if profile.guidance is not None else spec.guidance)
+        self.ladder(profile)  # a bad strength fails before anything is encoded
+        guidance = self.guidance_for(profile)
 
         text = self.encode_text(profile, prompt, negative, guidance)
 
-        # each distinct frame: resized and encoded once (and its canny edges, once, for a ControlNet)
-        latents: dict[str, Any] = {}
-        sizes: dict[str, tuple[int, int]] = {}
-        controls: dict[str, Image.Image] = {}
+        frames: dict[str, PreparedFrame] = {}
         for kf in keyframes:
-            if kf.id not in latents:
-                img = self.prepare_frame(kf)
-                sizes[kf.id] = img.size
-                latents[kf.id] = self.encode_frame(img)
-                if self.spec.controlnet is not None:
-                    controls[kf.id] = self.control_image(img)
+            if kf.id not in frames:
+                frames[kf.id] = self.prepare(kf)
 
-        jobs: list[VariantJob] = []
-        for kf in keyframes:
-            w, h = sizes[kf.id]
-            for i in range(n):
-                strength = float(ladder[i % len(ladder)])
-                jobs.append(VariantJob(kf, i, variant_seed(seed, kf.id, profile.id, i), strength,
-                                 steps_for(base_steps, strength), w, h))
+        jobs = [self.plan_job(kf, profile, i, seed, frames[kf.id].size) for kf in keyframes for i in range(n)]
 
         groups: dict[tuple[int, int, float, int], list[int]] = {}
         for j, job in enumerate(jobs):
             groups.setdefault((job.width, job.height, job.strength, job.steps), []).append(j)
 
-        from genart.generate.classic import title_for
+        from genart.generate.classic import overlay_title
 
-        title_text = title_for(profile, title, titles)
-        overlay = bool(title_text.strip()) if title_overlay is None else bool(title_overlay and title_text.strip())
-        title_text = title_text if overlay else ""
+        title_text = overlay_title(profile, title, titles, title_overlay)
         tensor = self.tensor_finishing  # finished on the device, chunk by chunk, as the batch job does
         images: list[Image.Image | None] = [None] * len(jobs)
         made: list[Variant | None] = [None] * len(jobs)
@@ -290,8 +287,9 @@ class DiffusionGenerator:
         for (_, _, strength, steps), idx in groups.items():
             for start in range(0, len(idx), bs):
                 chunk = idx[start : start + bs]
-                outs = self._run_batch([jobs[j] for j in chunk], latents, text, strength, steps, guidance, controls,
-                                       levels=tensor)
+                outs = self.run_chunk([jobs[j] for j in chunk], [frames[jobs[j].kf.id] for j in chunk],
+                                      [text] * len(chunk), strength, steps, guidance,
+                                      output="levels" if tensor else "pil")
                 if tensor:
                     rows = [(jobs[j], profile, prompt, negative, guidance, title_text) for j in chunk]
                     for j, v in zip(chunk, self.finish_levels(rows, outs), strict=True):
@@ -322,25 +320,88 @@ class DiffusionGenerator:
         edges = cv2.Canny(gray, cn.low_threshold, cn.high_threshold)
         return Image.fromarray(np.stack([edges] * 3, axis=-1))
 
-    def _run_batch(self, jobs: Sequence[VariantJob], latents: dict[str, Any], text: dict[str, Any], strength: float,
-                   steps: int, guidance: float, controls: dict[str, Image.Image] | None = None,
-                   levels: bool = False) -> Any:
-        """One chunk: PIL images, or (``levels``) the decoded batch as device levels (``decode_levels``)."""
+    @property
+    def guided(self) -> bool:
+        """Whether the pipeline is a ControlNet one: each row then needs its frame's control image."""
+        return self.spec.controlnet is not None and getattr(self.model.pipe, "controlnet", None) is not None
+
+    def ladder(self, profile: TasteProfile) -> tuple[float, ...]:
+        """The img2img strengths variant ``i`` cycles through (the profile's, else the preset's).
+
+        Raises:
+            InvalidArgumentError: a strength outside (0, 1].
+        """
+        ladder = tuple(float(s) for s in (tuple(profile.strengths) or tuple(self.spec.strengths)))
+        for s in ladder:
+            if not 0.0 < s <= 1.0:
+                raise InvalidArgumentError("strength", s, "a number in (0, 1]")
+        return ladder
+
+    def guidance_for(self, profile: TasteProfile) -> float:
+        """The guidance scale for ``profile`` (its own, else the preset's)."""
+        return float(profile.guidance if profile.guidance is not None else self.spec.guidance)
+
+    def plan_job(self, kf: KeyFrame, profile: TasteProfile, index: int, seed: int, size: tuple[int, int]) -> VariantJob:
+        """The ``index``-th variant of ``kf`` for ``profile`` in a run seeded ``seed``, for a frame prepared
+        at ``size``: its own seed, strength and steps. The one rule ``generate`` and the batch job share.
+
+        Raises:
+            InvalidArgumentError: a strength outside (0, 1].
+        """
+        ladder = self.ladder(profile)
+        strength = ladder[index % len(ladder)]
+        return VariantJob(kf, index, variant_seed(seed, kf.id, profile.id, index), strength,
+                          steps_for(profile.steps or self.spec.steps, strength), *size)
+
+    def prepare(self, kf: KeyFrame) -> PreparedFrame:
+        """``kf`` resized, VAE-encoded and (for a ControlNet) turned to canny edges: done once per distinct
+        frame by ``generate`` and by the batch job, whatever the number of its variants.
+
+        Raises:
+            InvalidArgumentError: a key frame without an image or a path.
+        """
+        img = self.prepare_frame(kf)
+        return PreparedFrame(self.encode_frame(img), img.size, self.control_image(img) if self.guided else None)
+
+    def chunk_inputs(self, frames: Sequence[PreparedFrame], texts: Sequence[Mapping[str, Any]]
+                     ) -> tuple[Any, dict[str, Any]]:
+        """What one chunk's pipeline call gets, row by row: the frames' latents as one (B, 4, h/8, w/8)
+        batch, and the keyword arguments: each row's prompt embeddings (rows may belong to different
+        profiles and titles) and, for a ControlNet, each row's control image and the conditioning scale.
+        The one place ``generate`` and the batch job build them, so the two cannot drift apart.
+        """
         import torch
 
-        pipe = self.model.pipe
-        batch = torch.cat([latents[job.kf.id] for job in jobs], dim=0)
-        b = len(jobs)
-        kwargs: dict[str, Any] = {}
-        if controls and getattr(pipe, "controlnet", None) is not None:
-            kwargs["control_image"] = [controls[job.kf.id] for job in jobs]
-            kwargs["controlnet_conditioning_scale"] = float(self.spec.controlnet.conditioning_scale)
-        for name, t in text.items():
-            kwargs[name] = t.repeat(b, *([1] * (t.dim() - 1)))
+        batch = torch.cat([f.latents for f in frames], dim=0)
+        kwargs: dict[str, Any] = {name: torch.cat([t[name] for t in texts], dim=0) for name in texts[0]}
+        cn = self.spec.controlnet
+        if cn is not None and self.guided:
+            missing = [i for i, f in enumerate(frames) if f.control is None]
+            if missing:  # pragma: no cover - ``prepare`` makes a control image whenever ``guided``
+                raise RuntimeError(f"rows {missing} of a ControlNet chunk have no control image")
+            kwargs["control_image"] = [f.control for f in frames]
+            kwargs["controlnet_conditioning_scale"] = float(cn.conditioning_scale)
+        return batch, kwargs
+
+    def run_chunk(self, jobs: Sequence[VariantJob], frames: Sequence[PreparedFrame],
+                  texts: Sequence[Mapping[str, Any]], strength: float, steps: int, guidance: float,
+                  output: str = "pil") -> Any:
+        """One pipeline call for a chunk of variants sharing (size, strength, steps, guidance): row ``i`` is
+        ``jobs[i]`` (its seed), made from ``frames[i]`` with the prompt embeddings ``texts[i]``.
+
+        Args:
+            output: ``pil`` (PIL images), ``latent`` (the denoised latents on the device, for the batch
+                job to decode on another thread; only where ``own_decode``) or ``levels`` (decoded to
+                device levels, ``decode_levels``).
+        """
+        if output not in ("pil", "latent", "levels"):
+            raise InvalidArgumentError("output", output, "pil, latent or levels")
+        batch, kwargs = self.chunk_inputs(frames, texts)
         seeds = [job.seed for job in jobs]
-        if levels:
-            return self.decode_levels(self.denoise(batch, seeds, strength, steps, guidance, **kwargs))
-        return self.img2img(batch, seeds, strength, steps, guidance, **kwargs)
+        if output == "pil":
+            return self.img2img(batch, seeds, strength, steps, guidance, **kwargs)
+        latents = self.denoise(batch, seeds, strength, steps, guidance, **kwargs)
+        return latents if output == "latent" else self.decode_levels(latents)
 
     @property
     def own_decode(self) -> bool:
