@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
@@ -27,6 +27,9 @@ from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
 from genart.store.db import Store
 from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResult, ScoreSet, TasteProfile, Variant
+
+if TYPE_CHECKING:  # annotations only: Pillow loads where pixels are drawn
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -425,13 +428,11 @@ def _contribution_lines(rv: RankedVariant, width: int) -> list[str]:
     return lines + [line]
 
 
-def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821
+def overview(result: RunResult, per_profile: int = 6) -> Image.Image:
     """The run at a glance: key frames on top, then each profile's best variants in their displayed order,
     each with its rank score, the contributions its total is made of, and what diversity or the safety
     review said about it."""
     import textwrap
-
-    from PIL import Image
 
     from genart.imaging import load_rgb
     from genart.sheets import grid
