@@ -31,6 +31,8 @@ from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResu
 if TYPE_CHECKING:  # annotations only: Pillow loads where pixels are drawn
     from PIL import Image
 
+    from genart.store.db import RunRow
+
 
 @dataclass(frozen=True)
 class Stages:
@@ -240,7 +242,7 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
 def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfile], frames: int,
                variants_per_frame: int, seed: int, title: str, genre: str, *, keyframe_ids: Sequence[str] = (),
                title_overlay: bool | None = None, titles: Mapping[str, str] | None = None,
-               cast: "Mapping[str, object] | None" = None) -> str:
+               cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> str:
     """What makes two ``genart run`` calls "the same command": the source's bytes, the preset, the
     profiles' versions, the counts, the seed, the title (text and overlay) and the casting notes. A run
     killed part-way is found again by it and resumed, reusing its stored key frames and variants."""
@@ -254,7 +256,7 @@ def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfil
     return stable_id(*parts, length=16)
 
 
-def _claim_unfinished(store: Store, key: str) -> "tuple[object, FileLock] | None":
+def _claim_unfinished(store: Store, key: str) -> "tuple[RunRow, FileLock] | None":
     """The newest run of ``key`` left ``running`` (its process was killed) or ``failed``, with its lock
     taken; None when there is none, or each one's lock is held (it is running now, in another process)."""
     from sqlalchemy import select
@@ -293,7 +295,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
         keyframes: Sequence[KeyFrame] | None = None,
         title_overlay: bool | None = None, titles: "dict[str, str] | None" = None,  # [generate: title]
-        cast: "Mapping[str, object] | None" = None) -> RunResult:
+        cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> RunResult:
     """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments.
 
     ``title_overlay`` lays the title on the artwork (default: when a title is given); ``titles`` gives the
