@@ -169,9 +169,9 @@ def _quiet_help_types() -> None:
 
     for cls in (core.TyperOption, core.TyperArgument):
         if hasattr(cls, "display_type_rich"):
-            cls.display_type_rich = display_type_rich
+            cls.display_type_rich = display_type_rich  # type: ignore[method-assign]  # typer's help, patched
     if hasattr(core.TyperArgument, "_usage_display_name"):
-        core.TyperArgument._usage_display_name = usage_name
+        core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
 
 
 _quiet_help_types()

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, overload
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -87,6 +87,15 @@ class ScoreSet:
             if key == name:
                 return value
         raise KeyError(name)
+
+    @overload
+    def get(self, name: str) -> float | None: ...
+
+    @overload
+    def get(self, name: str, default: float) -> float: ...
+
+    @overload
+    def get(self, name: str, default: float | None) -> float | None: ...
 
     def get(self, name: str, default: float | None = None) -> float | None:
         for key, value in self.items:

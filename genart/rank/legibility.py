@@ -250,7 +250,7 @@ def _proxy(crop: np.ndarray) -> float:
     ink = float(np.median(lum[lum >= np.percentile(lum, 90)]))
     bg = float(np.median(lum[lum <= np.percentile(lum, 50)]))
     contrast = (max(ink, bg) + 0.05) / (min(ink, bg) + 0.05)
-    rows = (lum > (ink + bg) / 2).any(axis=1)
+    rows = np.asarray((lum > (ink + bg) / 2).any(axis=1))
     run = best = 0
     for r in rows:
         run = run + 1 if r else 0
