@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from dataclasses import dataclass, replace
-from functools import lru_cache, cache
+from functools import cache, lru_cache
 from itertools import combinations
 from pathlib import Path
 from typing import Sequence

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import threading
 import unicodedata
-from functools import lru_cache, cache
+from functools import cache, lru_cache
 from typing import Sequence
 
 import numpy as np
