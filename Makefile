@@ -1,6 +1,7 @@
 # make demo: the main job on the offline default preset (classic), on a short built-in clip.
-# make test: the whole test suite.
-# Both create the project's environment in .venv first if needed.
+# make test: the whole test suite. make test-fast: without the slow (integration) tier.
+# make lint: ruff and mypy, configured in pyproject.toml; .ci/run runs it before the tests.
+# Each creates the project's environment in .venv first if needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.genart-installed
 NODEPS := rapidocr-onnxruntime==1.4.4 invisible-watermark==0.2.0
 TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(TEST_ENV) $(PY) benchmarks/generate.py --json

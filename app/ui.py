@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
@@ -24,9 +24,10 @@ from genart.errors import DecisionConflictError, GenartError, UploadError
 
 log = logging.getLogger("genart.app")
 
-GPU = {"concurrency_id": "gpu", "concurrency_limit": 1}
-QUIET = {"show_progress": "hidden"}  # long actions draw their own bar; quick ones need none
-HIDDEN = {"api_visibility": "undocumented"}
+# event options splatted into gradio listeners (typed per keyword there, so these are dict[str, Any])
+GPU: dict[str, Any] = {"concurrency_id": "gpu", "concurrency_limit": 1}
+QUIET: dict[str, Any] = {"show_progress": "hidden"}  # long actions draw their own bar; quick ones need none
+HIDDEN: dict[str, Any] = {"api_visibility": "undocumented"}
 
 CSS = """
 .gradio-container { max-width: 1500px !important; }
@@ -664,6 +665,8 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
             if not vid:
                 return skips(len(detail_outputs) + 2)
             view = h.variant_detail(out, rid, vid)
+            if view is None:  # no run open
+                return skips(len(detail_outputs) + 2)
             return (*_detail(rid, vid), gr.Radio(value=view.profile_id), gr.Tabs(selected="variants"))
 
         def make_step(delta):

@@ -266,9 +266,9 @@ def run_world(seed: int, way: str, args) -> dict:
 
         def rate(st: Setting, s: str, f: dict) -> float:
             key = (st.key, s, json.dumps(f, sort_keys=True))
-            if key not in rates_seen:
-                rates_seen[key] = true_rate(title, st, s, f, tastes[s], args.idio, center[s])
-            return rates_seen[key]
+            if key not in rates_seen:  # noqa: B023 - rate() is called within this title's iteration only
+                rates_seen[key] = true_rate(title, st, s, f, tastes[s], args.idio, center[s])  # noqa: B023
+            return rates_seen[key]  # noqa: B023
 
         rates_seen: dict = {}
 

@@ -101,9 +101,9 @@ def app_load(out: Path, run_id: str, pairs: list[tuple[str, str]], reviewers: in
                 c.predict(None, api_name="/list_runs")
                 c.predict(run_id, api_name="/open_run")
                 clients.append(c)
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception as exc:  # noqa: BLE001 - not up yet
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the app did not start: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                    raise RuntimeError(f"the app did not start: {proc.stderr.read()[-2000:] if proc.stderr else ''}") from exc
                 time.sleep(0.5)
         lat: list[float] = []
         counts = {"saved": 0, "conflicts": 0, "errors": 0}

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _API = {
     "create_variants",
     "extract_keyframes",
@@ -20,12 +18,28 @@ _API = {
     "check_preset",
 }
 
-__all__ = sorted(_API | {"__version__", "GenartError", "RunResult", "RankedVariant", "KeyFrame", "Variant"})
+# a literal list, so linters and type checkers see the re-exports (the lazy API names come through __getattr__)
+__all__ = [
+    "GenartError",
+    "KeyFrame",
+    "RankedVariant",
+    "RunResult",
+    "Variant",
+    "__version__",
+    "check_preset",
+    "create_variants",
+    "extract_keyframes",
+    "get_profile",
+    "list_presets",
+    "list_profiles",
+    "rank_variants",
+]
 
 from genart.errors import GenartError  # noqa: E402  (light)
 from genart.types import KeyFrame, RankedVariant, RunResult, Variant  # noqa: E402  (light)
 
 if TYPE_CHECKING:  # pragma: no cover
+    __version__: str
     from genart.api import (  # noqa: F401
         check_preset,
         create_variants,
@@ -37,7 +51,21 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
+def _version() -> str:
+    """pyproject.toml's ``version`` is the one source: the installed package's metadata carries it (read on
+    first use, as importlib.metadata costs start-up time)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("genart")
+    except PackageNotFoundError:  # pragma: no cover - a bare checkout on PYTHONPATH, never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()["__version__"] = found = _version()
+        return found
     if name in _API:
         from genart import api
 

@@ -302,7 +302,7 @@ def test_settings(**choices) -> "TestConfig":
     return _settings(**choices)
 
 
-test_settings.__test__ = False  # an API function, not a pytest test
+test_settings.__test__ = False  # type: ignore[attr-defined]  # an API function, not a pytest test
 
 
 def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) -> "TestInfo":
@@ -316,7 +316,7 @@ def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) ->
     return _tester(out, db).info(test_id)
 
 
-test_info.__test__ = False
+test_info.__test__ = False  # type: ignore[attr-defined]
 
 
 # Bandit tests from every surface and the learning loop live in genart.learning.

@@ -18,14 +18,14 @@ import textwrap
 import threading
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -60,7 +60,7 @@ SCORE_WORDS: dict[str, tuple[str, str]] = {
     "safety": ("safe", "1 - the largest unsafe P"),
 }
 #: Tables without side borders, two spaces between columns: what lets a run's table fit 80 columns.
-TABLE_STYLE = {"box": box.SIMPLE_HEAD, "pad_edge": False, "padding": (0, 1, 0, 0), "show_edge": False}
+TABLE_STYLE: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False, "padding": (0, 1, 0, 0), "show_edge": False}
 #: The probabilities ``safety`` is made of (safety = 1 - the largest): the first columns to go when a
 #: table is too wide for the terminal (result.json and --json keep them).
 SAFETY_PARTS = ("nsfw", "gore", "weapons")
@@ -169,9 +169,9 @@ def _quiet_help_types() -> None:
 
     for cls in (core.TyperOption, core.TyperArgument):
         if hasattr(cls, "display_type_rich"):
-            cls.display_type_rich = display_type_rich
+            cls.display_type_rich = display_type_rich  # type: ignore[method-assign]  # typer's help, patched
     if hasattr(core.TyperArgument, "_usage_display_name"):
-        core.TyperArgument._usage_display_name = usage_name
+        core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
 
 
 _quiet_help_types()
@@ -206,7 +206,7 @@ def rich_progress(enabled: bool = True) -> Iterator[Optional[Callable[[str, int,
         return
     bars = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=False)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     lock = threading.Lock()
 
     def update(stage: str, done: int, total: int) -> None:

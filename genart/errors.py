@@ -7,7 +7,7 @@ these are user mistakes or missing resources, not bugs.
 from __future__ import annotations
 
 import warnings
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Iterable
 
 
@@ -366,7 +366,7 @@ class WarningLog:
 
     def __init__(self) -> None:
         self.messages: list[str] = []
-        self._token = None
+        self._token: Token[tuple[list[str], ...]] | None = None
 
     def open(self) -> "WarningLog":
         self._token = _SINKS.set(_SINKS.get() + (self.messages,))

@@ -142,10 +142,12 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
         with zipfile.ZipFile(tmp, "w") as zf:
             for i, (rv, locale, rank) in enumerate(plan):
                 v, p, kf = rv.variant, rv.variant.params, rv.variant.keyframe
-                size = tuple(sizes[p.aspect])
+                size = sizes[p.aspect]
                 kind = ARTWORK_TYPES[p.aspect]
                 name = f"{rv.profile_id}_{_aspect_dir(p.aspect)}_{locale}_{rank:02d}.png"
                 arc = f"{rv.profile_id}/{_aspect_dir(p.aspect)}/{name}"
+                if v.path is None:
+                    raise StoreError(f"variant {v.id} has no stored picture")
                 try:
                     with Image.open(v.path) as im:
                         src = im.convert("RGB")

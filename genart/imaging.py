@@ -264,7 +264,8 @@ def saliency_map(arr: np.ndarray, width: int = 160) -> np.ndarray:
     h, w = arr.shape[:2]
     height = max(1, int(round(h * width / max(1, w))))
     small = cv2.resize(np.ascontiguousarray(arr[..., :3]), (width, height), interpolation=cv2.INTER_AREA)
-    ok, sal = cv2.saliency.StaticSaliencyFineGrained_create().computeSaliency(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    saliency = cv2.saliency.StaticSaliencyFineGrained_create()  # type: ignore[attr-defined]  # contrib, not in the stubs
+    ok, sal = saliency.computeSaliency(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - OpenCV reports failure only for empty input
         return np.zeros((height, width), np.float32)
     sal = cv2.GaussianBlur(sal.astype(np.float32), (0, 0), max(1.0, width / 32))

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
@@ -28,6 +28,11 @@ from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
 from genart.store.db import Store
 from genart.types import KeyFrame, ModelRef, RankedVariant, RunManifest, RunResult, ScoreSet, TasteProfile, Variant
+
+if TYPE_CHECKING:  # annotations only: Pillow loads where pixels are drawn
+    from PIL import Image
+
+    from genart.store.db import RunRow
 
 
 @dataclass(frozen=True)
@@ -238,7 +243,7 @@ def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> No
 def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfile], frames: int,
                variants_per_frame: int, seed: int, title: str, genre: str, *, keyframe_ids: Sequence[str] = (),
                title_overlay: bool | None = None, titles: Mapping[str, str] | None = None,
-               cast: "Mapping[str, object] | None" = None) -> str:
+               cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> str:
     """What makes two ``genart run`` calls "the same command": the source's bytes, the preset, the
     profiles' versions, the counts, the seed, the title (text and overlay) and the casting notes. A run
     killed part-way is found again by it and resumed, reusing its stored key frames and variants."""
@@ -252,7 +257,7 @@ def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfil
     return stable_id(*parts, length=16)
 
 
-def _claim_unfinished(store: Store, key: str) -> "tuple[object, FileLock] | None":
+def _claim_unfinished(store: Store, key: str) -> "tuple[RunRow, FileLock] | None":
     """The newest run of ``key`` left ``running`` (its process was killed) or ``failed``, with its lock
     taken; None when there is none, or each one's lock is held (it is running now, in another process)."""
     from sqlalchemy import select
@@ -291,7 +296,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
         title: str = "", genre: str = "", top_k: int | None = None, progress: ProgressFn | None = None,
         keyframes: Sequence[KeyFrame] | None = None,
         title_overlay: bool | None = None, titles: "dict[str, str] | None" = None,  # [generate: title]
-        cast: "Mapping[str, object] | None" = None) -> RunResult:
+        cast: "Mapping[str, str | Path | Sequence[str | Path]] | None" = None) -> RunResult:
     """Run the whole path for one title. See ``genart.api.create_variants`` for the arguments.
 
     ``title_overlay`` lays the title on the artwork (default: when a title is given); ``titles`` gives the
@@ -426,13 +431,11 @@ def _contribution_lines(rv: RankedVariant, width: int) -> list[str]:
     return lines + [line]
 
 
-def overview(result: RunResult, per_profile: int = 6) -> "Image.Image":  # noqa: F821
+def overview(result: RunResult, per_profile: int = 6) -> Image.Image:
     """The run at a glance: key frames on top, then each profile's best variants in their displayed order,
     each with its rank score, the contributions its total is made of, and what diversity or the safety
     review said about it."""
     import textwrap
-
-    from PIL import Image
 
     from genart.imaging import load_rgb
     from genart.sheets import grid

@@ -44,8 +44,11 @@ Imports only the standard library at import time (c2pa-python and cryptography i
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from xml.sax.saxutils import escape
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 XMP_KEY = "XML:com.adobe.xmp"
@@ -94,10 +97,10 @@ def xmp_packet(dst_term: str, *, software: str, fields: Mapping[str, object] | N
         if value:
             iptc.append(f"   <Iptc4xmpExt:{name}>{escape(str(value))}</Iptc4xmpExt:{name}>\n")
     props = []
-    for name, value in (fields or {}).items():
+    for name, raw in (fields or {}).items():
         if not name.replace("_", "").isalnum():
             raise ValueError(f"XMP field names must be alphanumeric/underscore, got {name!r}")
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+        text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, ensure_ascii=False)
         props.append(f"   <genart:{name}>{escape(text)}</genart:{name}>")
     body = "\n".join(props)
     return (
@@ -176,7 +179,7 @@ def _payload_bits(payload: str) -> list[int]:
     return [int(b) for ch in payload.encode("ascii") for b in f"{ch:08b}"]
 
 
-def embed_watermark(rgb: "object", payload: str = "genart") -> "object":
+def embed_watermark(rgb: np.ndarray, payload: str = "genart") -> np.ndarray:
     """``rgb`` (uint8 H x W x 3, at least 256x256 pixels) with ``payload`` embedded imperceptibly.
 
     invisible-watermark's ``dwtDct`` (``imwatermark.maxDct.EmbedMaxDct``), as diffusers applies it for
@@ -227,7 +230,7 @@ def embed_watermark(rgb: "object", payload: str = "genart") -> "object":
     return np.ascontiguousarray(out[..., ::-1])
 
 
-def read_watermark(rgb: "object", length: int = 6) -> str | None:
+def read_watermark(rgb: np.ndarray, length: int = 6) -> str | None:
     """The payload of ``length`` ASCII characters that a watermark in ``rgb`` carries, read with
     invisible-watermark's own ``WatermarkDecoder``; None when the bits are not printable text (no mark)."""
     import numpy as np

@@ -12,7 +12,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from genart.config import load_models_config
 from genart.progress import ProgressFn
@@ -138,7 +138,7 @@ def _scaled_grade(grade: Grade, amount: float) -> Grade:
     the amount (classic's ladder) still applies on top."""
     from dataclasses import fields, replace
 
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for f in fields(grade):
         value = getattr(grade, f.name)
         if isinstance(value, tuple):
@@ -172,7 +172,7 @@ def _edited_profile(profile: TasteProfile, prompt: str | None = None, strength: 
     from genart.profiles import ASPECTS
     from genart.types import stable_id
 
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if prompt is not None and prompt != profile.prompt:
         changes["prompt"] = prompt
     if strength is not None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, overload
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -87,6 +87,15 @@ class ScoreSet:
             if key == name:
                 return value
         raise KeyError(name)
+
+    @overload
+    def get(self, name: str) -> float | None: ...
+
+    @overload
+    def get(self, name: str, default: float) -> float: ...
+
+    @overload
+    def get(self, name: str, default: float | None) -> float | None: ...
 
     def get(self, name: str, default: float | None = None) -> float | None:
         for key, value in self.items:
@@ -457,7 +466,7 @@ class RunManifest:
     genre: str = ""
     checks: tuple[str, ...] = ()  # the gates the ranking ran, one line each (``pipeline.ranking_checks``)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:  # a JSON document
         data = asdict(self)
         data["preset_spec"] = json.loads(self.preset_spec)
         data["profiles"] = {pid: version for pid, version in self.profiles}
@@ -486,7 +495,7 @@ class RunResult:
     def __getitem__(self, profile_id: str) -> tuple[RankedVariant, ...]:
         return self.profiles[profile_id]
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:  # a JSON document
         """The CLI's ``--json`` shape (and ``result.json``'s).
 
         Per row: ``rank_score``, the number the order follows (``total`` less what diversity took off;
@@ -707,7 +716,7 @@ class FramesResult:
     timings: tuple[tuple[str, float], ...] = ()
     asked: int = 0  # the key frames asked for
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:  # a JSON document
         """Everything but the pixels, as the ``frames`` command's ``--json`` prints it."""
 
         def box(b: Box) -> list[float]:

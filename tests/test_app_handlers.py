@@ -210,17 +210,17 @@ def test_two_reviewers_at_once_never_overwrite_each_other(classic_run):
     out, _, run_id = classic_run
     vid = h.gallery(out, run_id, "thriller").variant_ids[-1]
     # 1) both saw the same version and click at the same moment: exactly one decision is saved
-    for round_ in range(4):
+    for _round in range(4):
         seen = api.review_states(out, run_id)[vid].version
         barrier = threading.Barrier(2)
         results: dict[str, object] = {}
 
         def click(who: str, action: str) -> None:
-            barrier.wait()
+            barrier.wait()  # noqa: B023 - this round's threads are joined before the next round
             try:
-                results[who] = api.record_decision(out, run_id, vid, action, who, expected_version=seen)
+                results[who] = api.record_decision(out, run_id, vid, action, who, expected_version=seen)  # noqa: B023
             except DecisionConflictError as exc:
-                results[who] = exc
+                results[who] = exc  # noqa: B023
 
         threads = [threading.Thread(target=click, args=("Ana", "approve")),
                    threading.Thread(target=click, args=("Ben", "reject"))]

@@ -116,7 +116,7 @@ def propensity_chi2(tester: Tester, test_id: str, chunks: int = 8) -> tuple[floa
         mine = [r for r in rows if r.segment == seg]
         for chunk in np.array_split(np.arange(len(mine)), chunks):
             P = np.array([json.loads(mine[i].probs) for i in chunk])
-            O = np.bincount([pos[(seg, mine[i].arm_id)] for i in chunk], minlength=P.shape[1])
+            O = np.bincount([pos[(seg, mine[i].arm_id)] for i in chunk], minlength=P.shape[1])  # noqa: E741 - observed, as in the statistic
             E = P.sum(axis=0)
             S = np.diag(E) - P.T @ P
             d = O - E

@@ -93,7 +93,7 @@ def test_cold_start_priors_order_a_new_titles_arms_as_the_truth_does():
         priors = [model.prior(seg, f) for f in facts]
         predicted = [math.log(p.mean / (1 - p.mean)) for p in priors]
         assert np.corrcoef(true, predicted)[0, 1] > 0.9, seg  # what a new title's arms will do, before traffic
-        for p, t in zip(priors, true):
+        for p in priors:
             assert 0 < p.low <= p.mean <= p.high < 1
             assert 2.0 <= p.strength <= 500.0
         # a new title's baseline is unknown (sigma_a): about the rate of a typical title, held loosely

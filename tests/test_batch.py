@@ -261,7 +261,7 @@ def test_fixed_shapes_pad_every_call_to_a_bucket_and_keep_the_images(media, gena
         state = BatchState(batch_size=4, fixed_shapes=fixed)
         seen.clear()
         out: dict = {}
-        generate_slots(gen, slots, lambda pairs, dt: out.update((s.key, v) for s, v in pairs), state)
+        generate_slots(gen, slots, lambda pairs, dt: out.update((s.key, v) for s, v in pairs), state)  # noqa: B023 - called within
         made[fixed] = (out, list(seen), state)
     (plain, plain_seen, plain_state), (padded, padded_seen, padded_state) = made[False], made[True]
     assert sorted(plain_state.sizes) == sorted(padded_state.sizes) and 3 in plain_state.sizes  # an odd chunk
@@ -534,7 +534,7 @@ def test_tensor_finishing_in_the_job_matches_the_cpu_and_encodes_jpegs_there(tmp
         gen, slots = _tiny_job(media, spec)
         assert gen.tensor_finishing == (mode == "tensor")
         out: dict = {}
-        generate_slots(gen, slots, lambda pairs, dt: out.update((s.key, (s, v)) for s, v in pairs),
+        generate_slots(gen, slots, lambda pairs, dt: out.update((s.key, (s, v)) for s, v in pairs),  # noqa: B023 - called within
                        BatchState(batch_size=4))
         made[mode] = out
     assert made["cpu"].keys() == made["tensor"].keys()

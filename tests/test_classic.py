@@ -181,8 +181,8 @@ def test_fidelity_separates_the_true_source_from_another_frame(stills_dir):
     # the same pixels claimed to come from another frame: clickbait the ranking must catch
     liars = [replace(v, keyframe=coffee) for v in variants]
     lying = FeatureScorer().score(liars, profile)
-    for h, l in zip(honest, lying):
-        assert h["fidelity"] > 0.6 > 0.35 > l["fidelity"]
+    for h, lie in zip(honest, lying):
+        assert h["fidelity"] > 0.6 > 0.35 > lie["fidelity"]
     ranked = rank_for_profile(variants + liars, profile, [FeatureScorer(), TechnicalScorer()], fidelity_threshold=0.35)
     assert [r.rank for r in ranked[:3]] == [1, 2, 3]
     assert all(r.rejected and "fidelity" in r.rejected and r.rank is None for r in ranked[3:])

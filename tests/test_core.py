@@ -233,3 +233,18 @@ def test_a_warning_log_hears_its_own_run_only_and_follows_the_cpu_threads(monkey
                 warn("heard by both", GenartWarning)
             warn("after the inner one closed", GenartWarning)
     assert inner.messages == ["heard by both"] and outer.messages == ["heard by both", "after the inner one closed"]
+
+
+def test_the_version_is_written_in_one_place():
+    """pyproject.toml's ``version`` is what ``genart.__version__`` (and so every manifest and provenance
+    record) says, through the installed metadata; no module writes the number again."""
+    import re
+
+    import genart
+
+    text = (REPO / "pyproject.toml").read_text()
+    declared = re.search(r'(?m)^version = "([^"]+)"', text).group(1)
+    assert genart.__version__ == declared
+    written = [str(p.relative_to(REPO)) for folder in ("genart", "app") for p in (REPO / folder).rglob("*.py")
+               if f'"{declared}"' in p.read_text() or f"'{declared}'" in p.read_text()]
+    assert written == []

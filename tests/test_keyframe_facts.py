@@ -207,7 +207,7 @@ def test_the_same_picture_twice_is_one_key_frame(tmp_path):
     """Shot 1 and shot 3 are the same picture, the second much darker: one of them is a key frame."""
     w, h = 320, 180
     frames = []
-    for k, (seed, gain) in enumerate(((5, 1.0), (6, 1.0), (5, 0.55))):
+    for seed, gain in ((5, 1.0), (6, 1.0), (5, 0.55)):
         for i in range(FPS):
             pic = stamp(np.roll(texture(seed, (w, h)), i // 6, axis=1), len(frames))
             frames.append((pic.astype(np.float32) * gain).astype(np.uint8))

@@ -79,7 +79,7 @@ def test_manifest_is_enough_to_reproduce(classic_run):
 def test_result_json_shows_the_order_its_score_and_every_contribution(classic_run):
     result, _ = classic_run
     doc = json.loads((result.out_dir / "result.json").read_text())
-    for pid, rows in doc["profiles"].items():
+    for rows in doc["profiles"].values():
         scores = [r["rank_score"] for r in rows]
         assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
         assert scores == sorted(scores, reverse=True)
@@ -109,7 +109,7 @@ def test_same_seed_same_variants(stills_dir, tmp_path, classic_run):
     result, _ = classic_run
     again = create_variants(stills_dir, profiles=["romance", "action"], preset="classic", frames=3,
                             variants_per_frame=2, out=tmp_path, title="Still Life", genre="drama")
-    for (pid, a), (_, b) in zip(result.ranked, again.ranked):
+    for (_, a), (_, b) in zip(result.ranked, again.ranked):
         assert [r.variant.id for r in a] == [r.variant.id for r in b]
         assert [r.path.name for r in a] == [r.path.name for r in b]  # byte-identical PNGs
 

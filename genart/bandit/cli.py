@@ -607,4 +607,4 @@ def main() -> None:  # pragma: no cover - for `python -m genart.bandit.cli`
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

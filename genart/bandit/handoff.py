@@ -105,7 +105,7 @@ def handoff(ranked: Sequence[RankedVariant], test_id: str, segments: Sequence[st
     prior_of = dict(zip(kept, priors.tolist()))
 
     if isinstance(segments, Mapping):
-        plan = {str(seg): set(profiles) for seg, profiles in segments.items()}
+        plan: dict[str, set[str] | None] = {str(seg): set(profiles) for seg, profiles in segments.items()}
     else:
         plan = {str(seg): None for seg in segments}
     arms: list[Arm] = []

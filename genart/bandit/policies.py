@@ -72,7 +72,7 @@ class BetaState:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.mask.shape  # type: ignore[return-value]
+        return self.mask.shape
 
     @property
     def alpha(self) -> np.ndarray:

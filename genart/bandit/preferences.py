@@ -280,7 +280,7 @@ class PreferenceModel:
         it, ``new_title=False``: the segment's typical title)."""
         d = self.dim
         s_n = len(self.segments)
-        n = draws.shape[0]
+        n = int(draws.shape[0])
         w = draws[:, :d]
         sa = self.hyper["sigma_a"]
         if segment in self.segments:

@@ -28,7 +28,7 @@ import time
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Sequence
+from typing import Annotated, Any, Iterator, Sequence
 
 from genart.access import TokenChecker, is_loopback, load_tokens
 from genart.bandit.tester import Tester
@@ -152,6 +152,7 @@ class _GroupCommit:
 
     def _commit(self, kind: str, key: str, group: list) -> None:
         items = [item for item, _ in group]
+        results: Sequence[object]
         try:
             if kind == "assign":
                 results = self.tester.assign_many_detail(key, items)
@@ -240,7 +241,7 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
         if writer is not None:
             writer.close()
 
-    async def run(kind: str, key: str, item: object):
+    async def run(kind: str, key: str, item: Any):  # a Context (assign) or an Outcome (record)
         """The request's result once committed: through the group commit, or a transaction of its own."""
         if writer is not None:
             return await asyncio.wrap_future(writer.submit(kind, key, item))

@@ -20,7 +20,7 @@ the same everywhere and every mistake gets the same message:
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,7 +70,7 @@ def reward_text(rule: RewardRule) -> str:
     return "click"
 
 
-def parse_interval(value: str | float | int) -> tuple[float, str]:
+def parse_interval(value: str | float | int) -> tuple[float, Literal["seconds", "exposures"]]:
     """(amount, unit) of ``1h``, ``90m``, ``3600s``, ``500 exposures`` (a bare number is seconds).
 
     Raises:
@@ -129,7 +129,7 @@ def test_settings(*, policy: str = "ts", reward: str | RewardRule = "click", flo
                       loop_min_lift=loop_min_lift, loop_beat_probability=loop_beat_probability, seed=seed)
 
 
-test_settings.__test__ = False  # not a pytest test
+test_settings.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 class TestSettingsFile(BaseModel):

@@ -22,7 +22,7 @@ estimates from such a run are invalid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -112,6 +112,8 @@ class Environment:
     population: Population
     segments: np.ndarray  # (N,) segment index per round
     uniforms: np.ndarray  # (N, K) float32: arm k pays off in round i iff uniforms[i, k] < rate
+    _flat_rates: np.ndarray = field(init=False, repr=False, compare=False)  # set in __post_init__
+    _flat_uniforms: np.ndarray = field(init=False, repr=False, compare=False)
 
     @property
     def rounds(self) -> int:
@@ -195,7 +197,7 @@ def simulate(population: Population, policy: str = "ts", rounds: int = 50_000, *
 
             model = VWModel([f"arm={a}" for a in population.arms], None, seed=seed)
 
-            def decide(seg):
+            def decide(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 probs = apply_floor(model.probabilities(X_seg, None, rng), mask, floor)
                 return choose(probs, seg, rng)
 
@@ -205,7 +207,7 @@ def simulate(population: Population, policy: str = "ts", rounds: int = 50_000, *
             lin = LinearState(k, X_seg.shape[1])
             lpol = LinUCB(lin_alpha) if policy == "linucb" else LinTS(lin_v, mc_samples)
 
-            def decide(seg):
+            def decide(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 probs = apply_floor(lpol.probabilities(lin, X_seg, None, rng), mask, floor)
                 return choose(probs, seg, rng)
 

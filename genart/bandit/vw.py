@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from genart.errors import BackendUnavailableError
+from genart.errors import BackendUnavailableError, InvalidArgumentError
 
 _BAD = re.compile(r"[\s:|]+")
 
@@ -49,6 +49,8 @@ def adf_example(context: Sequence[float] | np.ndarray, arm_tags: Sequence[str],
         feats = _dense("e", arm_features[k]) if arm_features is not None else ""
         body = f"|a {tags} {feats}".rstrip()
         if chosen is not None and k == chosen:
+            if cost is None or probability is None:
+                raise InvalidArgumentError("cost, probability", (cost, probability), "both, for the chosen action")
             body = f"0:{float(cost):.6g}:{float(probability):.6g} {body}"
         lines.append(body)
     return lines

@@ -193,7 +193,7 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
         test_config = settings.config()
     except GenartError as exc:
         loc = ("test", getattr(exc, "name", "")) if getattr(exc, "name", "") in TestSettingsFile.model_fields else ("test",)
-        raise CatalogError(exc.message, path=path, field=".".join(loc), line=doc.line_of(loc),
+        raise CatalogError(exc.message, path=path, field=".".join(map(str, loc)), line=doc.line_of(loc),
                            hint=exc.hint) from None
 
     def profiles_of(ids: list[str], index: int | None) -> tuple[TasteProfile, ...]:

@@ -335,7 +335,7 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
         if approved:
             reviewers = sorted({st.reviewer for st in api.review_states(ledger.out, state.run_id, db=ledger.db).values()
                                 if st.status == "approve" and st.reviewer})
-            how = dict(approved_by=", ".join(reviewers)[:128] or "review")
+            how: dict[str, Any] = dict(approved_by=", ".join(reviewers)[:128] or "review")
         elif catalog.auto_approve:
             how = dict(approved_by=AUTO_APPROVER, auto_approve=True)
         else:

@@ -506,7 +506,7 @@ def embed_budget(duration_s: float) -> int:
 def _from_video(info: SourceInfo, max_frames: int, sample_fps: float, progress: ProgressFn | None,
                 detector: str, threshold: float | None, refs: dict) -> FramesResult:
     from genart.frames import quality as q
-    from genart.frames.borders import WARMUP, Bars, BarVotes
+    from genart.frames.borders import WARMUP, BarVotes
     from genart.frames.decode import VideoScan, expected_samples, file_sha256, grab_video_frames, sample_interval
     from genart.frames.shots import ShotTracker, detect_size, make_detector, shot_of
     from genart.frames.text import merge_places, persistent_groups

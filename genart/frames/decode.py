@@ -475,7 +475,7 @@ class VideoScan:
                 self.decoded += 1
                 self.last_t = t
                 sampled = interval is not None and t + eps >= next_t
-                if sampled:
+                if sampled and interval is not None:
                     next_t = t + interval - eps
                 job = (index, float(t), frame, sampled)
                 batch.append(scale(*job) if backlog() >= QUEUE_BATCHES - 1 else job)

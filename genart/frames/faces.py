@@ -227,14 +227,14 @@ def _haar_available() -> bool:
     import cv2
 
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    return hasattr(cv2, "CascadeClassifier") and bool(folder) and Path(folder, CASCADE_FILE).is_file()
+    return hasattr(cv2, "CascadeClassifier") and bool(folder) and Path(str(folder), CASCADE_FILE).is_file()
 
 
 @lru_cache(maxsize=4)
 def _cascade(name: str = CASCADE_FILE):
     import cv2
 
-    path = cv2.data.haarcascades + name
+    path = cv2.data.haarcascades + name  # type: ignore[attr-defined]  # cv2.data is absent from its stubs
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():  # pragma: no cover - a broken OpenCV install
         raise RuntimeError(f"cannot load OpenCV cascade: {path}")

@@ -15,10 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from genart import imaging
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Mean luma under this is a black frame (fade-outs, black slugs between reels).
 BLACK_LUMA = 0.06
@@ -129,7 +133,7 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return total / len(bounds)
 
 
-def frame_hash(image: "np.ndarray | object") -> int:
+def frame_hash(image: "np.ndarray | Image.Image") -> int:
     """64-bit perceptual hash (imagehash's pHash) of an image or RGB array, as an int."""
     import imagehash
     from PIL import Image
@@ -245,7 +249,7 @@ def pristine_model() -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
     spec = importlib.util.find_spec("skimage")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "data" if spec else None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" if spec and spec.submodule_search_locations else None
     feats = []
     for name in PRISTINE_PHOTOS:
         path = folder / name if folder else None

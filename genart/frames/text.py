@@ -358,7 +358,7 @@ class EdgeVotes:
 
         if self.votes is None or self.n < 6 or len(self.shots) < 2:
             return []
-        mask = (self.votes >= min_share * self.n).astype(np.uint8)
+        mask: np.ndarray = (self.votes >= min_share * self.n).astype(np.uint8)
         if not mask.any():
             return []
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))

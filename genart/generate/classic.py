@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from functools import partial
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from genart.generate.finish import Finished, faces_in, finish, regions_in
 from genart.generate.seeds import variant_seed
@@ -68,7 +68,7 @@ def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Bo
               max_outpaint=settings.max_outpaint, **kw)  # type: ignore[arg-type]
 
 
-def finish_facts(done: Finished) -> dict[str, object]:
+def finish_facts(done: Finished) -> dict[str, Any]:
     """The ``GenerationParams`` fields that record what finishing did."""
     return {"synthetic_share": done.synthetic_share, "upscale": done.upscale, "title_status": done.title_status,
             "title_reason": done.title_reason, "title_box": done.title.box if done.title else None,

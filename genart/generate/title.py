@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import combinations
 from pathlib import Path
 from typing import Sequence
@@ -165,7 +165,7 @@ class FontChoice:
     script: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def _warn_missing_family(family: str, weight: str) -> None:
     """Said once per process: the first title that wanted the family is enough to know."""
     warn(f"title font family '{family}' ({weight}) is not installed (apt-get install "
@@ -343,7 +343,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
         line_h = int(round((ascent + descent) * (1.0 if script == "latin" else 1.08)))
         pad_x, pad_y = _pads(style.treatment, cap)
         for n in (1, 2, 3):
-            lines = _line_breaks(units, joiner, n, lambda s: font.getlength(s, language=lang))
+            lines = _line_breaks(units, joiner, n, lambda s, font=font: font.getlength(s, language=lang))
             if lines is None:
                 break
             text_w = max(int(np.ceil(font.getlength(line, language=lang))) for line in lines)

@@ -167,10 +167,10 @@ class TitleStyleSpec(_Strict):
         return _check_aspects(v)
 
     def typed(self) -> TitleStyle:
-        rgb = tuple(int(self.color[i:i + 2], 16) for i in (1, 3, 5))
+        rgb = (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16))
         return TitleStyle(font=self.font, weight=self.weight, case=self.case, treatment=self.treatment,
                           color=rgb, max_share=self.max_share,
-                          max_share_wide=self.max_share_wide, required_for=self.required_for)  # type: ignore[arg-type]
+                          max_share_wide=self.max_share_wide, required_for=self.required_for)
 
 
 class ProfileFile(_Strict):

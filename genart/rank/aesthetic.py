@@ -258,7 +258,7 @@ class BrisqueScorer:
                                  detail="this OpenCV build has no cv2.quality module",
                                  how="pip install opencv-contrib-python-headless (in place of opencv-python-headless)")
         self.model, self.range = brisque_files(folder)
-        self._model = cv2.quality.QualityBRISQUE_create(str(self.model), str(self.range))
+        self._model = cv2.quality.QualityBRISQUE_create(str(self.model), str(self.range))  # type: ignore[attr-defined]  # contrib
 
     def brisque(self, rgb: np.ndarray) -> float:
         """BRISQUE's own score of an RGB picture (lower is better)."""

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from genart.errors import InvalidArgumentError
-from genart.rank.base import Scorer
+from genart.rank.base import ImageEmbedder, Scorer
 from genart.rank.diversity import diverse_order, placement_note, similarity_levels
 from genart.rank.reasons import pair
 from genart.types import Contribution, RankedVariant, ScoreSet, TasteProfile, Variant
@@ -37,7 +37,7 @@ class RankOptions:
     similarity: (unrelated, near-copy) cosines for diversity; None: the embedder's ``similarity_levels``.
     """
 
-    diversity: object | None = None
+    diversity: ImageEmbedder | None = None
     diverse_k: int | None = None
     mmr_lambda: float = DEFAULT_LAMBDA
     extra_weights: ScoreSet = ScoreSet()

@@ -143,7 +143,7 @@ class CachingEmbedder:
                 self._keep(self._images, k, found[k])
             missing = [k for k in missing if k not in found]
         if missing:
-            first = {}
+            first: dict[str, Image.Image] = {}
             for k, im in zip(keys, images):
                 first.setdefault(k, im)
             vecs = np.asarray(self.inner.embed_images([first[k] for k in missing],

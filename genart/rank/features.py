@@ -366,7 +366,7 @@ def untitled_view(variant_rgb: np.ndarray, source_rgb: np.ndarray, variant: Vari
     h, w = source_rgb.shape[:2]
     # the source resampled onto the variant's grid (the crop window, outside the frame grey)
     fx, fy = w / max(kf.width, 1), h / max(kf.height, 1)
-    m = np.float32([[cw * fx / vw, 0, x * fx], [0, ch * fy / vh, y * fy]])
+    m = np.array([[cw * fx / vw, 0, x * fx], [0, ch * fy / vh, y * fy]], np.float32)
     back = cv2.warpAffine(source_rgb, m, (vw, vh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
     out = variant_rgb.copy()

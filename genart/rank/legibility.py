@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import threading
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -171,8 +171,8 @@ def read_text(rgb: np.ndarray, recogniser: str) -> str:
         with _rapid_lock:  # one ONNX session per process, shared by the scoring threads
             result, _ = _rapidocr()(np.ascontiguousarray(rgb[..., ::-1]), use_cls=False)
         # reading order: pieces whose centres are within half a line's height share a line, left to right
-        pieces = sorted(((sum(p[1] for p in r[0]) / 4, max(p[1] for p in r[0]) - min(p[1] for p in r[0]),
-                          min(p[0] for p in r[0]), r[1]) for r in (result or [])))
+        pieces = sorted((sum(p[1] for p in r[0]) / 4, max(p[1] for p in r[0]) - min(p[1] for p in r[0]),
+                          min(p[0] for p in r[0]), r[1]) for r in (result or []))
         lines: list[list[tuple[float, float, float, str]]] = []
         for piece in pieces:
             if lines and abs(piece[0] - lines[-1][0][0]) < 0.5 * max(piece[1], lines[-1][0][1]):
@@ -197,7 +197,7 @@ def read_text(rgb: np.ndarray, recogniser: str) -> str:
     return out.stdout.decode("utf-8", errors="replace").strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _warn_proxy(lang: str) -> None:
     warn(f"no recogniser for '{lang}' titles (apt-get install tesseract-ocr tesseract-ocr-"
          f"{_TESSERACT_LANG[lang]}): their legibility is the letters' measured size and contrast",
@@ -250,7 +250,7 @@ def _proxy(crop: np.ndarray) -> float:
     ink = float(np.median(lum[lum >= np.percentile(lum, 90)]))
     bg = float(np.median(lum[lum <= np.percentile(lum, 50)]))
     contrast = (max(ink, bg) + 0.05) / (min(ink, bg) + 0.05)
-    rows = (lum > (ink + bg) / 2).any(axis=1)
+    rows = np.asarray((lum > (ink + bg) / 2).any(axis=1))
     run = best = 0
     for r in rows:
         run = run + 1 if r else 0
