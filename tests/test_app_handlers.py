@@ -34,8 +34,9 @@ VIDEO = MEDIA / "videos" / "chaplin.mp4"
 
 
 def _need_media() -> None:
-    if not all(p.exists() for p in STILLS):
-        pytest.skip(f"real media not found under {MEDIA}")
+    from tests.media import need_media
+
+    need_media(*STILLS)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,9 @@ def test_stage_upload_of_stills_shows_key_frames_with_timecodes(classic_run):
 
 
 def test_stage_upload_of_a_video(tmp_path):
-    if not VIDEO.exists():
-        pytest.skip(f"real media not found: {VIDEO}")
+    from tests.media import need_media
+
+    need_media(VIDEO)
     view = h.stage_upload(tmp_path, str(VIDEO), 2)
     assert 1 <= len(view.items) <= 2
     assert all(" · shot " in c for _, c in view.items)

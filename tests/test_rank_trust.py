@@ -19,14 +19,14 @@ from genart.rank.combine import RankOptions, rank_for_profile
 from genart.rank.diversity import FeatureEmbedder, diverse_order
 from genart.testing.fakes import FixedScorer
 from genart.types import Box, FaceFacts, GenerationParams, KeyFrame, Region, ScoreSet, Variant
+from tests.media import need_media
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
 def photo(name: str, width: int = 512) -> Image.Image:
     path = MEDIA / "images" / name
-    if not path.exists():
-        pytest.skip(f"real media not found at {path}")
+    need_media(path)
     with Image.open(path) as im:
         im = im.convert("RGB")
     return im.resize((width, max(1, round(width * im.height / im.width))), Image.Resampling.LANCZOS)
@@ -236,8 +236,7 @@ def _innocent_variants():
     from genart.frames import extract_keyframes
 
     media = MEDIA
-    if not media.is_dir():
-        pytest.skip(f"real media not found at {media}")
+    need_media(media)
     kfs = [keyframe(p.name, detect=False) for p in sorted((media / "images").iterdir())
            if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
     for video in sorted((media / "videos").iterdir()):
@@ -305,8 +304,7 @@ def _video_frame(name: str, t_s: float) -> Image.Image:
     import av
 
     path = MEDIA / "videos" / name
-    if not path.exists():
-        pytest.skip(f"real media not found at {path}")
+    need_media(path)
     with av.open(str(path)) as container:
         start = None
         for frame in container.decode(video=0):
