@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from PIL import Image
@@ -137,8 +136,8 @@ def test_empty_folder(tmp_path):
 def test_absent_weights_fail_fast_with_how_to_get_them(stills_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf" / "hub"))
-    t = time.perf_counter()
     with pytest.raises(ModelLoadError) as e:
         create_variants(stills_dir, profiles=["romance"], preset="turbo", out=tmp_path / "out")
-    assert time.perf_counter() - t < 15
+    # it failed before any work: no key frame decoded, nothing written (benchmarks/startup.py times it)
+    assert not (tmp_path / "out").exists()
     assert "stabilityai/sd-turbo" in str(e.value) and "genart models pull turbo" in str(e.value)
