@@ -1,5 +1,7 @@
 # make demo: the main job on the offline default preset (classic), on a short built-in clip.
-# make test: the whole test suite.
+# make test: the whole test suite, in two tiers: the unit tier first (fast: a failure shows in about a
+# minute), then the integration tier (tests marked `slow`: real torch models, Ray, accelerate, browsers,
+# subprocesses, real media). `make test-fast` / `make test-slow` run one tier.
 # Both create the project's environment in .venv first if needed.
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +11,7 @@ STAMP := $(VENV)/.genart-installed
 NODEPS := rapidocr-onnxruntime==1.4.4 invisible-watermark==0.2.0
 TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast test-slow bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +28,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(TEST_ENV) $(VENV)/bin/genart demo --out runs/demo
 
-test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -q
+test: test-fast test-slow
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(TEST_ENV) $(PY) benchmarks/generate.py --json

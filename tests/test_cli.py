@@ -128,6 +128,7 @@ def _table_rows(stdout: str, profile: str) -> tuple[str, list[str], list[list[st
 
 
 @pytest.mark.parametrize("columns", [80, 160])
+@pytest.mark.slow
 def test_run_table_reads_at_80_and_160_columns(stills_dir, tmp_path, columns):
     rc, out, err = cli("run", stills_dir, "-p", "romance,thriller", "--preset", "classic", "--frames", "2",
                        "--variants", "4", "--out", tmp_path / "runs", columns=columns, cwd=tmp_path)
@@ -194,6 +195,7 @@ def test_run_table_shows_the_orders_own_score_and_its_notes(stills_dir, tmp_path
     assert "rank = the rank score, the number the order follows" in text and _widest(text) <= 80
 
 
+@pytest.mark.slow
 def test_help_has_no_type_noise():
     for args in (["--help"], ["run", "--help"], ["frames", "--help"], ["models", "--help"], ["app", "--help"],
                  ["batch", "--help"], ["bandit", "simulate", "--help"]):
@@ -219,6 +221,7 @@ def test_errors_name_the_option_typed(stills_dir, tmp_path, args, option, bad):
     assert bad is None or bad not in err
 
 
+@pytest.mark.slow
 def test_title_for_checks_the_locale_and_says_when_it_is_unused(stills_dir, tmp_path):
     rc, _, err = cli("run", stills_dir, "--title-for", "xx=foo", "--out", tmp_path)
     assert rc == 2 and "invalid --title-for: 'xx'" in err and "not a known language" in err
@@ -276,6 +279,7 @@ def test_names_with_brackets_print_as_they_are(tmp_path):
     assert rc == 2 and f"source not found: {out_dir / '[/missing].mp4'}" in err
 
 
+@pytest.mark.slow
 def test_frames_speaks_plain_english(stills_dir, tmp_path):
     from tests.media import make_clip
 

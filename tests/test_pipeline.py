@@ -20,6 +20,7 @@ def classic_run(stills_dir, tmp_path_factory):
                            variants_per_frame=2, out=out, title="Still Life", genre="drama"), out
 
 
+@pytest.mark.slow
 def test_result_is_ranked_best_first_per_profile(classic_run):
     result, _ = classic_run
     assert set(result.profiles) == {"romance", "action"}
@@ -104,6 +105,7 @@ def test_png_carries_params_and_ai_label(classic_run):
         assert im.text["DigitalSourceType"].endswith("/composite") and r.variant.params.title == "Still Life"
 
 
+@pytest.mark.slow
 def test_same_seed_same_variants(stills_dir, tmp_path, classic_run):
     result, _ = classic_run
     again = create_variants(stills_dir, profiles=["romance", "action"], preset="classic", frames=3,

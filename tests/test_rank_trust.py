@@ -88,7 +88,8 @@ def check_order_and_explanations(rows) -> None:
 
 
 # --- one displayed order -------------------------------------------------------------------------------
-@pytest.mark.parametrize("preset", ["classic", pytest.param("tiny", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset", ["classic", "tiny"])
+@pytest.mark.slow
 def test_rank_score_is_the_order_and_every_total_adds_up(preset):
     """For every preset: real photos reframed, graded and titled for two profiles, ranked by the preset's
     own scorers; the list follows rank_score, every explanation sums to its total."""
@@ -180,6 +181,7 @@ def test_reasons_print_values_at_the_precision_that_makes_them_true():
 HONEST = ("astronaut.png", "obama.jpg", "two_people.jpg", "chelsea.png", "coffee.png", "camera.png")
 
 
+@pytest.mark.slow
 def test_titled_and_padded_honest_variants_of_real_frames_pass_fidelity():
     """Graded, reframed (padded where the crop leaves the frame), zoomed and titled variants of real photos, in
     every aspect, for the darkest grade (horror's, which was rejected most) and a 9:16 profile: the pixels
@@ -204,6 +206,7 @@ def test_titled_and_padded_honest_variants_of_real_frames_pass_fidelity():
     assert min(unmasked) < 0.7  # what the title alone cost before it was masked
 
 
+@pytest.mark.slow
 def test_a_variant_made_from_another_titles_frame_fails_fidelity():
     from genart.rank.features import FeatureScorer
 
@@ -370,6 +373,7 @@ def _group() -> Image.Image:
     return ImageEnhance.Brightness(out).enhance(1.15)
 
 
+@pytest.mark.slow
 def test_each_profile_leads_with_what_its_audience_wants():
     """One title, four key frames of real pictures: a two-shot, an expressive close-up, a dark frame with one
     face and a screen, a bright group. Each profile's #1 is its audience's frame: romance the two-shot, comedy
