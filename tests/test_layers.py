@@ -3,7 +3,8 @@
 Most of genart's internal imports sit inside functions (to keep ``import genart`` cheap), so a
 checker that reads only module-level imports would miss most of the graph. This one walks every
 ``import`` / ``from ... import`` node of every module with ``ast``, function-local ones included;
-only imports under ``if TYPE_CHECKING:`` are skipped (they never run).
+only imports under ``if TYPE_CHECKING:`` are skipped (they never run). The rules themselves are
+spelled out in ARCHITECTURE.md's "Layer rules" section; ``rule_broken`` is their one definition.
 
 Rules that today's code still breaks are listed in ``KNOWN_VIOLATIONS`` / ``KNOWN_CYCLES`` /
 ``SQL_OUTSIDE_STORE`` with the reason; the test fails when a listed exception no longer happens, so
@@ -45,7 +46,7 @@ TESTING = "genart.testing"
 #: Wiring: these may import stages, the store and each other (but not ``app``).
 ORCHESTRATION = frozenset({
     "genart", "genart.api", "genart.pipeline", "genart.review", "genart.learning", "genart.export",
-    "genart.demo", "genart.sheets", "genart.batch", "genart.cli",
+    "genart.demo", "genart.sheets", "genart.batch",
 })
 #: What the front ends (the CLI's commands and the Gradio app) may import: the public facade only.
 FRONT_END_MAY_USE = frozenset({"genart", "genart.api", "genart.types", "genart.errors"})
