@@ -378,6 +378,7 @@ def test_ray_engine_end_to_end_on_the_cpu(tmp_path, local_reference):
     assert all(t.test_id for t in report.titles)
 
 
+@pytest.mark.slow
 def test_cli_summary_table_and_bad_engine(local_reference):
     from genart.cli import app
 

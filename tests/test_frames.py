@@ -461,6 +461,7 @@ def test_video_without_a_decodable_frame(tmp_path):
     assert str(empty) in str(err.value)
 
 
+@pytest.mark.slow
 def test_title_cards_and_fades_are_not_picked(tmp_path):
     """A black card with white text, a fade-in and a shot: only the shot gives key frames."""
     import cv2
@@ -503,6 +504,7 @@ def test_faces_have_pose_and_the_haar_fallback_still_works(media_dir):
         detect_faces(image, backend="dlib")
 
 
+@pytest.mark.slow
 def test_frames_command_writes_pngs_sheet_and_json(four_shots, tmp_path):
     import json
 

@@ -63,6 +63,7 @@ def bombs(tmp_path_factory) -> dict[str, Path]:
 
 # --- 7. images are bounded before decoding ---------------------------------------------------------
 @pytest.mark.parametrize("name", ["bomb", "big"])
+@pytest.mark.slow
 def test_a_decompression_bomb_is_one_typed_line_from_run_and_frames(bombs, tmp_path, name):
     for cmd in (["run", bombs[name], "--preset", "classic", "--out", tmp_path / "o"],
                 ["frames", bombs[name], "--out", tmp_path / "f"]):
