@@ -1,7 +1,8 @@
 # make demo: the main job on the offline default preset (classic), on a short built-in clip.
-# make test: the whole test suite, in two tiers: the unit tier first (fast: a failure shows in about a
-# minute), then the integration tier (tests marked `slow`: real torch models, Ray, accelerate, browsers,
-# subprocesses, real media). `make test-fast` / `make test-slow` run one tier.
+# make test: the whole test suite, both tiers in one session (the tiny preset is built once).
+# make test-fast: the unit tier alone (-m "not slow", under a minute on 2 cores).
+# make test-slow: the integration tier alone (tests marked `slow`: real torch models, Ray, accelerate,
+# browsers, subprocess runs and kills, video decoding, real media).
 # Both create the project's environment in .venv first if needed.
 PYTHON ?= python3
 VENV := .venv
@@ -28,7 +29,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(TEST_ENV) $(VENV)/bin/genart demo --out runs/demo
 
-test: test-fast test-slow
+test: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
