@@ -1,5 +1,8 @@
 # make demo: the main job on the offline default preset (classic), on a short built-in clip.
-# make test: the whole test suite. make test-fast: without the slow (integration) tier.
+# make test: the whole test suite, both tiers in one session (the tiny preset is built once).
+# make test-fast: the unit tier alone (-m "not slow", under a minute on 2 cores).
+# make test-slow: the integration tier alone (tests marked `slow`: real torch models, Ray, accelerate,
+# browsers, subprocess runs and kills, video decoding, real media).
 # make lint: ruff and mypy, configured in pyproject.toml; .ci/run runs it before the tests.
 # Each creates the project's environment in .venv first if needed.
 PYTHON ?= python3
@@ -10,7 +13,7 @@ STAMP := $(VENV)/.genart-installed
 NODEPS := rapidocr-onnxruntime==1.4.4 invisible-watermark==0.2.0
 TEST_ENV := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv demo test test-fast test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +35,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

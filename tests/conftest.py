@@ -20,8 +20,9 @@ MEDIA = REPO.parent / "shared" / "media"
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
     """../shared/media beside the checkout: real third-party videos and photos (see its ATTRIBUTION.md)."""
-    if not MEDIA.is_dir():
-        pytest.skip(f"real media folder not found at {MEDIA} (it sits beside the checkout in CI)")
+    from tests.media import need_media
+
+    need_media(MEDIA)
     return MEDIA
 
 

@@ -12,12 +12,38 @@ bottom carries the frame number in binary, so a test can check that the frame a 
 from __future__ import annotations
 
 import colorsys
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import pytest
+
+#: The real third-party videos and photos beside the checkout (see its ATTRIBUTION.md); never copied in.
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+def media_required() -> bool:
+    """True in CI (``CI`` set, or ``GENART_REQUIRE_MEDIA=1`` as .ci/run sets): missing media is a failure there."""
+    return bool(os.environ.get("CI")) or os.environ.get("GENART_REQUIRE_MEDIA") == "1"
+
+
+def need_media(*paths: "str | Path") -> None:
+    """Skip the calling test when a real-media path is missing, on a developer's machine; fail it in CI.
+
+    Without the media a contract test over real pictures proves nothing, and in CI a quiet skip would
+    read as a pass, so there the test fails and names what is missing.
+    """
+    missing = [str(p) for p in (paths or (MEDIA,)) if not Path(p).exists()]
+    if not missing:
+        return
+    msg = f"real media not found: {', '.join(missing)} (../shared/media sits beside the checkout)"
+    if media_required():
+        pytest.fail(msg + "; CI / GENART_REQUIRE_MEDIA=1 needs it", pytrace=False)
+    pytest.skip(msg)
+
 
 STAMP_BITS = 10
 STAMP_H = 12  # height of the frame-number strip, in pixels

@@ -44,8 +44,9 @@ expect.set_options(timeout=30_000)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, genart_cache):
     """The app on loopback over a fresh store, in this process (so it shares the tiny model cache)."""
-    if not MEDIA.is_dir():
-        pytest.skip(f"real media folder not found at {MEDIA}")
+    from tests.media import need_media
+
+    need_media(MEDIA)
     import gradio as gr
 
     from app import launch

@@ -34,8 +34,9 @@ VIDEO = MEDIA / "videos" / "chaplin.mp4"
 
 
 def _need_media() -> None:
-    if not all(p.exists() for p in STILLS):
-        pytest.skip(f"real media not found under {MEDIA}")
+    from tests.media import need_media
+
+    need_media(*STILLS)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def classic_run(tmp_path_factory):
 
 
 # --- step 1: uploads -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_stage_upload_of_stills_shows_key_frames_with_timecodes(classic_run):
     out, stage, _ = classic_run
     assert len(stage.items) == 2 and len(stage.choices) == 2
@@ -63,9 +65,11 @@ def test_stage_upload_of_stills_shows_key_frames_with_timecodes(classic_run):
     assert again.source.is_relative_to(Path(out).resolve() / "uploads")  # a copy, not the gradio temp file
 
 
+@pytest.mark.slow
 def test_stage_upload_of_a_video(tmp_path):
-    if not VIDEO.exists():
-        pytest.skip(f"real media not found: {VIDEO}")
+    from tests.media import need_media
+
+    need_media(VIDEO)
     view = h.stage_upload(tmp_path, str(VIDEO), 2)
     assert 1 <= len(view.items) <= 2
     assert all(" · shot " in c for _, c in view.items)
@@ -416,6 +420,7 @@ def test_the_estimate_says_how_many_variants_a_generate_makes():
         h.seed_value("0.5")
 
 
+@pytest.mark.slow
 def test_classics_own_controls_change_what_it_makes_and_the_run_keeps_the_chosen_profile_order(classic_run):
     out, stage, _ = classic_run
     look = h.Look(grade="teal-night", grade_amount=0.5, aspects=("1:1",), title_overlay=True, title_text="KID",
@@ -546,6 +551,7 @@ def test_the_score_breakdown_adds_up_and_warnings_are_on_the_variant(classic_run
     assert any("not from the source frame" in w for w in plain) == (rv.variant.params.synthetic_share > 0.005)
 
 
+@pytest.mark.slow
 def test_default_regenerate_is_a_one_click_reroll(classic_run):
     out, _, run_id = classic_run
     g = h.gallery(out, run_id, "thriller")

@@ -110,6 +110,7 @@ def store(tmp_path_factory):
     return d, out, run.run_id, test_id
 
 
+@pytest.mark.slow
 def test_every_bandit_command_finds_the_store_the_run_wrote(store):
     d, out, run_id, test_id = store
     for where in (["--out", out], ["--store", out], ["--out", out / "runs" / run_id]):  # also the runs folder
@@ -149,6 +150,7 @@ def test_evaluate_prints_estimates_with_intervals(store):
     assert r.returncode == 0 and "snips" in r.stdout and "unbiased" in r.stdout
 
 
+@pytest.mark.slow
 def test_mistakes_are_one_line_with_a_cli_hint(store, tmp_path):
     d, out, run_id, test_id = store
     r = genart("bandit", "report", "nope", "--out", out)
@@ -193,6 +195,7 @@ def test_simulate_compare_puts_policies_side_by_side_and_says_what_regret_is():
     one_error(genart("bandit", "simulate", "--compare", "--store", "x.db"), "--compare")
 
 
+@pytest.mark.slow
 def test_preferences_and_loop_commands(store):
     _, out, _, test_id = store
     r = genart("bandit", "preferences", "--out", out, "--reward", "play:15", "--json")

@@ -63,6 +63,7 @@ def count(tester, row) -> int:
         return int(conn.execute(select(func.count()).select_from(row)).scalar_one())
 
 
+@pytest.mark.slow
 def test_a_weak_segment_triggers_exactly_one_proposal_per_trigger(title, tmp_path):
     out = tmp_path / "runs"
     run = api.create_variants(title, profiles=["drama"], preset="classic", frames=3, variants_per_frame=2, out=out)
@@ -167,6 +168,7 @@ def genart(*args, cwd=None):
                           cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_batch_job_never_starts_an_unapproved_test(batch_draft, tmp_path):
     cat, folder, report = batch_draft
     out = copy_of(folder, tmp_path)
@@ -205,6 +207,7 @@ def test_a_hand_off_in_the_app_starts_the_draft_with_the_approved_variants(batch
     assert {a.arm_id for a in _tester(out).arms(t.test_id)} == {chosen, "control"}
 
 
+@pytest.mark.slow
 def test_auto_approve_is_an_explicit_choice_recorded_in_the_test(title, tmp_path):
     cat = tmp_path / "catalog.yaml"
     cat.write_text(CATALOG.format(src=title))

@@ -79,6 +79,7 @@ def test_binds_loopback_by_default():
     assert DEFAULT_HOST == "127.0.0.1"
 
 
+@pytest.mark.slow
 def test_loopback_load_check_every_event_stored_exactly_once(tmp_path):
     pytest.importorskip("uvicorn", reason="uvicorn not installed")
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bandit_load.py"
@@ -111,6 +112,7 @@ def _cli(*args, timeout=60, **kw):
                           text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"}, **kw)
 
 
+@pytest.mark.slow
 def test_a_public_bind_without_tokens_refuses_to_start(tmp_path, monkeypatch):
     monkeypatch.delenv("GENART_BANDIT_TOKENS", raising=False)
     r = _cli("serve", "--host", "0.0.0.0", "--store", tmp_path / "b.db")

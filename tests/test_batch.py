@@ -140,6 +140,7 @@ def test_cli_reports_a_bad_catalogue_in_one_line(tmp_path, media):
 
 
 # --- kill and resume -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_stores_every_variant_once(tmp_path, media):
     """SIGKILL the job while it commits variants; the same command finishes without redoing a thing."""
     cat = write_catalog(media, frames=3, variants=2)
@@ -350,6 +351,7 @@ def local_reference(media, tmp_path_factory):
     return cat, out, report
 
 
+@pytest.mark.slow
 def test_accelerate_engine_splits_the_work_between_two_processes(tmp_path, local_reference):
     cat, ref_out, _ = local_reference
     out = tmp_path / "acc"
@@ -362,6 +364,7 @@ def test_accelerate_engine_splits_the_work_between_two_processes(tmp_path, local
     assert workers == {"accelerate:0/2", "accelerate:1/2"}
 
 
+@pytest.mark.slow
 def test_ray_engine_end_to_end_on_the_cpu(tmp_path, local_reference):
     pytest.importorskip("ray", reason="Ray is optional (pip install ray): the Ray engine's test needs it")
     cat, ref_out, _ = local_reference
@@ -375,6 +378,7 @@ def test_ray_engine_end_to_end_on_the_cpu(tmp_path, local_reference):
     assert all(t.test_id for t in report.titles)
 
 
+@pytest.mark.slow
 def test_cli_summary_table_and_bad_engine(local_reference):
     from genart.cli import app
 

@@ -33,6 +33,7 @@ def keyframe_from(path, detect=True) -> KeyFrame:
 
 @pytest.mark.parametrize("photo", PHOTOS)
 @pytest.mark.parametrize("aspect", sorted(DEFAULT_DELIVERY_SIZES))
+@pytest.mark.slow
 def test_reframing_keeps_the_faces_whole(media_dir, photo, aspect):
     """Every main face is inside the crop, or (where they cannot all be) the lead face is and no face is cut
     in two; what lies outside the frame stays within the seamless fill's 8%."""

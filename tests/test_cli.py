@@ -25,6 +25,7 @@ def invoke(*args, env=None):
     return result
 
 
+@pytest.mark.slow
 def test_run_json_shape(stills_dir, tmp_path):
     r = invoke("run", stills_dir, "--profiles", "romance,thriller", "--preset", "classic", "--frames", "2",
                "--variants", "2", "--out", tmp_path, "--json")
@@ -128,6 +129,7 @@ def _table_rows(stdout: str, profile: str) -> tuple[str, list[str], list[list[st
 
 
 @pytest.mark.parametrize("columns", [80, 160])
+@pytest.mark.slow
 def test_run_table_reads_at_80_and_160_columns(stills_dir, tmp_path, columns):
     rc, out, err = cli("run", stills_dir, "-p", "romance,thriller", "--preset", "classic", "--frames", "2",
                        "--variants", "4", "--out", tmp_path / "runs", columns=columns, cwd=tmp_path)
@@ -159,6 +161,7 @@ def test_run_table_reads_at_80_and_160_columns(stills_dir, tmp_path, columns):
             assert "best first" not in title
 
 
+@pytest.mark.slow
 def test_run_table_shows_the_orders_own_score_and_its_notes(stills_dir, tmp_path, monkeypatch):
     """Where the ranking sets ``rank_score``, ``placed_by`` and ``needs_review``, the table shows the score
     the order follows and a note per moved or doubtful row, still within 80 columns."""
@@ -194,6 +197,7 @@ def test_run_table_shows_the_orders_own_score_and_its_notes(stills_dir, tmp_path
     assert "rank = the rank score, the number the order follows" in text and _widest(text) <= 80
 
 
+@pytest.mark.slow
 def test_help_has_no_type_noise():
     for args in (["--help"], ["run", "--help"], ["frames", "--help"], ["models", "--help"], ["app", "--help"],
                  ["batch", "--help"], ["bandit", "simulate", "--help"]):
@@ -212,6 +216,7 @@ def test_help_has_no_type_noise():
     (["frames", "{stills}", "--max", "0"], "--max", "max_frames"),
     (["frames", "{stills}", "--sample-fps", "0"], "--sample-fps", "sample_fps"),
 ])
+@pytest.mark.slow
 def test_errors_name_the_option_typed(stills_dir, tmp_path, args, option, bad):
     rc, out, err = cli(*[a.replace("{stills}", str(stills_dir)) for a in args], "--out", tmp_path)
     lines = err.splitlines()
@@ -219,6 +224,7 @@ def test_errors_name_the_option_typed(stills_dir, tmp_path, args, option, bad):
     assert bad is None or bad not in err
 
 
+@pytest.mark.slow
 def test_title_for_checks_the_locale_and_says_when_it_is_unused(stills_dir, tmp_path):
     rc, _, err = cli("run", stills_dir, "--title-for", "xx=foo", "--out", tmp_path)
     assert rc == 2 and "invalid --title-for: 'xx'" in err and "not a known language" in err
@@ -232,6 +238,7 @@ def test_title_for_checks_the_locale_and_says_when_it_is_unused(stills_dir, tmp_
     assert json.loads(out)["warnings"] == [said[0].removeprefix("warning: ")]
 
 
+@pytest.mark.slow
 def test_warnings_are_genarts_one_line_each_and_kept_in_the_run(stills_dir, tmp_path):
     """A TitleWarning (no font has these code points) prints as genart's one line, never Python's
     ``file.py:NN: TitleWarning`` with the source line under it, and lands in the run's warnings."""
@@ -259,6 +266,7 @@ def test_a_damaged_video_warns_in_one_line(tmp_path):
     assert len(said) == 1 and said[0].startswith("warning: video ") and "RuntimeWarning" not in err, err
 
 
+@pytest.mark.slow
 def test_names_with_brackets_print_as_they_are(tmp_path):
     """Paths are text, never Rich markup: ``[red]`` prints as it is and ``[/x]`` does not crash."""
     from PIL import Image
@@ -276,6 +284,7 @@ def test_names_with_brackets_print_as_they_are(tmp_path):
     assert rc == 2 and f"source not found: {out_dir / '[/missing].mp4'}" in err
 
 
+@pytest.mark.slow
 def test_frames_speaks_plain_english(stills_dir, tmp_path):
     from tests.media import make_clip
 

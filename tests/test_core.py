@@ -19,16 +19,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_import_genart_does_not_import_torch():
     code = textwrap.dedent("""
-        import sys, time
-        t = time.perf_counter()
+        import sys
         from genart import create_variants, RunResult
         import genart.api, genart.cli
-        dt = time.perf_counter() - t
         heavy = [m for m in ("torch", "diffusers", "open_clip", "transformers", "cv2", "av") if m in sys.modules]
-        print(heavy, dt)
+        print(heavy)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
-    assert out[0] == "[]", f"heavy modules imported by the core: {out[0]}"
+    # the seconds this takes are measured by benchmarks/startup.py, not asserted here
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"heavy modules imported by the core: {out}"
 
 
 def test_scoreset_is_ordered_and_frozen():

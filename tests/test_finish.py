@@ -152,6 +152,7 @@ def _overlap(a: tuple[int, int, int, int], b: Box) -> float:
 
 @pytest.mark.parametrize("pid", ["thriller", "romance", "comedy", "family"])
 @pytest.mark.parametrize("photo", PHOTOS)
+@pytest.mark.slow
 def test_titles_clear_of_faces_regions_and_the_subject_within_their_share(media_dir, pid: str, photo: str) -> None:
     region = Region(Box(20, 20, 200, 40), kind="logo", persistent=True)
     kf = frame(media_dir, photo, regions=(region,))

@@ -91,6 +91,7 @@ def test_progress_is_reported(four_shots):
     assert all(0 < d <= t for _, d, t in calls)
 
 
+@pytest.mark.slow
 def test_max_frames_is_respected(four_shots):
     clip, _, _ = four_shots
     two = extract_keyframes(clip.path, max_frames=2)
@@ -116,6 +117,7 @@ def test_black_section_never_yields_a_black_keyframe(tmp_path):
     assert {clip.segment_of(kf.frame_index) for kf in kfs} == {0, 2}
 
 
+@pytest.mark.slow
 def test_blurred_shot_is_dropped(tmp_path):
     clip = make_clip(tmp_path / "blur.mp4", [("texture", FPS), ("blurred", FPS), ("texture", FPS)], fps=FPS)
     kfs = extract_keyframes(clip.path, max_frames=6)
@@ -149,6 +151,7 @@ def test_truncated_video_keeps_what_decoded(tmp_path):
     assert all(read_stamp(kf.image) == kf.frame_index for kf in kfs)
 
 
+@pytest.mark.slow
 def test_mpeg4_in_avi_also_works(tmp_path):
     clip = make_clip(tmp_path / "clip.avi", [("texture", FPS), ("texture", FPS)], fps=FPS, codec="mpeg4")
     kfs = extract_keyframes(clip.path, max_frames=2)
@@ -355,6 +358,7 @@ def test_folder_of_only_broken_images(tmp_path):
 
 
 # --- shots (PySceneDetect) and the full result ----------------------------------------------------
+@pytest.mark.slow
 def test_cuts_are_found_within_one_frame(four_shots):
     clip, _, _ = four_shots
     res = analyse(clip.path, max_frames=4)
@@ -373,6 +377,7 @@ def test_cuts_are_found_within_one_frame(four_shots):
         assert shot.start_frame <= kf.frame_index < shot.end_frame
 
 
+@pytest.mark.slow
 def test_adaptive_detector_finds_the_same_cuts(four_shots):
     clip, _, _ = four_shots
     res = analyse(clip.path, max_frames=1, detector="adaptive")
@@ -390,6 +395,7 @@ def test_static_clip_has_no_cut(tmp_path):
     assert [(s.start_frame, s.end_frame) for s in res.shots] == [(0, 48)]
 
 
+@pytest.mark.slow
 def test_variable_frame_rate(tmp_path):
     # frames 30 ms and 55 ms apart in turns: frame numbers and times must both be exact
     times, t = [], 0
@@ -406,6 +412,7 @@ def test_variable_frame_rate(tmp_path):
         assert kf.t_s == pytest.approx(times[kf.frame_index] / 1000)
 
 
+@pytest.mark.slow
 def test_anamorphic_video_gets_square_pixels(tmp_path):
     from fractions import Fraction
 
@@ -454,6 +461,7 @@ def test_video_without_a_decodable_frame(tmp_path):
     assert str(empty) in str(err.value)
 
 
+@pytest.mark.slow
 def test_title_cards_and_fades_are_not_picked(tmp_path):
     """A black card with white text, a fade-in and a shot: only the shot gives key frames."""
     import cv2
@@ -496,6 +504,7 @@ def test_faces_have_pose_and_the_haar_fallback_still_works(media_dir):
         detect_faces(image, backend="dlib")
 
 
+@pytest.mark.slow
 def test_frames_command_writes_pngs_sheet_and_json(four_shots, tmp_path):
     import json
 

@@ -48,6 +48,7 @@ def photo_frame(media_dir: Path, name: str) -> KeyFrame:
                     height=im.height, faces=tuple(detect_faces(im)), image=im)
 
 
+@pytest.mark.slow
 def test_reframes_every_aspect_keeping_the_faces(media_dir, gen: DiffusionGenerator) -> None:
     profile = replace(get_profiles(["thriller"])[0], aspects=CATALOGUE, strengths=(0.5,))  # one batch per frame size
     frames = [photo_frame(media_dir, p) for p in PHOTOS]

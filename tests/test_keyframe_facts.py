@@ -138,6 +138,7 @@ def _barred_clip(path: Path, picture: tuple[int, int], frame: tuple[int, int]) -
     ((256, 144), (320, 180), (32, 18, 256, 144)),  # windowbox
     ((320, 180), (320, 180), (0, 0, 320, 180)),  # no bars
 ])
+@pytest.mark.slow
 def test_bars_are_cropped_before_anything_else(tmp_path, picture, frame, area):
     path = tmp_path / "bars.mp4"
     _barred_clip(path, picture, frame)

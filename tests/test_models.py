@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -78,10 +77,29 @@ def test_classic_needs_nothing() -> None:
     assert resolved_models(preset("classic")) == ()
 
 
-def test_check_tiny_is_fast_and_ok() -> None:
-    t = time.perf_counter()
+def test_checks_and_absent_weights_answer_without_loading_a_model(tmp_path: Path) -> None:
+    """Why ``genart models check`` and a missing-weights error are quick: neither imports torch or
+    diffusers, let alone builds a model (their seconds are measured by benchmarks/startup.py)."""
+    code = (
+        "import sys\n"
+        "from genart.config import load_models_config\n"
+        "from genart.errors import ModelLoadError\n"
+        "from genart.models import check_preset, load_diffusion\n"
+        "cfg = load_models_config()\n"
+        "assert check_preset(cfg.preset('tiny')).ok and not check_preset(cfg.preset('turbo')).ok\n"
+        "try:\n    load_diffusion(cfg.preset('turbo'))\nexcept ModelLoadError:\n    pass\n"
+        "else:\n    sys.exit('turbo loaded from an empty cache')\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'open_clip', 'transformers') if m in sys.modules]\n"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")}
+    env["HF_HOME"] = str(tmp_path / "hf-home")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_check_tiny_is_ok() -> None:
     check = check_preset(preset("tiny"))
-    assert time.perf_counter() - t < 2.0
     assert check.ok
     assert [i.role for i in check.items] == ["diffusion", "clip"]
     assert all("genart models pull tiny" in i.how for i in check.items)
@@ -89,9 +107,7 @@ def test_check_tiny_is_fast_and_ok() -> None:
 
 def test_absent_hub_weights_fail_fast_and_say_how(empty_hf: Path) -> None:
     spec = preset("turbo")
-    t = time.perf_counter()
     check = check_preset(spec)
-    assert time.perf_counter() - t < 2.0
     assert not check.ok
     assert all(not item.present for item in check.items)
     diffusion = check.items[0]
@@ -100,10 +116,8 @@ def test_absent_hub_weights_fail_fast_and_say_how(empty_hf: Path) -> None:
     assert str(empty_hf) in diffusion.where
     assert "genart models pull turbo" in diffusion.how and "huggingface-cli download" in diffusion.how
 
-    t = time.perf_counter()
     with pytest.raises(ModelLoadError) as err:
         load_diffusion(spec)
-    assert time.perf_counter() - t < 5.0
     msg = str(err.value)
     assert "stabilityai/sd-turbo" in msg and "genart models pull turbo" in msg and str(empty_hf) in msg
     assert spec.generator.revision in msg  # the pinned revision in the download command

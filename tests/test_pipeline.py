@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from PIL import Image
@@ -21,6 +20,7 @@ def classic_run(stills_dir, tmp_path_factory):
                            variants_per_frame=2, out=out, title="Still Life", genre="drama"), out
 
 
+@pytest.mark.slow
 def test_result_is_ranked_best_first_per_profile(classic_run):
     result, _ = classic_run
     assert set(result.profiles) == {"romance", "action"}
@@ -105,6 +105,7 @@ def test_png_carries_params_and_ai_label(classic_run):
         assert im.text["DigitalSourceType"].endswith("/composite") and r.variant.params.title == "Still Life"
 
 
+@pytest.mark.slow
 def test_same_seed_same_variants(stills_dir, tmp_path, classic_run):
     result, _ = classic_run
     again = create_variants(stills_dir, profiles=["romance", "action"], preset="classic", frames=3,
@@ -137,8 +138,8 @@ def test_empty_folder(tmp_path):
 def test_absent_weights_fail_fast_with_how_to_get_them(stills_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf" / "hub"))
-    t = time.perf_counter()
     with pytest.raises(ModelLoadError) as e:
         create_variants(stills_dir, profiles=["romance"], preset="turbo", out=tmp_path / "out")
-    assert time.perf_counter() - t < 15
+    # it failed before any work: no key frame decoded, nothing written (benchmarks/startup.py times it)
+    assert not (tmp_path / "out").exists()
     assert "stabilityai/sd-turbo" in str(e.value) and "genart models pull turbo" in str(e.value)

@@ -23,6 +23,7 @@ from genart.rank.safety import SafetyScorer
 from genart.testing.contracts import EmbedderContract, ScorerContract
 from genart.testing.fakes import FakeEmbedder, FixedScorer, MemoryEmbeddingCache
 from genart.types import GenerationParams, KeyFrame, RunManifest, ScoreSet, Variant
+from tests.media import need_media
 
 MEDIA_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "images"
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "two_people.jpg", "camera.png")
@@ -30,8 +31,7 @@ PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "two_peopl
 
 def _photo(name: str, width: int = 256) -> Image.Image:
     path = MEDIA_IMAGES / name
-    if not path.exists():
-        pytest.skip(f"real media not found at {MEDIA_IMAGES}")
+    need_media(path)
     with Image.open(path) as im:
         im = im.convert("RGB")
     return im.resize((width, max(1, int(width * im.height / im.width))))
@@ -106,8 +106,8 @@ class TestCachingEmbedderContract(EmbedderContract):
 # --- safety: the real classifier on real photos -------------------------------------------------------
 def test_nsfw_classifier_rates_the_real_photos_safe():
     paths = sorted(p for p in MEDIA_IMAGES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    if not paths:
-        pytest.skip(f"real media not found at {MEDIA_IMAGES}")
+    need_media(MEDIA_IMAGES)
+    assert paths, f"no photos in {MEDIA_IMAGES}"
     scorer = SafetyScorer(None, nsfw=True)
     variants = [_variant(p.stem, Image.open(p).convert("RGB")) for p in paths]
     scores = scorer.score(variants, get_profiles(["drama"])[0])
@@ -398,8 +398,7 @@ def test_rank_variants_scores_an_existing_thumbnail_beside_others(tmp_path):
     from genart.api import rank_variants, variant_from_image
 
     paths = [MEDIA_IMAGES / n for n in PHOTOS[:4]]
-    if not all(p.exists() for p in paths):
-        pytest.skip("real media not found")
+    need_media(*paths)
     thumb = variant_from_image(paths[0])
     assert thumb.image is not None and thumb.path == paths[0] and thumb.profile_id == ""
     assert variant_from_image(paths[0]).id == thumb.id  # stable

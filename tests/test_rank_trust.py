@@ -19,14 +19,14 @@ from genart.rank.combine import RankOptions, rank_for_profile
 from genart.rank.diversity import FeatureEmbedder, diverse_order
 from genart.testing.fakes import FixedScorer
 from genart.types import Box, FaceFacts, GenerationParams, KeyFrame, Region, ScoreSet, Variant
+from tests.media import need_media
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
 def photo(name: str, width: int = 512) -> Image.Image:
     path = MEDIA / "images" / name
-    if not path.exists():
-        pytest.skip(f"real media not found at {path}")
+    need_media(path)
     with Image.open(path) as im:
         im = im.convert("RGB")
     return im.resize((width, max(1, round(width * im.height / im.width))), Image.Resampling.LANCZOS)
@@ -88,7 +88,8 @@ def check_order_and_explanations(rows) -> None:
 
 
 # --- one displayed order -------------------------------------------------------------------------------
-@pytest.mark.parametrize("preset", ["classic", pytest.param("tiny", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset", ["classic", "tiny"])
+@pytest.mark.slow
 def test_rank_score_is_the_order_and_every_total_adds_up(preset):
     """For every preset: real photos reframed, graded and titled for two profiles, ranked by the preset's
     own scorers; the list follows rank_score, every explanation sums to its total."""
@@ -180,6 +181,7 @@ def test_reasons_print_values_at_the_precision_that_makes_them_true():
 HONEST = ("astronaut.png", "obama.jpg", "two_people.jpg", "chelsea.png", "coffee.png", "camera.png")
 
 
+@pytest.mark.slow
 def test_titled_and_padded_honest_variants_of_real_frames_pass_fidelity():
     """Graded, reframed (padded where the crop leaves the frame), zoomed and titled variants of real photos, in
     every aspect, for the darkest grade (horror's, which was rejected most) and a 9:16 profile: the pixels
@@ -209,6 +211,7 @@ def test_titled_and_padded_honest_variants_of_real_frames_pass_fidelity():
     assert min(unmasked) < 0.7  # what the title alone cost before it was masked
 
 
+@pytest.mark.slow
 def test_a_variant_made_from_another_titles_frame_fails_fidelity():
     from genart.rank.features import FeatureScorer
 
@@ -249,8 +252,7 @@ def _innocent_variants():
     from genart.frames import extract_keyframes
 
     media = MEDIA
-    if not media.is_dir():
-        pytest.skip(f"real media not found at {media}")
+    need_media(media)
     kfs = [keyframe(p.name, detect=False) for p in sorted((media / "images").iterdir())
            if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
     for video in sorted((media / "videos").iterdir()):
@@ -318,8 +320,7 @@ def _video_frame(name: str, t_s: float) -> Image.Image:
     import av
 
     path = MEDIA / "videos" / name
-    if not path.exists():
-        pytest.skip(f"real media not found at {path}")
+    need_media(path)
     with av.open(str(path)) as container:
         start = None
         for frame in container.decode(video=0):
@@ -387,6 +388,7 @@ def _group() -> Image.Image:
     return ImageEnhance.Brightness(out).enhance(1.15)
 
 
+@pytest.mark.slow
 def test_each_profile_leads_with_what_its_audience_wants():
     """One title, four key frames of real pictures: a two-shot, an expressive close-up, a dark frame with one
     face and a screen, a bright group. Each profile's #1 is its audience's frame: romance the two-shot, comedy

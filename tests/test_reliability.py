@@ -63,6 +63,7 @@ def bombs(tmp_path_factory) -> dict[str, Path]:
 
 # --- 7. images are bounded before decoding ---------------------------------------------------------
 @pytest.mark.parametrize("name", ["bomb", "big"])
+@pytest.mark.slow
 def test_a_decompression_bomb_is_one_typed_line_from_run_and_frames(bombs, tmp_path, name):
     for cmd in (["run", bombs[name], "--preset", "classic", "--out", tmp_path / "o"],
                 ["frames", bombs[name], "--out", tmp_path / "f"]):
@@ -165,6 +166,7 @@ def units(out: Path) -> list[tuple]:
                           "FROM batch_units ORDER BY pk").fetchall()
 
 
+@pytest.mark.slow
 def test_a_bad_title_is_marked_failed_and_the_others_complete(titles, tmp_path):
     cat = catalogue(titles, tmp_path, ("still-life", "broken", "space", "bomb"))
     out = tmp_path / "runs[" / "out"  # a folder name that is Rich markup, too
@@ -206,6 +208,7 @@ def test_a_bad_title_is_marked_failed_and_the_others_complete(titles, tmp_path):
     assert units(out)[:len(before)] == before
 
 
+@pytest.mark.slow
 def test_a_second_batch_job_on_the_same_folder_exits_2_naming_the_holder(titles, tmp_path):
     cat = catalogue(titles, tmp_path, ("still-life", "space"), frames=3, variants=2)
     out = tmp_path / "out"
@@ -244,6 +247,7 @@ def variant_rows(out: Path) -> list[tuple]:
         return db.execute("SELECT pk, run_id, profile_id, variant_id, image_sha256 FROM variants ORDER BY pk").fetchall()
 
 
+@pytest.mark.slow
 def test_sigkill_during_run_then_the_same_command_resumes_it(stills_dir, tmp_path):
     out = tmp_path / "out"
     cmd = ["run", stills_dir, "--preset", "classic", "-p", "romance,thriller,comedy,action", "--frames", "3",
@@ -328,6 +332,7 @@ def test_a_run_in_progress_is_never_taken_over(stills_dir, tmp_path):
 
 
 # --- 5: concurrent runs on a fresh folder ---------------------------------------------------------------
+@pytest.mark.slow
 def test_concurrent_runs_on_a_fresh_folder_are_all_stored(stills_dir, tmp_path):
     out = tmp_path / "fresh"
     procs = [subprocess.Popen([sys.executable, "-m", "genart.cli", "run", str(stills_dir), "--preset", "classic",

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from genart.store.db import Store
@@ -109,6 +110,7 @@ def test_an_older_store_gains_the_new_columns(tmp_path):
     assert rv.placed_by is None and rv.rank_score == 0.58
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_fresh_store_both_succeed(tmp_path):
     import subprocess
     import sys

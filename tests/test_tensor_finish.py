@@ -115,6 +115,7 @@ def _layouts(width: int, height: int):
     return out
 
 
+@pytest.mark.slow
 def test_title_composite_is_draw_titles_pixels_for_every_treatment(frames):
     """A treatment drawn once on flat backgrounds and composited as a tensor gives draw_title's pixels
     on real images, for plates, scrims, shadows and outlines, with the opacity measured on the device
@@ -162,6 +163,7 @@ def test_plates_are_drawn_once_per_layout_and_opacity_wherever_the_box_sits():
     assert len(tf._PLATES) == 3 and y0 > 0
 
 
+@pytest.mark.slow
 def test_finishing_matches_finish_for_every_profile_and_aspect(frames):
     """The whole finishing (plan, crop + resize, grade, title placed on the graded picture's saliency)
     through the tensor path against ``finish``, each profile's grade, locale, title style and title at
@@ -226,6 +228,7 @@ def test_one_batch_of_mixed_crops_sizes_grades_and_titles_is_each_row_alone(fram
         assert tuple(row.pixels.shape[1:]) == (plan.size[1], plan.size[0])
 
 
+@pytest.mark.slow
 def test_framings_that_leave_the_frame_are_left_to_the_cpu(frames):
     """A window past the frame (here: a preset letting a fill make up to half the picture, and a face too
     large for a 9:16 crop inside it) is the CPU's mirrored fill until part B: refused by the batch,
@@ -253,6 +256,7 @@ def rgb_is_wide(rgb: np.ndarray) -> bool:
     return rgb.shape[1] > rgb.shape[0] * 1.2
 
 
+@pytest.mark.slow
 def test_classic_with_tensor_finishing_makes_the_same_variants(media_dir):
     """``delivery.finishing: tensor`` on the classic preset (opt-in: on the CPU the CPU path is faster):
     the same variants, pixels within 2 levels, including the zoomed and shifted later rounds."""
