@@ -1,4 +1,5 @@
-"""The layer rules of ../shared/ARCHITECTURE.md, checked over every import in genart/ and app/.
+"""The layer rules of docs/ARCHITECTURE.md (../shared/ARCHITECTURE.md and its layer rules), checked over
+every import in genart/ and app/.
 
 Most of genart's internal imports sit inside functions (to keep ``import genart`` cheap), so a
 checker that reads only module-level imports would miss most of the graph. This one walks every
