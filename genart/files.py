@@ -187,3 +187,27 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes ``src``'s file: a hard link where the file system allows one, else a copy (a run's
+    ranked copies and key frame names cost no disk)."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def source_digest(source: Path) -> str:
+    """SHA-256 of a source: the file's bytes, or for a folder of stills each file's name and digest."""
+    from genart.imaging import sha256_bytes, sha256_file
+
+    if source.is_file():
+        return sha256_file(source)
+    names = sorted(p.name for p in source.iterdir() if p.is_file())
+    return sha256_bytes(json.dumps([(n, sha256_file(source / n)) for n in names]).encode())

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,9 +18,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
 from genart.errors import GenartError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, WarningLog, warn
-from genart.files import FileLock, write_bytes, write_text
+from genart.files import FileLock, link_or_copy, source_digest, write_bytes, write_text
 from genart.generate import Generator
-from genart.imaging import sha256_bytes, sha256_file
 from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
 from genart.rank.base import Scorer
@@ -207,28 +205,11 @@ def _packaged_models(spec: PresetSpec | None = None) -> tuple[ModelRef, ...]:
     return tuple(out)
 
 
-def _source_digest(source: Path) -> str:
-    if source.is_file():
-        return sha256_file(source)
-    names = sorted(p.name for p in source.iterdir() if p.is_file())
-    return sha256_bytes(json.dumps([(n, sha256_file(source / n)) for n in names]).encode())
-
-
 def ranked_name(rank: int, variant: Variant) -> str:
     """The name of a ranked variant's copy in its run's profile folder: rank, id, the file's own
     extension (``.jpg`` for a preset that delivers JPEGs)."""
     suffix = variant.path.suffix if variant.path is not None and variant.path.suffix else ".png"
     return f"{rank:02d}_{variant.id[:8]}{suffix}"
-
-
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        dst.unlink()
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> None:
@@ -325,7 +306,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     ensure_weights(spec)
 
     store = Store(out, db)
-    digest = _source_digest(src)
+    digest = source_digest(src)
     key = resume_key(digest, spec, profs, frames, variants_per_frame, seed, title, genre,
                      keyframe_ids=[k.id for k in keyframes or ()], title_overlay=title_overlay, titles=titles,
                      cast=cast)
@@ -361,7 +342,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
                 keyframes = extract_keyframes(src, max_frames=frames, progress=progress, cast=cast)
             kfs = store.add_keyframes(run_id, keyframes)
         for i, kf in enumerate(kfs):
-            _link(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")
+            link_or_copy(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")
         report(progress, "models", 0, 1)
         stages = load_stages(spec, store=store)
         report(progress, "models", 1, 1)
@@ -389,7 +370,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             ranked.append((profile.id, good[:top_k] if top_k else good))
             rejected.append((profile.id, tuple(r for r in rows if r.rejected is not None)))
             for r in good:
-                _link(r.variant.path, run_dir / profile.id / ranked_name(r.rank, r.variant))
+                link_or_copy(r.variant.path, run_dir / profile.id / ranked_name(r.rank, r.variant))
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
                            keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
                            warnings=tuple(warned.messages))

@@ -351,8 +351,6 @@ KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
     # private helpers shared between orchestration modules (#17: split into use-case modules)
     ("private-name-across-layers", "genart.api", "genart.learning"): "_tester",
     ("private-name-across-layers", "genart.bandit.cli", "genart.learning"): "_setting_words",
-    ("private-name-across-layers", "genart.batch.ray_engine", "genart.pipeline"): "_link",
-    ("private-name-across-layers", "genart.batch.runner", "genart.pipeline"): "_link, _source_digest",
     ("private-name-across-layers", "genart.learning", "genart.review"):
         "_review_store, _append_decision, _edited_profile, _check_reviewer, _tester",
 }

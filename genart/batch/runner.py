@@ -215,7 +215,8 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     """
     from genart import __version__
     from genart.frames import extract_keyframes, probe_source
-    from genart.pipeline import _link, _source_digest, ranking_checks
+    from genart.files import link_or_copy, source_digest
+    from genart.pipeline import ranking_checks
     from genart.store.batch_tables import BatchTitleRow
     from genart.store.db import RunRow
 
@@ -226,7 +227,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     else:
         src = title.source
     try:
-        digest = _source_digest(src)
+        digest = source_digest(src)
         unreadable = None
     except OSError as exc:  # a folder or file the job may not read: the title fails, the job goes on
         digest, unreadable = "", exc
@@ -282,7 +283,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     for i, kf in enumerate(kfs):
         link = run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
         if not link.exists():
-            _link(kf.path, link)
+            link_or_copy(kf.path, link)
     state.keyframes = kfs
     return state
 
@@ -294,7 +295,8 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ``scored``: the scores taken while the variants were made (``Prescored``); only the others
     (made before a resume, or by another worker) are scored here, from their stored PNGs.
     """
-    from genart.pipeline import _link, ranked_name
+    from genart.files import link_or_copy
+    from genart.pipeline import ranked_name
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
     known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
@@ -304,7 +306,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ledger.store.add_rankings(state.run_id, rows)  # replaces: a re-ranking after a kill rewrites the same rows
     for r in rows:
         if r.rejected is None:
-            _link(r.variant.path, state.run_dir / profile.id / ranked_name(r.rank, r.variant))
+            link_or_copy(r.variant.path, state.run_dir / profile.id / ranked_name(r.rank, r.variant))
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 
