@@ -95,6 +95,19 @@ def set_number(page, elem_id: str, value: object) -> None:
     box.press("Enter")
 
 
+def fill_kept(page, selector: str, text: str) -> None:
+    """Types ``text`` into a box once the box keeps it: a variant's details, still refreshing after the
+    step before (the lightbox closing, a selection), reset the regeneration boxes, and a click that
+    follows at once would send what was there before, as a person would see it there before clicking."""
+    box = page.locator(selector).first
+    for _ in range(10):
+        box.fill(text)
+        page.wait_for_timeout(500)
+        if box.input_value() == text:
+            break
+    expect(box).to_have_value(text)
+
+
 def toast(page, text: str):
     """A message box (gr.Info / gr.Warning / gr.Error) saying ``text``."""
     loc = page.locator(".toast-body").filter(has_text=text).first
@@ -267,7 +280,7 @@ def test_classic_flow_at_1280x720_from_upload_to_a_delivery_package(server, brow
 
         # a regeneration that fails says so once and leaves the grid as it was (no "Error" pills)
         page.locator("#regen-panel").click()
-        page.locator("#regen-seed input, #regen-seed textarea").first.fill("abc")
+        fill_kept(page, "#regen-seed input, #regen-seed textarea", "abc")
         page.locator("#regen-btn").click()
         toast(page, "invalid seed")
         expect(page.locator("#grid .ga-tile")).to_have_count(3)
@@ -393,7 +406,7 @@ def test_tiny_flow_with_an_edited_prompt_regeneration_and_handoff(server, page):
 
     page.locator("#reviewer input, #reviewer textarea").first.fill("Ben")
     page.locator("#regen-panel").click()
-    page.locator("#regen-seed input, #regen-seed textarea").first.fill("7")
+    fill_kept(page, "#regen-seed input, #regen-seed textarea", "7")
     set_number(page, "regen-strength", 0.8)
     page.locator("#regen-btn").click()
     toast(page, "new variant")
