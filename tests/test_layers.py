@@ -47,7 +47,7 @@ TESTING = "genart.testing"
 #: Wiring: these may import stages, the store and each other (but not ``app``).
 ORCHESTRATION = frozenset({
     "genart", "genart.api", "genart.pipeline", "genart.review", "genart.learning", "genart.export",
-    "genart.demo", "genart.sheets", "genart.batch",
+    "genart.demo", "genart.sheets", "genart.batch", "genart.usecases",
 })
 #: What the front ends (the CLI's commands and the Gradio app) may import: the public facade only.
 FRONT_END_MAY_USE = frozenset({"genart", "genart.api", "genart.types", "genart.errors"})
@@ -59,7 +59,7 @@ def layer_of(module: str) -> str:
     if parts[0] == "app":
         return "app"
     two = ".".join(parts[:2])
-    if two in STAGES or two in (STORE, TESTING) or two == "genart.batch":
+    if two in STAGES or two in (STORE, TESTING) or two in ("genart.batch", "genart.usecases"):
         return two
     return module
 
