@@ -448,9 +448,6 @@ def frames(
 ) -> None:
     """Shots and key frames: PNGs, a contact sheet (faces and who, text and logos, bars, transitions,
     characters), and (--json) everything found."""
-    # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
-    from genart.sheets import frames_sheet
-
     notes: dict[str, list[str]] = {}
     for item in cast:
         name, sep, image = item.partition("=")
@@ -464,10 +461,12 @@ def frames(
     data = result.to_json()
     for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
+        if kf.image is None:  # analyse_frames hands back every key frame with its pixels
+            raise GenartError(f"key frame {kf.timecode} of {source} came back without its pixels")
         kf.image.save(path)
         row["path"] = str(path)
     sheet_path = out_dir / "contact_sheet.png"
-    frames_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
+    api.contact_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
     if as_json:
         _print_json({"source": str(source), "contact_sheet": str(sheet_path),
                      **{k: v for k, v in data.items() if k != "source"}})
