@@ -10,7 +10,7 @@ the streamer accepts (Prime Video: 3 to 20 per type and language, 5 to 7 recomme
 for each count outside that range. Each PNG keeps the provenance the store wrote (XMP and text chunks)
 plus where it was delivered from.
 
-An orchestrator beside ``genart.review`` (whose log decides what is approved); ``genart.api``
+A use case beside ``genart.usecases.review`` (whose log decides what is approved); ``genart.api``
 re-exports ``export_package``. Imports stay cheap: Pillow and the store load inside the function.
 """
 
@@ -104,7 +104,8 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
     from genart.imaging import png_bytes, sha256_bytes
     from genart.profiles import load_profiles
     from genart.provenance import DST_TERMS, IPTC_DST, png_text_chunks
-    from genart.review import approved_variants, load_run
+    from genart.usecases.review import approved_variants
+    from genart.usecases.runs import load_run
 
     rule = STREAMERS.get(streamer)
     if rule is None:
