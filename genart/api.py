@@ -158,7 +158,7 @@ from genart.usecases.choices import list_grades  # noqa: E402,F401  (re-exported
 from genart.usecases.export import export_package  # noqa: E402,F401  (re-exported)
 from genart.usecases.facts import variant_facts  # noqa: E402,F401  (re-exported)
 from genart.usecases.handoff import handoff_to_test, handoffs, rank_artwork  # noqa: E402,F401  (re-exported)
-from genart.usecases.loop import loop_step, proposals, setting_words  # noqa: E402,F401  (re-exported)
+from genart.usecases.loop import loop_step, proposals  # noqa: E402,F401  (re-exported)
 from genart.usecases.preferences import (  # noqa: E402,F401  (re-exported)
     preference_model,
     rerank_for_segments,
@@ -174,6 +174,7 @@ from genart.usecases.review import (  # noqa: E402,F401  (re-exported)
     score_breakdown,
 )
 from genart.usecases.runs import list_runs, load_run, title_run  # noqa: E402,F401  (re-exported)
+from genart.usecases.settings import setting_words  # noqa: E402,F401  (re-exported: the bandit CLI's words)
 from genart.usecases.staging import create_run_from_stage, load_stage, stage_source  # noqa: E402,F401
 from genart.usecases.testing import simulate_test, test_report, test_timeline  # noqa: E402,F401  (re-exported)
 from genart.usecases.tests import approve_test, evaluate_test, list_tests, stop_test  # noqa: E402,F401

@@ -1,5 +1,5 @@
 """Kept so existing imports keep working: bandit tests from every surface and the learning loop live in
-``genart.usecases`` (``facts``, ``preferences``, ``tests``, ``loop``); ``genart.api`` is the public facade."""
+``genart.usecases`` (``facts``, ``preferences``, ``tests``, ``settings``, ``loop``); ``genart.api`` is the public facade."""
 
 from genart.usecases.facts import (
     GRADE_MARK,
@@ -9,19 +9,17 @@ from genart.usecases.facts import (
     scaled_grade,
     variant_facts,
 )
-from genart.usecases.loop import (
+from genart.usecases.loop import LOOP_REVIEWER, loop_step, proposals
+from genart.usecases.preferences import preference_model, rerank_for_segments, segment_preferences
+from genart.usecases.runs import title_run
+from genart.usecases.settings import (
     GRADE_STEPS,
-    LOOP_REVIEWER,
     MAX_PREVIEWS,
     PREVIEW_SIDE,
     PROMPT_EDITS,
     candidate_settings,
-    loop_step,
-    proposals,
     setting_words,
 )
-from genart.usecases.preferences import preference_model, rerank_for_segments, segment_preferences
-from genart.usecases.runs import title_run
 from genart.usecases.tests import AUTO_APPROVER, approve_test, evaluate_test, list_tests, open_test, stop_test
 
 __all__ = [

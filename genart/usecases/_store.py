@@ -1,5 +1,5 @@
-"""The run store as the review use cases share it: opened once per process and folder, with one
-write lock per store (private to ``genart.usecases``)."""
+"""What the use cases share (private to ``genart.usecases``): the run store opened once per process and
+folder, one write lock per store, the cache of runs read back, and the check of a reviewer's name."""
 
 from __future__ import annotations
 

@@ -29,35 +29,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from genart.progress import ProgressFn
-from genart.types import Arm, KeyFrame, RankedVariant, stable_id
+from genart.types import Arm, RankedVariant, stable_id
 from genart.usecases._store import _review_store
-from genart.usecases.choices import _edited_profile
-from genart.usecases.facts import artwork_facts, grade_strength, lead_character, scaled_grade, variant_facts
+from genart.usecases.facts import lead_character, variant_facts
 from genart.usecases.preferences import _model_priors, _reward_text, _unit, preference_model
 from genart.usecases.review import _append_decision, review_states
 from genart.usecases.runs import load_run
+from genart.usecases.settings import _existing_setting_keys, _job, candidate_settings, setting_words
 from genart.usecases.tests import AUTO_APPROVER
 from genart.usecases.tester import open_tester
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from genart.bandit.loop import Setting
     from genart.bandit.tester import Tester
     from genart.bandit.types import LoopStep, ProposalRecord
 
 
 LOOP_REVIEWER = "genart loop"
-PREVIEW_SIDE = 160  # px: what a candidate setting would show is measured on a thumbnail this wide
-PROMPT_EDITS = ("", "an expressive face showing strong emotion", "a close-up on the face",
-                "bright vivid colour", "dark low-key moody light")
-MAX_PREVIEWS = 300  # thumbnails finished per proposal (a run has at most this many frame x face x aspect x grade)
-GRADE_STEPS = (0.65, 1.0, 1.3)  # the grade strengths the loop tries (the classic preset)
 
 
 def _segment_profile(arms: Sequence[Arm], segment: str, run_profiles: Sequence[str]) -> str | None:
@@ -65,87 +58,6 @@ def _segment_profile(arms: Sequence[Arm], segment: str, run_profiles: Sequence[s
     if made:
         return Counter(made).most_common(1)[0][0]
     return segment if segment in run_profiles else None
-
-
-def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[tuple[object, dict]]:
-    """Every generation setting the loop may ask of a run's key frames for a profile, each with the
-    facts its artwork is expected to show, measured on a thumbnail made by the classic finishing
-    (the framing and grade every preset applies; img2img's own changes are only known after)."""
-    import numpy as np
-    from PIL import Image
-
-    from genart.bandit.loop import Setting
-    from genart.generate.finish import faces_in, finish, regions_in
-
-    classic = spec.kind == "classic"
-    grades = GRADE_STEPS if classic else (1.0,)
-    strengths: tuple[float | None, ...] = (None,) if classic else tuple(profile.strengths) or (0.4,)
-    edits: tuple[str | None, ...] = (None,) if classic else PROMPT_EDITS
-    out: list[tuple[object, dict]] = []
-    previews = 0
-    for kf in run.keyframes:
-        if kf.path is None or not Path(kf.path).is_file():
-            continue
-        with Image.open(kf.path) as opened:
-            im = opened.convert("RGB")
-        scale = PREVIEW_SIDE / max(im.width, 1)
-        small = np.asarray(im.resize((PREVIEW_SIDE, max(1, round(im.height * scale))), Image.Resampling.BILINEAR))
-        h, w = small.shape[:2]
-        faces, regions = faces_in(kf, w, h), regions_in(kf, w, h)
-        choices: list[int | None] = [None] + (list(range(min(3, len(faces)))) if len(faces) >= 2 else [])
-        for face in choices:
-            use = faces if face is None else [faces[face]]
-            who = kf.people[face].character if face is not None and face < len(kf.people) else None
-            for aspect in profile.aspects:
-                for amount in grades:
-                    if previews >= MAX_PREVIEWS:
-                        return out
-                    previews += 1
-                    # the delivery size at the preview's scale, so the framing (and its upscale and fill
-                    # limits) is the one the preset's finishing picks at full size
-                    dw, dh = spec.finish.size(aspect)
-                    done = finish(small, use, aspect, scaled_grade(profile, amount).grade, 1.0,
-                                  size=(max(16, round(dw * scale)), max(16, round(dh * scale))), regions=regions,
-                                  max_upscale=spec.finish.max_upscale, max_synthetic=spec.finish.max_synthetic)
-                    cx, cy, cw, ch = done.framing.crop
-                    crop = (int(cx / scale), int(cy / scale), int(cw / scale), int(ch / scale))
-                    # the share of the crop outside the frame: filled in (blur-extend, outpainting)
-                    inside = max(0, min(cx + cw, w) - max(cx, 0)) * max(0, min(cy + ch, h) - max(cy, 0))
-                    filled = 1.0 - inside / float(max(1, cw * ch))
-                    for strength in strengths:  # img2img's own changes are unknown until made: same facts
-                        for edit in edits:
-                            s = Setting(keyframe_id=kf.id, aspect=aspect, grade_amount=amount, face=face,
-                                        character=who, strength=strength, prompt_edit=edit or None)
-                            out.append((s, artwork_facts(kf, crop, aspect, done.pixels, grade_amount=amount,
-                                                         generated=max(filled, strength or 0.0), lead=lead)))
-    return out
-
-
-def _existing_setting_keys(ranked: Sequence[RankedVariant]) -> set[str]:
-    """Settings the run has made already (the plain framing of each frame, aspect and grade)."""
-    from genart.bandit.loop import Setting
-
-    keys = set()
-    for rv in ranked:
-        p = rv.variant.params
-        keys.add(Setting(keyframe_id=p.keyframe_id, aspect=p.aspect, grade_amount=grade_strength(p),
-                         strength=p.strength if p.method != "classic" else None).key)
-    return keys
-
-
-def _job(setting, kf: KeyFrame, profile, spec, seed: int):
-    """(key frame, profile, n, seed, key frame as the generator sees it) for ``review.make_variants``:
-    the setting's aspect only, its grade strength, the face it frames (the others left out of the
-    generator's view, so the reframing centres that one), and for img2img its strength and prompt."""
-    seen = kf
-    if setting.face is not None and setting.face < len(kf.faces):
-        i = setting.face
-        seen = replace(kf, faces=(kf.faces[i],), people=(kf.people[i],) if i < len(kf.people) else ())
-    prof = scaled_grade(replace(profile, aspects=(setting.aspect,)), setting.grade_amount)
-    if spec.kind == "classic":
-        return kf, prof, 1, seed, seen  # the first variant of a frame: the plain framing, no random zoom
-    prompt = profile.prompt + (f", {setting.prompt_edit}" if setting.prompt_edit else "")
-    return kf, _edited_profile(prof, prompt, setting.strength), 1, seed, seen
 
 
 def loop_step(out: str | Path, test_id: str, *, db: str | None = None, progress: ProgressFn | None = None,
@@ -248,7 +160,7 @@ class _Context:
     @property
     def run(self):
         if self._run is None:
-        
+
             self._run = load_run(self.out, self.run_id, db=self.db)
         return self._run
 
@@ -397,18 +309,6 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
             _set_candidate(tester, cid, "queued", variant_id=v.id)
 
 
-def setting_words(s: "Setting") -> str:
-    """A loop setting in words, as the review log's notes and the bandit commands show it."""
-    parts = [f"key frame {s.keyframe_id[:8]}", f"aspect {s.aspect}", f"grade x{s.grade_amount:g}"]
-    if s.face is not None:
-        parts.append(f"framed on face {s.face + 1}" + (f" ({s.character})" if s.character else ""))
-    if s.strength is not None:
-        parts.append(f"strength {s.strength:g}")
-    if s.prompt_edit:
-        parts.append(f"prompt + '{s.prompt_edit}'")
-    return ", ".join(parts)
-
-
 def _add_approved(out, db, tester, test_id: str, cfg) -> list[tuple[str, str, str]]:
     """Queued candidates a person approved become arms (priors from the model); rejected ones are
     marked so. Returns (segment, arm id, proposal id) of the arms added."""
@@ -434,7 +334,7 @@ def _add_approved(out, db, tester, test_id: str, cfg) -> list[tuple[str, str, st
         if not approved:
             continue
         facts = variant_facts(out, run_id, [r.variant_id for r in approved], db=db)
-    
+
         run = load_run(out, run_id, db=db)
         paths = {rv.variant.id: rv.variant.path for _, items_ in run.ranked for rv in items_}
         arms, proposal_of, arm_facts = [], {}, {}

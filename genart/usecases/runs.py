@@ -12,7 +12,7 @@ def list_runs(out: str | Path = "runs", *, db: str | None = None) -> list[RunSum
     """The runs of a store, newest first (an empty list when the folder holds no store yet)."""
     from genart.store import review_queries
 
-    
+
     if db is None and not (Path(out) / "genart.sqlite").exists():
         return []
     with _review_store(out, db) as store:
@@ -27,7 +27,7 @@ def load_run(out: str | Path, run_id: str, *, db: str | None = None) -> RunResul
     """
     from genart.store import review_queries
 
-    
+
     with _review_store(out, db) as store:
         # the same stamp (status, variants, rankings) gives back the same (frozen) result
         stamp = review_queries.run_stamp(store, run_id)
@@ -52,6 +52,6 @@ def title_run(out: str | Path, title_id: str, *, catalog: str | Path | None = No
     """
     from genart.store import review_queries
 
-    
+
     with _review_store(out, db) as store:
         return review_queries.title_run_id(store, title_id, catalog)
