@@ -89,7 +89,7 @@ def _existing_setting_keys(ranked: Sequence[RankedVariant]) -> set[str]:
 
 
 def _job(setting, kf: KeyFrame, profile, spec, seed: int):
-    """(key frame, profile, n, seed, key frame as the generator sees it) for ``review.make_variants``:
+    """(key frame, profile, n, seed, key frame as the generator sees it) for ``regenerate.make_variants``:
     the setting's aspect only, its grade strength, the face it frames (the others left out of the
     generator's view, so the reframing centres that one), and for img2img its strength and prompt."""
     seen = kf
