@@ -523,7 +523,7 @@ def _from_video(info: SourceInfo, max_frames: int, sample_fps: float, progress: 
     timer = analyst.timer
     votes: BarVotes | None = None
     crop: Bars | None = None
-    held: list[tuple[ScanFrame, np.ndarray, float, int]] = []  # samples waiting for the bars: (frame, sample, motion, scene)
+    held: list[tuple[ScanFrame, np.ndarray, float, int]] = []  # waiting for the bars: (frame, sample, motion, scene)
     cands: list = []
     prev_small = None
 
@@ -568,6 +568,7 @@ def _from_video(info: SourceInfo, max_frames: int, sample_fps: float, progress: 
     sw, sh = votes.width, votes.height
     active_bars = final.scaled(info.width / sw, info.height / sh, info.width, info.height)
     active = active_bars.area(info.width, info.height)
+
     def transition_at(t_s: float) -> str:
         tr = inside(t_s, transitions)
         return tr.kind if tr is not None else ""
