@@ -13,6 +13,8 @@ from genart.progress import ProgressFn
 from genart.types import KeyFrame, RunResult, TasteProfile
 
 if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
     from genart.models import PresetCheck
     from genart.demo import DemoClip
     from genart.bandit.types import TestConfig, TestInfo
@@ -81,6 +83,24 @@ def analyse_frames(source: str | Path, max_frames: int = 12, *, sample_fps: floa
 
     return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
                           cast=cast)
+
+
+def contact_sheet(result: "FramesResult", *, title: str = "", cols: int = 4, cell_w: int = 320) -> "Image.Image":
+    """The frames stage at a glance, as ``genart frames`` saves it: every key frame with its faces (who),
+    text and logos drawn on it, a timeline of shots, transitions and characters, the bars cropped, and
+    why fewer key frames came back than asked.
+
+    Args:
+        result: what ``analyse_frames`` returned.
+        title: the headline.
+        cols, cell_w: key frames per row, and each one's width in pixels.
+
+    Returns:
+        The sheet, an RGB image.
+    """
+    from genart.sheets import frames_sheet
+
+    return frames_sheet(result, title=title, cols=cols, cell_w=cell_w)
 
 
 def list_profiles() -> list[TasteProfile]:

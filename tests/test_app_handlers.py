@@ -752,6 +752,30 @@ def test_every_event_has_an_api_name_and_gpu_events_share_one_queue(tmp_path):
     assert {fn.concurrency_id for fn in gpu} == {"gpu"} and all(fn.concurrency_limit == 1 for fn in gpu)
 
 
+def test_refreshing_a_variant_keeps_the_regeneration_seed_the_reviewer_typed(classic_run):
+    """Every event that shows a variant's details (opening a run, a grid pick, next / previous, the refresh
+    after a decision) fills the viewer and the regeneration boxes the variant sets (aspect, strength,
+    prompt) but leaves the seed box alone: a refresh landing after the reviewer typed a seed kept
+    wiping it, and Regenerate then sent an empty seed (a random re-roll)."""
+    from app import build_app
+
+    out, _, run_id = classic_run
+    demo = build_app(out)
+    by_name = {fn.api_name: fn for fn in demo.fns.values()}
+    ids = list(h.gallery(out, run_id, "romance").variant_ids)
+
+    def outputs(name, *args):
+        fn = by_name[name]
+        got = fn.fn(*args)
+        return {getattr(block, "elem_id", None): value for block, value in zip(fn.outputs, got)}
+
+    for name, args in (("open_run", (run_id,)), ("next_variant", (run_id, "romance", "all", "all", ids, ids[0])),
+                       ("previous_variant", (run_id, "romance", "all", "all", ids, ids[1]))):
+        shown = outputs(name, *args)
+        assert shown["regen-seed"] == {"__type__": "update"}, name  # gr.skip(): what was typed stays
+        assert shown["regen-strength"] != {"__type__": "update"}, name  # the variant's own settings do come in
+
+
 def test_served_files_are_limited_to_the_run_folders(classic_run):
     """A running app serves the store's images, and not its database or anything else on disk."""
     import httpx

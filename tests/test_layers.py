@@ -330,11 +330,7 @@ def sql_outside_store(external: Mapping[str, set[str]]) -> set[str]:
 # --- today's debt: each entry names a rule the code still breaks, and why it is not fixed yet ------------
 #: (rule, importer, imported) -> why it is still there. The test fails when an entry no longer happens.
 KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
-    # the CLI and the app
-    ("genart-imports-app", "genart.cli", "app"):
-        "`genart app` launches the Gradio app from cli.py; needs a launcher entry point outside genart (#17)",
-    ("front-end-beyond-facade", "genart.cli", "genart.sheets"):
-        "`genart frames --sheet` draws the contact sheet itself; the facade has no sheet function yet",
+    # the bandit CLI
     ("front-end-beyond-facade", "genart.bandit.cli", "genart.learning"):
         "the bandit CLI words its settings with learning's private _setting_words",
     # models/ knows rank/
