@@ -205,7 +205,7 @@ def _observations(tester, reward: "TestConfig | None" = None, exclude: Sequence[
     from sqlalchemy import select
 
     from genart.bandit.preferences import Observation
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.bandit.types import TestConfig
     from genart.store.bandit_tables import BanditArmRow, BanditTestRow
 
@@ -660,7 +660,7 @@ def _blocked(tester, test_id: str, seg, cfg) -> str | None:
     from sqlalchemy import select
 
     from genart.bandit.loop import arms_key
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.store.bandit_tables import BanditCandidateRow, BanditTriggerRow
 
     key = arms_key([a.arm_id for a in seg.arms])
@@ -726,7 +726,7 @@ class _Context:
         when no profile of the run goes with the segment."""
         from sqlalchemy import select
 
-        from genart.bandit.store import read_txn
+        from genart.store.bandit_engine import read_txn
         from genart.profiles import get_profiles
         from genart.store.bandit_tables import BanditCandidateRow
 
@@ -750,7 +750,7 @@ def _trigger(ctx: _Context, seg, reason: str, progress) -> "ProposalRecord | Non
     from sqlalchemy.exc import IntegrityError
 
     from genart.bandit.loop import arms_key
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store.bandit_tables import BanditProposalRow, BanditTriggerRow
 
     tester, test_id = ctx.tester, ctx.test_id
@@ -784,7 +784,7 @@ def _trigger(ctx: _Context, seg, reason: str, progress) -> "ProposalRecord | Non
 def _set_proposal(tester, proposal_id: str, status: str, note: str | None = None, **values) -> None:
     from sqlalchemy import update
 
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store.bandit_tables import BanditProposalRow
 
     with write_txn(tester.engine) as conn:
@@ -795,7 +795,7 @@ def _set_proposal(tester, proposal_id: str, status: str, note: str | None = None
 def _set_candidate(tester, candidate_id: str, status: str, **values) -> None:
     from sqlalchemy import update
 
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store.bandit_tables import BanditCandidateRow
 
     with write_txn(tester.engine) as conn:
@@ -807,7 +807,7 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
     """Thompson over the settings, generation through the one engine, ranking, the review queue."""
     from genart import pipeline
     from genart.bandit.loop import Setting, thompson_settings
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.profiles import get_profiles
     from genart.review import _append_decision, _review_store, make_variants
     from genart.store.bandit_tables import BanditCandidateRow
@@ -885,7 +885,7 @@ def _add_approved(out, db, tester, test_id: str, cfg) -> list[tuple[str, str, st
     marked so. Returns (segment, arm id, proposal id) of the arms added."""
     from sqlalchemy import select
 
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.review import review_states
     from genart.store.bandit_tables import BanditCandidateRow, BanditProposalRow
 
@@ -941,7 +941,7 @@ def _add_approved(out, db, tester, test_id: str, cfg) -> list[tuple[str, str, st
 def _close_done_proposals(tester, test_id: str) -> None:
     from sqlalchemy import select, update
 
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store.bandit_tables import BanditCandidateRow, BanditProposalRow
 
     with write_txn(tester.engine) as conn:
@@ -963,7 +963,7 @@ def proposals(out: str | Path | None, test_id: str, *, db: str | None = None) ->
     """
     from sqlalchemy import select
 
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.bandit.types import CandidateRecord, ProposalRecord
     from genart.store.bandit_tables import BanditCandidateRow, BanditProposalRow, BanditTriggerRow
 

@@ -34,6 +34,7 @@ from genart.types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from genart.bandit.tester import Tester
     from genart.store.db import Store
 
 _STAGE_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -763,27 +764,11 @@ def make_variants(out: str | Path, run: RunResult, stages, jobs: Sequence[tuple]
 
 
 # --- hand-off: approved variants become a bandit test (genart.bandit) ------------------------------
-_TESTERS: dict[str, object] = {}
-_TESTERS_LOCK = threading.Lock()
+def _tester(out: str | Path | None, db: str | None = None) -> "Tester":
+    """The store's tester (see :func:`genart.usecases.tester.open_tester`)."""
+    from genart.usecases.tester import open_tester
 
-
-def _tester(out: str | Path | None, db: str | None = None):
-    """One ``genart.bandit.tester.Tester`` per store (it is thread-safe), on the run store's database
-    (``out`` None: the database ``db`` names, for the bandit commands given only a URL)."""
-    from genart.bandit.tester import Tester
-
-    if out is None:
-        from genart.bandit.store import locate
-
-        url = locate(db)
-    else:
-        with _review_store(out, db) as store:
-            url = store.url
-    with _TESTERS_LOCK:
-        tester = _TESTERS.get(url)
-        if tester is None:
-            tester = _TESTERS[url] = Tester(url)
-        return tester
+    return open_tester(out, db)
 
 
 def _arm_json(a: Arm, store: "Store") -> dict[str, object]:

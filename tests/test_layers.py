@@ -342,12 +342,6 @@ KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
         "models resolves the aesthetic head's weights through rank.aesthetic; they belong in models (#17)",
     ("stage-imports-stage", "genart.models", "genart.rank.clip"):
         "models.load_clip builds rank.clip.ClipEmbedder; the wrapper belongs in models or a scorer registry (#17)",
-    # the bandit stage reads and writes the store's tables itself (#17: an exposure-log interface instead)
-    ("stage-imports-store", "genart.bandit.offline", "genart.store.bandit_tables"): "offline evaluation reads rows",
-    ("stage-imports-store", "genart.bandit.report", "genart.store.bandit_tables"): "reports query rows",
-    ("stage-imports-store", "genart.bandit.store", "genart.store.bandit_tables"): "the tester's persistence",
-    ("stage-imports-store", "genart.bandit.store", "genart.store.schema"): "the tester's persistence",
-    ("stage-imports-store", "genart.bandit.tester", "genart.store.bandit_tables"): "the tester writes rows",
     # private helpers shared between orchestration modules (#17: split into use-case modules)
     ("private-name-across-layers", "genart.api", "genart.learning"): "_tester",
     ("private-name-across-layers", "genart.bandit.cli", "genart.learning"): "_setting_words",
@@ -371,7 +365,6 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
 
 #: Modules outside genart/store/ that import SQLAlchemy today (#17: all SQL inside genart/store/).
 SQL_OUTSIDE_STORE = frozenset({
-    "genart.bandit.offline", "genart.bandit.report", "genart.bandit.store", "genart.bandit.tester",
     "genart.batch.launch", "genart.batch.runner", "genart.learning", "genart.pipeline", "genart.review",
 })
 
