@@ -193,7 +193,7 @@ def collect_edges(root: Path, packages: Iterable[str] = PACKAGES) -> tuple[list[
 
 # --- the rules ----------------------------------------------------------------------------------------
 #: The front ends: the CLI's commands and the Gradio app. They go through the public facade.
-FRONT_ENDS = frozenset({"genart.cli", "genart.bandit.cli"})
+FRONT_ENDS = frozenset({"genart.cli", "genart.bandit.cli", "genart.cli_errors"})
 
 
 def is_front_end(module: str) -> bool:
@@ -355,8 +355,6 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
     frozenset({"genart.api", "genart.batch", "genart.batch.launch", "genart.batch.ray_engine",
                "genart.batch.runner", "genart.export", "genart.learning", "genart.review"}):
         "the batch job and review call genart.api, which calls them back (#17: use-case modules under api)",
-    frozenset({"genart.cli", "genart.bandit.cli"}):
-        "cli.py mounts the bandit commands, which borrow cli.handles_errors",
     frozenset({"genart.bandit.settings", "genart.bandit.types"}): "settings and the test config share names",
     frozenset({"genart.imaging", "genart.provenance"}): "loading an image checks its provenance and back",
     frozenset({"genart.generate.classic", "genart.generate.tensor_finish"}):

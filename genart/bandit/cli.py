@@ -25,12 +25,10 @@ from rich.markup import escape
 from rich.table import Table
 
 
+from genart.cli_errors import handles_errors as _friendly  # genart's one way to say an error
+
 app = typer.Typer(help="Bandit tests of approved artwork: create, report, stop, evaluate, loop, simulate, serve.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-# genart's one way to say an error (one line, the option as typed, a hint). Imported after ``app``
-# exists: genart.cli mounts this module's ``app`` when it is imported itself.
-from genart.cli import handles_errors as _friendly  # noqa: E402
 
 STORE_HELP = "Database URL or SQLite file of the store (instead of --out)."
 OUT_HELP = ("The output folder genart run / app / batch wrote (its genart.sqlite). "
