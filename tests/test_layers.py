@@ -355,7 +355,6 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
     frozenset({"genart.api", "genart.batch", "genart.batch.launch", "genart.batch.ray_engine",
                "genart.batch.runner", "genart.export", "genart.learning", "genart.review"}):
         "the batch job and review call genart.api, which calls them back (#17: use-case modules under api)",
-    frozenset({"genart.bandit.settings", "genart.bandit.types"}): "settings and the test config share names",
     frozenset({"genart.imaging", "genart.provenance"}): "loading an image checks its provenance and back",
     frozenset({"genart.generate.classic", "genart.generate.tensor_finish"}):
         "the tensor finisher reuses classic's title layout, classic calls the tensor finisher",
