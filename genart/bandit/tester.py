@@ -70,7 +70,7 @@ _log = logging.getLogger("genart.bandit")
 #: How far a reward's time may precede its exposure's (clocks of two servers on one store differ a little);
 #: within it the reward is stamped with the exposure's time, beyond it the reward is refused.
 CLOCK_SKEW_S = 2.0
-# Sequence numbers re-read behind the newest on each sync when the log does not say (ExposureLog.lookback).
+# Sequence numbers a cursor re-reads behind the newest by default (a tester takes its log's ExposureLog.lookback).
 _LOOKBACK_DEFAULT = 1000
 
 
@@ -429,8 +429,8 @@ class Tester:
         with self.log.read() as txn:
             tests = txn.tests(test_ids)
             arms: dict[str, list[LoggedArm]] = {}
-            for arm in txn.arms(None) if test_ids is None or len(test_ids) > 1 else \
-                    [a for tid in test_ids for a in txn.arms(tid)]:
+            found = txn.arms(None) if test_ids is None else [a for tid in test_ids for a in txn.arms(tid)]
+            for arm in found:
                 arms.setdefault(arm.test_id, []).append(arm)
         out = []
         for r in tests:
@@ -510,7 +510,7 @@ class Tester:
                 if a.key not in keys:
                     keys.append(a.key)
         seed = config.seed if config.seed is not None else self._seed_seq.spawn(1)[0]
-        lookback = getattr(self.log, "lookback", _LOOKBACK_DEFAULT)
+        lookback = self.log.lookback
         test = _Test(test_id=test_id, config=config, segments=sorted(arms), arms=arms, keys=keys,
                      key_index={k: i for i, k in enumerate(keys)}, rng=np.random.default_rng(seed),
                      arms_version=int(row.arms_version),
