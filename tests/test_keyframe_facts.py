@@ -59,6 +59,7 @@ def _iou(a: Box, b: Box) -> float:
 
 
 # --- transitions -----------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, kinds", [("fade", {"fade-out", "fade-in"}), ("dissolve", {"dissolve"}),
                                          ("wipe", {"wipe"})])
 def test_no_keyframe_inside_a_transition(tmp_path, kind, kinds):
@@ -84,6 +85,7 @@ def test_no_keyframe_inside_a_transition(tmp_path, kind, kinds):
     assert any(kf.frame_index < first for kf in res.keyframes) and any(kf.frame_index >= end for kf in res.keyframes)
 
 
+@pytest.mark.slow
 def test_clean_shots_have_no_transition(tmp_path):
     clip = make_clip(tmp_path / "cuts.mp4", [("texture", FPS)] * 3, fps=FPS)
     res = analyse(clip.path, max_frames=3)
@@ -170,6 +172,7 @@ def test_chaplin_side_bars_are_cropped(media_dir):
 
 
 # --- coverage -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_long_single_take_yields_the_frames_asked(tmp_path):
     """80 s, one camera: a locked-off set with someone moving about. Six asked, six come back, spread
     over the take, all from its one shot."""
@@ -196,6 +199,7 @@ def test_long_single_take_yields_the_frames_asked(tmp_path):
     assert not res.warnings
 
 
+@pytest.mark.slow
 def test_a_frozen_picture_gives_one_frame_and_says_why(tmp_path):
     clip = make_clip(tmp_path / "static.mp4", [("static", 48)], fps=FPS)
     with pytest.warns(RuntimeWarning, match="1 of 4 key frames"):
@@ -204,6 +208,7 @@ def test_a_frozen_picture_gives_one_frame_and_says_why(tmp_path):
     assert res.warnings and "near-duplicates" in res.warnings[-1]
 
 
+@pytest.mark.slow
 def test_the_same_picture_twice_is_one_key_frame(tmp_path):
     """Shot 1 and shot 3 are the same picture, the second much darker: one of them is a key frame."""
     w, h = 320, 180
@@ -220,6 +225,7 @@ def test_the_same_picture_twice_is_one_key_frame(tmp_path):
     assert 1 in shots and not (0 in shots and 2 in shots), shots
 
 
+@pytest.mark.slow
 def test_a_slow_pan_is_one_picture(tmp_path):
     """Six seconds of a slow pan (30 px across 320) plus a cut to another shot: one frame of the pan."""
     w, h = 320, 180
@@ -326,6 +332,7 @@ def test_whitehouse_logo_is_found_on_every_key_frame(media_dir):
 
 
 # --- faces: real ones, turned ones, and who they are ----------------------------------------------
+@pytest.mark.slow
 def test_a_cat_is_not_a_face():
     """YuNet scores chelsea the cat (turned on her side) 0.6 as a face; the checks reject it."""
     from skimage import data
@@ -337,6 +344,7 @@ def test_a_cat_is_not_a_face():
     assert find_faces(cat, rotations=(0, 90, 270)) == []
 
 
+@pytest.mark.slow
 def test_a_sideways_face_is_found_with_its_real_box_and_roll():
     from skimage import data
 
@@ -498,6 +506,7 @@ def test_cast_errors_name_the_bad_entry(tmp_path, media_dir):
 
 
 # --- the whole result: JSON, CLI, store ---------------------------------------------------------------
+@pytest.mark.slow
 def test_frames_command_shows_bars_transitions_and_why_fewer(tmp_path):
     from typer.testing import CliRunner
 
@@ -535,6 +544,7 @@ def test_frames_command_shows_bars_transitions_and_why_fewer(tmp_path):
     assert sheet.width > 600
 
 
+@pytest.mark.slow
 def test_keyframe_facts_survive_the_store(tmp_path):
     from genart.store.db import Store
     from genart.types import FaceFacts, KeyFrame, Region, RunManifest, ScoreSet
