@@ -195,6 +195,7 @@ class TestTinyAestheticContract(ScorerContract):
         return profile()
 
 
+@pytest.mark.slow
 class TestTinyZeroShotSafetyContract(ScorerContract):
     def make_scorer(self):
         from genart.rank.safety import SafetyScorer

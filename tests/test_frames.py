@@ -182,6 +182,7 @@ def test_folder_of_stills(tmp_path):
         assert kf.image.size == (kf.width, kf.height) == (320, 240)
 
 
+@pytest.mark.slow
 def test_single_image(tmp_path):
     (path,) = make_stills(tmp_path, seeds=[7])
     info = probe_source(path)
@@ -286,6 +287,7 @@ def test_invalid_arguments(four_shots, kwargs, name):
     assert repr(next(iter(kwargs.values()))) in str(err.value)
 
 
+@pytest.mark.slow
 def test_importing_frames_is_cheap():
     code = textwrap.dedent("""
         import sys

@@ -492,6 +492,7 @@ def test_tracks_seen_together_are_never_one_person():
     assert labels[0] != labels[1] and labels[2] in (labels[0], labels[1])
 
 
+@pytest.mark.slow
 def test_cast_errors_name_the_bad_entry(tmp_path, media_dir):
     from PIL import Image
 
