@@ -619,3 +619,43 @@ def test_catalogue_casting_notes_reach_the_frames_stage(tmp_path, media_dir):
     with pytest.raises(CatalogError, match="cast photo of 'Ghost' not found"):
         parse_catalog(text.replace("refs/obama.jpg", "refs/none.jpg").replace("Barack Obama", "Ghost"),
                       tmp_path / "catalog.yaml")
+
+
+# --- the detectors on frames in memory (unit tier: no video written or decoded) ----------------------
+def test_bar_votes_find_a_letterbox_once_enough_samples_agree_and_black_frames_do_not_vote():
+    from genart.frames.borders import MIN_VOTES, BarVotes, Bars
+    from tests.media import bars_around, texture
+
+    votes = BarVotes(320, 180)
+    votes.push(np.zeros((180, 320, 3), np.uint8))  # a black slug votes for nothing
+    assert votes.n == 0
+    for seed in range(MIN_VOTES - 1):
+        votes.push(bars_around(texture(seed, (320, 140)), (320, 180)))
+    assert votes.bars() == Bars()  # too few votes to trust
+    votes.push(bars_around(texture(9, (320, 140)), (320, 180)))
+    bars = votes.bars()
+    assert (bars.left, bars.right) == (0, 0) and 20 <= bars.top <= 22 and 20 <= bars.bottom <= 22
+    x, y, w, h = bars.area(320, 180)
+    assert (x, w) == (0, 320) and y == bars.top and 136 <= h <= 140
+
+
+def test_the_transition_tracker_finds_a_dissolve_and_nothing_in_a_clean_cut():
+    from genart.frames.transitions import TransitionTracker, inside
+    from tests.media import blend, texture
+
+    fps, hold, length = 24, 36, 24  # as make_transition_clip, without writing the clip
+
+    def track(frames):
+        tracker = TransitionTracker(fps)
+        for i, f in enumerate(frames):
+            tracker.push(i, i / fps, f[..., ::-1].copy())  # the tracker takes BGR, as OpenCV decodes
+        return tracker.finish(1 / fps)
+
+    a = [texture(11, (320, 180), i) for i in range(hold + length)]
+    b = [texture(12, (320, 180), i) for i in range(hold + length)]
+    dissolve = a[:hold] + [blend(a[hold + i], b[i], (i + 1) / (length + 1)) for i in range(length)] + b[length:]
+    found = track(dissolve)
+    middle = (hold + length / 2) / fps
+    assert found and inside(middle, found) is not None, found
+    assert inside(2 / fps, found) is None and inside((len(dissolve) - 3) / fps, found) is None
+    assert track(a[:hold] + b[:hold]) == []  # a hard cut is a cut, not a transition
