@@ -343,3 +343,20 @@ def test_title_style_is_validated_in_the_profile() -> None:
         parse_profile(text.replace('color: "#ffffff"', 'color: "white"'), "thriller.yaml")
     fonts = {p.title_style.font for p in load_profiles().values()}
     assert fonts >= {"serif", "condensed", "geometric"}  # the genres do not all get the same face
+
+
+def test_the_overview_grid_places_each_picture_in_its_cell_and_marks_rejected_captions():
+    """genart.sheets.grid on two plain pictures (unit tier: its other tests run whole runs)."""
+    from genart.sheets import BAD, grid
+
+    red, blue = Image.new("RGB", (400, 200), (220, 30, 30)), Image.new("RGB", (100, 300), (30, 40, 220))
+    sheet = grid([("romance", [(red, ["#1 0.91", "ok"]), (blue, ["rejected: unsafe"])])], cell=120, title="T")
+    assert sheet.size == (170 + 2 * 130 + 10, 40 + (120 + 8 + 14 * 3 + 10) + 10)
+    px = np.asarray(sheet)
+    y_mid = 40 + 10 + 60
+    assert tuple(px[y_mid, 170 + 10 + 60]) == (220, 30, 30)  # each picture fitted into the centre of its cell
+    assert tuple(px[y_mid, 170 + 10 + 130 + 60]) == (30, 40, 220)
+    caption = px[40 + 10 + 120:40 + 10 + 120 + 16, 170 + 10 + 130:170 + 10 + 250]
+    assert (np.abs(caption.astype(int) - BAD).sum(axis=2) < 30).any()  # the rejection in the warning colour
+    first = px[40 + 10 + 120:40 + 10 + 120 + 16, 170 + 10:170 + 10 + 120]
+    assert not (np.abs(first.astype(int) - BAD).sum(axis=2) < 30).any()
