@@ -337,11 +337,6 @@ KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
         "`genart frames --sheet` draws the contact sheet itself; the facade has no sheet function yet",
     ("front-end-beyond-facade", "genart.bandit.cli", "genart.learning"):
         "the bandit CLI words its settings with learning's private _setting_words",
-    # models/ knows rank/
-    ("stage-imports-stage", "genart.models", "genart.rank.aesthetic"):
-        "models resolves the aesthetic head's weights through rank.aesthetic; they belong in models (#17)",
-    ("stage-imports-stage", "genart.models", "genart.rank.clip"):
-        "models.load_clip builds rank.clip.ClipEmbedder; the wrapper belongs in models or a scorer registry (#17)",
     # the bandit stage reads and writes the store's tables itself (#17: an exposure-log interface instead)
     ("stage-imports-store", "genart.bandit.offline", "genart.store.bandit_tables"): "offline evaluation reads rows",
     ("stage-imports-store", "genart.bandit.report", "genart.store.bandit_tables"): "reports query rows",
