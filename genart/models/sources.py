@@ -192,17 +192,32 @@ def _how(part: Component) -> str:
     return get_source(part.source).how(part)
 
 
-def _file_fingerprint(part: Component, found: Found) -> str:
-    """``arch@repo@commit`` for a hub snapshot, ``arch@sha256:...`` of the file for anything else."""
-    if found.commit:
-        return f"{part.model}@{part.ref}@{found.commit}"
-    from genart.imaging import sha256_file
+class _WeightsOnDisk:
+    """What the hub and local sources share: the weights are found (never made) and named by file."""
 
-    return f"{part.model}@sha256:{sha256_file(Path(str(found.path)))[:16]}"
+    def find(self, part: Component) -> Found | None:  # pragma: no cover - each source has its own
+        raise NotImplementedError
+
+    def how(self, part: Component) -> str:  # pragma: no cover - each source has its own
+        raise NotImplementedError
+
+    def locate(self, part: Component) -> Found:
+        found = self.find(part)
+        if found is None:  # pragma: no cover - every hub and local role has a look-up
+            raise ModelLoadError(part.label, how=self.how(part))
+        return _missing(part, found)
+
+    def fingerprint(self, part: Component, found: Found) -> str:
+        """``arch@repo@commit`` for a hub snapshot, ``arch@sha256:...`` of the file for anything else."""
+        if found.commit:
+            return f"{part.model}@{part.ref}@{found.commit}"
+        from genart.imaging import sha256_file
+
+        return f"{part.model}@sha256:{sha256_file(Path(str(found.path)))[:16]}"
 
 
 @register_source("hub")
-class HubSource:
+class HubSource(_WeightsOnDisk):
     """Hugging Face hub models, from the local cache only; downloaded by ``genart models pull``."""
 
     name = "hub"
@@ -222,12 +237,6 @@ class HubSource:
             return hub.clip_how(part.ref, part.revision, part.preset)
         return hub.diffusers_how(part.ref, part.revision, part.preset)
 
-    def locate(self, part: Component) -> Found:
-        found = self.find(part)
-        if found is None:  # pragma: no cover - every hub role has a look-up
-            raise ModelLoadError(part.label, how=self.how(part))
-        return _missing(part, found)
-
     def pull(self, part: Component) -> None:
         if part.role in ("diffusion", "inpaint"):
             hub.download_diffusers(part.ref, part.revision, part.variant, part.preset)
@@ -236,12 +245,9 @@ class HubSource:
         elif part.role == "clip":
             hub.download_clip(part.ref, part.revision)
 
-    def fingerprint(self, part: Component, found: Found) -> str:
-        return _file_fingerprint(part, found)
-
 
 @register_source("local")
-class LocalSource:
+class LocalSource(_WeightsOnDisk):
     """A folder (diffusers layout) or file (open_clip or aesthetic .safetensors) on this machine."""
 
     name = "local"
@@ -266,12 +272,6 @@ class LocalSource:
             return how_to_get(part.spec, part.preset)
         return HubSource().how(part)
 
-    def locate(self, part: Component) -> Found:
-        found = self.find(part)
-        if found is None:  # pragma: no cover - every local role has a look-up
-            raise ModelLoadError(part.label, how=self.how(part))
-        return _missing(part, found)
-
     def pull(self, part: Component) -> None:
         """Nothing to download: a pipeline or CLIP file that is not there fails now, with what is missing."""
         found = self.find(part)
@@ -281,9 +281,6 @@ class LocalSource:
         if part.role == "clip" and found is not None and not found.present:
             raise ModelLoadError(part.ref, looked=[found.where], detail="file not found",
                                  how="a local clip.pretrained is not downloaded: point it at an open_clip .safetensors file")
-
-    def fingerprint(self, part: Component, found: Found) -> str:
-        return _file_fingerprint(part, found)
 
 
 @register_source("tiny")
