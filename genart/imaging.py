@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from genart.provenance import XMP_KEY as XMP_TEXT_KEY  # the PNG iTXt keyword of an XMP packet
-
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 ANALYSIS_LONG_SIDE = 256
+
+#: The keyword of an XMP packet in a PNG's iTXt chunk (Adobe's XMP spec, part 3; what exiftool reads):
+#: ``png_bytes`` and ``with_jpeg_text`` write it, ``image_text`` reads it back (``genart.provenance``
+#: builds the packet and uses this key; it imports this module, never the other way round).
+XMP_TEXT_KEY = "XML:com.adobe.xmp"
 
 #: The most pixels genart decodes from one image file, unless ``$GENART_MAX_IMAGE_PIXELS`` says
 #: otherwise: 40 MP holds a 4K frame (8.3 MP), an 8K one (33 MP) and any camera still, at about 120 MB

@@ -364,9 +364,6 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
     frozenset({"genart.cli", "genart.bandit.cli"}):
         "cli.py mounts the bandit commands, which borrow cli.handles_errors",
     frozenset({"genart.bandit.settings", "genart.bandit.types"}): "settings and the test config share names",
-    frozenset({"genart.imaging", "genart.provenance"}): "loading an image checks its provenance and back",
-    frozenset({"genart.generate.classic", "genart.generate.tensor_finish"}):
-        "the tensor finisher reuses classic's title layout, classic calls the tensor finisher",
 }
 
 #: Modules outside genart/store/ that import SQLAlchemy today (#17: all SQL inside genart/store/).

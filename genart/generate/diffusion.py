@@ -556,7 +556,7 @@ class DiffusionGenerator:
         if self.finish:
             import numpy as np
 
-            from genart.generate.classic import finish_variant
+            from genart.generate.delivery import finish_variant
             from genart.generate.finish import faces_in, regions_in
 
             rgb = np.asarray(image.convert("RGB"))
@@ -646,7 +646,7 @@ class DiffusionGenerator:
         grade = "none"
         facts: dict[str, Any] = {}
         if done is not None:
-            from genart.generate.classic import finish_facts
+            from genart.generate.delivery import finish_facts
 
             facts = finish_facts(done)
             rw, rh = size

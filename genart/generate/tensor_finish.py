@@ -7,7 +7,7 @@ It follows ``genart.generate.finish.finish`` step by step: the planning is the C
 (``plan_row`` calls ``plan_framing`` with the same arguments, the title's ``plan_title`` with the same
 saliency map), and only the pixel work runs on the tensors. Images travel as float32 NCHW in 8-bit
 levels (0..255), rounded wherever the CPU path holds uint8, so the two paths agree within a level or two
-(``finish_max_abs_diff``; tested on real frames for every profile and every aspect).
+(``genart.generate.delivery.finish_max_abs_diff``; tested on real frames for every profile and every aspect).
 
 - **Resize**: OpenCV's ``INTER_AREA`` (downscale) and ``INTER_LANCZOS4`` (upscale), chosen as
   ``render_framing`` chooses them, as tap tables per axis with OpenCV's own coefficients, borders and
@@ -661,43 +661,3 @@ def finish_image(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grad
                       max_synthetic=max_synthetic, max_outpaint=max_outpaint, watermark=watermark)
     (row,) = finish_batch(x, [plan])
     return row.finished(plan)
-
-
-def finish_max_abs_diff(frames: Sequence[tuple[np.ndarray, Sequence[Box]]], cases: Sequence[tuple[Any, str, str]],
-                        *, settings: Any = None, amount: float = 1.0, watermark: str | None = None,
-                        device: Any = "cpu") -> dict[str, int]:
-    """How far the tensor finishing is from ``finish`` (the PIL/numpy path) on the same frames.
-
-    Args:
-        frames: (uint8 RGB image, its faces) pairs.
-        cases: (profile, aspect, title) to finish each frame with (the profile's grade, locale and style).
-        settings: the preset's ``FinishSpec`` (default: the defaults: delivery sizes, safe zones, limits).
-
-    Returns:
-        ``finish_max_abs_diff`` (the largest per-channel difference, levels), ``rows`` (images
-        compared), ``on_device`` (those the tensor path finished; the others left the frame and were
-        finished by ``finish`` in both), ``plan_mismatches`` (crop, size or title status not the same:
-        should be 0).
-    """
-    import warnings
-
-    from genart.config import FinishSpec
-    from genart.errors import GenartWarning
-    from genart.generate.classic import finish_variant
-
-    settings = settings or FinishSpec()
-    worst = rows = on_device = mismatches = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GenartWarning)
-        for rgb, faces in frames:
-            for profile, aspect, title in cases:
-                a, b = (finish_variant(rgb, faces, (), aspect, profile, amount, settings, title=title,
-                                       watermark=watermark, device=dev) for dev in (None, device))
-                rows += 1
-                if (a.framing.crop, a.size, a.title_status) != (b.framing.crop, b.size, b.title_status) \
-                        or a.pixels.shape != b.pixels.shape:
-                    mismatches += 1
-                    continue
-                on_device += int(not a.framing.padded)
-                worst = max(worst, int(np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16)).max()))
-    return {"finish_max_abs_diff": worst, "rows": rows, "on_device": on_device, "plan_mismatches": mismatches}
