@@ -169,7 +169,7 @@ def resize_kinds(src: tuple[int, int], dst: tuple[int, int]) -> tuple[str, str, 
     return "lanczos4", "lanczos4", True
 
 
-_DEVICE_TAPS: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_DEVICE_TAPS: "OrderedDict[tuple, tuple[Any, Any, Taps]]" = OrderedDict()  # (tensor, tensor or None, its table)
 _DEVICE_LOCK = threading.Lock()
 
 
@@ -223,11 +223,9 @@ def _apply(x: "torch.Tensor", t: Taps, dim: int, how: str | None = None) -> "tor
     index, weight = _on_device(t, x.device)
     shape = [1] * x.dim()
     shape[dim] = index.shape[0]
-    out = None
-    for k in range(index.shape[1]):  # taps in order, as OpenCV sums them
-        part = x.index_select(dim, index[:, k])
-        w = weight[:, k].view(shape)
-        out = part.mul_(w) if out is None else out.addcmul_(part, w)
+    out = x.index_select(dim, index[:, 0]).mul_(weight[:, 0].view(shape))
+    for k in range(1, index.shape[1]):  # taps in order, as OpenCV sums them
+        out = out.addcmul_(x.index_select(dim, index[:, k]), weight[:, k].view(shape))
     return out
 
 
@@ -385,8 +383,8 @@ class TitlePlate:
     plate_alpha: float = 0.0  # the opacity draw_title reports for it (TitleLayout.plate_alpha)
 
 
-_PLATES: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
-_PLATES_ON_DEVICE: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_PLATES: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, float]]" = OrderedDict()
+_PLATES_ON_DEVICE: "OrderedDict[tuple, tuple[Any, Any, float]]" = OrderedDict()
 _PLATE_LOCK = threading.Lock()
 
 
@@ -445,8 +443,8 @@ def title_plate(layout: TitleLayout, locale: str, width: int, height: int, alpha
         hit = _PLATES_ON_DEVICE.get(key)
     if hit is None:
         transmit, colour, reported = plate_layers(layout, locale, width, height, alpha)
-        hit = tuple(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device)
-                    for a in (transmit, colour)) + (reported,)
+        on_dev = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device) for a in (transmit, colour)]
+        hit = (on_dev[0], on_dev[1], reported)
         with _PLATE_LOCK:
             _PLATES_ON_DEVICE[key] = hit
             while len(_PLATES_ON_DEVICE) > _PLATE_CACHE_SIZE:
@@ -526,8 +524,8 @@ def plan_row(width: int, height: int, faces: Sequence[Box], aspect: str, grade: 
     ask = None
     if title.strip():
         ask = TitleAsk(title, locale, style, tuple(faces_through(faces, framing.crop, size)),
-                       tuple(faces_through(regions, framing.crop, size)), tuple(safe))
-    return RowPlan(framing, tuple(size), grade, float(amount), ask, watermark)
+                       tuple(faces_through(regions, framing.crop, size)), (safe[0], safe[1], safe[2], safe[3]))
+    return RowPlan(framing, (size[0], size[1]), grade, float(amount), ask, watermark)
 
 
 @dataclass(frozen=True)
@@ -587,7 +585,7 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
     layouts: list[TitleLayout | None] = [None] * len(plans)
     status: list[str | None] = [None] * len(plans)
     reasons: list[str | None] = [None] * len(plans)
-    placed = []
+    placed: list[tuple[int, TitleLayout, TitleAsk]] = []  # (row, its layout, what it asked)
     for i, p in enumerate(plans):
         if p.title is None:
             continue
@@ -598,14 +596,14 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
             status[i], reasons[i] = "skipped", plan
         else:
             status[i], layouts[i] = "placed", plan
-            placed.append(i)
+            placed.append((i, plan, t))
     if placed:
-        bases = [alpha_basis(layouts[i]) for i in placed]
-        l_max = torch.stack([luminance_p99(out[i], box) for i, (box, _) in zip(placed, bases)]).tolist()
-        for i, (_, start), lm in zip(placed, bases, l_max):
-            p, lay = plans[i], layouts[i]
+        bases = [alpha_basis(lay) for _, lay, _ in placed]
+        l_max = torch.stack([luminance_p99(out[i], box) for (i, _, _), (box, _) in zip(placed, bases)]).tolist()
+        for (i, lay, ask), (_, start), lm in zip(placed, bases, l_max):
+            p = plans[i]
             alpha = needed_alpha(float(lm), lay.color, start)
-            plate = title_plate(lay, p.title.locale, p.size[0], p.size[1], alpha, x.device)
+            plate = title_plate(lay, ask.locale, p.size[0], p.size[1], alpha, x.device)
             out[i] = composite_plate(out[i], plate)
             layouts[i] = replace(lay, plate_alpha=plate.plate_alpha)
     results = []
