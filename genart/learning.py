@@ -126,16 +126,16 @@ def _clip_facts(store: "Store", variants: Sequence[Variant], dims: int = 4) -> d
     """A fixed projection of each variant's CLIP image embedding (where the ranking stored one), so
     the same direction means the same on every title scored by that model."""
     import numpy as np
-    from PIL import Image
     from sqlalchemy import select
 
+    from genart.imaging import load_rgb
     from genart.rank.embed import image_key
     from genart.store.embedding_tables import EmbeddingRow
 
     keys: dict[str, str] = {}
     for v in variants:
         if v.path is not None and Path(v.path).is_file():
-            with Image.open(v.path) as im:
+            with load_rgb(v.path) as im:
                 keys[v.id] = image_key(im)
     if not keys:
         return {}
@@ -172,11 +172,9 @@ def variant_facts(out: str | Path, run_id: str, variant_ids: Sequence[str] | Non
 
 
 def _rgb(path: Path):
-    from PIL import Image
-
     from genart import imaging
 
-    with Image.open(path) as im:
+    with imaging.load_rgb(path) as im:
         return imaging.to_array(im)
 
 
@@ -484,6 +482,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
 
     from genart.bandit.loop import Setting
     from genart.generate.finish import faces_in, finish, regions_in
+    from genart.imaging import load_rgb
 
     classic = spec.kind == "classic"
     grades = GRADE_STEPS if classic else (1.0,)
@@ -494,7 +493,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
     for kf in run.keyframes:
         if kf.path is None or not Path(kf.path).is_file():
             continue
-        with Image.open(kf.path) as im:
+        with load_rgb(kf.path) as im:
             im = im.convert("RGB")
             scale = PREVIEW_SIDE / max(im.width, 1)
             small = np.asarray(im.resize((PREVIEW_SIDE, max(1, round(im.height * scale))), Image.BILINEAR))

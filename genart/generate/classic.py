@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from genart.generate.delivery import finish_facts, finish_variant
 from genart.generate.finish import faces_in, regions_in
 from genart.generate.seeds import variant_seed
-from genart.imaging import to_array
+from genart.imaging import pixels_of, to_array
 from genart.progress import ProgressFn, report
 from genart.provenance import digital_source_type
 from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from genart.config import FinishSpec
 
 GRADE_LADDER = (1.0, 0.65, 1.3, 0.85, 1.15)
@@ -47,15 +49,13 @@ def overlay_title(profile: TasteProfile, title: str, titles: Mapping[str, str] |
     return text if overlay else ""
 
 
-def keyframe_rgb(kf: KeyFrame):
-    """The key frame's pixels as an RGB array, from memory or its stored file."""
-    if kf.image is not None:
-        return to_array(kf.image)
-    if kf.path is not None:
-        from genart.imaging import load_rgb
+def keyframe_rgb(kf: KeyFrame) -> "np.ndarray":
+    """The key frame's pixels as an RGB array, from memory or its stored file.
 
-        return to_array(load_rgb(kf.path))  # within genart's pixel limit
-    raise ValueError(f"key frame {kf.id} has neither pixels nor a path")
+    Raises:
+        ImageReadError: no pixels and no readable stored file (``genart.imaging.pixels_of``).
+    """
+    return to_array(pixels_of(kf.image, kf.path, "key frame", kf.id))
 
 
 class ClassicGenerator:

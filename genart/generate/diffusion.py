@@ -171,13 +171,9 @@ class DiffusionGenerator:
         return kwargs
 
     def frame_image(self, kf: KeyFrame) -> Image.Image:
-        if kf.image is not None:
-            return kf.image.convert("RGB")
-        if kf.path is not None:
-            from genart.imaging import load_rgb
+        from genart.imaging import pixels_of
 
-            return load_rgb(Path(kf.path))  # within genart's pixel limit
-        raise InvalidArgumentError("keyframe", kf.id, "a key frame with an image or a path")
+        return pixels_of(kf.image, kf.path, "key frame", kf.id).convert("RGB")  # within genart's pixel limit
 
     def size_multiple(self) -> int:
         return max(8, int(getattr(self.model.pipe, "vae_scale_factor", 8) or 8))

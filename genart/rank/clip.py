@@ -154,13 +154,9 @@ def _tensor_transforms(preprocess: Any) -> tuple[list[Any], list[Any]]:
 
 
 def _open_image(image: "Image.Image | None", path: Path | None, what: str, ident: str) -> Image.Image:
-    if image is not None:
-        return image
-    if path is not None:
-        from genart.imaging import load_rgb
+    from genart.imaging import pixels_of
 
-        return load_rgb(path)  # within genart's pixel limit
-    raise InvalidArgumentError(what, ident, "a value with an image or a path")
+    return pixels_of(image, path, what, ident)  # one loader, one error family (ImageReadError)
 
 
 class ClipScorer:
