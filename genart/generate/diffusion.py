@@ -240,7 +240,8 @@ class DiffusionGenerator:
             Variants in key frame order, then variant index.
 
         Raises:
-            InvalidArgumentError: ``variants_per_frame`` < 1, or a key frame without an image or path.
+            InvalidArgumentError: ``variants_per_frame`` < 1.
+            ImageReadError: a key frame without pixels or a readable stored file (``frame_image``).
         """
         if int(variants_per_frame) < 1:
             raise InvalidArgumentError("variants_per_frame", variants_per_frame, "an integer >= 1")
