@@ -18,7 +18,7 @@ import textwrap
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import typer
 from rich import box
@@ -31,6 +31,9 @@ from rich.text import Text
 
 from genart import api
 from genart.errors import GenartError, GenartWarning, InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib.metadata import EntryPoint
 
 app = typer.Typer(help="genart: personalised thumbnail artwork from a title's video.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -448,9 +451,6 @@ def frames(
 ) -> None:
     """Shots and key frames: PNGs, a contact sheet (faces and who, text and logos, bars, transitions,
     characters), and (--json) everything found."""
-    # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
-    from genart.sheets import frames_sheet
-
     notes: dict[str, list[str]] = {}
     for item in cast:
         name, sep, image = item.partition("=")
@@ -464,10 +464,12 @@ def frames(
     data = result.to_json()
     for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
+        if kf.image is None:  # analyse_frames hands back every key frame with its pixels
+            raise GenartError(f"key frame {kf.timecode} of {source} came back without its pixels")
         kf.image.save(path)
         row["path"] = str(path)
     sheet_path = out_dir / "contact_sheet.png"
-    frames_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
+    api.contact_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
     if as_json:
         _print_json({"source": str(source), "contact_sheet": str(sheet_path),
                      **{k: v for k, v in data.items() if k != "source"}})
@@ -640,9 +642,65 @@ def app_cmd(
     out_dir: Path = typer.Option(Path("runs"), "--out", metavar="FOLDER", help="The runs folder the app reviews."),
 ) -> None:
     """Serve the review app (Gradio) on the runs folder: upload, generate, review, hand off."""
-    from app import launch  # gradio loads only for this command
-
+    launch = frontend("app")  # gradio loads only for this command
     launch(out_dir, host, port, auth if auth_file is None else None, auth_file=auth_file)
+
+
+#: The entry-point group front ends register their launcher in (``[project.entry-points."genart.frontends"]``
+#: in pyproject.toml): ``genart app`` finds the review app there, so nothing in genart/ imports app/.
+FRONTENDS = "genart.frontends"
+
+
+def frontend(name: str) -> Callable[..., Any]:
+    """The launcher the front end ``name`` registers in ``FRONTENDS``, imported.
+
+    A source checkout's own pyproject.toml counts too (see ``_checkout_frontends``): an installed
+    package's metadata is written at install time, so an editable install made before an entry
+    point was declared lacks it until ``pip install -e .`` runs again.
+
+    Raises:
+        FrontendUnavailableError: no package registers ``name``, or its code does not import.
+    """
+    from importlib.metadata import entry_points
+
+    from genart.errors import FrontendUnavailableError
+
+    found = {ep.name: ep for ep in entry_points(group=FRONTENDS)}
+    found.update(_checkout_frontends())
+    if name not in found:
+        raise FrontendUnavailableError(name, known=found)
+    try:
+        launcher = found[name].load()
+    except (ImportError, AttributeError) as exc:
+        raise FrontendUnavailableError(name, detail=f"{found[name].value} does not load ({exc})") from exc
+    if not callable(launcher):
+        raise FrontendUnavailableError(name, detail=f"{found[name].value} is not a function")
+    return launcher
+
+
+def _checkout_frontends(pyproject: Path | None = None) -> dict[str, EntryPoint]:
+    """The front ends declared by the pyproject.toml of the source checkout genart runs from (an editable
+    install, or the tree on PYTHONPATH), as entry points; none for an installed wheel or on Python 3.10."""
+    if sys.version_info >= (3, 11):  # tomllib is 3.11's: on 3.10 the installed metadata alone counts
+        import tomllib
+
+        return _declared_frontends(tomllib.loads, pyproject or Path(__file__).resolve().parents[1] / "pyproject.toml")
+    return {}
+
+
+def _declared_frontends(loads: Callable[[str], dict[str, Any]], pyproject: Path) -> dict[str, EntryPoint]:
+    from importlib.metadata import EntryPoint
+
+    if not pyproject.is_file():
+        return {}
+    try:
+        project = loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not TOML (tomllib.TOMLDecodeError is a ValueError)
+        return {}
+    if project.get("name") != "genart":  # a pyproject.toml that happens to sit beside site-packages' genart
+        return {}
+    declared = project.get("entry-points", {}).get(FRONTENDS, {})
+    return {n: EntryPoint(n, v, FRONTENDS) for n, v in declared.items() if isinstance(v, str)}
 
 
 # --- batch: a whole catalogue (genart.batch) --------------------------------------------------------

@@ -311,6 +311,19 @@ class PortInUseError(ConfigError):
         self.port = port
 
 
+class FrontendUnavailableError(GenartError):
+    """A front end (``genart app``'s review app) no installed package registers, or whose code will not load.
+
+    Front ends register in the ``genart.frontends`` entry-point group, so genart/ never imports them.
+    """
+
+    def __init__(self, name: str, *, known: Iterable[str] = (), detail: str = "") -> None:
+        why = f": {detail}" if detail else f" (registered front ends: {_choices(known)})"
+        super().__init__(f"front end '{name}' is not available{why}",
+                         hint="reinstall genart with its front ends: pip install -e . (or make venv)")
+        self.name = name
+
+
 # --- batch (genart batch) --------------------------------------------------------------------------
 class CatalogError(ConfigError):
     """A batch catalogue is malformed. The message names the file and line, the entry (title) and the field."""

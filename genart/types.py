@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, overload
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from genart.bandit.types import TestReport
+
 
 def stable_id(*parts: object, length: int = 16) -> str:
     """A short, stable content id: sha256 over the JSON of ``parts``."""
@@ -621,7 +623,7 @@ class TestSnapshot:
     __test__ = False  # not a pytest test class
 
     test_id: str
-    report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
+    report: "TestReport"  # the bandit stage's (imported for type-checking only: types.py imports no stage)
     plots: tuple[Path, ...] = ()  # cumulative reward, allocation over time
     preferences: tuple = ()  # genart.bandit.preferences.SegmentTaste per segment: what it responds to
     preferences_plot: Path | None = None  # each segment's effects with their intervals (PNG)

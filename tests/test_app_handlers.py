@@ -540,6 +540,10 @@ def test_the_score_breakdown_adds_up_and_warnings_are_on_the_variant(classic_run
     rv = api.load_run(out, run_id).profiles["romance"][0]
     told = replace(rv, explanation=(Contribution("affinity", 0.5, 1.0, 0.5),))  # the ranking's own explanation wins
     assert api.score_breakdown(told) == told.explanation
+    # a row ranked before explanations were stored: worked out as the ranking combines, adding up the same
+    untold = api.score_breakdown(replace(rv, explanation=()), "classic")
+    assert untold and all(isinstance(c, Contribution) for c in untold)
+    assert sum(c.contribution for c in untold) == pytest.approx(rv.total, abs=1e-6)
     worried = replace(rv, needs_review="two faces, one with eyes closed", rejected=None,
                       variant=replace(rv.variant, params=replace(rv.variant.params, title_status="skipped",
                                                                  title_reason="no face-free place", upscale=2.2)))
@@ -593,7 +597,7 @@ def test_export_writes_only_approved_variants_at_delivery_sizes_with_a_manifest(
     from PIL import Image
 
     from genart.errors import NothingApprovedError
-    from genart.export import delivery_sizes
+    from genart.usecases.export import delivery_sizes
 
     _need_media()
     stage = h.stage_upload(tmp_path, [str(STILLS[0])], 1)
@@ -746,6 +750,30 @@ def test_every_event_has_an_api_name_and_gpu_events_share_one_queue(tmp_path):
         assert name in by_name, name
     gpu = [by_name["generate"], by_name["regenerate"]]
     assert {fn.concurrency_id for fn in gpu} == {"gpu"} and all(fn.concurrency_limit == 1 for fn in gpu)
+
+
+def test_refreshing_a_variant_keeps_the_regeneration_seed_the_reviewer_typed(classic_run):
+    """Every event that shows a variant's details (opening a run, a grid pick, next / previous, the refresh
+    after a decision) fills the viewer and the regeneration boxes the variant sets (aspect, strength,
+    prompt) but leaves the seed box alone: a refresh landing after the reviewer typed a seed kept
+    wiping it, and Regenerate then sent an empty seed (a random re-roll)."""
+    from app import build_app
+
+    out, _, run_id = classic_run
+    demo = build_app(out)
+    by_name = {fn.api_name: fn for fn in demo.fns.values()}
+    ids = list(h.gallery(out, run_id, "romance").variant_ids)
+
+    def outputs(name, *args):
+        fn = by_name[name]
+        got = fn.fn(*args)
+        return {getattr(block, "elem_id", None): value for block, value in zip(fn.outputs, got)}
+
+    for name, args in (("open_run", (run_id,)), ("next_variant", (run_id, "romance", "all", "all", ids, ids[0])),
+                       ("previous_variant", (run_id, "romance", "all", "all", ids, ids[1]))):
+        shown = outputs(name, *args)
+        assert shown["regen-seed"] == {"__type__": "update"}, name  # gr.skip(): what was typed stays
+        assert shown["regen-strength"] != {"__type__": "update"}, name  # the variant's own settings do come in
 
 
 def test_served_files_are_limited_to_the_run_folders(classic_run):

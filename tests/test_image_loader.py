@@ -91,7 +91,7 @@ def _ranking_pixels(path: Path) -> Any:
 
 
 def _learning_rgb(path: Path) -> Any:
-    from genart.learning import _rgb
+    from genart.usecases.facts import _rgb
 
     return _rgb(path)
 
@@ -107,7 +107,7 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
     "imaging.image_text": _image_text, "provenance.read_provenance": _read_provenance,
     "classic.keyframe_rgb": _classic_keyframe, "diffusion.frame_image": _diffusion_frame,
     "rank.clip._open_image": _clip_open, "rank.features._open_rgb": _features_open,
-    "rank.combine._with_pixels": _ranking_pixels, "learning._rgb": _learning_rgb,
+    "rank.combine._with_pixels": _ranking_pixels, "usecases.facts._rgb": _learning_rgb,
     "batch.ray_engine._with_pixels": _batch_pixels,
 }
 
