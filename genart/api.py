@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from genart.models import PresetCheck
     from genart.demo import DemoClip
+    from genart.bandit.tester import Tester
     from genart.bandit.types import TestConfig, TestInfo
     from genart.types import BatchReport, FramesResult
 
@@ -231,3 +232,33 @@ def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) ->
 
 
 test_info.__test__ = False  # type: ignore[attr-defined]
+
+
+def open_tester(out: str | Path | None, db: str | None = None) -> "Tester":
+    """The bandit tester of an output folder's store (one per store in a process, thread-safe).
+
+    Args:
+        out: the output folder ``genart run`` / ``app`` / ``batch`` wrote; None: the store ``db`` names
+            (a database URL or SQLite file), else the default one.
+        db: the run store's database URL, when it is not the folder's ``genart.sqlite``.
+
+    Raises:
+        StoreError: the database cannot be opened.
+    """
+    from genart.usecases.tester import open_tester as _open
+
+    return _open(out, db)
+
+
+def locate_store(store: str | Path | None = None, out: str | Path | None = None, *,
+                 must_exist: bool = False) -> str:
+    """The database URL the bandit commands use (see :func:`genart.store.bandit_engine.locate`): ``store``
+    (a URL, a SQLite file or an output folder), else ``out``'s ``genart.sqlite``, else the default store.
+
+    Raises:
+        InvalidArgumentError: both ``store`` and ``out`` given.
+        StoreError: ``must_exist`` and no such store.
+    """
+    from genart.store.bandit_engine import locate
+
+    return locate(store, out, must_exist=must_exist)

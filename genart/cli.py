@@ -10,8 +10,6 @@ a file called ``[draft].png`` prints as it is.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import sys
 import textwrap
@@ -30,7 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from genart import api
-from genart.errors import GenartError, GenartWarning, InvalidArgumentError
+from genart.cli_errors import err, handles_errors, say  # noqa: F401  (err, say: what the commands print with)
+from genart.errors import GenartWarning, InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib.metadata import EntryPoint
@@ -42,7 +41,6 @@ profiles_app = typer.Typer(help="Taste profiles (prompts/*.yaml).", no_args_is_h
 app.add_typer(models_app, name="models")
 app.add_typer(profiles_app, name="profiles")
 
-err = Console(stderr=True)
 out = Console()
 
 #: ``genart batch``'s exit status when the job finished but some titles failed.
@@ -71,18 +69,6 @@ ROWS_SHOWN = 5  # rows per profile in `genart run`'s tables; result.json and --j
 
 
 # --- one way to speak: errors, warnings, hints -----------------------------------------------------
-def say(kind: str, message: str, hint: str | None = None) -> None:
-    """One line on stderr, ``error: ...`` or ``warning: ...``, then the hint if there is one.
-
-    Plain text (``Text``), never markup, and soft-wrapped: the terminal folds a long line, Rich does not
-    cut it into several, so each message stays one line in a log.
-    """
-    style = {"error": "bold red", "warning": "yellow", "interrupted": "yellow"}.get(kind, "bold")
-    err.print(Text.assemble((f"{kind}:", style), " ", message), soft_wrap=True)
-    if hint:
-        err.print(Text(f"hint: {hint}", style="dim"), soft_wrap=True)
-
-
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
     """``warnings.showwarning`` for the command line: a warning is one line, never Python's two-line
     format with the source line under it. A library's own warning says which library it came from."""
@@ -98,46 +84,6 @@ def _package_of(filename: str) -> str:
     if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
         return parts[parts.index("site-packages") + 1].removesuffix(".py")
     return ""
-
-
-def _option_names(fn: Callable) -> dict[str, str]:
-    """A command's parameter names -> the option a user types (``variants_per_frame`` -> ``--variants``),
-    read from its own ``typer.Option(...)`` defaults."""
-    names: dict[str, str] = {}
-    for param in inspect.signature(fn).parameters.values():
-        decls = getattr(param.default, "param_decls", None) or ()
-        longs = [d.split("/")[0] for d in decls if d.startswith("--")]
-        if longs:
-            names[param.name] = longs[0]
-    return names
-
-
-def _as_typed(exc: GenartError, options: dict[str, str]) -> GenartError:
-    """An argument error as the user met it: the API names ``variants_per_frame``, the user typed
-    ``--variants``. The commands name their parameters after the API's arguments, so one map serves."""
-    if isinstance(exc, InvalidArgumentError) and exc.name in options:
-        expected = exc.expected.replace(" or None", "")  # nobody types None on a command line
-        return InvalidArgumentError(options[exc.name], exc.value, expected, hint=exc.hint)
-    return exc
-
-
-def handles_errors(fn: Callable) -> Callable:
-    """Turn genart's typed errors into one red line plus hint and a non-zero exit."""
-    options = _option_names(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenartError as exc:
-            shown = _as_typed(exc, options)
-            say("error", shown.message, shown.hint)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            say("interrupted", "everything finished so far is in the store")
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 def _quiet_help_types() -> None:

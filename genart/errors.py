@@ -183,6 +183,11 @@ class StoreError(GenartError):
     """The run store (database or image folder) cannot be used."""
 
 
+class StoreConflictError(StoreError):
+    """A concurrent writer stored the same key first (a unique row another process made at the same
+    time); the write changed nothing, and trying it again reads what the other one stored."""
+
+
 # --- bandit ------------------------------------------------------------------------------------
 class BanditError(GenartError):
     """A bandit test, segment, exposure, policy or backend cannot be used."""

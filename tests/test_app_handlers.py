@@ -23,6 +23,7 @@ from genart.errors import (
     UploadError,
 )
 from genart.types import Box
+from genart.store.exposure_log import SqlExposureLog
 
 pytest.importorskip("gradio", reason="the review app needs gradio (pip install gradio)")
 
@@ -872,7 +873,7 @@ def test_handoff_refuses_test_ids_the_bandit_service_refuses(classic_run, bad):
     with pytest.raises(InvalidArgumentError, match="segment"):
         h.handoff(out, run_id, "Ana", "fine-id", [bad])
     assert len(api.handoffs(out, run_id)) == before
-    assert bad not in Tester(Path(out) / "genart.sqlite").tests()
+    assert bad not in Tester(SqlExposureLog(Path(out) / "genart.sqlite")).tests()
 
 
 def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, monkeypatch):
@@ -901,7 +902,7 @@ def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, m
     run = api.load_run(copy, run_id)
     paths = [rv.path for _, items in run.ranked for rv in items] + [k.path for k in run.keyframes]
     arms = [a.image_path for r in api.handoffs(copy, run_id) for a in r.arms]
-    arms += [a.image_path for a in Tester(copy / "genart.sqlite").arms("copy-test")]
+    arms += [a.image_path for a in Tester(SqlExposureLog(copy / "genart.sqlite")).arms("copy-test")]
     for p in paths + arms:
         assert p is not None and Path(p).is_file() and Path(p).resolve().is_relative_to(copy.resolve()), p
     assert api.load_stage(copy, stage.stage_id).source.resolve().is_relative_to(copy.resolve())

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from genart.cli import app
+from genart.store.exposure_log import SqlExposureLog
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -444,7 +445,7 @@ def test_bandit_plots_of_a_test_without_traffic_warn_nothing(tmp_path):
     from genart.bandit.tester import Tester
     from genart.types import Arm
 
-    tester = Tester(f"sqlite:///{tmp_path / 'b.sqlite'}")
+    tester = Tester(SqlExposureLog(f"sqlite:///{tmp_path / 'b.sqlite'}"))
     arms = [Arm("t", f"{seg}-{k}", seg, None, None) for seg in ("a", "b") for k in range(2)]
     tester.create_test("t", arms)
     with warnings.catch_warnings():

@@ -193,7 +193,7 @@ def collect_edges(root: Path, packages: Iterable[str] = PACKAGES) -> tuple[list[
 
 # --- the rules ----------------------------------------------------------------------------------------
 #: The front ends: the CLI's commands and the Gradio app. They go through the public facade.
-FRONT_ENDS = frozenset({"genart.cli", "genart.bandit.cli"})
+FRONT_ENDS = frozenset({"genart.cli", "genart.bandit.cli", "genart.cli_errors"})
 
 
 def is_front_end(module: str) -> bool:
@@ -338,12 +338,6 @@ KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
         "models resolves the aesthetic head's weights through rank.aesthetic; they belong in models (#17)",
     ("stage-imports-stage", "genart.models", "genart.rank.clip"):
         "models.load_clip builds rank.clip.ClipEmbedder; the wrapper belongs in models or a scorer registry (#17)",
-    # the bandit stage reads and writes the store's tables itself (#17: an exposure-log interface instead)
-    ("stage-imports-store", "genart.bandit.offline", "genart.store.bandit_tables"): "offline evaluation reads rows",
-    ("stage-imports-store", "genart.bandit.report", "genart.store.bandit_tables"): "reports query rows",
-    ("stage-imports-store", "genart.bandit.store", "genart.store.bandit_tables"): "the tester's persistence",
-    ("stage-imports-store", "genart.bandit.store", "genart.store.schema"): "the tester's persistence",
-    ("stage-imports-store", "genart.bandit.tester", "genart.store.bandit_tables"): "the tester writes rows",
     # private helpers shared between orchestration modules (#17: split into use-case modules)
     ("private-name-across-layers", "genart.bandit.cli", "genart.learning"): "_setting_words",
 }
@@ -354,14 +348,10 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
     frozenset({"genart.api", "genart.batch", "genart.batch.launch", "genart.batch.ray_engine",
                "genart.batch.runner"}):
         "the batch job calls genart.api, which calls it back (#17: use-case modules under api)",
-    frozenset({"genart.cli", "genart.bandit.cli"}):
-        "cli.py mounts the bandit commands, which borrow cli.handles_errors",
-    frozenset({"genart.bandit.settings", "genart.bandit.types"}): "settings and the test config share names",
 }
 
 #: Modules outside genart/store/ that import SQLAlchemy today (#17: all SQL inside genart/store/).
 SQL_OUTSIDE_STORE = frozenset({
-    "genart.bandit.offline", "genart.bandit.report", "genart.bandit.store", "genart.bandit.tester",
     "genart.batch.launch", "genart.batch.runner", "genart.pipeline",
 })
 
