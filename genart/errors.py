@@ -127,6 +127,24 @@ class UnknownPresetError(ConfigError):
         self.name = name
 
 
+
+class UnknownModelSourceError(ConfigError):
+    """A preset names a model source (``builder``) that no module registered."""
+
+    def __init__(self, name: str, known: Iterable[str], *, field: str | None = None) -> None:
+        super().__init__(f"unknown model source '{name}'; known sources: {_choices(known)}", field=field,
+                         hint="a model's `builder` in models.yaml names where its weights come from")
+        self.name = name
+
+
+class UnknownScorerError(ConfigError):
+    """A preset's ``ranker.scorers`` names a scorer that no module registered."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown scorer '{name}'; known scorers: {_choices(known)}", field="ranker.scorers",
+                         hint="scorers register themselves in genart/rank/registry.py (CONTRIBUTING.md, 'Add a scorer')")
+        self.name = name
+
 # --- profiles ----------------------------------------------------------------------------------
 class ProfileError(GenartError):
     """A taste profile is unknown or its file is malformed."""

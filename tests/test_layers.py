@@ -333,11 +333,6 @@ KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
     # the bandit CLI
     ("front-end-beyond-facade", "genart.bandit.cli", "genart.learning"):
         "the bandit CLI words its settings with learning's private _setting_words",
-    # models/ knows rank/
-    ("stage-imports-stage", "genart.models", "genart.rank.aesthetic"):
-        "models resolves the aesthetic head's weights through rank.aesthetic; they belong in models (#17)",
-    ("stage-imports-stage", "genart.models", "genart.rank.clip"):
-        "models.load_clip builds rank.clip.ClipEmbedder; the wrapper belongs in models or a scorer registry (#17)",
     # private helpers shared between orchestration modules (#17: split into use-case modules)
     ("private-name-across-layers", "genart.bandit.cli", "genart.learning"): "_setting_words",
 }
