@@ -14,7 +14,6 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from PIL import Image
 
-from genart.errors import InvalidArgumentError
 from genart.models.clip import ClipEmbedder, unit_rows
 from genart.rank.registry import ScorerContext, fidelity_check, register_scorer
 from genart.types import KeyFrame, ScoreSet, TasteProfile, Variant
