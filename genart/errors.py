@@ -51,7 +51,25 @@ class UnsupportedMediaError(InputError):
         self.path = path
 
 
-class ImageTooLargeError(UnsupportedMediaError):
+class ImageReadError(UnsupportedMediaError):
+    """The pixels of an image genart reads (a still, an upload, a key frame's or a variant's stored
+    picture) cannot be had: the one family ``genart.imaging``'s loader (``open_image``, ``load_rgb``,
+    ``pixels_of``) raises, so a caller catches one class for a missing, an unreadable and a too-large
+    image. Raised as itself for a file that is not a readable image."""
+
+
+class ImageNotFoundError(ImageReadError):
+    """No file where the image should be (a stored picture deleted or moved, a wrong path), or a
+    value that carries neither pixels nor a path."""
+
+    def __init__(self, path: object, detail: str = "") -> None:
+        extra = f" ({detail})" if detail else ""
+        InputError.__init__(self, f"image not found: {path}{extra}",
+                            hint="check the path; a run's pictures live in its store's folder (--out)")
+        self.path = path
+
+
+class ImageTooLargeError(ImageReadError):
     """An image whose header declares more pixels than genart decodes (a decompression bomb, or simply
     too big): refused before its pixels are read, so memory stays bounded."""
 

@@ -343,9 +343,6 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
     frozenset({"genart.api", "genart.batch", "genart.batch.launch", "genart.batch.ray_engine",
                "genart.batch.runner"}):
         "the batch job calls genart.api, which calls it back (#17: use-case modules under api)",
-    frozenset({"genart.imaging", "genart.provenance"}): "loading an image checks its provenance and back",
-    frozenset({"genart.generate.classic", "genart.generate.tensor_finish"}):
-        "the tensor finisher reuses classic's title layout, classic calls the tensor finisher",
 }
 
 #: Modules outside genart/store/ that import SQLAlchemy today (#17: all SQL inside genart/store/).

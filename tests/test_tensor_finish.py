@@ -14,6 +14,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+from genart.generate import delivery  # noqa: E402
 from genart.generate import tensor_finish as tf  # noqa: E402
 from genart.generate.classic import GRADE_LADDER  # noqa: E402
 from genart.generate.diffusion import target_size  # noqa: E402
@@ -181,7 +182,7 @@ def test_finishing_matches_finish_for_every_profile_and_aspect(frames):
     without = next(f for f in frames if not f[2])
     stats = {"finish_max_abs_diff": 0, "rows": 0, "on_device": 0, "plan_mismatches": 0}
     for i, (_, rgb, faces) in enumerate((with_faces, without)):  # each case on one of the two photos
-        part = tf.finish_max_abs_diff([(rgb, faces)], cases[i::2])
+        part = delivery.finish_max_abs_diff([(rgb, faces)], cases[i::2])
         stats = {k: max(v, part[k]) if k == "finish_max_abs_diff" else v + part[k] for k, v in stats.items()}
     assert stats["rows"] == len(cases) and stats["plan_mismatches"] == 0
     assert stats["on_device"] >= stats["rows"] * 0.6  # the framings that stay in the frame
@@ -193,7 +194,7 @@ def test_the_watermark_is_embedded_on_the_tensor_path_and_reads_back(frames):
     """The watermark (CPU numpy, on a host copy) after the tensor finishing: it reads back, and the
     device's pixels are the watermarked ones."""
     from genart.config import FinishSpec
-    from genart.generate.classic import finish_variant
+    from genart.generate.delivery import finish_variant
     from genart.provenance import read_watermark
 
     _, rgb, faces = next(f for f in frames if f[2])

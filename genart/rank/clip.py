@@ -14,7 +14,6 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from PIL import Image
 
-from genart.errors import InvalidArgumentError
 from genart.models.clip import ClipEmbedder, unit_rows
 from genart.rank.registry import ScorerContext, fidelity_check, register_scorer
 from genart.types import KeyFrame, ScoreSet, TasteProfile, Variant
@@ -31,13 +30,9 @@ class Embedder(Protocol):
 
 
 def _open_image(image: "Image.Image | None", path: Path | None, what: str, ident: str) -> Image.Image:
-    if image is not None:
-        return image
-    if path is not None:
-        from genart.imaging import load_rgb
+    from genart.imaging import pixels_of
 
-        return load_rgb(path)  # within genart's pixel limit
-    raise InvalidArgumentError(what, ident, "a value with an image or a path")
+    return pixels_of(image, path, what, ident)  # one loader, one error family (ImageReadError)
 
 
 class ClipScorer:

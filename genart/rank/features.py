@@ -35,11 +35,7 @@ UPSCALE_FREE = 1.5  # enlargement that does not show (ARTWORK.md)
 
 
 def _open_rgb(image, path) -> np.ndarray:
-    if image is not None:
-        return imaging.to_array(image)
-    if path is None:
-        raise ValueError("variant has neither pixels nor a path")
-    return imaging.to_array(imaging.load_rgb(path))  # within genart's pixel limit
+    return imaging.to_array(imaging.pixels_of(image, path, "variant"))  # one loader, one error family
 
 
 def crop_of(variant: Variant) -> tuple[int, int, int, int]:
