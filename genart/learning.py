@@ -28,6 +28,3 @@ __all__ = [
     "list_tests", "loop_step", "open_test", "preference_model", "proposals", "rerank_for_segments", "scaled_grade",
     "segment_preferences", "setting_words", "stop_test", "title_run", "variant_facts",
 ]
-
-#: The old private name, still imported by ``genart.bandit.cli`` until it uses ``genart.api.setting_words``.
-_setting_words = setting_words

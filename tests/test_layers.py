@@ -330,11 +330,6 @@ def sql_outside_store(external: Mapping[str, set[str]]) -> set[str]:
 # --- today's debt: each entry names a rule the code still breaks, and why it is not fixed yet ------------
 #: (rule, importer, imported) -> why it is still there. The test fails when an entry no longer happens.
 KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
-    # the bandit CLI
-    ("front-end-beyond-facade", "genart.bandit.cli", "genart.learning"):
-        "the bandit CLI words its settings with learning's private _setting_words",
-    # private helpers shared between orchestration modules (#17: split into use-case modules)
-    ("private-name-across-layers", "genart.bandit.cli", "genart.learning"): "_setting_words",
 }
 
 #: Import cycles (function-local imports included) that exist today. Each must still be exactly a cycle:

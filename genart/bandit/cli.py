@@ -442,11 +442,10 @@ def loop_cmd(
         for p in props:
             for c in p.candidates:
                 from genart.bandit.loop import Setting
-                from genart.learning import _setting_words
 
                 status = c.status + (f": {c.note}" if c.note and c.status in ("rejected", "failed") else "")
                 table.add_row(escape(p.proposal_id[:8]), escape(p.segment),
-                              escape(_setting_words(Setting.from_json(c.setting))),
+                              escape(api.setting_words(Setting.from_json(c.setting))),
                               f"{_pct(c.predicted)} ({_pct(c.predicted_low, False)}-{_pct(c.predicted_high)})",
                               escape(status + (f" {c.variant_id[:10]}" if c.variant_id and status == "queued" else "")))
         console.print(table)
