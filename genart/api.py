@@ -57,11 +57,11 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
         ModelLoadError: the preset's weights are not on this machine (``genart models pull PRESET``).
         ConfigError, ProfileValidationError: a malformed ``models.yaml`` or profile file.
     """
-    from genart import pipeline
+    from genart.usecases.run import run
 
-    return pipeline.run(source, profiles=profiles, preset=preset, frames=frames,
-                        variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
+    return run(source, profiles=profiles, preset=preset, frames=frames,
+               variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
+               top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
 
 
 def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None,
@@ -112,10 +112,10 @@ def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *,
         UnknownProfileError, UnknownPresetError, InvalidArgumentError: a bad argument.
         ModelLoadError: the preset's weights (or the NSFW classifier) are not on this machine.
     """
-    from genart import pipeline
     from genart.errors import InvalidArgumentError
     from genart.profiles import get_profiles
     from genart.rank.combine import rank_for_profile
+    from genart.usecases import stages
 
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
@@ -125,13 +125,13 @@ def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *,
     spec = load_models_config().preset(preset)
     profs = get_profiles(profiles)
     ids = {p.id for p in profs}
-    pipeline.ensure_weights(spec)
+    stages.ensure_weights(spec)
     store = None
     if out is not None or db is not None:
         from genart.store.db import Store
 
         store = Store(out if out is not None else "runs", db)
-    scorers, options = pipeline.load_rankers(spec, store)
+    scorers, options = stages.load_rankers(spec, store)
     result: dict[str, list[RankedVariant]] = {}
     for p in profs:
         mine = [v for v in variants if v.profile_id == p.id or v.profile_id not in ids]

@@ -372,7 +372,7 @@ KNOWN_CYCLES: Mapping[frozenset[str], str] = {
 #: Modules outside genart/store/ that import SQLAlchemy today (#17: all SQL inside genart/store/).
 SQL_OUTSIDE_STORE = frozenset({
     "genart.bandit.offline", "genart.bandit.report", "genart.bandit.store", "genart.bandit.tester",
-    "genart.batch.launch", "genart.batch.runner", "genart.learning", "genart.pipeline", "genart.review",
+    "genart.batch.launch", "genart.batch.runner", "genart.learning", "genart.review",
 })
 
 
