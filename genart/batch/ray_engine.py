@@ -107,9 +107,9 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
     from genart.batch.gpu import BatchState
     from genart.batch.runner import Ledger, fail_title, handoff_title, prepare_title, title_reports
     from genart.files import link_or_copy
-    from genart.pipeline import ensure_weights, ranked_name
-    from genart.store.db import Store  # noqa: F401
     from genart.types import RankedVariant, ScoreSet
+    from genart.usecases.run import ranked_name
+    from genart.usecases.stages import ensure_weights
 
     ray = _ray()
     ensure_weights(spec)
