@@ -182,10 +182,11 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     """
     from genart import __version__
     from genart.frames import extract_keyframes, probe_source
-    from genart.files import link_or_copy, source_digest
+    from genart.files import source_digest
+    from genart.usecases.layout import link_keyframes
     from genart.usecases.stages import ranking_checks
 
-    if title.demo:
+    if title.demo or title.source is None:  # the catalogue gives exactly one of the two
         if not extract and not (ledger.out / "demo" / "demo_clip.mp4").exists():
             return None
         src = _demo_source(ledger.out).resolve()
@@ -239,10 +240,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
             return fail_title(ledger, state, exc)
         kfs = ledger.keyframes(run_id, str(src))
         del made
-    for i, kf in enumerate(kfs):
-        link = run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
-        if not link.exists():
-            link_or_copy(kf.path, link)
+    link_keyframes(run_dir, kfs, replace=False)
     state.keyframes = kfs
     return state
 
@@ -254,8 +252,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ``scored``: the scores taken while the variants were made (``Prescored``); only the others
     (made before a resume, or by another worker) are scored here, from their stored PNGs.
     """
-    from genart.files import link_or_copy
-    from genart.usecases.run import ranked_name
+    from genart.usecases.layout import link_ranked
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
     known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
@@ -263,9 +260,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     rows = stages.rank(variants, profile, scored=known)
     dt += time.perf_counter() - t
     ledger.store.add_rankings(state.run_id, rows)  # replaces: a re-ranking after a kill rewrites the same rows
-    for r in rows:
-        if r.rejected is None:
-            link_or_copy(r.variant.path, state.run_dir / profile.id / ranked_name(r.rank, r.variant))
+    link_ranked(state.run_dir, profile.id, rows)
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 

@@ -4,10 +4,9 @@ the numbers that placed them. Written by a run and by the batch job's hand-off a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genart.types import RankedVariant, RunResult
+from genart.types import KeyFrame, RankedVariant, RunResult, Variant
 
 if TYPE_CHECKING:  # annotations only: Pillow loads where pixels are drawn
     from PIL import Image
@@ -35,12 +34,13 @@ def overview(result: RunResult, per_profile: int = 6) -> Image.Image:
 
     from genart.imaging import load_rgb
     from genart.sheets import grid
+    from genart.usecases.layout import stored_path
 
-    def opened(path: Path | None, image) -> Image.Image:
-        return image if image is not None else load_rgb(path)
+    def opened(item: KeyFrame | Variant) -> Image.Image:
+        return item.image if item.image is not None else load_rgb(stored_path(item))
 
     width = 34
-    rows = [("key frames", [(opened(k.path, k.image), [k.timecode, f"shot {k.shot}"]) for k in result.keyframes])]
+    rows = [("key frames", [(opened(k), [k.timecode, f"shot {k.shot}"]) for k in result.keyframes])]
     for pid, items in result.ranked:
         cells = []
         for rv in items[:per_profile]:
@@ -56,7 +56,7 @@ def overview(result: RunResult, per_profile: int = 6) -> Image.Image:
                 lines.append(finishing)
             note = f"needs review: {rv.needs_review}" if rv.needs_review else rv.placed_by or ""
             lines += textwrap.wrap(note, width)[:6 - len(lines)]
-            cells.append((opened(rv.variant.path, rv.variant.image), lines))
+            cells.append((opened(rv.variant), lines))
         rows.append((pid, cells))
     return grid(rows, cell=240, cap_lines=6, title=f"genart run {result.run_id} - preset {result.preset}",
                 footer="Order: the rank score (the total less what diversity took off); total = the sum of the "

@@ -20,12 +20,13 @@ from typing import Mapping, Sequence
 from genart import __version__
 from genart.config import PresetSpec, load_models_config
 from genart.errors import GenartError, InvalidArgumentError, SourceNotFoundError, WarningLog, warn
-from genart.files import FileLock, link_or_copy, source_digest, write_bytes, write_text
+from genart.files import FileLock, source_digest, write_bytes, write_text
 from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
 from genart.store import run_queries
 from genart.store.db import Store
-from genart.types import KeyFrame, RankedVariant, RunManifest, RunResult, RunSummary, TasteProfile, Variant
+from genart.types import KeyFrame, RankedVariant, RunManifest, RunResult, RunSummary, TasteProfile
+from genart.usecases.layout import link_keyframes, link_ranked, run_lock_path
 from genart.usecases.overview import overview
 from genart.usecases.stages import _packaged_models, ensure_weights, load_stages, ranking_checks
 
@@ -42,13 +43,6 @@ def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[Taste
     if not out:
         return get_profiles([])  # raises UnknownProfileError listing the known ids
     return out
-
-
-def ranked_name(rank: int, variant: Variant) -> str:
-    """The name of a ranked variant's copy in its run's profile folder: rank, id, the file's own
-    extension (``.jpg`` for a preset that delivers JPEGs)."""
-    suffix = variant.path.suffix if variant.path is not None and variant.path.suffix else ".png"
-    return f"{rank:02d}_{variant.id[:8]}{suffix}"
 
 
 def _check_counts(frames: int, variants_per_frame: int, top_k: int | None) -> None:
@@ -89,11 +83,6 @@ def _claim_unfinished(store: Store, key: str) -> tuple[RunSummary, FileLock] | N
             return run, lock
         lock.release()
     return None
-
-
-def run_lock_path(store: Store, run_id: str) -> Path:
-    """The lock a process holds while it works on a run (``genart.files.FileLock``): free means nobody is."""
-    return store.root / "runs" / run_id / "run.lock"
 
 
 def _say_unused_titles(titles: Mapping[str, str] | None, profiles: Sequence[TasteProfile]) -> None:
@@ -173,8 +162,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             if keyframes is None:
                 keyframes = extract_keyframes(src, max_frames=frames, progress=progress, cast=cast)
             kfs = store.add_keyframes(run_id, keyframes)
-        for i, kf in enumerate(kfs):
-            link_or_copy(kf.path, run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png")
+        link_keyframes(run_dir, kfs)
         report(progress, "models", 0, 1)
         stages = load_stages(spec, store=store)
         report(progress, "models", 1, 1)
@@ -201,8 +189,7 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
             good = tuple(r for r in rows if r.rejected is None)
             ranked.append((profile.id, good[:top_k] if top_k else good))
             rejected.append((profile.id, tuple(r for r in rows if r.rejected is not None)))
-            for r in good:
-                link_or_copy(r.variant.path, run_dir / profile.id / ranked_name(r.rank, r.variant))
+            link_ranked(run_dir, profile.id, good)
         result = RunResult(run_id=run_id, preset=spec.name, out_dir=run_dir, manifest_path=manifest_path,
                            keyframes=tuple(kfs), ranked=tuple(ranked), rejected=tuple(rejected),
                            warnings=tuple(warned.messages))
