@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from genart.config import PresetSpec, load_models_config
 from genart.progress import ProgressFn
-from genart.types import KeyFrame, RankedVariant, RunResult, TasteProfile, Variant
+from genart.types import KeyFrame, RunResult, TasteProfile
 
 if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image
-
     from genart.models import PresetCheck
     from genart.demo import DemoClip
     from genart.bandit.types import TestConfig, TestInfo
@@ -83,114 +81,6 @@ def analyse_frames(source: str | Path, max_frames: int = 12, *, sample_fps: floa
 
     return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
                           cast=cast)
-
-
-def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *, preset: str | None = None,
-                  top_k: int | None = None, out: str | Path | None = None,
-                  db: str | None = None) -> dict[str, list[RankedVariant]]:
-    """Rank any variants (generated, or an existing thumbnail wrapped by ``variant_from_image``) for each profile.
-
-    A variant whose ``profile_id`` names one of ``profiles`` is ranked for that profile only; any other
-    variant (an existing human-made thumbnail, say) is ranked for every profile. Every score is named
-    in each ``RankedVariant`` (affinity, fidelity, aesthetic where the preset has a head, quality,
-    legibility, safety) and each total is explained (``explanation``); misleading or unsafe ones are
-    rejected with the reason, doubtful ones kept with ``needs_review``. The list is placed for diversity
-    (``genart.rank.diversity``): it follows ``rank_score``, and ``placed_by`` says where diversity moved
-    a variant, so the first places show different frames and looks.
-
-    Args:
-        variants: what to rank; each needs pixels (``image``) or a file (``path``).
-        profiles: profile ids, as a list or a comma-separated string.
-        preset: whose scorers to use (None = the default preset).
-        top_k: keep at most this many accepted variants per profile.
-        out, db: a store (folder or SQLAlchemy URL) to cache CLIP embeddings in across calls.
-
-    Returns:
-        Per profile id, accepted variants best first (at most ``top_k``), then the rejected ones.
-
-    Raises:
-        UnknownProfileError, UnknownPresetError, InvalidArgumentError: a bad argument.
-        ModelLoadError: the preset's weights (or the NSFW classifier) are not on this machine.
-    """
-    from genart.errors import InvalidArgumentError
-    from genart.profiles import get_profiles
-    from genart.rank.combine import rank_for_profile
-    from genart.usecases import stages
-
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
-    for v in variants:
-        if not isinstance(v, Variant):
-            raise InvalidArgumentError("variants", type(v).__name__, "genart.types.Variant values (see variant_from_image)")
-    spec = load_models_config().preset(preset)
-    profs = get_profiles(profiles)
-    ids = {p.id for p in profs}
-    stages.ensure_weights(spec)
-    store = None
-    if out is not None or db is not None:
-        from genart.store.db import Store
-
-        store = Store(out if out is not None else "runs", db)
-    scorers, options = stages.load_rankers(spec, store)
-    result: dict[str, list[RankedVariant]] = {}
-    for p in profs:
-        mine = [v for v in variants if v.profile_id == p.id or v.profile_id not in ids]
-        result[p.id] = rank_for_profile(mine, p, scorers, fidelity_threshold=spec.ranker.fidelity_threshold,
-                                        top_k=top_k, options=options)
-    return result
-
-
-def variant_from_image(image: "str | Path | Image.Image", *, profile_id: str = "", variant_id: str | None = None,
-                       source: "str | Path | Image.Image | None" = None,
-                       digital_source_type: str = "humanEdits") -> Variant:
-    """Wrap any picture (an existing human-made thumbnail, say) as a ``Variant`` that ``rank_variants``
-    scores beside generated ones.
-
-    Args:
-        image: an image file, or PIL pixels.
-        profile_id: the profile it is meant for; empty = rank it for every profile asked for.
-        variant_id: its id (default: a hash of its pixels).
-        source: the frame it was made from, for fidelity; None = the picture is its own source (fidelity 1).
-        digital_source_type: its IPTC DigitalSourceType term (``humanEdits`` for artwork made by people).
-
-    Raises:
-        SourceNotFoundError: ``image`` or ``source`` is a path that does not exist.
-        UnsupportedMediaError: it is not a readable image, or more pixels than genart decodes
-            (``ImageTooLargeError``, see ``genart.imaging.max_image_pixels``).
-        InvalidArgumentError: ``image`` is neither a path nor PIL pixels.
-    """
-    from PIL import Image as _Image
-
-    from genart.errors import InvalidArgumentError, SourceNotFoundError
-    from genart.imaging import load_rgb
-    from genart.rank.embed import image_key
-    from genart.types import GenerationParams, stable_id
-
-    def opened(x) -> "tuple[_Image.Image, Path | None]":
-        if isinstance(x, _Image.Image):
-            return x.convert("RGB"), None
-        if not isinstance(x, (str, Path)):
-            raise InvalidArgumentError("image", type(x).__name__, "an image file's path or PIL pixels")
-        path = Path(x).expanduser()
-        if not path.is_file():
-            raise SourceNotFoundError(path)
-        return load_rgb(path), path  # within genart's pixel limit (ImageTooLargeError, an UnsupportedMediaError)
-
-    pixels, path = opened(image)
-    key = image_key(pixels)
-    if source is None:
-        src_px, src_path, src_key = pixels, path, key
-    else:
-        src_px, src_path = opened(source)
-        src_key = image_key(src_px)
-    kf = KeyFrame(id=src_key[:16], source=str(src_path or "image"), t_s=0.0, frame_index=0, shot=0,
-                  width=src_px.width, height=src_px.height, path=src_path, image=src_px)
-    vid = variant_id or stable_id("external", key, profile_id)
-    params = GenerationParams(preset="external", method="external", profile_id=profile_id, profile_version="",
-                              keyframe_id=kf.id, seed=0, width=pixels.width, height=pixels.height,
-                              aspect=f"{pixels.width}:{pixels.height}", grade="none")
-    return Variant(id=vid, profile_id=profile_id, keyframe=kf, params=params,
-                   digital_source_type=digital_source_type, path=path, image=pixels)
 
 
 def list_profiles() -> list[TasteProfile]:
@@ -263,27 +153,31 @@ def run_catalog(catalog: str | Path, out: str | Path, *, engine: str = "local", 
                 ray_num_gpus=ray_num_gpus, progress=progress, auto_approve=auto_approve)
 
 
-# Review and hand-off live in genart.review; the public functions are part of this API.
-from genart.review import (  # noqa: E402,F401  (re-exported)
-    stage_source,
-    load_stage,
-    create_run_from_stage,
-    list_runs,
-    load_run,
-    record_decision,
-    decisions,
-    review_states,
-    approved_variants,
-    regenerate_variant,
-    handoff_to_test,
-    handoffs,
-    simulate_test,
-    test_report,
-    list_grades,
-    score_breakdown,
-    rank_artwork,
-    test_timeline,
+# The use cases (genart.usecases) behind the public functions below: this module is their facade.
+from genart.usecases.choices import list_grades  # noqa: E402,F401  (re-exported)
+from genart.usecases.export import export_package  # noqa: E402,F401  (re-exported)
+from genart.usecases.facts import variant_facts  # noqa: E402,F401  (re-exported)
+from genart.usecases.handoff import handoff_to_test, handoffs, rank_artwork  # noqa: E402,F401  (re-exported)
+from genart.usecases.loop import loop_step, proposals  # noqa: E402,F401  (re-exported)
+from genart.usecases.preferences import (  # noqa: E402,F401  (re-exported)
+    preference_model,
+    rerank_for_segments,
+    segment_preferences,
 )
+from genart.usecases.ranking import rank_variants, variant_from_image  # noqa: E402,F401  (re-exported)
+from genart.usecases.regenerate import regenerate_variant  # noqa: E402,F401  (re-exported)
+from genart.usecases.review import (  # noqa: E402,F401  (re-exported)
+    approved_variants,
+    decisions,
+    record_decision,
+    review_states,
+    score_breakdown,
+)
+from genart.usecases.runs import list_runs, load_run, title_run  # noqa: E402,F401  (re-exported)
+from genart.usecases.settings import setting_words  # noqa: E402,F401  (re-exported: the bandit CLI's words)
+from genart.usecases.staging import create_run_from_stage, load_stage, stage_source  # noqa: E402,F401
+from genart.usecases.testing import simulate_test, test_report, test_timeline  # noqa: E402,F401  (re-exported)
+from genart.usecases.tests import approve_test, evaluate_test, list_tests, stop_test  # noqa: E402,F401
 
 
 def test_settings(**choices) -> "TestConfig":
@@ -311,27 +205,9 @@ def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) ->
     Raises:
         UnknownTestError: no such test.
     """
-    from genart.learning import _tester
+    from genart.usecases.tester import open_tester
 
-    return _tester(out, db).info(test_id)
+    return open_tester(out, db).info(test_id)
 
 
 test_info.__test__ = False  # type: ignore[attr-defined]
-
-
-# Bandit tests from every surface and the learning loop live in genart.learning.
-from genart.learning import (  # noqa: E402,F401  (re-exported)
-    approve_test,
-    evaluate_test,
-    list_tests,
-    loop_step,
-    preference_model,
-    proposals,
-    rerank_for_segments,
-    segment_preferences,
-    stop_test,
-    title_run,
-    variant_facts,
-)
-# The delivery package (genart export) lives in genart.export.
-from genart.export import export_package  # noqa: E402,F401  (re-exported)

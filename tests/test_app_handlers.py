@@ -540,6 +540,10 @@ def test_the_score_breakdown_adds_up_and_warnings_are_on_the_variant(classic_run
     rv = api.load_run(out, run_id).profiles["romance"][0]
     told = replace(rv, explanation=(Contribution("affinity", 0.5, 1.0, 0.5),))  # the ranking's own explanation wins
     assert api.score_breakdown(told) == told.explanation
+    # a row ranked before explanations were stored: worked out as the ranking combines, adding up the same
+    untold = api.score_breakdown(replace(rv, explanation=()), "classic")
+    assert untold and all(isinstance(c, Contribution) for c in untold)
+    assert sum(c.contribution for c in untold) == pytest.approx(rv.total, abs=1e-6)
     worried = replace(rv, needs_review="two faces, one with eyes closed", rejected=None,
                       variant=replace(rv.variant, params=replace(rv.variant.params, title_status="skipped",
                                                                  title_reason="no face-free place", upscale=2.2)))
@@ -593,7 +597,7 @@ def test_export_writes_only_approved_variants_at_delivery_sizes_with_a_manifest(
     from PIL import Image
 
     from genart.errors import NothingApprovedError
-    from genart.export import delivery_sizes
+    from genart.usecases.export import delivery_sizes
 
     _need_media()
     stage = h.stage_upload(tmp_path, [str(STILLS[0])], 1)

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from genart import api
 from genart.errors import TestNotRunningError
-from genart.learning import _tester
+from genart.usecases.tester import open_tester
 from genart.store.bandit_tables import BanditCandidateRow, BanditProposalRow, BanditTriggerRow
 from genart.types import Outcome
 
@@ -72,7 +72,7 @@ def test_a_weak_segment_triggers_exactly_one_proposal_per_trigger(title, tmp_pat
     cfg = api.test_settings(loop=True, loop_min_impressions=400, loop_variants=2, floor=0.02)
     rec = api.handoff_to_test(out, run.run_id, reviewer="ana", config=cfg)
     tid = rec.test_id
-    tester = _tester(out)
+    tester = open_tester(out)
     facts = tester.arm_facts(tid)
     assert all(f and {"face", "close_up", "dark", "saturated", "portrait"} <= set(f)
                for (seg, arm), f in facts.items() if arm != "control")  # what each arm shows, kept with it
@@ -176,7 +176,7 @@ def test_the_batch_job_never_starts_an_unapproved_test(batch_draft, tmp_path):
     info = api.test_info(out, t.test_id)
     assert info.status == "draft" and info.approved_by is None and not info.auto_approve and info.origin == "batch"
     assert "plays of at least 10 min" in info.settings and "change cap 20 pts per 500 exposures" in info.settings
-    tester = _tester(out)
+    tester = open_tester(out)
     with pytest.raises(TestNotRunningError, match="is draft, not running"):
         tester.assign(t.test_id, "drama")
     assert tester.counts(t.test_id) == (0, 0)
@@ -201,10 +201,10 @@ def test_a_hand_off_in_the_app_starts_the_draft_with_the_approved_variants(batch
     chosen = run["drama"][-1].variant.id  # the person prefers another than the ranking's top-k
     api.record_decision(out, t.run_id, chosen, "approve", reviewer="bo")
     api.handoff_to_test(out, t.run_id, reviewer="bo", test_id=t.test_id,
-                        config=_tester(out).config(t.test_id))
+                        config=open_tester(out).config(t.test_id))
     info = api.test_info(out, t.test_id)
     assert info.status == "running" and info.approved_by == "bo"
-    assert {a.arm_id for a in _tester(out).arms(t.test_id)} == {chosen, "control"}
+    assert {a.arm_id for a in open_tester(out).arms(t.test_id)} == {chosen, "control"}
 
 
 @pytest.mark.slow
@@ -217,7 +217,7 @@ def test_auto_approve_is_an_explicit_choice_recorded_in_the_test(title, tmp_path
     (info,) = api.list_tests(out)
     assert info.status == "running" and info.approved_by == "auto-approve" and info.auto_approve
     # the loop adds an auto-approved test's proposals at once, and the review log says who approved
-    tester = _tester(out)
+    tester = open_tester(out)
     traffic(tester, info.test_id, 900, {"control": 0.3}, seed=3, value=12.0)  # plays of 12 min (reward play:10)
     step = api.loop_step(out, info.test_id)
     assert len(step.proposals) == 1 and len(step.added) == 1 and step.waiting == 0

@@ -286,7 +286,8 @@ def test_a_doubtful_variant_is_kept_marked_for_review_and_held_from_tests_until_
     from genart import api
     from genart.bandit.handoff import handoff
     from genart.errors import ReviewError
-    from genart.review import handoff_to_test, record_decision
+    from genart.usecases.handoff import handoff_to_test
+    from genart.usecases.review import record_decision
 
     models = yaml.safe_load(Path(load_models_config().path).read_text())
     classic = models["presets"]["classic"]

@@ -272,8 +272,9 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
     or started at once with ``catalog.auto_approve`` (``--auto-approve``), which the test records.
     """
     from genart.bandit.handoff import handoff
-    from genart.learning import AUTO_APPROVER, open_test
-    from genart.review import approved_variants, load_run, review_states
+    from genart.usecases.review import approved_variants, review_states
+    from genart.usecases.runs import load_run
+    from genart.usecases.tests import AUTO_APPROVER, open_test
     from genart.usecases.overview import overview
 
     title = state.title

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from genart.types import (
+    Arm,
     BatchUnit,
     Box,
     Contribution,
@@ -148,6 +149,22 @@ def ranked_from_row(row: Any, variant: Variant, scores: Mapping[str, float]) -> 
                          total=row.total, rank=row.rank, rejected=row.rejected,
                          rank_score=getattr(row, "rank_score", None), explanation=expl,
                          placed_by=getattr(row, "placed_by", None), needs_review=getattr(row, "needs_review", None))
+
+
+def arm_json(a: Arm, rel: Callable[[Path], str]) -> dict[str, object]:
+    """A hand-off's arm as the review log keeps it: its picture's path relative to the store (``rel``)."""
+    return {"test_id": a.test_id, "arm_id": a.arm_id, "segment": a.segment, "variant_id": a.variant_id,
+            "image_path": rel(a.image_path) if a.image_path else None, "is_control": a.is_control,
+            "prior_mean": a.prior_mean, "profile_id": a.profile_id}
+
+
+def arm_from_json(d: Mapping[str, Any], resolve: Resolver) -> Arm:
+    """An arm kept by ``arm_json``, its picture's path resolved on this machine."""
+    return Arm(test_id=str(d["test_id"]), arm_id=str(d["arm_id"]), segment=str(d["segment"]),
+               variant_id=d.get("variant_id"),
+               image_path=resolve(str(d["image_path"]), None) if d.get("image_path") else None,
+               is_control=bool(d.get("is_control")), prior_mean=float(d.get("prior_mean", 0.5)),
+               profile_id=d.get("profile_id"))
 
 
 def run_summary_from_row(row: Any) -> RunSummary:
