@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, SupportsFloat, SupportsIndex
 from urllib.parse import quote
 
 from genart import api
@@ -68,7 +68,7 @@ def _int(value: object, name: str, *, lo: int | None = None, hi: int | None = No
             raise InvalidArgumentError(name, value, "a whole number")
         return default
     try:
-        f = float(value)
+        f = _number(value)
         n = int(f)
         if f != n:
             raise ValueError
@@ -79,11 +79,18 @@ def _int(value: object, name: str, *, lo: int | None = None, hi: int | None = No
     return n
 
 
+def _number(value: object) -> float:
+    """``float(value)`` for what a form field may hold; TypeError for anything else (callers word it)."""
+    if isinstance(value, (str, bytes, bytearray, SupportsFloat, SupportsIndex)):
+        return float(value)
+    raise TypeError(f"not a number: {type(value).__name__}")
+
+
 def _opt_float(value: object, name: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        return float(value)
+        return _number(value)
     except (TypeError, ValueError):
         raise InvalidArgumentError(name, value, "a number") from None
 
@@ -476,7 +483,8 @@ def set_prompt(edits: Mapping[str, str] | None, profile_id: str | None, text: st
     if not profile_id:
         return new
     original = api.get_profile(profile_id).prompt
-    clean = " ".join((text or "").split())
+    text = text or ""
+    clean = " ".join(text.split())
     if not clean or clean == " ".join(original.split()):
         new.pop(profile_id, None)
     else:
@@ -711,7 +719,7 @@ def step(ids: Sequence[str], current: str | None, delta: int) -> str | None:
     """The variant ``delta`` places from ``current`` in the shown order (wrapping); the first when none."""
     if not ids:
         return None
-    if current not in ids:
+    if current is None or current not in ids:
         return ids[0]
     return ids[(list(ids).index(current) + delta) % len(ids)]
 
@@ -1128,7 +1136,7 @@ def test_options(floor: object = None, stop_probability: object = None, min_impr
     return options
 
 
-test_options.__test__ = False
+test_options.__test__ = False  # type: ignore[attr-defined]  # a handler, not a pytest test
 
 
 @dataclass(frozen=True)
@@ -1262,8 +1270,8 @@ def test_results(out: Path, test_id: str | None) -> TestView:
     rep = api.test_report(out, test_id, plots=False).report
     names = _arm_names(out, test_id)
     priors = {}
-    for summary in api.list_runs(out):
-        for rec in api.handoffs(out, summary.run_id):
+    for listed in api.list_runs(out):
+        for rec in api.handoffs(out, listed.run_id):
             if rec.test_id == test_id:
                 priors = {(a.segment, a.arm_id): a.prior_mean for a in rec.arms}
     segments = []

@@ -585,17 +585,19 @@ def build_app(out: str | Path = "runs", *, max_upload_mb: int = h.DEFAULT_MAX_UP
             return h.grid_html(view, current), list(view.variant_ids), view.summary
 
         def _detail(rid, vid):
-            """The viewer's outputs (DETAIL) for one variant; blanks when there is none."""
+            """The viewer's outputs (DETAIL) for one variant; blanks when there is none. The regeneration
+            seed is the reviewer's own entry, never the variant's: a refresh leaves what they typed there
+            (one that lands late, after a selection or the lightbox closing, would otherwise wipe it)."""
             view = h.variant_detail(out, rid, vid) if vid else None
             if view is None:
                 return ("", 0, "Pick a variant in the grid.", gr.HTML("", visible=False), None,
                         gr.Image(value=None, label="Source frame"),
-                        None, [], "", gr.skip(), "", gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                        None, [], "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                         gr.ImageSlider(visible=False))
             flagged = h.warnings_html(view)
             return (view.variant_id, view.state.version, view.headline, gr.HTML(flagged, visible=bool(flagged)), view.image,
                     gr.Image(value=view.keyframe_image, label=view.keyframe_label), view.image,
-                    h.breakdown_rows(view), view.params, "", "", gr.Dropdown(value=view.aspect),
+                    h.breakdown_rows(view), view.params, "", gr.skip(), gr.Dropdown(value=view.aspect),
                     gr.Slider(value=view.grade_amount), gr.Slider(value=view.strength or 0.5),
                     view.prompt, gr.ImageSlider(visible=False))
 

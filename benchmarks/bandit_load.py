@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from genart.bandit.simulator import Population  # noqa: E402
 from genart.bandit.tester import Tester  # noqa: E402
 from genart.bandit.types import TestConfig  # noqa: E402
+from genart.store.exposure_log import SqlExposureLog  # noqa: E402
 
 MAX_REQUESTS = 20_000
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ def run_load(store: str | Path, *, requests: int = 1000, concurrency: int = 16, 
     requests = max(1, min(int(requests), MAX_REQUESTS))
     concurrency = max(1, min(int(concurrency), 256))
     pop = Population.random(4, 3, seed=0)
-    Tester(store, seed=0).create_test("load", pop.arms_for("load"), TestConfig(policy=policy, floor=0.02,
+    Tester(SqlExposureLog(store), seed=0).create_test("load", pop.arms_for("load"), TestConfig(policy=policy, floor=0.02,
                                                                                mc_samples=200))
     token = secrets.token_urlsafe(32)
     token_file = Path(store).with_suffix(".tokens")
@@ -152,7 +153,7 @@ def run_load(store: str | Path, *, requests: int = 1000, concurrency: int = 16, 
         except subprocess.TimeoutExpired:  # pragma: no cover
             proc.kill()
 
-    fresh = Tester(store)
+    fresh = Tester(SqlExposureLog(store))
     n_exp, n_out = fresh.counts("load")
     from sqlalchemy import func, select
 

@@ -13,8 +13,11 @@ from genart.progress import ProgressFn
 from genart.types import KeyFrame, RunResult, TasteProfile
 
 if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
     from genart.models import PresetCheck
     from genart.demo import DemoClip
+    from genart.bandit.tester import Tester
     from genart.bandit.types import TestConfig, TestInfo
     from genart.types import BatchReport, FramesResult
 
@@ -81,6 +84,24 @@ def analyse_frames(source: str | Path, max_frames: int = 12, *, sample_fps: floa
 
     return frames.analyse(source, max_frames=max_frames, sample_fps=sample_fps, detector=detector, progress=progress,
                           cast=cast)
+
+
+def contact_sheet(result: "FramesResult", *, title: str = "", cols: int = 4, cell_w: int = 320) -> "Image.Image":
+    """The frames stage at a glance, as ``genart frames`` saves it: every key frame with its faces (who),
+    text and logos drawn on it, a timeline of shots, transitions and characters, the bars cropped, and
+    why fewer key frames came back than asked.
+
+    Args:
+        result: what ``analyse_frames`` returned.
+        title: the headline.
+        cols, cell_w: key frames per row, and each one's width in pixels.
+
+    Returns:
+        The sheet, an RGB image.
+    """
+    from genart.sheets import frames_sheet
+
+    return frames_sheet(result, title=title, cols=cols, cell_w=cell_w)
 
 
 def list_profiles() -> list[TasteProfile]:
@@ -211,3 +232,33 @@ def test_info(out: str | Path | None, test_id: str, *, db: str | None = None) ->
 
 
 test_info.__test__ = False  # type: ignore[attr-defined]
+
+
+def open_tester(out: str | Path | None, db: str | None = None) -> "Tester":
+    """The bandit tester of an output folder's store (one per store in a process, thread-safe).
+
+    Args:
+        out: the output folder ``genart run`` / ``app`` / ``batch`` wrote; None: the store ``db`` names
+            (a database URL or SQLite file), else the default one.
+        db: the run store's database URL, when it is not the folder's ``genart.sqlite``.
+
+    Raises:
+        StoreError: the database cannot be opened.
+    """
+    from genart.usecases.tester import open_tester as _open
+
+    return _open(out, db)
+
+
+def locate_store(store: str | Path | None = None, out: str | Path | None = None, *,
+                 must_exist: bool = False) -> str:
+    """The database URL the bandit commands use (see :func:`genart.store.bandit_engine.locate`): ``store``
+    (a URL, a SQLite file or an output folder), else ``out``'s ``genart.sqlite``, else the default store.
+
+    Raises:
+        InvalidArgumentError: both ``store`` and ``out`` given.
+        StoreError: ``must_exist`` and no such store.
+    """
+    from genart.store.bandit_engine import locate
+
+    return locate(store, out, must_exist=must_exist)

@@ -10,15 +10,13 @@ a file called ``[draft].png`` prints as it is.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
 import sys
 import textwrap
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import typer
 from rich import box
@@ -30,7 +28,11 @@ from rich.table import Table
 from rich.text import Text
 
 from genart import api
-from genart.errors import GenartError, GenartWarning, InvalidArgumentError
+from genart.cli_errors import err, handles_errors, say  # noqa: F401  (err, say: what the commands print with)
+from genart.errors import GenartWarning, InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib.metadata import EntryPoint
 
 app = typer.Typer(help="genart: personalised thumbnail artwork from a title's video.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -39,7 +41,6 @@ profiles_app = typer.Typer(help="Taste profiles (prompts/*.yaml).", no_args_is_h
 app.add_typer(models_app, name="models")
 app.add_typer(profiles_app, name="profiles")
 
-err = Console(stderr=True)
 out = Console()
 
 #: ``genart batch``'s exit status when the job finished but some titles failed.
@@ -68,18 +69,6 @@ ROWS_SHOWN = 5  # rows per profile in `genart run`'s tables; result.json and --j
 
 
 # --- one way to speak: errors, warnings, hints -----------------------------------------------------
-def say(kind: str, message: str, hint: str | None = None) -> None:
-    """One line on stderr, ``error: ...`` or ``warning: ...``, then the hint if there is one.
-
-    Plain text (``Text``), never markup, and soft-wrapped: the terminal folds a long line, Rich does not
-    cut it into several, so each message stays one line in a log.
-    """
-    style = {"error": "bold red", "warning": "yellow", "interrupted": "yellow"}.get(kind, "bold")
-    err.print(Text.assemble((f"{kind}:", style), " ", message), soft_wrap=True)
-    if hint:
-        err.print(Text(f"hint: {hint}", style="dim"), soft_wrap=True)
-
-
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
     """``warnings.showwarning`` for the command line: a warning is one line, never Python's two-line
     format with the source line under it. A library's own warning says which library it came from."""
@@ -95,46 +84,6 @@ def _package_of(filename: str) -> str:
     if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
         return parts[parts.index("site-packages") + 1].removesuffix(".py")
     return ""
-
-
-def _option_names(fn: Callable) -> dict[str, str]:
-    """A command's parameter names -> the option a user types (``variants_per_frame`` -> ``--variants``),
-    read from its own ``typer.Option(...)`` defaults."""
-    names: dict[str, str] = {}
-    for param in inspect.signature(fn).parameters.values():
-        decls = getattr(param.default, "param_decls", None) or ()
-        longs = [d.split("/")[0] for d in decls if d.startswith("--")]
-        if longs:
-            names[param.name] = longs[0]
-    return names
-
-
-def _as_typed(exc: GenartError, options: dict[str, str]) -> GenartError:
-    """An argument error as the user met it: the API names ``variants_per_frame``, the user typed
-    ``--variants``. The commands name their parameters after the API's arguments, so one map serves."""
-    if isinstance(exc, InvalidArgumentError) and exc.name in options:
-        expected = exc.expected.replace(" or None", "")  # nobody types None on a command line
-        return InvalidArgumentError(options[exc.name], exc.value, expected, hint=exc.hint)
-    return exc
-
-
-def handles_errors(fn: Callable) -> Callable:
-    """Turn genart's typed errors into one red line plus hint and a non-zero exit."""
-    options = _option_names(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenartError as exc:
-            shown = _as_typed(exc, options)
-            say("error", shown.message, shown.hint)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            say("interrupted", "everything finished so far is in the store")
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 def _quiet_help_types() -> None:
@@ -448,9 +397,6 @@ def frames(
 ) -> None:
     """Shots and key frames: PNGs, a contact sheet (faces and who, text and logos, bars, transitions,
     characters), and (--json) everything found."""
-    # the frames stage's full result (shots, cuts) is not in genart.api yet: imported here until it is
-    from genart.sheets import frames_sheet
-
     notes: dict[str, list[str]] = {}
     for item in cast:
         name, sep, image = item.partition("=")
@@ -464,10 +410,12 @@ def frames(
     data = result.to_json()
     for i, (kf, row) in enumerate(zip(result.keyframes, data["keyframes"])):
         path = out_dir / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
+        if kf.image is None:  # analyse_frames hands back every key frame with its pixels
+            raise GenartError(f"key frame {kf.timecode} of {source} came back without its pixels")
         kf.image.save(path)
         row["path"] = str(path)
     sheet_path = out_dir / "contact_sheet.png"
-    frames_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
+    api.contact_sheet(result, title=f"key frames of {source.name}").save(sheet_path)
     if as_json:
         _print_json({"source": str(source), "contact_sheet": str(sheet_path),
                      **{k: v for k, v in data.items() if k != "source"}})
@@ -640,9 +588,65 @@ def app_cmd(
     out_dir: Path = typer.Option(Path("runs"), "--out", metavar="FOLDER", help="The runs folder the app reviews."),
 ) -> None:
     """Serve the review app (Gradio) on the runs folder: upload, generate, review, hand off."""
-    from app import launch  # gradio loads only for this command
-
+    launch = frontend("app")  # gradio loads only for this command
     launch(out_dir, host, port, auth if auth_file is None else None, auth_file=auth_file)
+
+
+#: The entry-point group front ends register their launcher in (``[project.entry-points."genart.frontends"]``
+#: in pyproject.toml): ``genart app`` finds the review app there, so nothing in genart/ imports app/.
+FRONTENDS = "genart.frontends"
+
+
+def frontend(name: str) -> Callable[..., Any]:
+    """The launcher the front end ``name`` registers in ``FRONTENDS``, imported.
+
+    A source checkout's own pyproject.toml counts too (see ``_checkout_frontends``): an installed
+    package's metadata is written at install time, so an editable install made before an entry
+    point was declared lacks it until ``pip install -e .`` runs again.
+
+    Raises:
+        FrontendUnavailableError: no package registers ``name``, or its code does not import.
+    """
+    from importlib.metadata import entry_points
+
+    from genart.errors import FrontendUnavailableError
+
+    found = {ep.name: ep for ep in entry_points(group=FRONTENDS)}
+    found.update(_checkout_frontends())
+    if name not in found:
+        raise FrontendUnavailableError(name, known=found)
+    try:
+        launcher = found[name].load()
+    except (ImportError, AttributeError) as exc:
+        raise FrontendUnavailableError(name, detail=f"{found[name].value} does not load ({exc})") from exc
+    if not callable(launcher):
+        raise FrontendUnavailableError(name, detail=f"{found[name].value} is not a function")
+    return launcher
+
+
+def _checkout_frontends(pyproject: Path | None = None) -> dict[str, EntryPoint]:
+    """The front ends declared by the pyproject.toml of the source checkout genart runs from (an editable
+    install, or the tree on PYTHONPATH), as entry points; none for an installed wheel or on Python 3.10."""
+    if sys.version_info >= (3, 11):  # tomllib is 3.11's: on 3.10 the installed metadata alone counts
+        import tomllib
+
+        return _declared_frontends(tomllib.loads, pyproject or Path(__file__).resolve().parents[1] / "pyproject.toml")
+    return {}
+
+
+def _declared_frontends(loads: Callable[[str], dict[str, Any]], pyproject: Path) -> dict[str, EntryPoint]:
+    from importlib.metadata import EntryPoint
+
+    if not pyproject.is_file():
+        return {}
+    try:
+        project = loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not TOML (tomllib.TOMLDecodeError is a ValueError)
+        return {}
+    if project.get("name") != "genart":  # a pyproject.toml that happens to sit beside site-packages' genart
+        return {}
+    declared = project.get("entry-points", {}).get(FRONTENDS, {})
+    return {n: EntryPoint(n, v, FRONTENDS) for n, v in declared.items() if isinstance(v, str)}
 
 
 # --- batch: a whole catalogue (genart.batch) --------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -27,6 +28,9 @@ SHOTS: tuple[tuple[str, str, float, float, tuple[float, float], tuple[float, flo
     ("rocket", "rocket", 1.20, 1.00, (0.50, 0.50), (0.50, 0.40)),
     ("camera man", "camera", 1.00, 1.30, (0.50, 0.50), (0.45, 0.35)),
 )
+#: The encoders the clip may be written with: H.264 where PyAV has it, else MPEG-4 Part 2.
+DemoCodec = Literal["libx264", "mpeg4"]
+DEMO_CODECS: tuple[DemoCodec, ...] = ("libx264", "mpeg4")
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,14 @@ def _ken_burns(photo: np.ndarray, n: int, size: tuple[int, int], zoom: tuple[flo
         yield cv2.warpAffine(photo, m, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
-def _pick_codec(wanted: str | None = None) -> str:
+def _pick_codec(wanted: str | None = None) -> DemoCodec:
     import av
 
     if wanted is not None:
-        if wanted not in ("libx264", "mpeg4"):
-            raise InvalidArgumentError("codec", wanted, "'libx264', 'mpeg4' or None (libx264 if PyAV has it)")
-        return wanted
+        for codec in DEMO_CODECS:
+            if wanted == codec:
+                return codec
+        raise InvalidArgumentError("codec", wanted, "'libx264', 'mpeg4' or None (libx264 if PyAV has it)")
     if "libx264" in av.codecs_available:
         try:
             av.codec.Codec("libx264", "w")

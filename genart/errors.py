@@ -165,6 +165,11 @@ class StoreError(GenartError):
     """The run store (database or image folder) cannot be used."""
 
 
+class StoreConflictError(StoreError):
+    """A concurrent writer stored the same key first (a unique row another process made at the same
+    time); the write changed nothing, and trying it again reads what the other one stored."""
+
+
 # --- bandit ------------------------------------------------------------------------------------
 class BanditError(GenartError):
     """A bandit test, segment, exposure, policy or backend cannot be used."""
@@ -291,6 +296,19 @@ class PortInUseError(ConfigError):
                          hint=f"pass another --port (e.g. --port {port + 1}), or stop what is serving on {port}")
         self.host = host
         self.port = port
+
+
+class FrontendUnavailableError(GenartError):
+    """A front end (``genart app``'s review app) no installed package registers, or whose code will not load.
+
+    Front ends register in the ``genart.frontends`` entry-point group, so genart/ never imports them.
+    """
+
+    def __init__(self, name: str, *, known: Iterable[str] = (), detail: str = "") -> None:
+        why = f": {detail}" if detail else f" (registered front ends: {_choices(known)})"
+        super().__init__(f"front end '{name}' is not available{why}",
+                         hint="reinstall genart with its front ends: pip install -e . (or make venv)")
+        self.name = name
 
 
 # --- batch (genart batch) --------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, overload
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from genart.bandit.types import TestReport
+
 
 def stable_id(*parts: object, length: int = 16) -> str:
     """A short, stable content id: sha256 over the JSON of ``parts``."""
@@ -435,6 +437,100 @@ class Outcome:
     t: float
 
 
+# --- the bandit's exposure log: what a test keeps, as its log stores it (genart.bandit.log) ---------
+@dataclass(frozen=True)
+class LoggedTest:
+    """A bandit test as its exposure log keeps it. ``config`` is the bandit stage's JSON (the log
+    stores it, only the stage reads it); ``status`` is draft, running or stopped."""
+
+    test_id: str
+    policy: str
+    config: str
+    status: str
+    created_at: float
+    stopped_at: float | None = None
+    winners: Mapping[str, str] = field(default_factory=dict)  # per segment, once stopped
+    approved_by: str | None = None
+    approved_at: float | None = None
+    auto_approve: bool = False
+    run_id: str | None = None
+    origin: str | None = None
+    arms_version: int = 0  # bumped whenever arms are added or replaced
+
+
+@dataclass(frozen=True)
+class LoggedArm:
+    """An arm as the log keeps it, with the running totals the Beta policies decide from (they move in
+    the same transaction as the exposure or outcome that moves them). ``image_path`` is as stored:
+    relative to the store's folder, or absolute."""
+
+    test_id: str
+    segment: str
+    arm_id: str
+    position: int
+    variant_id: str | None = None
+    image_path: str | None = None
+    is_control: bool = False
+    prior_mean: float = 0.5
+    profile_id: str | None = None
+    features: tuple[float, ...] = ()
+    impressions: int = 0
+    outcomes: int = 0
+    reward_sum: float = 0.0
+    prior_strength: float | None = None
+    facts: Mapping[str, float] | None = None
+    run_id: str | None = None
+    proposal_id: str | None = None
+    added_at: float | None = None
+
+
+@dataclass(frozen=True)
+class LoggedExposure:
+    """One logged decision: the arm, its propensity, the full distribution over the segment's arms (in
+    arm position order) and the context's features. ``features`` is None where the stored value cannot
+    be read (a row written before input was validated); ``sticky_of`` names the exposure a sticky
+    repeat reuses; ``seq`` is the log's order (0 before it is stored)."""
+
+    exposure_id: str
+    test_id: str
+    segment: str
+    arm_id: str
+    user_id: str | None
+    propensity: float
+    probs: tuple[float, ...]
+    features: tuple[float, ...] | None
+    policy: str
+    t: float
+    sticky_of: str | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class LoggedOutcome:
+    """The reward stored for an exposure (at most one each): the observed ``value``, the test's reward
+    rule applied (``reward``, in [0, 1]), and whether it counted (not late)."""
+
+    exposure_id: str
+    test_id: str
+    value: float
+    reward: float
+    counted: bool
+    t: float
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class LoggedAllocation:
+    """Per (test, segment): the distribution over arms the change-effect cap last served, when, and how
+    many fresh decisions were drawn from it."""
+
+    test_id: str
+    segment: str
+    probs: tuple[float, ...]
+    t: float
+    served: int = 0
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A resolved model: what a run used, enough to fetch the same weights again."""
@@ -623,7 +719,7 @@ class TestSnapshot:
     __test__ = False  # not a pytest test class
 
     test_id: str
-    report: object  # genart.bandit.types.TestReport (kept untyped here: types.py imports no stage)
+    report: "TestReport"  # the bandit stage's (imported for type-checking only: types.py imports no stage)
     plots: tuple[Path, ...] = ()  # cumulative reward, allocation over time
     preferences: tuple = ()  # genart.bandit.preferences.SegmentTaste per segment: what it responds to
     preferences_plot: Path | None = None  # each segment's effects with their intervals (PNG)

@@ -23,6 +23,7 @@ from genart.errors import (
     UploadError,
 )
 from genart.types import Box
+from genart.store.exposure_log import SqlExposureLog
 
 pytest.importorskip("gradio", reason="the review app needs gradio (pip install gradio)")
 
@@ -752,6 +753,30 @@ def test_every_event_has_an_api_name_and_gpu_events_share_one_queue(tmp_path):
     assert {fn.concurrency_id for fn in gpu} == {"gpu"} and all(fn.concurrency_limit == 1 for fn in gpu)
 
 
+def test_refreshing_a_variant_keeps_the_regeneration_seed_the_reviewer_typed(classic_run):
+    """Every event that shows a variant's details (opening a run, a grid pick, next / previous, the refresh
+    after a decision) fills the viewer and the regeneration boxes the variant sets (aspect, strength,
+    prompt) but leaves the seed box alone: a refresh landing after the reviewer typed a seed kept
+    wiping it, and Regenerate then sent an empty seed (a random re-roll)."""
+    from app import build_app
+
+    out, _, run_id = classic_run
+    demo = build_app(out)
+    by_name = {fn.api_name: fn for fn in demo.fns.values()}
+    ids = list(h.gallery(out, run_id, "romance").variant_ids)
+
+    def outputs(name, *args):
+        fn = by_name[name]
+        got = fn.fn(*args)
+        return {getattr(block, "elem_id", None): value for block, value in zip(fn.outputs, got)}
+
+    for name, args in (("open_run", (run_id,)), ("next_variant", (run_id, "romance", "all", "all", ids, ids[0])),
+                       ("previous_variant", (run_id, "romance", "all", "all", ids, ids[1]))):
+        shown = outputs(name, *args)
+        assert shown["regen-seed"] == {"__type__": "update"}, name  # gr.skip(): what was typed stays
+        assert shown["regen-strength"] != {"__type__": "update"}, name  # the variant's own settings do come in
+
+
 def test_served_files_are_limited_to_the_run_folders(classic_run):
     """A running app serves the store's images, and not its database or anything else on disk."""
     import httpx
@@ -848,7 +873,7 @@ def test_handoff_refuses_test_ids_the_bandit_service_refuses(classic_run, bad):
     with pytest.raises(InvalidArgumentError, match="segment"):
         h.handoff(out, run_id, "Ana", "fine-id", [bad])
     assert len(api.handoffs(out, run_id)) == before
-    assert bad not in Tester(Path(out) / "genart.sqlite").tests()
+    assert bad not in Tester(SqlExposureLog(Path(out) / "genart.sqlite")).tests()
 
 
 def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, monkeypatch):
@@ -877,7 +902,7 @@ def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, m
     run = api.load_run(copy, run_id)
     paths = [rv.path for _, items in run.ranked for rv in items] + [k.path for k in run.keyframes]
     arms = [a.image_path for r in api.handoffs(copy, run_id) for a in r.arms]
-    arms += [a.image_path for a in Tester(copy / "genart.sqlite").arms("copy-test")]
+    arms += [a.image_path for a in Tester(SqlExposureLog(copy / "genart.sqlite")).arms("copy-test")]
     for p in paths + arms:
         assert p is not None and Path(p).is_file() and Path(p).resolve().is_relative_to(copy.resolve()), p
     assert api.load_stage(copy, stage.stage_id).source.resolve().is_relative_to(copy.resolve())

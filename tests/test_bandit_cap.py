@@ -21,6 +21,7 @@ from genart.bandit import Context, Tester, TestConfig
 from genart.bandit.simulator import Population, drive_tester
 from genart.store.bandit_tables import BanditArmRow, BanditExposureRow
 from genart.types import Outcome
+from genart.store.exposure_log import SqlExposureLog
 
 scipy_stats = pytest.importorskip("scipy.stats", reason="scipy (a dependency of scikit-image) gives the chi-square")
 
@@ -63,7 +64,7 @@ def test_the_cap_holds_under_a_burst_and_without_it_the_burst_swings_the_allocat
     moves = {}
     for capped in (True, False):
         clock = Clock()
-        tester = Tester(tmp_path / f"cap-{capped}.db", clock=clock)
+        tester = Tester(SqlExposureLog(tmp_path / f"cap-{capped}.db"), clock=clock)
         cfg = TestConfig(policy="ts", floor=0.02, change_cap=cap if capped else None, change_interval=interval,
                          change_unit="exposures", seed=7)
         tester.create_test("t", POP.arms_for("t"), cfg)
@@ -83,7 +84,7 @@ def test_the_cap_holds_under_a_burst_and_without_it_the_burst_swings_the_allocat
 
 def test_the_cap_per_hour_of_a_clock(tmp_path):
     clock = Clock()
-    tester = Tester(tmp_path / "hour.db", clock=clock)
+    tester = Tester(SqlExposureLog(tmp_path / "hour.db"), clock=clock)
     tester.create_test("t", POP.arms_for("t"), TestConfig(policy="egreedy", epsilon=0.0, floor=0.05, change_cap=0.1,
                                                           change_interval=3600.0, seed=1))
     first = dict(tester.assign_detail("t", "drama").probabilities)
@@ -127,7 +128,7 @@ def propensity_chi2(tester: Tester, test_id: str, chunks: int = 8) -> tuple[floa
 
 
 def test_logged_propensities_under_the_cap_match_the_picks(tmp_path):
-    tester = Tester(tmp_path / "chi.db", seed=11)
+    tester = Tester(SqlExposureLog(tmp_path / "chi.db"), seed=11)
     tester.create_test("t", POP.arms_for("t"), TestConfig(policy="ts", floor=0.03, change_cap=0.1,
                                                           change_interval=200, change_unit="exposures", mc_samples=200))
     drive_tester(tester, "t", POP, 12_000, seed=5, batch_size=100)
@@ -144,7 +145,7 @@ def test_the_check_catches_a_tester_seeded_from_the_audience_stream(tmp_path):
     """The old seeding: the audience drawn from the very stream the tester draws from. Arms then
     follow the member's segment draw and disagree with the logged propensities."""
     seed = 4
-    tester = Tester(tmp_path / "bug.db")
+    tester = Tester(SqlExposureLog(tmp_path / "bug.db"))
     tester.create_test("t", POP.arms_for("t"), TestConfig(policy="egreedy", epsilon=0.3, floor=0.05, seed=seed))
     env = POP.environment(6000, seed=np.random.SeedSequence(seed))  # what default_rng(seed) gave both before
     drive_tester(tester, "t", POP, 6000, seed=seed, env=env)
@@ -160,17 +161,17 @@ def test_simulate_through_a_store_logs_propensities_that_match(tmp_path):
     r = CliRunner().invoke(app, ["simulate", "--rounds", "6000", "--arms", "3", "--segments", "2", "--policy",
                                  "egreedy", "--store", str(db), "--test-id", "x", "--seed", "3", "--json"])
     assert r.exit_code == 0, r.output
-    assert propensity_chi2(Tester(db), "x")[2] > 1e-3
+    assert propensity_chi2(Tester(SqlExposureLog(db)), "x")[2] > 1e-3
 
 
 def test_added_arms_start_at_the_floor_and_ramp_up_no_faster_than_the_cap(tmp_path):
     from genart.types import Arm
 
     clock = Clock()
-    tester = Tester(tmp_path / "add.db", clock=clock)
+    tester = Tester(SqlExposureLog(tmp_path / "add.db"), clock=clock)
     tester.create_test("t", POP.arms_for("t"), TestConfig(policy="ts", floor=0.02, change_cap=0.1,
                                                           change_interval=100, change_unit="exposures", seed=2))
-    other = Tester(tmp_path / "add.db", clock=clock)  # a second process's view, cached before the arm exists
+    other = Tester(SqlExposureLog(tmp_path / "add.db"), clock=clock)  # a second process's view, cached before the arm exists
     other.assign("t", "drama")
     tester.add_arms("t", [Arm("t", "new", "drama", "v-new", None, prior_mean=0.9, prior_strength=50.0)])
     clock.t += 1

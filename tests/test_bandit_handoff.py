@@ -9,6 +9,7 @@ import pytest
 from genart.bandit import Tester, TestConfig, arm_features, handoff
 from genart.errors import InvalidArgumentError
 from genart.types import GenerationParams, KeyFrame, RankedVariant, ScoreSet, Variant
+from genart.store.exposure_log import SqlExposureLog
 
 
 def ranked_variant(vid: str, profile: str, total: float, rank: int | None, rejected: str | None = None) -> RankedVariant:
@@ -71,7 +72,7 @@ def test_arms_from_handoff_run_a_test_and_trace_back_to_variants(tmp_path):
     feats = arm_features(arms, {"r1": [1.0, 0.0, 0.5], "t1": [0.0, 1.0, 0.5]}, dims=2)
     assert set(feats) == {"r1", "t1", "control"}
     assert len({len(v) for v in feats.values()}) == 1  # same width for every arm
-    tester = Tester(tmp_path / "b.db", seed=0)
+    tester = Tester(SqlExposureLog(tmp_path / "b.db"), seed=0)
     tester.create_test("t3", arms, TestConfig(policy="linucb", floor=0.05), arm_features=feats)
     a = tester.assign_detail("t3", "drama")
     assert a.exposure.arm_id in {"r1", "t1", "control"}

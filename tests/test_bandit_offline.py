@@ -19,6 +19,7 @@ from genart.bandit.offline import (
 )
 from genart.bandit.simulator import Population, drive_tester
 from genart.errors import InvalidArgumentError
+from genart.store.exposure_log import SqlExposureLog
 
 RATES = np.array([[0.10, 0.40, 0.25, 0.20], [0.45, 0.15, 0.30, 0.10], [0.05, 0.10, 0.08, 0.30]])
 WEIGHTS = np.array([0.5, 0.3, 0.2])
@@ -80,7 +81,7 @@ def test_bad_shapes_are_typed_errors():
 def logged_test(tmp_path):
     pop = Population(segments=("drama", "comedy"), arms=("a", "b", "c"),
                      rates=((0.1, 0.5, 0.2), (0.5, 0.1, 0.2)), weights=(0.5, 0.5))
-    tester = Tester(tmp_path / "b.db", seed=0)
+    tester = Tester(SqlExposureLog(tmp_path / "b.db"), seed=0)
     tester.create_test("t", pop.arms_for("t"), TestConfig(floor=0.1))
     drive_tester(tester, "t", pop, 600, seed=0, batch_size=100)
     return tester

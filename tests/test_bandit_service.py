@@ -19,6 +19,7 @@ from genart.bandit.service import DEFAULT_HOST, create_app  # noqa: E402
 from genart.bandit.simulator import Population  # noqa: E402
 from genart.errors import InvalidArgumentError  # noqa: E402
 from genart.types import Outcome  # noqa: E402
+from genart.store.exposure_log import SqlExposureLog  # noqa: E402
 
 POP = Population(segments=("drama", "comedy"), arms=("a", "b", "c"),
                  rates=((0.1, 0.5, 0.2), (0.5, 0.1, 0.2)), weights=(0.5, 0.5))
@@ -26,7 +27,7 @@ POP = Population(segments=("drama", "comedy"), arms=("a", "b", "c"),
 
 @pytest.fixture
 def client(tmp_path):
-    tester = Tester(tmp_path / "svc.db", seed=0)
+    tester = Tester(SqlExposureLog(tmp_path / "svc.db"), seed=0)
     tester.create_test("t", POP.arms_for("t"), TestConfig(floor=0.05))
     with TestClient(create_app(tester)) as c:
         c.tester = tester
@@ -134,7 +135,7 @@ def test_with_tokens_every_route_but_health_needs_one_docs_too(tmp_path):
 
     import httpx
 
-    Tester(tmp_path / "b.db").create_test("t", POP.arms_for("t"), TestConfig(floor=0.05))
+    Tester(SqlExposureLog(tmp_path / "b.db")).create_test("t", POP.arms_for("t"), TestConfig(floor=0.05))
     tokens = tmp_path / "tokens.txt"
     tokens.write_text(f"# the service's keys\n{TOKEN}\nsecond-token-abcdefghijklmnop\n")
     port = _free_port()
@@ -165,7 +166,7 @@ def test_with_tokens_every_route_but_health_needs_one_docs_too(tmp_path):
             r = c.post("/reward", json={"exposure_id": r.json()["exposure_id"], "reward": 1},
                        headers={"X-API-Key": "second-token-abcdefghijklmnop"})
             assert r.status_code == 200 and r.json()["status"] == "recorded"
-        assert Tester(tmp_path / "b.db").counts("t") == (1, 1)  # only the authenticated requests did anything
+        assert Tester(SqlExposureLog(tmp_path / "b.db")).counts("t") == (1, 1)  # only the authenticated requests did anything
     finally:
         proc.terminate()
         proc.wait(20)
@@ -206,19 +207,19 @@ def test_huge_features_are_refused_and_a_poisoned_log_is_rebuilt_clean(tmp_path,
     start, client = live
     db = tmp_path / "ctx.db"
     cfg = TestConfig(policy="lints", context_dim=2, floor=0.01, mc_samples=200, seed=0)
-    Tester(db, seed=0).create_test("ctx", POP.arms_for("ctx"), cfg)
-    with start(Tester(db, seed=0)) as base, client(base) as c:
+    Tester(SqlExposureLog(db), seed=0).create_test("ctx", POP.arms_for("ctx"), cfg)
+    with start(Tester(SqlExposureLog(db), seed=0)) as base, client(base) as c:
         for bad in ([1e308, 1e308], [1e7, 0.0], [0.5]):
             r = c.post("/assign", json={"test_id": "ctx", "segment": "drama", "features": bad})
             assert r.status_code in (400, 422), (bad, r.text)
-        assert Tester(db).counts("ctx") == (0, 0)
+        assert Tester(SqlExposureLog(db)).counts("ctx") == (0, 0)
         _picks(c, 5, [0.5, -0.5])
     # what an unvalidated service let in: an exposure (and its reward) with features of 1e308
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE bandit_exposures SET features = '[1e308, 1e308]' WHERE seq = 1")
         eid = conn.execute("SELECT exposure_id FROM bandit_exposures WHERE seq = 1").fetchone()[0]
-    Tester(db).record(Outcome(eid, 1.0, time.time()))
-    with start(Tester(db, seed=1)) as base, client(base) as c:  # a restarted service rebuilds from the log
+    Tester(SqlExposureLog(db)).record(Outcome(eid, 1.0, time.time()))
+    with start(Tester(SqlExposureLog(db), seed=1)) as base, client(base) as c:  # a restarted service rebuilds from the log
         counts = _picks(c, 200, [0.5, -0.5])
     assert max(counts.values()) < 150, counts  # a NaN model sends ~197 of 200 to one arm
     assert len(counts) == 3, counts
@@ -229,8 +230,8 @@ def test_reward_time_is_the_servers_and_never_before_the_exposure(tmp_path, live
 
     start, client = live
     db = tmp_path / "late.db"
-    Tester(db).create_test("late", POP.arms_for("late"), TestConfig(reward=RewardRule(window_s=60.0)))
-    with start(Tester(db)) as base, client(base) as c:
+    Tester(SqlExposureLog(db)).create_test("late", POP.arms_for("late"), TestConfig(reward=RewardRule(window_s=60.0)))
+    with start(Tester(SqlExposureLog(db))) as base, client(base) as c:
         def assign():
             r = c.post("/assign", json={"test_id": "late", "segment": "drama"})
             assert r.status_code == 200
@@ -244,13 +245,13 @@ def test_reward_time_is_the_servers_and_never_before_the_exposure(tmp_path, live
         assert r.status_code == 400
         r = c.post("/reward", json={"exposure_id": e["exposure_id"], "reward": 1, "t": e["t"] - 100})
         assert r.status_code == 400 and "at or after exposure" in r.json()["detail"], r.text
-        assert Tester(db).counts("late") == (1, 0)  # none of the refused rewards was stored
+        assert Tester(SqlExposureLog(db)).counts("late") == (1, 0)  # none of the refused rewards was stored
         r = c.post("/reward", json={"exposure_id": e["exposure_id"], "reward": 1})  # the server's time
         assert r.status_code == 200 and r.json()["status"] == "recorded"
         for bad in ({"reward": float("1e300")}, {"reward": -1}):
             r = c.post("/reward", json={"exposure_id": assign()["exposure_id"], **bad})
             assert r.status_code == 422, r.text
-    with Tester(db).engine.connect() as conn:
+    with Tester(SqlExposureLog(db)).engine.connect() as conn:
         (t_exp, t_out), = conn.exec_driver_sql(
             "SELECT e.t, o.t FROM bandit_outcomes o JOIN bandit_exposures e USING (exposure_id)").fetchall()
     assert t_exp <= t_out <= time.time()
@@ -274,7 +275,7 @@ def test_assign_answers_with_a_url_the_client_can_fetch(tmp_path):
 
     for name, colour in (("a.png", "red"), ("b.png", "blue")):
         Image.new("RGB", (32, 18), colour).save(tmp_path / name)
-    tester = Tester(tmp_path / "img.db", seed=0)
+    tester = Tester(SqlExposureLog(tmp_path / "img.db"), seed=0)
     tester.create_test("t", [Arm("t", "a", "drama", "va", tmp_path / "a.png"), Arm("t", "b", "drama", "vb", tmp_path / "b.png"),
                              Arm("t", "control", "drama", None, None, is_control=True)], TestConfig(floor=0.2))
     with TestClient(create_app(tester)) as c:

@@ -22,6 +22,7 @@ from genart.errors import (
 )
 from genart.store.bandit_tables import BanditExposureRow, BanditOutcomeRow
 from genart.types import Arm, Outcome
+from genart.store.exposure_log import SqlExposureLog
 
 CLEAR = Population(segments=("drama", "comedy"), arms=("a", "b", "c"),
                    rates=((0.10, 0.45, 0.20), (0.50, 0.15, 0.25)), weights=(0.5, 0.5))
@@ -38,7 +39,7 @@ def store_url(request, tmp_path):
         return str(tmp_path / "bandit.db")
     from sqlalchemy import create_engine
 
-    from genart.bandit.store import TABLES
+    from genart.store.bandit_engine import TABLES
     from genart.store.schema import Base
 
     engine = create_engine(PG_URL)
@@ -49,7 +50,7 @@ def store_url(request, tmp_path):
 
 @pytest.fixture
 def tester(store_url):
-    return Tester(store_url, seed=0)
+    return Tester(SqlExposureLog(store_url), seed=0)
 
 
 def make(tester: Tester, test_id: str = "t", **cfg) -> str:
@@ -60,7 +61,7 @@ def make(tester: Tester, test_id: str = "t", **cfg) -> str:
 def test_exposure_is_committed_before_assign_returns(tester, store_url):
     make(tester)
     exp = tester.assign("t", Context("drama", user_id="u1"))
-    other = Tester(store_url)  # a second process's view of the same store
+    other = Tester(SqlExposureLog(store_url))  # a second process's view of the same store
     with other.engine.connect() as conn:
         row = conn.execute(select(BanditExposureRow).where(BanditExposureRow.exposure_id == exp.exposure_id)).one()
     assert (row.arm_id, row.segment, row.user_id) == (exp.arm_id, "drama", "u1")
@@ -202,11 +203,11 @@ def test_contextual_policies_learn_through_the_tester(tester, policy):
 
 
 def test_a_restarted_tester_rebuilds_its_contextual_model_from_the_store(store_url):
-    t1 = Tester(store_url, seed=0)
+    t1 = Tester(SqlExposureLog(store_url), seed=0)
     make(t1, policy="linucb", floor=0.0, lin_alpha=0.0)
     drive_tester(t1, "t", CLEAR, 600, seed=3, batch_size=100)
     p1 = dict(t1.assign_detail("t", "drama").probabilities)
-    t2 = Tester(store_url, seed=0)
+    t2 = Tester(SqlExposureLog(store_url), seed=0)
     p2 = dict(t2.assign_detail("t", "drama").probabilities)
     assert p1 == p2
 

@@ -12,6 +12,7 @@ from genart.bandit import Context, Tester, TestConfig
 from genart.bandit.simulator import Population, drive_tester, simulate
 from genart.errors import BackendUnavailableError
 from genart.types import Outcome
+from genart.store.exposure_log import SqlExposureLog
 
 POP = Population(segments=("drama", "comedy"), arms=("a", "b", "c"),
                  rates=((0.1, 0.6, 0.2), (0.6, 0.1, 0.2)), weights=(0.5, 0.5))
@@ -41,7 +42,7 @@ def test_vw_probabilities_are_a_distribution_and_it_learns():
 
 def test_vw_policy_through_the_tester(tmp_path):
     pytest.importorskip("vowpalwabbit", reason="vowpalwabbit not installed (pip install vowpalwabbit)")
-    tester = Tester(tmp_path / "vw.db", seed=0)
+    tester = Tester(SqlExposureLog(tmp_path / "vw.db"), seed=0)
     tester.create_test("v", POP.arms_for("v"), TestConfig(policy="vw", floor=0.02, seed=0))
     res = drive_tester(tester, "v", POP, 1500, seed=0, batch_size=50)
     assert res.best_arm_share > 0.6

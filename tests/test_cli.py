@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from genart.cli import app
+from genart.store.exposure_log import SqlExposureLog
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -381,6 +382,61 @@ def test_app_says_where_it_is_and_not_to_set_share(tmp_path):
     assert "share=True" not in text and "Traceback" not in text
 
 
+# --- front ends: `genart app` finds the review app through the genart.frontends entry points -------------
+def _installed_frontend(root: Path, name: str, value: str, module: str = "", code: str = "") -> None:
+    """An installed package (a dist-info folder, what pip writes) registering a front end, as another
+    distribution would; ``module`` / ``code``: its code beside it."""
+    info = root / "genart_fake_frontend-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: genart-fake-frontend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[genart.frontends]\n{name} = {value}\n")
+    if module:
+        (root / f"{module}.py").write_text(code)
+
+
+def test_genart_app_is_the_review_app_pyproject_registers():
+    """The launcher `genart app` runs is app.launch, found through pyproject.toml's entry point (which
+    the checkout declares even where the installed metadata predates it), not an import in genart/."""
+    import app as review_app
+    from genart.cli import FRONTENDS, _checkout_frontends, frontend
+
+    assert frontend("app") is review_app.launch
+    declared = _checkout_frontends(REPO / "pyproject.toml")
+    assert declared["app"].value == "app:launch" and declared["app"].group == FRONTENDS == "genart.frontends"
+    assert "from app" not in (REPO / "genart" / "cli.py").read_text()
+
+
+def test_a_front_end_an_installed_package_registers_is_launched(tmp_path, monkeypatch):
+    """A front end another package registers (in its installed metadata) is what `genart app` would run."""
+    from genart.cli import frontend
+
+    _installed_frontend(tmp_path, "kiosk", "genart_kiosk:launch", "genart_kiosk",
+                        "def launch(*args, **kwargs):\n    return ('kiosk', args)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    launch = frontend("kiosk")
+    assert launch("runs") == ("kiosk", ("runs",))
+
+
+def test_a_missing_or_broken_front_end_is_a_typed_error_with_the_fix(tmp_path, monkeypatch):
+    from genart.cli import _checkout_frontends, frontend
+    from genart.errors import FrontendUnavailableError
+
+    with pytest.raises(FrontendUnavailableError) as missing:
+        frontend("kiosk")
+    assert "front end 'kiosk' is not available (registered front ends: app" in missing.value.message
+    assert "pip install -e ." in missing.value.hint
+    _installed_frontend(tmp_path, "broken", "genart_no_such_module:launch")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(FrontendUnavailableError, match="genart_no_such_module:launch does not load"):
+        frontend("broken")
+    # a pyproject.toml that is not genart's (or not TOML) declares nothing
+    other = tmp_path / "pyproject.toml"
+    other.write_text('[project]\nname = "other"\n[project.entry-points."genart.frontends"]\napp = "x:y"\n')
+    assert _checkout_frontends(other) == {}
+    other.write_text("not = [toml")
+    assert _checkout_frontends(other) == {}
+
+
 def test_bandit_plots_of_a_test_without_traffic_warn_nothing(tmp_path):
     """matplotlib says "No artists with labels found" for a legend of nothing: genart draws none."""
     import warnings
@@ -389,7 +445,7 @@ def test_bandit_plots_of_a_test_without_traffic_warn_nothing(tmp_path):
     from genart.bandit.tester import Tester
     from genart.types import Arm
 
-    tester = Tester(f"sqlite:///{tmp_path / 'b.sqlite'}")
+    tester = Tester(SqlExposureLog(f"sqlite:///{tmp_path / 'b.sqlite'}"))
     arms = [Arm("t", f"{seg}-{k}", seg, None, None) for seg in ("a", "b") for k in range(2)]
     tester.create_test("t", arms)
     with warnings.catch_warnings():

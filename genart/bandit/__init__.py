@@ -5,7 +5,7 @@ Public surface::
 
     from genart.bandit import handoff, Tester, TestConfig, RewardRule, Context
     arms = handoff(ranked, test_id="t1", segments=["drama", "comedy"], top_k=3)
-    tester = Tester("sqlite:///bandit.db")          # or a PostgreSQL URL
+    tester = genart.api.open_tester(None, "sqlite:///bandit.db")   # or a PostgreSQL URL
     tester.create_test("t1", arms, TestConfig(policy="ts", floor=0.02))
     exp = tester.assign("t1", Context("drama", user_id="u1"))   # logged before it returns
     tester.record(Outcome(exp.exposure_id, reward=1.0, t=time.time()))   # idempotent

@@ -25,12 +25,10 @@ from rich.markup import escape
 from rich.table import Table
 
 
+from genart.cli_errors import handles_errors as _friendly  # genart's one way to say an error
+
 app = typer.Typer(help="Bandit tests of approved artwork: create, report, stop, evaluate, loop, simulate, serve.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-# genart's one way to say an error (one line, the option as typed, a hint). Imported after ``app``
-# exists: genart.cli mounts this module's ``app`` when it is imported itself.
-from genart.cli import handles_errors as _friendly  # noqa: E402
 
 STORE_HELP = "Database URL or SQLite file of the store (instead of --out)."
 OUT_HELP = ("The output folder genart run / app / batch wrote (its genart.sqlite). "
@@ -41,9 +39,9 @@ err = Console(stderr=True, highlight=False)
 
 def _where(store: Optional[str], out: Optional[Path], *, must_exist: bool) -> tuple[Optional[Path], str]:
     """(the output folder, when the store is a SQLite file in one; the database URL)."""
-    from genart.bandit.store import locate
+    from genart import api
 
-    url = locate(store, out, must_exist=must_exist)
+    url = api.locate_store(store, out, must_exist=must_exist)
     if url.startswith("sqlite:///") and "mode=memory" not in url and url != "sqlite:///:memory:":
         return Path(url[len("sqlite:///"):].split("?", 1)[0]).parent, url
     return None, url
@@ -57,11 +55,11 @@ def _test_id(test_id: Optional[str], title: Optional[str], folder: Optional[Path
     from genart import api
     from genart.errors import InvalidArgumentError
 
-    if (test_id is None) == (title is None):
+    if test_id is not None and title is None:
+        return test_id
+    if title is None or test_id is not None:  # neither, or both
         raise InvalidArgumentError("TEST_ID / --title", test_id or title,
                                    "a test id or --title TITLE (a catalogue title's test), one of them")
-    if test_id is not None:
-        return test_id
     run_id = api.title_run(_needs_folder(folder, "--title"), title, db=url)
     mine = [i for i in api.list_tests(folder, db=url) if i.run_id == run_id]
     if not mine:
@@ -158,10 +156,10 @@ def create(
 
     folder, url = _where(None, out, must_exist=True)
     folder = _needs_folder(folder, "create")
-    if (run_id is None) == (title is None):
-        raise InvalidArgumentError("RUN_ID / --title", run_id or title, "a run id or --title TITLE, one of them")
-    if title is not None:
+    if title is not None and run_id is None:
         run_id = api.title_run(folder, title, db=url)
+    elif run_id is None or title is not None:  # neither, or both
+        raise InvalidArgumentError("RUN_ID / --title", run_id or title, "a run id or --title TITLE, one of them")
     cfg = _settings_options(policy, reward, floor, change_cap, change_interval, stop_at, min_impressions, context_dim,
                             loop, loop_variants, loop_min_impressions)
     rec = api.handoff_to_test(folder, run_id, reviewer=reviewer, test_id=test_id, segments=_segments(segments),
@@ -169,9 +167,7 @@ def create(
                               origin="cli", db=url)
     info = api.test_info(folder, rec.test_id, db=url)
     if as_json:
-        from genart.bandit.tester import Tester
-
-        arms = Tester(url).arms(rec.test_id)
+        arms = api.open_tester(None, url).arms(rec.test_id)
         _print_json({**info.to_json(), "arms": [dict(segment=a.segment, arm_id=a.arm_id, variant_id=a.variant_id,
                                                      is_control=a.is_control, prior_mean=a.prior_mean,
                                                      prior_strength=a.prior_strength) for a in arms]})
@@ -277,11 +273,10 @@ def report(
     What each segment responds to is learned from every test of the store.
     """
     from genart import api
-    from genart.bandit.tester import Tester
 
     folder, url = _where(store, out, must_exist=True)
     test_id = _test_id(test_id, title, folder, url)
-    tester = Tester(url)
+    tester = api.open_tester(None, url)
     rep = tester.report(test_id)
     written = []
     if plots is not None:
@@ -511,10 +506,10 @@ def simulate(
         _compare(pop, rounds, seed, floor, as_json)
         return
     if through_store:
-        from genart.bandit.tester import Tester
+        from genart import api
 
         _, url = _where(store, out, must_exist=False)
-        tester = Tester(url)
+        tester = api.open_tester(None, url)
         tid = test_id or f"sim-{policy}-{seed}"
         # the tester draws from the policy stream of the seed, the audience from its own stream
         from genart.bandit.settings import test_settings
@@ -596,10 +591,11 @@ def serve(
 ) -> None:
     """Serve POST /assign and POST /reward (FastAPI + uvicorn) on the store; /assign answers with a
     URL of the arm's image that the client can fetch."""
+    from genart import api
     from genart.bandit.service import serve as run
 
     _, url = _where(store, out, must_exist=False)
-    run(url, host=host, port=port, token_file=token_file)
+    run(lambda: api.open_tester(None, url), host=host, port=port, token_file=token_file)
 
 
 def main() -> None:  # pragma: no cover - for `python -m genart.bandit.cli`

@@ -19,18 +19,14 @@ instead of feedback dicts:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sqlalchemy import select
 
-from genart.bandit.store import read_txn
 from genart.bandit.types import Estimate
 from genart.bandit.vw import adf_example, vw_token
 from genart.errors import InvalidArgumentError
-from genart.store.bandit_tables import BanditExposureRow, BanditOutcomeRow
 
 METHODS: tuple[str, ...] = ("replay", "ips", "snips", "dr")
 
@@ -87,27 +83,24 @@ def logged_data(tester, test_id: str, *, include_sticky: bool = False) -> Logged
     """
     test = tester._load(test_id)
     implicit_zero = test.config.reward.implicit_zero
-    e, o = BanditExposureRow, BanditOutcomeRow
-    q = (select(e.segment, e.arm_id, e.propensity, e.probs, e.features, e.sticky_of, o.reward, o.counted)
-         .outerjoin(o, o.exposure_id == e.exposure_id).where(e.test_id == test_id).order_by(e.seq))
-    with read_txn(tester.engine) as conn:
-        rows = conn.execute(q).all()
+    with tester.log.read() as txn:
+        rows = txn.events(test_id)
     segments = tuple(test.segments)
     action_ids = tuple(tuple(a.arm_id for a in test.arms[s]) for s in segments)
     k = max(len(a) for a in action_ids)
     acts, rews, ps, dists, ctxs, segs = [], [], [], [], [], []
-    for r in rows:
+    for r, out in rows:
         if r.sticky_of is not None and not include_sticky:
             continue
-        if r.reward is None and not implicit_zero:
+        if out is None and not implicit_zero:
             continue
         s = segments.index(r.segment)
-        probs = json.loads(r.probs)
+        probs = list(r.probs)
         acts.append(action_ids[s].index(r.arm_id))
-        rews.append(float(r.reward) if r.reward is not None and r.counted else 0.0)
+        rews.append(float(out.reward) if out is not None and out.counted else 0.0)
         ps.append(float(r.propensity))
         dists.append(probs + [0.0] * (k - len(probs)))
-        ctxs.append(test.context_row(r.segment, json.loads(r.features)))
+        ctxs.append(test.context_row(r.segment, r.features or ()))
         segs.append(s)
     n = len(acts)
     d = len(segments) + test.config.context_dim + 1

@@ -13,16 +13,13 @@ Agg).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 
-from genart.bandit.store import read_txn
 from genart.bandit.types import ArmReport, SegmentReport, SimulationResult, TestReport
-from genart.errors import BackendUnavailableError
-from genart.store.bandit_tables import BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditTestRow
+from genart.errors import BackendUnavailableError, UnknownTestError
+from genart.types import LoggedArm
 
 
 def posterior_summary(alpha: np.ndarray, beta: np.ndarray, *, level: float = 0.95, samples: int = 20_000,
@@ -57,14 +54,14 @@ def build_report(tester, test_id: str, *, samples: int = 20_000, seed: int = 0) 
 
     test = tester._load(test_id)
     cfg = test.config
-    a = BanditArmRow
-    with read_txn(tester.engine) as conn:
-        head = conn.execute(select(BanditTestRow.status, BanditTestRow.winners, BanditTestRow.approved_by,
-                                   BanditTestRow.auto_approve).where(BanditTestRow.test_id == test_id)).one()
-        rows = conn.execute(select(a).where(a.test_id == test_id).order_by(a.segment, a.position)).all()
+    with tester.log.read() as txn:
+        head = txn.test(test_id)
+        if head is None:
+            raise UnknownTestError(test_id, txn.test_ids(50))
+        rows = txn.arms(test_id)
     status = head.status
-    stored_winners = json.loads(head.winners) if head.winners else {}
-    by_seg: dict[str, list] = {}
+    stored_winners = dict(head.winners)
+    by_seg: dict[str, list[LoggedArm]] = {}
     for r in rows:
         by_seg.setdefault(r.segment, []).append(r)
     segments = []
@@ -125,17 +122,15 @@ def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -
     """
     test = tester._load(test_id)
     plt = _pyplot()
-    e, o = BanditExposureRow, BanditOutcomeRow
-    with read_txn(tester.engine) as conn:
-        rows = conn.execute(select(e.segment, e.arm_id, e.probs, o.reward, o.counted)
-                            .outerjoin(o, o.exposure_id == e.exposure_id)
-                            .where(e.test_id == test_id).order_by(e.seq)).all()
+    with tester.log.read() as txn:
+        events = txn.events(test_id)
+    rows = [e for e, _ in events]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in test_id)
     n = len(rows)
     segs = np.array([r.segment for r in rows])
-    reward = np.array([float(r.reward) if r.reward is not None and r.counted else 0.0 for r in rows])
+    reward = np.array([float(o.reward) if o is not None and o.counted else 0.0 for _, o in events])
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for seg in test.segments:
@@ -163,7 +158,7 @@ def plot_test(tester, test_id: str, out_dir: str | Path, *, points: int = 200) -
             # are 0 before they existed), averaged per window: what the audience was shown, not the noise
             probs = np.zeros((len(seg_rows), len(arms)))
             for i, r in enumerate(seg_rows):
-                p = json.loads(r.probs)[:len(arms)]
+                p = list(r.probs)[:len(arms)]
                 probs[i, :len(p)] = p
             bins = np.array_split(np.arange(len(seg_rows)), min(points, len(seg_rows)))
             share = np.array([probs[b].mean(axis=0) for b in bins])

@@ -28,7 +28,7 @@ import time
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Sequence
+from typing import Annotated, Any, Callable, Iterator, Sequence
 
 from genart.access import TokenChecker, is_loopback, load_tokens
 from genart.bandit.tester import Tester
@@ -211,12 +211,12 @@ def _fastapi():
     return fastapi
 
 
-def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[str] | None = None,
+def create_app(tester: Tester, *, tokens: Sequence[str] | None = None,
                clock_tolerance_s: float = CLOCK_TOLERANCE_S, group_commit: bool | None = None):
-    """The FastAPI app over ``tester`` (a :class:`Tester`, or a store URL/path for a new one).
+    """The FastAPI app over ``tester``.
 
     Args:
-        tester: the tester, or the store to open one on.
+        tester: the tester (whoever starts the service builds it: :func:`genart.api.open_tester`).
         tokens: API tokens; when given, every route but ``/health`` requires one (``/docs`` and
             ``/openapi.json`` too). None or empty: no authentication (loopback use only).
         clock_tolerance_s: how far a client's reward ``t`` may be from the server's clock.
@@ -231,7 +231,9 @@ def create_app(tester: Tester | str | Path | None = None, *, tokens: Sequence[st
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
-    tester = tester if isinstance(tester, Tester) else Tester(tester)
+    if not isinstance(tester, Tester):
+        raise InvalidArgumentError("tester", type(tester).__name__, "a genart.bandit.Tester "
+                                   "(genart.api.open_tester builds one on a store)")
     keys = load_tokens(tokens) if tokens else ()
     writer = _GroupCommit(tester) if (group_commit if group_commit is not None else _group_commit_default()) else None
 
@@ -333,11 +335,13 @@ def _arm_image(tester: Tester, test_id: str, segment: str, arm_id: str) -> Path 
     return path if path.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES else None
 
 
-def serve(store: str | Path | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+def serve(tester: Tester | Callable[[], Tester], *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           log_level: str = "info", tokens: Sequence[str] | None = None, token_file: str | Path | None = None) -> None:
     """Runs the service with uvicorn (blocking).
 
     Args:
+        tester: the tester, or what builds it (called once the bind is known to be safe, so a refused
+            bind opens no store).
         tokens, token_file: API tokens, or a file with one per line; default ``$GENART_BANDIT_TOKENS``
             (comma-separated). With tokens every route but ``/health`` needs one.
         host: the address to bind; anything but loopback needs tokens.
@@ -352,7 +356,7 @@ def serve(store: str | Path | None = None, *, host: str = DEFAULT_HOST, port: in
         raise InsecureBindError(host, "the bandit service",
                                 hint=f"pass --token-file FILE (one API token per line) or set ${TOKENS_ENV}, "
                                      "or bind to 127.0.0.1")
-    app = create_app(store, tokens=keys)
+    app = create_app(tester if isinstance(tester, Tester) else tester(), tokens=keys)
     try:
         import uvicorn
     except Exception as exc:

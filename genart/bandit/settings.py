@@ -24,7 +24,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from genart.bandit.types import POLICY_NAMES, RewardRule, TestConfig
+from genart.bandit.types import POLICY_NAMES, RewardRule, TestConfig, interval_text  # noqa: F401  (re-exported)
 from genart.errors import InvalidArgumentError, UnknownPolicyError
 
 REWARD_HELP = "click | play:MINUTES (a play of at least that long) | watch:MINUTES (watch time capped there)"
@@ -94,15 +94,6 @@ def parse_interval(value: str | float | int) -> tuple[float, Literal["seconds", 
         except ValueError:
             pass
     raise InvalidArgumentError("change_interval", value, INTERVAL_HELP)
-
-
-def interval_text(amount: float, unit: str) -> str:
-    if unit == "exposures":
-        return f"{amount:g} exposures"
-    for suffix, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if amount >= n and amount % n == 0:
-            return f"{amount / n:g}{suffix}"
-    return f"{amount:g}s"
 
 
 def test_settings(*, policy: str = "ts", reward: str | RewardRule = "click", floor: float = 0.01,

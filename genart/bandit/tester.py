@@ -3,7 +3,7 @@
 Guarantees:
 
 - ``assign`` commits the exposure (arm, propensity, the full distribution over the segment's arms,
-  the context) to the store *before* it returns; an exposure that was returned is never lost.
+  the context) to the exposure log (:mod:`genart.bandit.log`) *before* it returns; an exposure that was returned is never lost.
 - ``record`` is idempotent by exposure id: the outcomes table holds at most one row per exposure
   (a unique constraint), so a duplicate reward, a retried request or a second process changes
   nothing twice. A reward later than the test's ``window_s`` is stored but not counted. An unknown
@@ -30,23 +30,20 @@ Guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import BigInteger, Engine, Float, bindparam, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from genart.bandit.contextual import LinearState, LinTS, LinUCB
+from genart.bandit.log import ExposureLog, LogTxn
 from genart.bandit.policies import BetaState, apply_floor, cap_change, choose, extend_reference, make_beta_policy
-from genart.bandit.store import make_engine, read_txn, write_txn
 from genart.bandit.types import (
     BETA_POLICIES,
     FEATURE_LIMIT,
@@ -59,6 +56,7 @@ from genart.bandit.types import (
 )
 from genart.errors import (
     InvalidArgumentError,
+    StoreConflictError,
     TestConflictError,
     TestNotRunningError,
     UnknownExposureError,
@@ -66,24 +64,13 @@ from genart.errors import (
     UnknownTestError,
 )
 from genart.ids import check_id
-from genart.store.bandit_tables import (
-    BanditAllocationRow,
-    BanditArmRow,
-    BanditExposureRow,
-    BanditOutcomeRow,
-    BanditTestRow,
-)
-from genart.types import Arm, Exposure, Outcome
+from genart.types import Arm, Exposure, LoggedAllocation, LoggedArm, LoggedExposure, LoggedOutcome, LoggedTest, Outcome
 
 _log = logging.getLogger("genart.bandit")
 #: How far a reward's time may precede its exposure's (clocks of two servers on one store differ a little);
 #: within it the reward is stamped with the exposure's time, beyond it the reward is refused.
 CLOCK_SKEW_S = 2.0
-
-# Sequence numbers re-read behind the newest on each sync. SQLite writers are serialised (BEGIN
-# IMMEDIATE), so ids commit in order and nothing needs re-reading; PostgreSQL may commit a lower id
-# after a higher one was read, so a window is re-read and de-duplicated.
-_LOOKBACK = {"sqlite": 0}
+# Sequence numbers a cursor re-reads behind the newest by default (a tester takes its log's ExposureLog.lookback).
 _LOOKBACK_DEFAULT = 1000
 
 
@@ -173,38 +160,26 @@ class _Test:
         return m
 
 
-def _json_floats(values: Sequence[float]) -> str:
-    return json.dumps([float(v) for v in values])
+#: What a contextual model learns from: a logged exposure and, for a reward update, its outcome.
+_Event = tuple[LoggedExposure, LoggedOutcome | None]
 
 
-def _database_folder(engine: Engine) -> Path | None:
-    """The folder of a SQLite database file (None for memory or a server database)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    db = engine.url.database
-    if not db or db == ":memory:" or "mode=memory" in str(engine.url):
-        return None
-    return Path(db).resolve().parent
-
-
-def _clean(test: _Test, rows: Sequence) -> list:
+def _clean(test: _Test, rows: Sequence[_Event]) -> list[_Event]:
     """The log rows a contextual model may learn from: features of the test's dimension, finite and
     within ``FEATURE_LIMIT``; rewards in [0, 1]; propensities in (0, 1]. A row outside that (one
     logged before the service validated its input, say) is skipped, so a restarted service rebuilds
-    a model poisoned by it from the clean rows alone: one bad request never turns a model into NaN."""
+    a model poisoned by it from the clean rows alone: one bad request never turns a model into NaN.
+    (An exposure without an outcome is a design update: its reward and propensity are not used.)"""
     kept = []
-    for r in rows:
-        try:
-            feats = json.loads(r.features)
-        except (TypeError, ValueError):
-            continue
-        if not isinstance(feats, list) or len(feats) != test.config.context_dim or not all(
+    for exp, out in rows:
+        feats = exp.features
+        if feats is None or len(feats) != test.config.context_dim or not all(
                 isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= FEATURE_LIMIT for v in feats):
             continue
-        reward, propensity = getattr(r, "reward", 0.0), getattr(r, "propensity", 1.0)
+        reward, propensity = (out.reward, exp.propensity) if out is not None else (0.0, 1.0)
         if not (math.isfinite(reward) and 0.0 <= reward <= 1.0 and math.isfinite(propensity) and 0.0 < propensity <= 1.0):
             continue
-        kept.append(r)
+        kept.append((exp, out))
     if len(kept) < len(rows):
         _log.warning("test %s: skipped %d log row(s) with features or rewards out of range", test.test_id,
                      len(rows) - len(kept))
@@ -212,31 +187,41 @@ def _clean(test: _Test, rows: Sequence) -> list:
 
 
 class Tester:
-    """Runs bandit tests on a store (a SQLite path or a database URL, or an SQLAlchemy engine).
+    """Runs bandit tests on an exposure log (:class:`genart.bandit.log.ExposureLog`; the SQL one is
+    :class:`genart.store.exposure_log.SqlExposureLog`, which :func:`genart.api.open_tester` builds).
 
-    Thread-safe: one instance serves a multi-threaded web service. An engine passed in is used as
-    it is: make it with :func:`genart.bandit.store.make_engine` to get the SQLite settings (WAL,
-    busy timeout, ``BEGIN IMMEDIATE`` writes) that concurrent requests need.
+    Thread-safe: one instance serves a multi-threaded web service.
+
+    Args:
+        log: where the tests are kept.
+        seed: the decisions' random stream (a test's own ``TestConfig.seed`` wins).
+        root: the folder arms' image paths are kept relative to (default: the log's folder).
+        clock: seconds; what exposure times and the change cap's intervals are measured in.
     """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, store: str | Path | Engine | None = None, *, seed: int | None = None,
-                 root: str | Path | None = None, clock=time.time) -> None:
-        self.engine = store if isinstance(store, Engine) else make_engine(store)
-        if isinstance(store, Engine):
-            from genart.bandit.store import create_tables
-
-            create_tables(store)
+    def __init__(self, log: ExposureLog, *, seed: int | None = None, root: str | Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if isinstance(log, (str, Path)) or not hasattr(log, "write"):
+            raise InvalidArgumentError("log", type(log).__name__, "a genart.bandit.log.ExposureLog (genart.api."
+                                       "open_tester builds a tester on a store URL)")
+        self.log = log
         # arms' image paths are kept relative to this folder (default: a SQLite file's own folder, which
         # for a run store is the store's folder), so a copied or moved folder serves its own images
-        self.root = Path(root).resolve() if root is not None else _database_folder(self.engine)
+        self.root = Path(root).resolve() if root is not None else log.folder
         # its own stream of the seed (spawn key "TE"), so a simulated audience seeded with the same
         # number (genart.bandit.simulator.streams) never draws in lockstep with the tester
         self._seed_seq = np.random.SeedSequence(seed, spawn_key=(0x5445,))
         self.clock = clock  # seconds; what exposure times and the change cap's intervals are measured in
         self._tests: dict[str, _Test] = {}
         self._lock = threading.RLock()
+
+    @property
+    def engine(self) -> Any:
+        """The SQL log's engine (None for a log without one): the learning loop's tables share the
+        tester's database, and its queries open their own transactions on it."""
+        return getattr(self.log, "engine", None)
 
     # ------------------------------------------------------------------ tests
     def create_test(self, test_id: str, arms: Sequence[Arm], config: TestConfig | None = None, *,
@@ -276,35 +261,35 @@ class Tester:
         rows = self._arm_rows(test_id, arms, arm_features, arm_facts, {}, run_id=run_id)
         self._check_arms(config, rows)
         now = self.clock()
-        with write_txn(self.engine) as conn:
-            existing = conn.execute(select(BanditTestRow).where(BanditTestRow.test_id == test_id)).first()
+        with self.log.write() as txn:
+            existing = txn.test(test_id)
             if existing is not None:
                 if TestConfig.from_json(existing.config) != config:
                     raise TestConflictError(test_id, "a different config")
-                old = conn.execute(select(BanditArmRow.segment, BanditArmRow.arm_id, BanditArmRow.variant_id)
-                                   .where(BanditArmRow.test_id == test_id, BanditArmRow.proposal_id.is_(None))).all()
-                if {(r.segment, r.arm_id, r.variant_id) for r in old} != {(r["segment"], r["arm_id"], r["variant_id"])
+                old = [a for a in txn.arms(test_id) if a.proposal_id is None]
+                if {(r.segment, r.arm_id, r.variant_id) for r in old} != {(r.segment, r.arm_id, r.variant_id)
                                                                            for r in rows}:
                     raise TestConflictError(test_id, "different arms")
                 return
-            conn.execute(BanditTestRow.__table__.insert().values(
+            txn.insert_test(LoggedTest(
                 test_id=test_id, policy=config.policy, config=config.to_json(),
                 status="draft" if draft else "running", created_at=now,
                 approved_by=None if draft else approved_by, approved_at=None if draft or not approved_by else now,
                 auto_approve=bool(auto_approve), run_id=run_id, origin=origin, arms_version=0))
-            conn.execute(BanditArmRow.__table__.insert(), rows)
+            txn.insert_arms(rows)
         self._forget(test_id)
 
-    def _arm_rows(self, test_id: str, arms: Sequence[Arm], arm_features, arm_facts, start: Mapping[str, int], *,
+    def _arm_rows(self, test_id: str, arms: Sequence[Arm], arm_features: Mapping[str, Sequence[float]] | None,
+                  arm_facts: Mapping[str, Mapping[str, float]] | None, start: Mapping[str, int], *,
                   run_id: str | None = None, proposal_ids: Mapping[str, str] | None = None,
-                  taken: set[tuple[str, str]] | None = None) -> list[dict]:
+                  taken: set[tuple[str, str]] | None = None) -> list[LoggedArm]:
         """Validated rows for new arms; ``start[segment]`` is the next free position."""
         arm_features = dict(arm_features or {})
         arm_facts = dict(arm_facts or {})
         proposal_ids = dict(proposal_ids or {})
         seen: set[tuple[str, str]] = set(taken or ())
         nxt = dict(start)
-        rows = []
+        rows: list[LoggedArm] = []
         now = self.clock()
         for arm in arms:
             if not isinstance(arm, Arm):
@@ -324,25 +309,24 @@ class Tester:
             nxt[arm.segment] = pos + 1
             feats = tuple(float(v) for v in arm_features.get(arm.arm_id, ()))
             facts = arm_facts.get(arm.arm_id)
-            rows.append(dict(test_id=test_id, segment=arm.segment, arm_id=arm.arm_id, position=pos,
-                             variant_id=arm.variant_id, image_path=self._rel(arm.image_path) if arm.image_path else None,
-                             is_control=bool(arm.is_control), prior_mean=float(arm.prior_mean),
-                             profile_id=arm.profile_id, features=_json_floats(feats), impressions=0, outcomes=0,
-                             reward_sum=0.0, prior_strength=arm.prior_strength,
-                             facts=json.dumps({str(k): float(v) for k, v in facts.items()}, sort_keys=True)
-                             if facts else None,
-                             run_id=run_id, proposal_id=proposal_ids.get(arm.arm_id), added_at=now))
+            rows.append(LoggedArm(test_id=test_id, segment=arm.segment, arm_id=arm.arm_id, position=pos,
+                                  variant_id=arm.variant_id,
+                                  image_path=self._rel(arm.image_path) if arm.image_path else None,
+                                  is_control=bool(arm.is_control), prior_mean=float(arm.prior_mean),
+                                  profile_id=arm.profile_id, features=feats, prior_strength=arm.prior_strength,
+                                  facts={str(k): float(v) for k, v in facts.items()} if facts else None,
+                                  run_id=run_id, proposal_id=proposal_ids.get(arm.arm_id), added_at=now))
         return rows
 
     @staticmethod
-    def _check_arms(config: TestConfig, rows: Sequence[Mapping], existing: Mapping[str, int] | None = None) -> None:
+    def _check_arms(config: TestConfig, rows: Sequence[LoggedArm], existing: Mapping[str, int] | None = None) -> None:
         if config.policy == "vw":
             from genart.bandit.vw import import_vw
 
             import_vw()  # fail now, not at the first assign
         per_segment = dict(existing or {})
         for r in rows:
-            per_segment[r["segment"]] = per_segment.get(r["segment"], 0) + 1
+            per_segment[r.segment] = per_segment.get(r.segment, 0) + 1
         most = max(per_segment.values())
         if config.floor * most > 1.0:
             raise InvalidArgumentError("floor", config.floor, f"at most 1 / {most} (the largest segment has {most} arms)")
@@ -367,8 +351,10 @@ class Tester:
         if arms is not None:
             rows = self._arm_rows(test_id, arms, arm_features, arm_facts, {})
             self._check_arms(test.config, rows)
-        with write_txn(self.engine) as conn:
-            row = conn.execute(select(BanditTestRow.status, BanditTestRow.run_id).where(BanditTestRow.test_id == test_id)).one()
+        with self.log.write() as txn:
+            row = txn.test(test_id)
+            if row is None:  # deleted since it was loaded
+                raise UnknownTestError(test_id, txn.test_ids(50))
             if row.status == "stopped":
                 raise TestNotRunningError(test_id, "stopped", hint="a stopped test cannot start again; create a new one")
             if row.status == "running":
@@ -376,14 +362,8 @@ class Tester:
                     raise TestConflictError(test_id, "traffic already: its arms can no longer be replaced")
                 return
             if rows is not None:
-                for r in rows:
-                    r["run_id"] = row.run_id
-                conn.execute(delete(BanditAllocationRow).where(BanditAllocationRow.test_id == test_id))
-                conn.execute(delete(BanditArmRow).where(BanditArmRow.test_id == test_id))
-                conn.execute(BanditArmRow.__table__.insert(), rows)
-            conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id).values(
-                status="running", approved_by=approved_by.strip()[:128], approved_at=self.clock(),
-                arms_version=BanditTestRow.arms_version + (1 if rows is not None else 0)))
+                txn.replace_arms(test_id, [replace(r, run_id=row.run_id) for r in rows])
+            txn.mark_running(test_id, approved_by.strip()[:128], self.clock(), arms_changed=rows is not None)
         self._forget(test_id)
 
     def add_arms(self, test_id: str, arms: Sequence[Arm], *, arm_features: Mapping[str, Sequence[float]] | None = None,
@@ -408,12 +388,13 @@ class Tester:
         for a in arms:
             if isinstance(a, Arm):
                 test.seg_index(a.segment)
-        with write_txn(self.engine) as conn:
-            status = conn.execute(select(BanditTestRow.status).where(BanditTestRow.test_id == test_id)).scalar_one()
-            if status == "stopped":
+        with self.log.write() as txn:
+            head = txn.test(test_id)
+            if head is None:  # deleted since it was loaded
+                raise UnknownTestError(test_id, txn.test_ids(50))
+            if head.status == "stopped":
                 raise TestNotRunningError(test_id, "stopped", hint="a stopped test takes no new arms; create a new one")
-            have = conn.execute(select(BanditArmRow.segment, BanditArmRow.arm_id, BanditArmRow.position)
-                                .where(BanditArmRow.test_id == test_id)).all()
+            have = txn.arms(test_id)
             start: dict[str, int] = {}
             counts: dict[str, int] = {}
             for r in have:
@@ -422,9 +403,8 @@ class Tester:
             rows = self._arm_rows(test_id, arms, arm_features, arm_facts, start, run_id=run_id,
                                   proposal_ids=proposal_ids, taken={(r.segment, r.arm_id) for r in have})
             self._check_arms(test.config, rows, counts)
-            conn.execute(BanditArmRow.__table__.insert(), rows)
-            conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id)
-                         .values(arms_version=func.coalesce(BanditTestRow.arms_version, 0) + 1))
+            txn.insert_arms(rows)
+            txn.bump_arms_version(test_id)
         self._forget(test_id)
 
     def _forget(self, test_id: str) -> None:
@@ -446,24 +426,19 @@ class Tester:
 
     def infos(self, test_ids: Sequence[str] | None = None) -> list[TestInfo]:
         """:meth:`info` of every test of the store (or of ``test_ids``), by test id."""
-        t, a = BanditTestRow, BanditArmRow
-        with read_txn(self.engine) as conn:
-            q = select(t).order_by(t.test_id)
-            if test_ids is not None:
-                q = q.where(t.test_id.in_(list(test_ids)))
-            tests = conn.execute(q).all()
-            sums = {}
-            for r in conn.execute(select(a.test_id, a.segment, func.count().label("arms"),
-                                         func.sum(a.impressions).label("imp"), func.sum(a.reward_sum).label("rew"))
-                                  .group_by(a.test_id, a.segment)):
-                sums.setdefault(r.test_id, []).append(r)
+        with self.log.read() as txn:
+            tests = txn.tests(test_ids)
+            arms: dict[str, list[LoggedArm]] = {}
+            found = txn.arms(None) if test_ids is None else [a for tid in test_ids for a in txn.arms(tid)]
+            for arm in found:
+                arms.setdefault(arm.test_id, []).append(arm)
         out = []
         for r in tests:
-            segs = sums.get(r.test_id, [])
+            mine = arms.get(r.test_id, [])
             out.append(TestInfo(test_id=r.test_id, policy=r.policy, status=r.status, created_at=float(r.created_at),
-                                segments=tuple(sorted(x.segment for x in segs)), arms=int(sum(x.arms for x in segs)),
-                                impressions=int(sum(x.imp or 0 for x in segs)),
-                                rewards=float(sum(x.rew or 0.0 for x in segs)),
+                                segments=tuple(sorted({x.segment for x in mine})), arms=len(mine),
+                                impressions=int(sum(x.impressions for x in mine)),
+                                rewards=float(sum(x.reward_sum for x in mine)),
                                 settings=TestConfig.from_json(r.config).describe(), approved_by=r.approved_by,
                                 approved_at=r.approved_at, auto_approve=bool(r.auto_approve), run_id=r.run_id,
                                 origin=r.origin))
@@ -486,8 +461,9 @@ class Tester:
         return str(self.root / p) if self.root is not None and not p.is_absolute() else stored
 
     def tests(self) -> list[str]:
-        with read_txn(self.engine) as conn:
-            return [r[0] for r in conn.execute(select(BanditTestRow.test_id).order_by(BanditTestRow.test_id))]
+        """The ids of the log's tests, sorted."""
+        with self.log.read() as txn:
+            return txn.test_ids()
 
     def config(self, test_id: str) -> TestConfig:
         return self._load(test_id).config
@@ -503,34 +479,30 @@ class Tester:
     def arm_facts(self, test_id: str) -> dict[tuple[str, str], dict[str, float]]:
         """What each arm's artwork shows, by (segment, arm id), as stored with the arm (empty where unknown)."""
         self._load(test_id)
-        a = BanditArmRow
-        with read_txn(self.engine) as conn:
-            rows = conn.execute(select(a.segment, a.arm_id, a.facts).where(a.test_id == test_id)).all()
-        return {(r.segment, r.arm_id): json.loads(r.facts) if r.facts else {} for r in rows}
+        with self.log.read() as txn:
+            rows = txn.arms(test_id)
+        return {(r.segment, r.arm_id): dict(r.facts) if r.facts else {} for r in rows}
 
-    def _load(self, test_id: str, conn=None) -> _Test:
-        """The test's (immutable) arms and config, cached; ``conn`` reuses an open connection so a
+    def _load(self, test_id: str, txn: LogTxn | None = None) -> _Test:
+        """The test's (immutable) arms and config, cached; ``txn`` reuses an open transaction so a
         write transaction never waits on a second pooled connection."""
         with self._lock:
             cached = self._tests.get(test_id)
         if cached is not None and not cached.stale:
             return cached
-        if conn is None:
-            with read_txn(self.engine) as c:
-                return self._load(test_id, c)
-        row = conn.execute(select(BanditTestRow).where(BanditTestRow.test_id == test_id)).first()
+        if txn is None:
+            with self.log.read() as t:
+                return self._load(test_id, t)
+        row = txn.test(test_id)
         if row is None:
-            known = [r[0] for r in conn.execute(select(BanditTestRow.test_id).limit(50))]
-            raise UnknownTestError(test_id, known)
-        arm_rows = conn.execute(select(BanditArmRow).where(BanditArmRow.test_id == test_id)
-                                .order_by(BanditArmRow.segment, BanditArmRow.position)).all()
+            raise UnknownTestError(test_id, txn.test_ids(50))
         config = TestConfig.from_json(row.config)
         arms: dict[str, list[_ArmInfo]] = {}
-        for r in arm_rows:
+        for r in txn.arms(test_id):
             arms.setdefault(r.segment, []).append(_ArmInfo(
                 arm_id=r.arm_id, segment=r.segment, position=r.position, variant_id=r.variant_id,
                 image_path=self._resolve(r.image_path), is_control=bool(r.is_control), prior_mean=float(r.prior_mean),
-                profile_id=r.profile_id, features=tuple(json.loads(r.features or "[]")),
+                profile_id=r.profile_id, features=tuple(r.features),
                 prior_strength=r.prior_strength, proposal_id=r.proposal_id))
         keys: list[str] = []
         for seg_arms in arms.values():
@@ -538,10 +510,10 @@ class Tester:
                 if a.key not in keys:
                     keys.append(a.key)
         seed = config.seed if config.seed is not None else self._seed_seq.spawn(1)[0]
-        lookback = _LOOKBACK.get(self.engine.dialect.name, _LOOKBACK_DEFAULT)
+        lookback = self.log.lookback
         test = _Test(test_id=test_id, config=config, segments=sorted(arms), arms=arms, keys=keys,
                      key_index={k: i for i, k in enumerate(keys)}, rng=np.random.default_rng(seed),
-                     arms_version=int(row.arms_version or 0),
+                     arms_version=int(row.arms_version),
                      exp_cursor=_SeqCursor(lookback), out_cursor=_SeqCursor(lookback))
         with self._lock:
             cached = self._tests.get(test_id)
@@ -591,7 +563,7 @@ class Tester:
                 self._sync(test)
             try:
                 done = self._assign_once(test, ctxs)
-            except IntegrityError:  # PostgreSQL: another process made the segment's first allocation row
+            except StoreConflictError:  # PostgreSQL: another process made the segment's first allocation row
                 if attempt == 3:
                     raise
                 continue
@@ -617,23 +589,24 @@ class Tester:
         test_id = test.test_id
         now = self.clock()
         out: list[Assignment] = []
-        with write_txn(self.engine) as conn:
-            row = conn.execute(select(BanditTestRow.status, BanditTestRow.winners, BanditTestRow.arms_version)
-                               .where(BanditTestRow.test_id == test_id)).one()
-            if int(row.arms_version or 0) != test.arms_version:
+        with self.log.write() as txn:
+            row = txn.test(test_id)
+            if row is None:
+                raise UnknownTestError(test_id, txn.test_ids(50))
+            if row.arms_version != test.arms_version:
                 return None
             if row.status == "draft":
                 raise TestNotRunningError(test_id, "draft")
-            winners = json.loads(row.winners) if row.winners else {}
+            winners = row.winners
             stopped = row.status == "stopped"  # a stopped test serves its winners, sticky or not
-            sticky = self._sticky_lookup(conn, test, ctxs, now) if cfg.sticky and not stopped else {}
-            probs = self._probabilities(conn, test, ctxs, stopped, winners)
+            sticky = self._sticky_lookup(txn, test, ctxs, now) if cfg.sticky and not stopped else {}
+            probs = self._probabilities(txn, test, ctxs, stopped, winners)
             if cfg.change_cap is not None and not stopped:
                 fresh = np.array([not (c.user_id and (c.user_id, c.segment) in sticky) for c in ctxs])
-                probs = self._cap(conn, test, ctxs, probs, fresh, now)
+                probs = self._cap(txn, test, ctxs, probs, fresh, now)
             with test.lock:
                 arms_idx, props = choose(probs, None, test.rng)
-            rows = []
+            rows: list[LoggedExposure] = []
             counts: dict[tuple[str, str], int] = {}
             for i, c in enumerate(ctxs):
                 seg_arms = test.arms[c.segment]
@@ -648,94 +621,69 @@ class Tester:
                     propensity, sticky_of = float(props[i]), None
                 exp = Exposure(exposure_id=uuid.uuid4().hex, test_id=test_id, arm_id=arm.arm_id,
                                segment=c.segment, user_id=c.user_id, propensity=propensity, t=now)
-                rows.append(dict(exposure_id=exp.exposure_id, test_id=test_id, segment=c.segment, arm_id=arm.arm_id,
-                                 user_id=c.user_id, propensity=propensity, probs=_json_floats(row_probs),
-                                 features=_json_floats(c.features), policy=cfg.policy, sticky_of=sticky_of, t=now))
+                rows.append(LoggedExposure(exposure_id=exp.exposure_id, test_id=test_id, segment=c.segment,
+                                           arm_id=arm.arm_id, user_id=c.user_id, propensity=propensity,
+                                           probs=tuple(float(p) for p in row_probs),
+                                           features=tuple(float(v) for v in c.features), policy=cfg.policy, t=now,
+                                           sticky_of=sticky_of))
                 counts[(c.segment, arm.arm_id)] = counts.get((c.segment, arm.arm_id), 0) + 1
                 if c.user_id and cfg.sticky and not stopped and sticky_hit is None:
                     sticky[(c.user_id, c.segment)] = (arm.arm_id, propensity, exp.exposure_id)
                 out.append(Assignment(exposure=exp, variant_id=arm.variant_id, image_path=arm.image_path,
                                       is_control=arm.is_control,
                                       probabilities=tuple((a.arm_id, float(p)) for a, p in zip(seg_arms, row_probs))))
-            conn.execute(BanditExposureRow.__table__.insert(), rows)
-            self._bump(conn, test_id, counts, impressions=True)
+            txn.insert_exposures(rows)
+            txn.add_impressions(test_id, counts)
         return out
 
-    def _cap(self, conn, test: _Test, ctxs: Sequence[Context], probs: np.ndarray, fresh: np.ndarray,
+    def _cap(self, txn: LogTxn, test: _Test, ctxs: Sequence[Context], probs: np.ndarray, fresh: np.ndarray,
              now: float) -> np.ndarray:
         """The change-effect cap, per segment of the batch, against the allocation served last."""
         cfg = test.config
-        a = BanditAllocationRow
         segs = sorted({c.segment for c in ctxs})
-        q = select(a.segment, a.probs, a.t.label("served_at"), a.served).where(a.test_id == test.test_id,
-                                                                               a.segment.in_(segs))
-        if self.engine.dialect.name != "sqlite":
-            q = q.with_for_update()  # one budget for every process (SQLite serialises writers already)
-        refs = {r.segment: r for r in conn.execute(q)}
+        refs = txn.allocations(test.test_id, segs, for_update=True)  # one budget for every process
         seg_of = np.array([c.segment for c in ctxs])
         probs = probs.copy()
         for seg in segs:
             idx = np.flatnonzero(seg_of == seg)
             k = len(test.arms[seg])
             ref_row = refs.get(seg)
-            if ref_row is None:
+            ref: np.ndarray | None
+            if ref_row is None or cfg.change_cap is None:
                 ref, budget = None, np.inf
             else:
-                ref = extend_reference(np.asarray(json.loads(ref_row.probs), dtype=float), k, cfg.floor)
-                spent = (now - ref_row.served_at) if cfg.change_unit == "seconds" else float(ref_row.served)
+                ref = extend_reference(np.asarray(ref_row.probs, dtype=float), k, cfg.floor)
+                spent = (now - ref_row.t) if cfg.change_unit == "seconds" else float(ref_row.served)
                 budget = cfg.change_cap * max(0.0, spent) / cfg.change_interval
             served, alloc = cap_change(probs[idx, :k], ref, budget)
             probs[idx, :k] = served
-            values = dict(probs=_json_floats(alloc), t=now, served=int(fresh[idx].sum()))
-            if ref_row is None:
-                conn.execute(a.__table__.insert().values(test_id=test.test_id, segment=seg, **values))
-            else:
-                conn.execute(update(a).where(a.test_id == test.test_id, a.segment == seg).values(**values))
+            txn.save_allocation(LoggedAllocation(test_id=test.test_id, segment=seg,
+                                                 probs=tuple(float(p) for p in alloc), t=now,
+                                                 served=int(fresh[idx].sum())), new=ref_row is None)
         return probs
 
     def allocation(self, test_id: str) -> dict[str, tuple[tuple[str, float], ...]]:
         """Per segment, the allocation the change-effect cap last served, by arm id (empty without a cap)."""
         test = self._load(test_id)
-        a = BanditAllocationRow
-        with read_txn(self.engine) as conn:
-            rows = conn.execute(select(a.segment, a.probs).where(a.test_id == test_id)).all()
-        return {r.segment: tuple((arm.arm_id, float(p)) for arm, p in zip(test.arms[r.segment], json.loads(r.probs)))
-                for r in rows if r.segment in test.arms}
+        with self.log.read() as txn:
+            rows = txn.allocations(test_id)
+        return {seg: tuple((arm.arm_id, float(p)) for arm, p in zip(test.arms[seg], r.probs))
+                for seg, r in rows.items() if seg in test.arms}
 
-    @staticmethod
-    def _bump(conn, test_id: str, counts: Mapping[tuple[str, str], float], *, impressions: bool = False,
-              rewards: Mapping[tuple[str, str], float] | None = None) -> None:
-        if not counts:
-            return
-        t = BanditArmRow.__table__
-        where = (t.c.test_id == bindparam("b_test")) & (t.c.segment == bindparam("b_seg")) & (t.c.arm_id == bindparam("b_arm"))
-        # one compiled statement, executed for every arm at once (building one per arm costs more than the update)
-        if impressions:
-            stmt = update(t).where(where).values(impressions=t.c.impressions + bindparam("b_n", type_=BigInteger))
-            params = [dict(b_test=test_id, b_seg=seg, b_arm=arm, b_n=int(n)) for (seg, arm), n in counts.items()]
-        else:
-            stmt = update(t).where(where).values(outcomes=t.c.outcomes + bindparam("b_n", type_=BigInteger),
-                                                 reward_sum=t.c.reward_sum + bindparam("b_r", type_=Float))
-            params = [dict(b_test=test_id, b_seg=seg, b_arm=arm, b_n=int(n), b_r=float(rewards[(seg, arm)]))
-                      for (seg, arm), n in counts.items()]
-        conn.execute(stmt, params)
-
-    def _sticky_lookup(self, conn, test: _Test, ctxs: Sequence[Context], now: float) -> dict:
+    def _sticky_lookup(self, txn: LogTxn, test: _Test, ctxs: Sequence[Context],
+                       now: float) -> dict[tuple[str, str], tuple[str, float, str]]:
         users = sorted({c.user_id for c in ctxs if c.user_id})
         if not users:
             return {}
-        e = BanditExposureRow
-        q = (select(e.user_id, e.segment, e.arm_id, e.propensity, e.exposure_id, e.sticky_of, e.t.label("exp_t"))
-             .where(e.test_id == test.test_id, e.user_id.in_(users)).order_by(e.seq))
         ttl = test.config.sticky_ttl_s
         found: dict[tuple[str, str], tuple[str, float, str]] = {}
-        for r in conn.execute(q):
-            if ttl is not None and now - r.exp_t > ttl:
+        for r in txn.user_exposures(test.test_id, users):
+            if ttl is not None and now - r.t > ttl or r.user_id is None:
                 continue
             found.setdefault((r.user_id, r.segment), (r.arm_id, float(r.propensity), r.sticky_of or r.exposure_id))
         return found
 
-    def _probabilities(self, conn, test: _Test, ctxs: Sequence[Context], stopped: bool,
+    def _probabilities(self, txn: LogTxn, test: _Test, ctxs: Sequence[Context], stopped: bool,
                        winners: Mapping[str, str]) -> np.ndarray:
         """(n, K_max) choice distribution per context over its segment's arms (position order)."""
         cfg = test.config
@@ -753,7 +701,7 @@ class Tester:
             return probs
         if not test.contextual:
             segs = sorted({c.segment for c in ctxs})
-            state = self._beta_state(conn, test, segs, kmax)
+            state = self._beta_state(txn, test, segs, kmax)
             with test.lock:
                 policy = make_beta_policy(cfg.policy, epsilon=cfg.epsilon, ucb_c=cfg.ucb_c, mc_samples=cfg.mc_samples)
                 seg_probs = apply_floor(policy.probabilities(state, test.rng), state.mask, cfg.floor)
@@ -769,7 +717,7 @@ class Tester:
                 probs[i, j] = p_keys[i, test.key_index[a.key]]
         return apply_floor(probs, mask, cfg.floor)
 
-    def _beta_state(self, conn, test: _Test, segments: Sequence[str], kmax: int) -> BetaState:
+    def _beta_state(self, txn: LogTxn, test: _Test, segments: Sequence[str], kmax: int) -> BetaState:
         cfg = test.config
         s = len(segments)
         means = np.full((s, kmax), 0.5)
@@ -777,11 +725,7 @@ class Tester:
         succ = np.zeros((s, kmax))
         trials = np.zeros((s, kmax))
         weight = np.full((s, kmax), float(cfg.prior_weight))
-        a = BanditArmRow
-        rows = conn.execute(select(a.segment, a.position, a.prior_mean, a.prior_strength, a.impressions, a.outcomes,
-                                   a.reward_sum)
-                            .where(a.test_id == test.test_id, a.segment.in_(list(segments)))).all()
-        for r in rows:
+        for r in txn.arms(test.test_id, segments):
             i = segments.index(r.segment)
             means[i, r.position] = r.prior_mean
             if r.prior_strength is not None:
@@ -819,39 +763,32 @@ class Tester:
     def _sync(self, test: _Test) -> None:
         """Brings the test's in-memory contextual model up to date with the log."""
         cfg = test.config
-        e, o = BanditExposureRow, BanditOutcomeRow
-        with read_txn(self.engine) as conn:
-            new_exp = []
+        with self.log.read() as txn:
+            new_exp: list[_Event] = []
             if cfg.policy != "vw" and cfg.reward.implicit_zero:
-                new_exp = conn.execute(select(e.seq, e.segment, e.arm_id, e.features)
-                                       .where(e.test_id == test.test_id, e.seq > test.exp_cursor.start(),
-                                              e.sticky_of.is_(None))
-                                       .order_by(e.seq)).all()
-            new_out = conn.execute(select(o.seq, o.reward, e.segment, e.arm_id, e.features, e.propensity)
-                                   .join(e, e.exposure_id == o.exposure_id)
-                                   .where(o.test_id == test.test_id, o.seq > test.out_cursor.start(),
-                                          o.counted.is_(True), e.sticky_of.is_(None))
-                                   .order_by(o.seq)).all()
+                new_exp = [(x, None) for x in txn.exposures_after(test.test_id, test.exp_cursor.start(),
+                                                                  fresh_only=True)]
+            new_out: list[_Event] = [(x, o) for o, x in txn.outcomes_after(test.test_id, test.out_cursor.start())]
         with test.lock:
             model = self._model(test)
 
-            def rows(items):
-                X = np.stack([test.context_row(r.segment, json.loads(r.features)) for r in items])
-                arms = np.array([test.key_index[next(a.key for a in test.arms[r.segment] if a.arm_id == r.arm_id)]
-                                 for r in items])
+            def rows(items: Sequence[_Event]) -> tuple[np.ndarray, np.ndarray]:
+                X = np.stack([test.context_row(x.segment, x.features or ()) for x, _ in items])
+                arms = np.array([test.key_index[next(a.key for a in test.arms[x.segment] if a.arm_id == x.arm_id)]
+                                 for x, _ in items])
                 return X, arms
 
-            fresh_e = _clean(test, [new_exp[i] for i in test.exp_cursor.take([r.seq for r in new_exp])])
+            fresh_e = _clean(test, [new_exp[i] for i in test.exp_cursor.take([x.seq for x, _ in new_exp])])
             if fresh_e:
                 X, arms = rows(fresh_e)
                 model.add_design(X, arms)
-            fresh_o = _clean(test, [new_out[i] for i in test.out_cursor.take([r.seq for r in new_out])])
+            fresh_o = _clean(test, [new_out[i] for i in test.out_cursor.take([o.seq for _, o in new_out if o])])
             if fresh_o:
                 X, arms = rows(fresh_o)
-                r = np.array([x.reward for x in fresh_o], dtype=float)
-                p = np.array([x.propensity for x in fresh_o], dtype=float)
+                r = np.array([o.reward for _, o in fresh_o if o], dtype=float)
+                p = np.array([x.propensity for x, _ in fresh_o], dtype=float)
                 if cfg.policy == "vw":
-                    kmask = np.stack([test.key_mask(x.segment) for x in fresh_o])
+                    kmask = np.stack([test.key_mask(x.segment) for x, _ in fresh_o])
                     model.update(X, arms, r, p, kmask)
                 else:
                     model.add_reward(X, arms, r, with_design=not cfg.reward.implicit_zero)
@@ -891,31 +828,22 @@ class Tester:
         for attempt in range(3):
             try:
                 return self._record(outcomes)
-            except IntegrityError:  # a concurrent writer (PostgreSQL) stored one first: re-read as duplicates
+            except StoreConflictError:  # a concurrent writer (PostgreSQL) stored one first: re-read as duplicates
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _record(self, outcomes: Sequence[Outcome]) -> list[RecordResult]:
-        e, o = BanditExposureRow, BanditOutcomeRow
         ids = list(dict.fromkeys(x.exposure_id for x in outcomes))
         results: list[RecordResult] = []
-        with write_txn(self.engine) as conn:
-            exps = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                for r in conn.execute(select(e.exposure_id, e.test_id, e.segment, e.arm_id, e.t.label("exp_t"))
-                                      .where(e.exposure_id.in_(chunk))):
-                    exps[r.exposure_id] = r
+        with self.log.write() as txn:
+            exps = txn.exposures_by_id(ids)
             missing = [i for i in ids if i not in exps]
             if missing:
                 raise UnknownExposureError(missing)
-            done: dict[str, tuple[float, bool]] = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                for r in conn.execute(select(o.exposure_id, o.reward, o.counted).where(o.exposure_id.in_(chunk))):
-                    done[r.exposure_id] = (float(r.reward), bool(r.counted))
-            rows = []
+            done: dict[str, tuple[float, bool]] = {
+                i: (float(r.reward), bool(r.counted)) for i, r in txn.outcomes_by_id(ids).items()}
+            rows: list[LoggedOutcome] = []
             counts: dict[tuple[str, str, str], int] = {}
             sums: dict[tuple[str, str, str], float] = {}
             for x in outcomes:
@@ -923,28 +851,27 @@ class Tester:
                     results.append(RecordResult(x.exposure_id, "duplicate", done[x.exposure_id][0]))
                     continue
                 exp = exps[x.exposure_id]
-                if x.t < exp.exp_t - CLOCK_SKEW_S:  # a reward cannot come before what it rewards
+                if x.t < exp.t - CLOCK_SKEW_S:  # a reward cannot come before what it rewards
                     raise InvalidArgumentError("outcome.t", x.t, f"a time at or after exposure {x.exposure_id}'s "
-                                                                  f"({exp.exp_t:.3f}); omit it to use the current time")
-                t_reward = max(float(x.t), float(exp.exp_t))
-                rule = self._load(exp.test_id, conn).config.reward
+                                                                  f"({exp.t:.3f}); omit it to use the current time")
+                t_reward = max(float(x.t), float(exp.t))
+                rule = self._load(exp.test_id, txn).config.reward
                 reward = rule.reward(float(x.reward))
-                late = rule.window_s is not None and (t_reward - exp.exp_t) > rule.window_s
-                rows.append(dict(exposure_id=x.exposure_id, test_id=exp.test_id, value=float(x.reward),
-                                 reward=reward, counted=not late, t=t_reward))
+                late = rule.window_s is not None and (t_reward - exp.t) > rule.window_s
+                rows.append(LoggedOutcome(exposure_id=x.exposure_id, test_id=exp.test_id, value=float(x.reward),
+                                          reward=reward, counted=not late, t=t_reward))
                 done[x.exposure_id] = (reward, not late)
                 results.append(RecordResult(x.exposure_id, "late" if late else "recorded", reward))
                 if not late:
                     key = (exp.test_id, exp.segment, exp.arm_id)
                     counts[key] = counts.get(key, 0) + 1
                     sums[key] = sums.get(key, 0.0) + reward
-            if rows:
-                conn.execute(BanditOutcomeRow.__table__.insert(), rows)
-            by_test: dict[str, dict] = {}
+            txn.insert_outcomes(rows)
+            by_test: dict[str, dict[tuple[str, str], int]] = {}
             for (tid, seg, arm), n in counts.items():
                 by_test.setdefault(tid, {})[(seg, arm)] = n
             for tid, c in by_test.items():
-                self._bump(conn, tid, c, rewards={(s, a): sums[(tid, s, a)] for (s, a) in c})
+                txn.add_outcomes(tid, c, {(s, a): sums[(tid, s, a)] for (s, a) in c})
         return results
 
     # ------------------------------------------------------------------ results
@@ -962,20 +889,15 @@ class Tester:
         winners = {}
         for seg in rep.segments:
             winners[seg.segment] = seg.winner or max(seg.arms, key=lambda a: a.posterior_mean).arm_id
-        with write_txn(self.engine) as conn:
-            conn.execute(update(BanditTestRow).where(BanditTestRow.test_id == test_id)
-                         .values(status="stopped", stopped_at=self.clock(), winners=json.dumps(winners)))
+        with self.log.write() as txn:
+            txn.mark_stopped(test_id, self.clock(), winners)
         return self.report(test_id)
 
     def counts(self, test_id: str) -> tuple[int, int]:
         """(exposures, outcomes) stored for the test."""
         self._load(test_id)
-        with read_txn(self.engine) as conn:
-            n_e = conn.execute(select(func.count()).select_from(BanditExposureRow)
-                               .where(BanditExposureRow.test_id == test_id)).scalar_one()
-            n_o = conn.execute(select(func.count()).select_from(BanditOutcomeRow)
-                               .where(BanditOutcomeRow.test_id == test_id)).scalar_one()
-        return int(n_e), int(n_o)
+        with self.log.read() as txn:
+            return txn.counts(test_id)
 
 
 class _LinearModel:

@@ -38,6 +38,17 @@ def _finite(name: str, value: float, *, lo: float | None = None, hi: float | Non
         raise InvalidArgumentError(name, value, expected or f"a finite number in [{lo}, {hi}]")
 
 
+
+def interval_text(amount: float, unit: str) -> str:
+    """A change-cap interval as a person writes it (``1h``, ``90s``, ``500 exposures``); the settings
+    parser (:func:`genart.bandit.settings.parse_interval`) reads it back."""
+    if unit == "exposures":
+        return f"{amount:g} exposures"
+    for suffix, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if amount >= n and amount % n == 0:
+            return f"{amount / n:g}{suffix}"
+    return f"{amount:g}s"
+
 @dataclass(frozen=True)
 class Context:
     """Who is asking for artwork: their segment, optionally who they are and numeric features.
@@ -216,8 +227,6 @@ class TestConfig:
                   "value": f"watch minutes capped at {r.scale:g}"}[r.kind]
         parts = [f"policy {self.policy}", f"reward {reward}", f"floor {self.floor:g}"]
         if self.change_cap is not None:
-            from genart.bandit.settings import interval_text
-
             parts.append(f"change cap {self.change_cap * 100:g} pts per "
                          f"{interval_text(self.change_interval, self.change_unit)}")
         parts.append(f"stop at P(best) >= {self.stop_probability:g} after {self.min_impressions} impressions per arm")

@@ -269,7 +269,7 @@ class _Analyst:
                       and q.hash_distance(phash, prev.phash) <= SAME_SCENE_BITS)
         if blank:
             faces: tuple = ()
-        elif same_scene and q.hash_distance(phash, prev.phash) <= SAME_FRAME_BITS:
+        elif same_scene and prev is not None and q.hash_distance(phash, prev.phash) <= SAME_FRAME_BITS:
             faces = prev.faces
         else:
             faces = self._faces(rgb)
@@ -507,7 +507,8 @@ def _from_video(info: SourceInfo, max_frames: int, sample_fps: float, progress: 
                 detector: str, threshold: float | None, refs: dict) -> FramesResult:
     from genart.frames import quality as q
     from genart.frames.borders import WARMUP, BarVotes
-    from genart.frames.decode import VideoScan, expected_samples, file_sha256, grab_video_frames, sample_interval
+    from genart.frames.decode import (ScanFrame, VideoScan, expected_samples, file_sha256, grab_video_frames,
+                                      sample_interval)
     from genart.frames.shots import ShotTracker, detect_size, make_detector, shot_of
     from genart.frames.text import merge_places, persistent_groups
     from genart.frames.transitions import TransitionTracker, inside
@@ -522,39 +523,41 @@ def _from_video(info: SourceInfo, max_frames: int, sample_fps: float, progress: 
     timer = analyst.timer
     votes: BarVotes | None = None
     crop: Bars | None = None
-    held: list = []  # samples waiting for the bars: (frame, motion, scene)
+    held: list[tuple[ScanFrame, np.ndarray, float, int]] = []  # waiting for the bars: (frame, sample, motion, scene)
     cands: list = []
     prev_small = None
 
-    def measure(f, motion: float, scene: int) -> None:
-        x, y, w, h = crop.area(votes.width, votes.height)
-        rgb = f.sample[y:y + h, x:x + w]
+    def measure(f: ScanFrame, sample: np.ndarray, motion: float, scene: int, area: tuple[int, int, int, int]) -> None:
+        x, y, w, h = area  # the picture inside the bars, in the sample's pixels
+        rgb = sample[y:y + h, x:x + w]
         prev = cands[-1] if cands else None
         cands.append(analyst.measure(len(cands), f.pts, f.t_s, f.index, rgb, motion=motion, prev=prev, scene=scene))
         report(progress, "frames", len(cands), max(expected, len(cands)))
 
     for f in scan:
         with timer("shots"):
-            tracker.push(f.index, f.t_s, f.small)
+            tracker.push(f.index, f.t_s, f.detector_copy())
         with timer("transitions"):
-            fades.push(f.index, f.t_s, f.small)
+            fades.push(f.index, f.t_s, f.detector_copy())
         if f.sample is not None:
             if votes is None:
                 votes = BarVotes(f.sample.shape[1], f.sample.shape[0])
             with timer("bars"):
                 votes.push(f.sample)
-            held.append((f, q.motion_between(prev_small, f.small), len(tracker.cuts)))
+            held.append((f, f.sample, q.motion_between(prev_small, f.small), len(tracker.cuts)))
             if crop is None and (votes.n >= WARMUP or len(held) >= 3 * WARMUP):
                 crop = votes.bars()
             if crop is not None:
                 for item in held:
-                    measure(*item)
+                    measure(*item, crop.area(votes.width, votes.height))
                 held = []
         prev_small = f.small
-    if held:
-        crop = votes.bars() if crop is None else crop
-        for item in held:
-            measure(*item)
+    if votes is None:  # not one sampled frame decoded
+        raise EmptySourceError(info.path, "no decodable video frames")
+    if crop is None:  # fewer samples than the warm-up: the bars the votes so far agree on
+        crop = votes.bars()
+    for item in held:
+        measure(*item, crop.area(votes.width, votes.height))
     if not cands:
         raise EmptySourceError(info.path, "no decodable video frames")
     period = 1.0 / max(info.fps, 1e-6)
@@ -565,9 +568,12 @@ def _from_video(info: SourceInfo, max_frames: int, sample_fps: float, progress: 
     sw, sh = votes.width, votes.height
     active_bars = final.scaled(info.width / sw, info.height / sh, info.width, info.height)
     active = active_bars.area(info.width, info.height)
-    cands = [replace(c, shot=shot_of(c.frame_index, cuts),
-                     transition=(inside(c.t_s, transitions).kind if inside(c.t_s, transitions) else ""))
-             for c in cands]
+
+    def transition_at(t_s: float) -> str:
+        tr = inside(t_s, transitions)
+        return tr.kind if tr is not None else ""
+
+    cands = [replace(c, shot=shot_of(c.frame_index, cuts), transition=transition_at(c.t_s)) for c in cands]
     cands = _borrow_text(cands)
     # persistent marks, in the pixels of the analysis samples
     reads = [(c.shot, list(c.text_boxes)) for c in cands if c.text_read]

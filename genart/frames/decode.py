@@ -350,6 +350,16 @@ class ScanFrame:
     small: np.ndarray | None
     sample: np.ndarray | None
 
+    def detector_copy(self) -> np.ndarray:
+        """``small``, for the shot and transition trackers that every frame feeds.
+
+        Raises:
+            ValueError: the scan was made without ``detect_size`` (a caller's mistake, not the video's).
+        """
+        if self.small is None:
+            raise ValueError(f"frame {self.index} has no detector copy: make the VideoScan with detect_size")
+        return self.small
+
 
 class VideoScan:
     """One sequential decode of a video on a background thread; iterate it for ``ScanFrame`` s.

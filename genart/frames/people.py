@@ -217,6 +217,9 @@ def load_cast(cast: "Mapping[str, str | Path | Sequence[str | Path]] | None") ->
             if not faces:
                 raise InvalidArgumentError(f"cast['{name}']", str(path), "an image in which a face can be found")
             got = look(rgb, faces[0], chip=True)
+            if got is None or got.chip is None:  # dlib went away since the check above
+                raise BackendUnavailableError("face identity for casting notes (dlib)",
+                                              "dlib-bin face-recognition-models")
             chips.append(got.chip)
         out[name] = embed(chips)
     return out
@@ -343,26 +346,27 @@ class PeopleTracker:
         firsts = {self.of_face[k] for k in self.of_face if k[0] in set(first)}
         order = sorted(with_chip, key=lambda tr: (tr.id not in firsts, -len(tr.sightings) * math.sqrt(tr.chip_quality),
                                                   tr.id))[:max(0, budget)]
-        for tr, e in zip(order, embed([tr.chip for tr in order])):
+        chips = [tr.chip for tr in order if tr.chip is not None]  # all of them: ``order`` is from with_chip
+        for tr, e in zip(order, embed(chips)):
             tr.embedding = e
-        done = [tr for tr in self.tracks if tr.embedding is not None]
+        done = [(tr, tr.embedding) for tr in self.tracks if tr.embedding is not None]
         if not done:
             return [], {}
-        labels = cluster([tr.embedding for tr in done], [{s for s, _i, _t in tr.sightings} for tr in done])
-        groups: dict[object, list[_Track]] = {}
-        for tr, lab in zip(done, labels):
+        labels = cluster([e for _tr, e in done], [{s for s, _i, _t in tr.sightings} for tr, _e in done])
+        groups: dict[int, list[_Track]] = {}
+        for (tr, _e), lab in zip(done, labels):
             groups.setdefault(lab, []).append(tr)
-        named: dict[object, str | None] = {}
+        named: dict[int, str | None] = {}
         for lab, trs in groups.items():
             named[lab] = _cast_name(trs, cast or {})
-        merged: dict[object, list[_Track]] = {}  # one character per cast name
+        # one character per cast name: a name (str) or, for a face no note names, its cluster (int)
+        merged: dict[str | int, list[_Track]] = {}
         for lab, trs in groups.items():
-            key = ("name", named[lab]) if named[lab] else ("cluster", lab)
-            merged.setdefault(key, []).extend(trs)
+            merged.setdefault(named[lab] or lab, []).extend(trs)
         people = []
         for key, trs in merged.items():
             times = sorted(t for tr in trs for (_s, _i, t) in tr.sightings)
-            people.append((len(times) * interval_s, key[1] if key[0] == "name" else None, trs, times))
+            people.append((len(times) * interval_s, key if isinstance(key, str) else None, trs, times))
         people.sort(key=lambda p: (-p[0], p[3][0]))
         chars: list[Character] = []
         label_of: dict[tuple[int, int], str] = {}

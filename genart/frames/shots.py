@@ -136,7 +136,7 @@ def detect_shots(info: "SourceInfo", *, detector: str = "content", threshold: fl
     tracker = ShotTracker(make_detector(detector, threshold=threshold, min_scene_len=min_scene_len))
     scan = VideoScan(info, detect_size=detect_size(info.coded_width or info.width, info.coded_height or info.height))
     for f in scan:
-        tracker.push(f.index, f.t_s, f.small)
+        tracker.push(f.index, f.t_s, f.detector_copy())
         if progress is not None and f.index % 64 == 0:
             progress(f.index)
     shots = tracker.finish(1.0 / max(info.fps, 1e-6))

@@ -3,7 +3,7 @@ what the segment preference model learns from (every arm's facts and traffic, CL
 
 Every SQL statement of the learning use cases (``genart.usecases.loop``, ``.preferences``,
 ``.facts``) lives here. The bandit tables are the tester's: these functions run inside the
-transaction the caller opened on the tester's engine (``genart.bandit.store.read_txn`` /
+transaction the caller opened on the tester's engine (``genart.store.bandit_engine.read_txn`` /
 ``write_txn``), so a step of the loop reads and writes with the tester's own locking.
 """
 

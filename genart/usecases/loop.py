@@ -130,7 +130,7 @@ def _blocked(tester, test_id: str, seg, cfg) -> str | None:
     present arms triggered already, or it has not had ``loop_min_impressions`` more impressions
     since its last trigger."""
     from genart.bandit.loop import arms_key
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.store import learning_queries
 
     key = arms_key([a.arm_id for a in seg.arms])
@@ -187,7 +187,7 @@ class _Context:
     def setup(self, segment: str):
         """(model, candidate settings with their expected facts, setting keys already made), or None
         when no profile of the run goes with the segment."""
-        from genart.bandit.store import read_txn
+        from genart.store.bandit_engine import read_txn
         from genart.profiles import get_profiles
         from genart.store import learning_queries
 
@@ -209,7 +209,7 @@ def _trigger(ctx: _Context, seg, reason: str, progress) -> "ProposalRecord | Non
     import numpy as np
 
     from genart.bandit.loop import arms_key
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store import learning_queries
 
     tester, test_id = ctx.tester, ctx.test_id
@@ -234,7 +234,7 @@ def _trigger(ctx: _Context, seg, reason: str, progress) -> "ProposalRecord | Non
 
 
 def _set_proposal(tester: "Tester", proposal_id: str, status: str, note: str | None = None, **values: Any) -> None:
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store import learning_queries
 
     with write_txn(tester.engine) as conn:
@@ -242,7 +242,7 @@ def _set_proposal(tester: "Tester", proposal_id: str, status: str, note: str | N
 
 
 def _set_candidate(tester: "Tester", candidate_id: str, status: str, **values: Any) -> None:
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store import learning_queries
 
     with write_txn(tester.engine) as conn:
@@ -253,7 +253,7 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
     """Thompson over the settings, generation through the one engine, ranking, the review queue."""
     from genart.usecases.stages import ensure_weights, load_stages
     from genart.bandit.loop import Setting, thompson_settings
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.profiles import get_profiles
     from genart.store import learning_queries
     from genart.usecases.regenerate import make_variants
@@ -312,7 +312,7 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
 def _add_approved(out, db, tester, test_id: str, cfg) -> list[tuple[str, str, str]]:
     """Queued candidates a person approved become arms (priors from the model); rejected ones are
     marked so. Returns (segment, arm id, proposal id) of the arms added."""
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.store import learning_queries
 
     with read_txn(tester.engine) as conn:
@@ -362,7 +362,7 @@ def _add_approved(out, db, tester, test_id: str, cfg) -> list[tuple[str, str, st
 
 
 def _close_done_proposals(tester: "Tester", test_id: str) -> None:
-    from genart.bandit.store import write_txn
+    from genart.store.bandit_engine import write_txn
     from genart.store import learning_queries
 
     with write_txn(tester.engine) as conn:
@@ -376,7 +376,7 @@ def proposals(out: str | Path | None, test_id: str, *, db: str | None = None) ->
     Raises:
         UnknownTestError: no such test.
     """
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.bandit.types import CandidateRecord, ProposalRecord
     from genart.store import learning_queries
 

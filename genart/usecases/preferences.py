@@ -22,7 +22,7 @@ def _observations(tester: "Tester", reward: "TestConfig | None" = None,
                   exclude: Sequence[str] = ()) -> list["Observation"]:
     """Every arm with facts and traffic, from the tests whose reward rule is ``reward``'s."""
     from genart.bandit.preferences import Observation
-    from genart.bandit.store import read_txn
+    from genart.store.bandit_engine import read_txn
     from genart.bandit.types import TestConfig
     from genart.store import learning_queries
 

@@ -1,4 +1,5 @@
-"""The bandit store's engine: SQLite by default (a file URL), PostgreSQL by URL.
+"""The bandit exposure log's engine (:mod:`genart.store.exposure_log`) and where the bandit commands
+find their store: SQLite by default (a file URL), PostgreSQL by URL.
 
 SQLite is made safe for a service answering concurrent requests from several threads (or a few
 processes): WAL journal (readers never wait for the writer), a 30 s busy timeout, and write
@@ -12,9 +13,9 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -40,9 +41,9 @@ LEGACY_FILE = "genart_bandit.db"
 DEFAULT_URL = f"sqlite:///runs/{STORE_FILE}"
 BUSY_TIMEOUT_MS = 30_000
 
-TABLES = [BanditTestRow.__table__, BanditArmRow.__table__, BanditExposureRow.__table__, BanditOutcomeRow.__table__,
-          BanditAllocationRow.__table__, BanditTriggerRow.__table__, BanditProposalRow.__table__,
-          BanditCandidateRow.__table__]
+TABLES: list[Table] = [cast(Table, row.__table__) for row in (
+    BanditTestRow, BanditArmRow, BanditExposureRow, BanditOutcomeRow, BanditAllocationRow, BanditTriggerRow,
+    BanditProposalRow, BanditCandidateRow)]
 
 
 def default_url() -> str:
@@ -117,6 +118,12 @@ def locate(store: str | Path | None = None, out: str | Path | None = None, *, mu
     return normalise_url(path)
 
 
+def run_store_url(out: str | Path, db: str | None = None) -> str:
+    """The database URL of an output folder's run store (:class:`genart.store.db.Store`'s): ``db``
+    when given, else the folder's ``genart.sqlite``."""
+    return db or f"sqlite:///{(Path(out).resolve() / STORE_FILE).resolve()}"
+
+
 def normalise_url(url: str | Path) -> str:
     """A database URL; a bare path becomes a SQLite file URL."""
     text = str(url)
@@ -127,7 +134,7 @@ def normalise_url(url: str | Path) -> str:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - exercised through every test
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised through every test
         dbapi_conn.isolation_level = None  # the driver stops issuing its own BEGIN; we do it below
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -152,7 +159,7 @@ def make_engine(url: str | Path | None = None, *, echo: bool = False) -> Engine:
     try:
         if text.startswith("sqlite"):
             memory = text in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in text
-            kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}}
+            kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}}
             if memory:
                 kwargs["poolclass"] = StaticPool
             else:
