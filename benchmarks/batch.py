@@ -192,7 +192,8 @@ def finishing_costs(dev: Any, spec: Any, profiles: list[str], n_frames: int = 4,
 
     from genart.frames.faces import detect_faces
     from genart.generate import tensor_finish as tf
-    from genart.generate.classic import finish_variant
+    from genart.generate import delivery
+    from genart.generate.delivery import finish_variant
     from genart.generate.diffusion import target_size
     from genart.imaging import jpeg_bytes, png_bytes
     from genart.profiles import get_profiles
@@ -225,7 +226,7 @@ def finishing_costs(dev: Any, spec: Any, profiles: list[str], n_frames: int = 4,
     out: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out.update(tf.finish_max_abs_diff(frames, [(p, a, title) for p in profs for a in p.aspects],
+        out.update(delivery.finish_max_abs_diff(frames, [(p, a, title) for p in profs for a in p.aspects],
                                           settings=settings, device=dev))
         done: list[Any] = []
         out["finish_cpu_ms"] = round(timed(lambda: done.__setitem__(slice(None), each(None))), 2)

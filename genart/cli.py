@@ -29,7 +29,7 @@ from rich.text import Text
 
 from genart import api
 from genart.cli_errors import err, handles_errors, say  # noqa: F401  (err, say: what the commands print with)
-from genart.errors import GenartWarning, InvalidArgumentError
+from genart.errors import GenartError, GenartWarning, InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib.metadata import EntryPoint

@@ -61,7 +61,7 @@ class InpaintSpec(_Strict):
 
     model_id: str = Field(min_length=1, description="Hugging Face id or a local diffusers folder")
     revision: str | None = None
-    builder: Literal["hub", "tiny"] = "hub"
+    builder: Literal["hub", "local", "tiny"] = "hub"
     variant: str | None = None
     steps: int | None = Field(None, ge=1, le=150, description="default: the generator's steps")
     strength: float = Field(1.0, gt=0.0, le=1.0)
@@ -72,7 +72,7 @@ class ControlNetSpec(_Strict):
 
     model_id: str = Field(min_length=1, description="Hugging Face id or a local diffusers ControlNet folder")
     revision: str | None = None
-    builder: Literal["hub", "tiny"] = "hub"
+    builder: Literal["hub", "local", "tiny"] = "hub"
     variant: str | None = None
     kind: Literal["canny"] = "canny"
     conditioning_scale: float = Field(0.5, ge=0.0, le=2.0)
@@ -85,7 +85,7 @@ class DiffusionSpec(_Strict):
 
     model_id: str = Field(min_length=1, description="Hugging Face id or a local diffusers folder")
     revision: str | None = None
-    builder: Literal["hub", "tiny"] = "hub"
+    builder: Literal["hub", "local", "tiny"] = "hub"
     pipeline: Literal["img2img"] = "img2img"
     variant: str | None = None
     scheduler: str | None = None
@@ -114,7 +114,7 @@ class ClipSpec(_Strict):
     model: str = Field(min_length=1, description="open_clip architecture, e.g. ViT-B-32")
     pretrained: str = Field(min_length=1, description="hub repo with open_clip weights, or a local file")
     revision: str | None = None
-    builder: Literal["hub", "tiny"] = "hub"
+    builder: Literal["hub", "local", "tiny"] = "hub"
 
 
 class AestheticSpec(_Strict):
@@ -184,7 +184,12 @@ class DiversitySpec(_Strict):
 
 
 class RankSpec(_Strict):
+    """How a preset ranks. ``scorers`` names the registered scorers it runs, in order
+    (``genart.rank.registry``; default: its method's list there); a name nobody registered fails when
+    the ranking is built, with the registered names."""
+
     method: Literal["clip", "features"]
+    scorers: tuple[str, ...] | None = Field(None, min_length=1, description="registered scorer names, in order")
     clip: ClipSpec | None = None
     fidelity_threshold: float = Field(0.7, ge=-1.0, le=1.0)
     aesthetic: AestheticSpec | None = None
@@ -213,6 +218,8 @@ class RankSpec(_Strict):
             raise ValueError("method 'clip' needs a 'clip' section (model, pretrained)")
         if self.aesthetic is not None and self.aesthetic.builder != "brisque" and self.method != "clip":
             raise ValueError("an 'aesthetic' head needs CLIP embeddings: method must be 'clip' (or builder: brisque)")
+        if self.scorers is not None and len(set(self.scorers)) != len(self.scorers):
+            raise ValueError(f"scorers lists a scorer twice: {list(self.scorers)}")
         for name, w in self.extra_weights.items():
             if not (w >= 0.0 and w < float("inf")):
                 raise ValueError(f"extra_weights['{name}'] must be a finite number >= 0, got {w}")

@@ -51,7 +51,25 @@ class UnsupportedMediaError(InputError):
         self.path = path
 
 
-class ImageTooLargeError(UnsupportedMediaError):
+class ImageReadError(UnsupportedMediaError):
+    """The pixels of an image genart reads (a still, an upload, a key frame's or a variant's stored
+    picture) cannot be had: the one family ``genart.imaging``'s loader (``open_image``, ``load_rgb``,
+    ``pixels_of``) raises, so a caller catches one class for a missing, an unreadable and a too-large
+    image. Raised as itself for a file that is not a readable image."""
+
+
+class ImageNotFoundError(ImageReadError):
+    """No file where the image should be (a stored picture deleted or moved, a wrong path), or a
+    value that carries neither pixels nor a path."""
+
+    def __init__(self, path: object, detail: str = "") -> None:
+        extra = f" ({detail})" if detail else ""
+        InputError.__init__(self, f"image not found: {path}{extra}",
+                            hint="check the path; a run's pictures live in its store's folder (--out)")
+        self.path = path
+
+
+class ImageTooLargeError(ImageReadError):
     """An image whose header declares more pixels than genart decodes (a decompression bomb, or simply
     too big): refused before its pixels are read, so memory stays bounded."""
 
@@ -108,6 +126,24 @@ class UnknownPresetError(ConfigError):
                          hint="presets live in models.yaml; `genart models list` shows them")
         self.name = name
 
+
+
+class UnknownModelSourceError(ConfigError):
+    """A preset names a model source (``builder``) that no module registered."""
+
+    def __init__(self, name: str, known: Iterable[str], *, field: str | None = None) -> None:
+        super().__init__(f"unknown model source '{name}'; known sources: {_choices(known)}", field=field,
+                         hint="a model's `builder` in models.yaml names where its weights come from")
+        self.name = name
+
+
+class UnknownScorerError(ConfigError):
+    """A preset's ``ranker.scorers`` names a scorer that no module registered."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown scorer '{name}'; known scorers: {_choices(known)}", field="ranker.scorers",
+                         hint="scorers register themselves in genart/rank/registry.py (CONTRIBUTING.md, 'Add a scorer')")
+        self.name = name
 
 # --- profiles ----------------------------------------------------------------------------------
 class ProfileError(GenartError):

@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from genart.provenance import XMP_KEY as XMP_TEXT_KEY  # the PNG iTXt keyword of an XMP packet
-
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 ANALYSIS_LONG_SIDE = 256
+
+#: The keyword of an XMP packet in a PNG's iTXt chunk (Adobe's XMP spec, part 3; what exiftool reads):
+#: ``png_bytes`` and ``with_jpeg_text`` write it, ``image_text`` reads it back (``genart.provenance``
+#: builds the packet and uses this key; it imports this module, never the other way round).
+XMP_TEXT_KEY = "XML:com.adobe.xmp"
 
 #: The most pixels genart decodes from one image file, unless ``$GENART_MAX_IMAGE_PIXELS`` says
 #: otherwise: 40 MP holds a 4K frame (8.3 MP), an 8K one (33 MP) and any camera still, at about 120 MB
@@ -69,12 +72,14 @@ def open_image(path: "str | Path", *, max_pixels: int | None = None) -> "Iterato
         max_pixels: the limit (default :func:`max_image_pixels`).
 
     Raises:
-        ImageTooLargeError: width x height above the limit (a subclass of UnsupportedMediaError).
-        UnsupportedMediaError: not an image Pillow can read.
+        ImageNotFoundError: no file at ``path``.
+        ImageTooLargeError: width x height above the limit.
+        ImageReadError: not an image Pillow can read (the base of both: one ``except`` for all three;
+            an UnsupportedMediaError).
     """
     from PIL import Image, UnidentifiedImageError
 
-    from genart.errors import ImageTooLargeError, UnsupportedMediaError
+    from genart.errors import ImageNotFoundError, ImageReadError, ImageTooLargeError
 
     limit = max_pixels if max_pixels is not None else max_image_pixels()
     try:
@@ -84,8 +89,10 @@ def open_image(path: "str | Path", *, max_pixels: int | None = None) -> "Iterato
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow: "Image size (N pixels) exceeds limit ..."
         raise ImageTooLargeError(path, int(found.group(1)) if found else limit + 1, limit) from None
+    except FileNotFoundError:
+        raise ImageNotFoundError(path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UnsupportedMediaError(path, f"not a readable image: {exc}") from None
+        raise ImageReadError(path, f"not a readable image: {exc}") from None
     with im:
         w, h = im.size
         if w * h > limit:
@@ -101,11 +108,12 @@ def load_rgb(path: "str | Path", *, upright: bool = False, max_pixels: int | Non
         upright: apply the EXIF orientation (photos from cameras and phones).
 
     Raises:
-        ImageTooLargeError, UnsupportedMediaError: as :func:`open_image`, or pixels that fail to decode.
+        ImageNotFoundError, ImageTooLargeError, ImageReadError: as :func:`open_image`; ImageReadError
+            also for pixels that fail to decode (a truncated or corrupt stream).
     """
     from PIL import ImageOps
 
-    from genart.errors import UnsupportedMediaError
+    from genart.errors import ImageReadError
 
     with open_image(path, max_pixels=max_pixels) as im:
         try:
@@ -114,7 +122,31 @@ def load_rgb(path: "str | Path", *, upright: bool = False, max_pixels: int | Non
                 ImageOps.exif_transpose(rgb, in_place=True)
             return rgb
         except (OSError, SyntaxError, ValueError) as exc:  # a truncated or corrupt pixel stream
-            raise UnsupportedMediaError(path, f"not a readable image: {exc}") from None
+            raise ImageReadError(path, f"not a readable image: {exc}") from None
+
+
+def pixels_of(image: "Image.Image | None", path: "str | Path | None", what: str = "image",
+              ident: object = "") -> "Image.Image":
+    """The pixels of a key frame or a variant: those it holds in memory (as they are), else its stored
+    file through :func:`load_rgb` (RGB, within the pixel limit). The one way a stage gets at them, so
+    a missing, unreadable or too-large picture is the same error everywhere.
+
+    Args:
+        image: the pixels in memory, if any.
+        path: the stored file, if any.
+        what, ident: what the value is (``"variant"``) and its id, for the error.
+
+    Raises:
+        ImageNotFoundError: neither pixels nor a path, or no file at ``path``.
+        ImageTooLargeError, ImageReadError: as :func:`load_rgb`.
+    """
+    if image is not None:
+        return image
+    if path is None:
+        from genart.errors import ImageNotFoundError
+
+        raise ImageNotFoundError(f"{what} {ident}".strip(), "it has neither pixels nor a stored path")
+    return load_rgb(path)
 
 
 def to_array(image: "Image.Image | np.ndarray") -> np.ndarray:
@@ -358,11 +390,18 @@ def with_jpeg_text(data: bytes, text: dict[str, str] | None = None) -> bytes:
 
 def image_text(path: "str | object") -> dict[str, str]:
     """The text an image file carries, as ``png_bytes`` / ``with_jpeg_text`` wrote it: a PNG's text
-    chunks; a JPEG's COM JSON and its APP1 XMP packet (under ``XMP_TEXT_KEY``)."""
-    from PIL import Image
+    chunks; a JPEG's COM JSON and its APP1 XMP packet (under ``XMP_TEXT_KEY``).
 
-    with Image.open(path) as im:  # type: ignore[arg-type]
-        im.load()
+    Raises:
+        ImageNotFoundError, ImageTooLargeError, ImageReadError: as :func:`open_image`.
+    """
+    from genart.errors import ImageReadError
+
+    with open_image(path) as im:  # type: ignore[arg-type]
+        try:
+            im.load()
+        except (OSError, SyntaxError, ValueError) as exc:  # a truncated or corrupt stream
+            raise ImageReadError(path, f"not a readable image: {exc}") from None
         if im.format == "PNG":
             return {str(k): str(v) for k, v in (getattr(im, "text", {}) or {}).items()}
         info = dict(im.info)

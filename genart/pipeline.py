@@ -1,8 +1,9 @@
 """Kept so existing imports (``from genart import pipeline``, ``genart.pipeline.run``) keep working.
 
 The run lives in ``genart.usecases.run``, the run's overview picture in ``genart.usecases.overview``, the
-run folder's names in ``genart.usecases.layout`` and what a preset runs (``Stages``, ``load_stages``, the scorer wiring) in ``genart.usecases.stages``.
-New code imports those modules; this one only re-exports their public names.
+run folder's names in ``genart.usecases.layout`` and what a preset runs (``Stages``, ``load_stages``, the
+scorer wiring) in ``genart.usecases.stages``. New code imports those modules; this one only re-exports
+their public names.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ because ``dwtDct`` works on 4x4 blocks of the DWT and does not survive a resampl
 made at 640x360 and resized to 1280x720 reads as noise); it survives a JPEG at quality 85 (tested).
 ``read_watermark`` decodes it with the library's own decoder.
 
-Imports only the standard library at import time (c2pa-python and cryptography inside the C2PA functions).
+Imports the standard library and ``genart.imaging`` (numpy) at import time: provenance uses the image
+containers, the containers know nothing of provenance; c2pa-python and cryptography inside the C2PA functions.
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ import json
 from typing import TYPE_CHECKING, Mapping
 from xml.sax.saxutils import escape
 
+from genart.imaging import XMP_TEXT_KEY, image_text
+
 if TYPE_CHECKING:
     import numpy as np
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-XMP_KEY = "XML:com.adobe.xmp"
+XMP_KEY = XMP_TEXT_KEY  # where the packet goes in a PNG (genart.imaging writes and reads the containers)
 GENART_NS = "https://genart.invalid/ns/1.0/"  # a private XMP namespace for genart's own fields
 
 # the terms genart uses, and their IPTC labels
@@ -249,8 +252,6 @@ def read_provenance(path: "str | object") -> dict[str, object]:
     """What a stored variant (PNG or JPEG) says about itself:
     ``{"genart": {...}, "xmp": {...}, "DigitalSourceType": uri}``, the same for both formats (a JPEG
     carries the XMP packet in APP1 and the other text in a COM segment: ``genart.imaging.with_jpeg_text``)."""
-    from genart.imaging import image_text
-
     text = image_text(path)
     out: dict[str, object] = {"DigitalSourceType": text.get("DigitalSourceType")}
     out["genart"] = json.loads(text["genart"]) if "genart" in text else None

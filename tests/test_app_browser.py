@@ -6,6 +6,7 @@ the main screens go to ``test-output/screenshots/``."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -28,11 +29,12 @@ def _chromium() -> str | None:
     return None
 
 
-pytest.importorskip("gradio", reason="the review app needs gradio (pip install gradio)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
 CHROMIUM = _chromium()
 pytestmark = [
     pytest.mark.slow,
+    # found, not imported: importing gradio at collection costs seconds of every run, even of the unit tier
+    pytest.mark.skipif(importlib.util.find_spec("gradio") is None, reason="the review app needs gradio (pip install gradio)"),
     pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium, or set GENART_CHROMIUM)"),
 ]
 expect = sync_api.expect

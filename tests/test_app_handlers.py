@@ -3,6 +3,7 @@ typed errors for bad input, an append-only audit trail that two reviewers cannot
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -25,7 +26,9 @@ from genart.errors import (
 from genart.types import Box
 from genart.store.exposure_log import SqlExposureLog
 
-pytest.importorskip("gradio", reason="the review app needs gradio (pip install gradio)")
+# found, not imported: importing gradio at collection costs seconds of every run, even of the unit tier
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("gradio") is None,
+                                reason="the review app needs gradio (pip install gradio)")
 
 from app import handlers as h  # noqa: E402
 
@@ -111,6 +114,7 @@ def test_prompt_edits_are_plain_data():
     assert h.set_prompt(edits, "romance", "  ") == {}
 
 
+@pytest.mark.slow
 def test_generate_refuses_bad_input_before_doing_anything(classic_run):
     out, stage, _ = classic_run
     runs_before = len(api.list_runs(out))
@@ -133,6 +137,7 @@ def test_generate_refuses_bad_input_before_doing_anything(classic_run):
     assert len(api.list_runs(out)) == runs_before
 
 
+@pytest.mark.slow
 def test_generate_uses_only_the_kept_key_frames_and_the_edited_prompt(classic_run):
     out, stage, _ = classic_run
     keep = stage.selected[1]
@@ -146,6 +151,7 @@ def test_generate_uses_only_the_kept_key_frames_and_the_edited_prompt(classic_ru
 
 
 # --- step 3: review -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_load_run_reads_back_what_the_run_made(classic_run):
     out, _, run_id = classic_run
     run = api.load_run(out, run_id)
@@ -160,6 +166,7 @@ def test_load_run_reads_back_what_the_run_made(classic_run):
         api.load_run(out, "no-such-run")
 
 
+@pytest.mark.slow
 def test_gallery_is_best_first_with_scores_and_review_state(classic_run):
     out, _, run_id = classic_run
     view = h.open_run(out, run_id)
@@ -181,6 +188,7 @@ def test_gallery_is_best_first_with_scores_and_review_state(classic_run):
     assert d.state.version == 0 and "seed" in d.params
 
 
+@pytest.mark.slow
 def test_decisions_are_logged_with_reviewer_and_time_and_stale_ones_refused(classic_run):
     out, _, run_id = classic_run
     vid = h.gallery(out, run_id, "thriller").variant_ids[0]
@@ -211,6 +219,7 @@ def test_decisions_are_logged_with_reviewer_and_time_and_stale_ones_refused(clas
     assert h.reviewer_name("signed-in", "typed") == "signed-in"
 
 
+@pytest.mark.slow
 def test_two_reviewers_at_once_never_overwrite_each_other(classic_run):
     out, _, run_id = classic_run
     vid = h.gallery(out, run_id, "thriller").variant_ids[-1]
@@ -257,6 +266,7 @@ def test_two_reviewers_at_once_never_overwrite_each_other(classic_run):
     assert sorted(d.version for d in log) == list(range(1, len(log) + 1))
 
 
+@pytest.mark.slow
 def test_regenerate_adds_a_variant_and_keeps_the_old_one_with_its_decisions(classic_run):
     out, _, run_id = classic_run
     g = h.gallery(out, run_id, "romance")
@@ -305,6 +315,7 @@ def _bandit_ready() -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_handoff_needs_approved_variants(tmp_path):
     _need_media()
     if not _bandit_ready():
@@ -317,6 +328,7 @@ def test_handoff_needs_approved_variants(tmp_path):
         h.handoff(tmp_path, run_id, "Ana", None, [])
 
 
+@pytest.mark.slow
 def test_handoff_then_simulated_traffic_fills_the_report(classic_run):
     if not _bandit_ready():
         pytest.skip("the bandit stage (genart.bandit handoff/tester/report) is not in this checkout yet")
@@ -467,6 +479,7 @@ def test_the_title_goes_where_the_team_asks_when_faces_allow():
 
 
 # --- step 3: the grid, keyboard review, bulk decisions, warnings, compare ---------------------------------
+@pytest.mark.slow
 def test_grid_filters_by_status_and_aspect_and_shows_badges(classic_run):
     out, _, run_id = classic_run
     g = h.gallery(out, run_id, "thriller")
@@ -484,6 +497,7 @@ def test_grid_filters_by_status_and_aspect_and_shows_badges(classic_run):
         h.gallery(out, run_id, "thriller", "deleted")
 
 
+@pytest.mark.slow
 def test_keyboard_review_steps_to_the_next_pending_variant(tmp_path):
     _need_media()
     stage = h.stage_upload(tmp_path, [str(STILLS[0])], 1)
@@ -499,6 +513,7 @@ def test_keyboard_review_steps_to_the_next_pending_variant(tmp_path):
     assert h.next_pending(tmp_path, run_id, ids, ids[2]) is None  # all decided
 
 
+@pytest.mark.slow
 def test_bulk_decisions_apply_to_what_is_shown_and_never_overwrite_a_concurrent_one(tmp_path, monkeypatch):
     _need_media()
     stage = h.stage_upload(tmp_path, [str(STILLS[1])], 1)
@@ -523,6 +538,7 @@ def test_bulk_decisions_apply_to_what_is_shown_and_never_overwrite_a_concurrent_
         h.decide_many(tmp_path, run_id, [], "approve", "Cy")
 
 
+@pytest.mark.slow
 def test_the_score_breakdown_adds_up_and_warnings_are_on_the_variant(classic_run):
     from dataclasses import replace
 
@@ -573,6 +589,7 @@ def test_default_regenerate_is_a_one_click_reroll(classic_run):
     assert "two or more" in h.compare_html(out, run_id, [old.variant_id])
 
 
+@pytest.mark.slow
 def test_one_frame_across_profiles_and_aspects(classic_run):
     out, stage, run_id = classic_run
     run = api.load_run(out, run_id)
@@ -591,6 +608,7 @@ def test_one_frame_across_profiles_and_aspects(classic_run):
 
 
 # --- delivery package ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_export_writes_only_approved_variants_at_delivery_sizes_with_a_manifest(tmp_path):
     import hashlib
     import zipfile
@@ -638,6 +656,7 @@ def test_export_writes_only_approved_variants_at_delivery_sizes_with_a_manifest(
     assert any("below the minimum of Prime Video" in w for w in done.warnings) and manifest["warnings"] == list(done.warnings)
 
 
+@pytest.mark.slow
 def test_cli_export_says_one_line_when_nothing_is_approved(classic_run, tmp_path):
     from typer.testing import CliRunner
 
@@ -671,6 +690,7 @@ def test_verdicts_in_plain_words():
     assert h.verdict([arm("a", 200, 0.5), arm("b", 200, 0.5)], None, "undecided")[0] == "inconclusive"
 
 
+@pytest.mark.slow
 def test_todays_artwork_is_the_control_arms_picture_ranked_like_any_variant(tmp_path):
     if not _bandit_ready():
         pytest.skip("the bandit stage (genart.bandit handoff/tester/report) is not in this checkout yet")
@@ -739,6 +759,7 @@ def test_cli_app_command_refuses_a_public_bind_without_auth(tmp_path, monkeypatc
     assert "without authentication" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_every_event_has_an_api_name_and_gpu_events_share_one_queue(tmp_path):
     from app import build_app
 
@@ -753,6 +774,7 @@ def test_every_event_has_an_api_name_and_gpu_events_share_one_queue(tmp_path):
     assert {fn.concurrency_id for fn in gpu} == {"gpu"} and all(fn.concurrency_limit == 1 for fn in gpu)
 
 
+@pytest.mark.slow
 def test_refreshing_a_variant_keeps_the_regeneration_seed_the_reviewer_typed(classic_run):
     """Every event that shows a variant's details (opening a run, a grid pick, next / previous, the refresh
     after a decision) fills the viewer and the regeneration boxes the variant sets (aspect, strength,
@@ -777,6 +799,7 @@ def test_refreshing_a_variant_keeps_the_regeneration_seed_the_reviewer_typed(cla
         assert shown["regen-strength"] != {"__type__": "update"}, name  # the variant's own settings do come in
 
 
+@pytest.mark.slow
 def test_served_files_are_limited_to_the_run_folders(classic_run):
     """A running app serves the store's images, and not its database or anything else on disk."""
     import httpx
@@ -804,6 +827,7 @@ def test_served_files_are_limited_to_the_run_folders(classic_run):
         gr.close_all()
 
 
+@pytest.mark.slow
 def test_with_auth_nothing_is_served_before_signing_in(classic_run, monkeypatch):
     import httpx
 
@@ -833,6 +857,7 @@ def _approve_first(out, run_id, profiles=("romance", "thriller")) -> None:
             h.decide(out, run_id, vid, "approve", "Ana", "", st.version)
 
 
+@pytest.mark.slow
 def test_concurrent_handoffs_of_one_run_to_one_test_are_recorded_once(classic_run):
     if not _bandit_ready():
         pytest.skip("the bandit stage is not in this checkout")
@@ -859,6 +884,7 @@ def test_concurrent_handoffs_of_one_run_to_one_test_are_recorded_once(classic_ru
     assert {r.message for r in results} == {results[0].message}  # every caller was told the same record
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["has space", "nul\x00byte", "<b>x</b>", "x" * 129])
 def test_handoff_refuses_test_ids_the_bandit_service_refuses(classic_run, bad):
     if not _bandit_ready():
@@ -876,6 +902,7 @@ def test_handoff_refuses_test_ids_the_bandit_service_refuses(classic_run, bad):
     assert bad not in Tester(SqlExposureLog(Path(out) / "genart.sqlite")).tests()
 
 
+@pytest.mark.slow
 def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, monkeypatch):
     """Made with a relative --out from one folder, copied elsewhere, the original removed, the app started
     from '/': key frames, variants, the hand-off's arms and the bandit arms all point into the copy."""
@@ -915,6 +942,7 @@ def test_a_copied_store_serves_its_own_images_from_another_directory(tmp_path, m
         gr.close_all()
 
 
+@pytest.mark.slow
 def test_an_upload_that_is_a_decompression_bomb_gets_a_clear_message(tmp_path):
     import struct
     import zlib
@@ -936,6 +964,7 @@ def test_an_upload_that_is_a_decompression_bomb_gets_a_clear_message(tmp_path):
     assert "GENART_MAX_IMAGE_PIXELS" in error_text(err.value)  # what the app shows, with the hint
 
 
+@pytest.mark.slow
 def test_sign_in_attempts_are_rate_limited_per_client_with_a_growing_delay(tmp_path, monkeypatch):
     """200 wrong passwords as fast as a client can send them: only the first few are checked, the rest
     are 429s with Retry-After, the right password is refused too until the delay has passed."""
@@ -987,6 +1016,7 @@ def test_the_cli_takes_the_password_from_a_file_not_the_command_line(tmp_path, m
     assert res.exit_code == 2 and "USER:PASSWORD" in res.output
 
 
+@pytest.mark.slow
 def test_a_stale_decision_is_an_error_to_api_clients(classic_run):
     """Through the running app with gradio_client (its REST API): a decision on a version someone else
     has moved past raises, with the conflict's message; it is not a 'success' with a toast."""

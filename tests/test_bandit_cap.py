@@ -59,6 +59,7 @@ def burst(tester: Tester, test_id: str, clock: Clock, rng: np.random.Generator, 
         tester.record_many([Outcome(e.exposure_id, 1.0 if e.arm_id == "b" else 0.0, clock.t) for e in exps])
 
 
+@pytest.mark.slow
 def test_the_cap_holds_under_a_burst_and_without_it_the_burst_swings_the_allocation(tmp_path):
     cap, interval = 0.1, 100.0
     moves = {}
@@ -82,6 +83,7 @@ def test_the_cap_holds_under_a_burst_and_without_it_the_burst_swings_the_allocat
     assert moves[False] > 0.05  # the same burst, uncapped, moves far faster: the cap is what held it
 
 
+@pytest.mark.slow
 def test_the_cap_per_hour_of_a_clock(tmp_path):
     clock = Clock()
     tester = Tester(SqlExposureLog(tmp_path / "hour.db"), clock=clock)
@@ -127,6 +129,7 @@ def propensity_chi2(tester: Tester, test_id: str, chunks: int = 8) -> tuple[floa
     return stat, dof, float(scipy_stats.chi2.sf(stat, dof))
 
 
+@pytest.mark.slow
 def test_logged_propensities_under_the_cap_match_the_picks(tmp_path):
     tester = Tester(SqlExposureLog(tmp_path / "chi.db"), seed=11)
     tester.create_test("t", POP.arms_for("t"), TestConfig(policy="ts", floor=0.03, change_cap=0.1,
@@ -141,6 +144,7 @@ def test_logged_propensities_under_the_cap_match_the_picks(tmp_path):
     assert max(steps) <= 1e-9 and seq[-1][1].max() > 0.5
 
 
+@pytest.mark.slow
 def test_the_check_catches_a_tester_seeded_from_the_audience_stream(tmp_path):
     """The old seeding: the audience drawn from the very stream the tester draws from. Arms then
     follow the member's segment draw and disagree with the logged propensities."""
@@ -152,6 +156,7 @@ def test_the_check_catches_a_tester_seeded_from_the_audience_stream(tmp_path):
     assert propensity_chi2(tester, "t")[2] < 1e-6
 
 
+@pytest.mark.slow
 def test_simulate_through_a_store_logs_propensities_that_match(tmp_path):
     from typer.testing import CliRunner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from genart.bandit.cli import app
@@ -30,6 +31,7 @@ def test_simulate_human_output_and_unknown_policy():
     assert "Traceback" not in bad.output
 
 
+@pytest.mark.slow
 def test_simulate_through_a_store_then_report(tmp_path):
     db = str(tmp_path / "cli.db")
     plots = importlib.util.find_spec("matplotlib") is not None  # plots are optional
@@ -57,7 +59,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,6 +126,7 @@ def test_every_bandit_command_finds_the_store_the_run_wrote(store):
     assert r.returncode == 0 and "running" in r.stdout and "ana" in r.stdout
 
 
+@pytest.mark.slow
 def test_report_json_has_the_settings_the_comparison_with_the_control_and_the_preferences(store):
     _, out, _, test_id = store
     r = genart("bandit", "report", test_id, "--out", out, "--json")
@@ -138,6 +140,7 @@ def test_report_json_has_the_settings_the_comparison_with_the_control_and_the_pr
     assert [p["segment"] for p in data["preferences"]] == ["comedy"] and data["preferences"][0]["summary"]
 
 
+@pytest.mark.slow
 def test_evaluate_prints_estimates_with_intervals(store):
     _, out, _, test_id = store
     r = genart("bandit", "evaluate", test_id, "--out", out, "--json", "--bootstrap", "100")
@@ -169,6 +172,7 @@ def test_mistakes_are_one_line_with_a_cli_hint(store, tmp_path):
     one_error(genart("bandit", "report", "--out", out), "TEST_ID / --title")
 
 
+@pytest.mark.slow
 def test_stop_then_the_test_serves_its_winner(store, tmp_path):
     _, out, _, test_id = store
     copy = tmp_path / "copy"
@@ -182,6 +186,7 @@ def test_stop_then_the_test_serves_its_winner(store, tmp_path):
     one_error(genart("bandit", "approve", test_id, "--reviewer", "x", "--out", copy), "is stopped")
 
 
+@pytest.mark.slow
 def test_simulate_compare_puts_policies_side_by_side_and_says_what_regret_is():
     r = genart("bandit", "simulate", "--compare", "--rounds", "3000", "--arms", "4", "--segments", "2")
     assert r.returncode == 0, r.stderr

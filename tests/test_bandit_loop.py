@@ -193,6 +193,7 @@ def test_the_batch_job_never_starts_an_unapproved_test(batch_draft, tmp_path):
     assert tester.assign(t.test_id, "drama").arm_id
 
 
+@pytest.mark.slow
 def test_a_hand_off_in_the_app_starts_the_draft_with_the_approved_variants(batch_draft, tmp_path):
     _, folder, report = batch_draft
     out = copy_of(folder, tmp_path)

@@ -128,6 +128,7 @@ def test_a_public_bind_without_tokens_refuses_to_start(tmp_path, monkeypatch):
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_with_tokens_every_route_but_health_needs_one_docs_too(tmp_path):
     """``genart bandit serve --token-file``: the real process, real HTTP, a bounded number of requests."""
     import subprocess
@@ -199,6 +200,7 @@ def _picks(client, n: int, features) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_huge_features_are_refused_and_a_poisoned_log_is_rebuilt_clean(tmp_path, live):
     """One request with features [1e308, 1e308] once turned a LinTS model into NaN for good (197 of 200 picks
     to one arm, in a fresh process too). Now it is a 422, and a log poisoned before this fix is skipped."""

@@ -176,6 +176,7 @@ def test_create_test_is_idempotent_and_conflicts_are_typed(tester):
         tester.create_test("y", CLEAR.arms_for("y"), TestConfig(floor=0.4))
 
 
+@pytest.mark.slow
 def test_tester_learns_and_the_stopping_rule_declares_the_true_best_arms(tester):
     """3000 simulated members through the store: each segment's winner is its true best arm."""
     make(tester, floor=0.01, stop_probability=0.95, min_impressions=20)
@@ -195,6 +196,7 @@ def test_tester_learns_and_the_stopping_rule_declares_the_true_best_arms(tester)
     assert after.exposure.arm_id == "b" and after.exposure.propensity == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["lints", "linucb"])
 def test_contextual_policies_learn_through_the_tester(tester, policy):
     make(tester, policy=policy, floor=0.02, mc_samples=200)
@@ -212,6 +214,7 @@ def test_a_restarted_tester_rebuilds_its_contextual_model_from_the_store(store_u
     assert p1 == p2
 
 
+@pytest.mark.slow
 def test_concurrent_threads_lose_nothing_and_double_count_nothing(tester):
     make(tester)
     errors: list[BaseException] = []
@@ -241,6 +244,7 @@ def test_concurrent_threads_lose_nothing_and_double_count_nothing(tester):
     assert sum(a.outcomes for s in rep.segments for a in s.arms) == 150
 
 
+@pytest.mark.slow
 def test_report_plots_are_pngs(tester, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib not installed: plots are optional")
     from genart.bandit.report import plot_test
@@ -274,6 +278,7 @@ def test_config_round_trips_through_json():
     assert TestConfig.from_json(cfg.to_json()) == cfg
 
 
+@pytest.mark.slow
 def test_racing_duplicate_rewards_are_recorded_once(tester):
     """Four threads send the same 40 rewards at once: each exposure ends with exactly one outcome."""
     make(tester)

@@ -40,6 +40,7 @@ def test_vw_probabilities_are_a_distribution_and_it_learns():
     assert late < 0.1, late  # uniform play would cost ~0.3 per round
 
 
+@pytest.mark.slow
 def test_vw_policy_through_the_tester(tmp_path):
     pytest.importorskip("vowpalwabbit", reason="vowpalwabbit not installed (pip install vowpalwabbit)")
     tester = Tester(SqlExposureLog(tmp_path / "vw.db"), seed=0)

@@ -96,6 +96,7 @@ titles:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit, entry, field, line", [
     (("    genre: drama", "    genere: drama"), "titles[1] ('b')", "genere", 9),
     (("    genre: drama", "    frames: many"), "titles[1] ('b')", "frames", 9),

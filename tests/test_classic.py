@@ -56,6 +56,7 @@ def test_reframing_keeps_the_faces_whole(media_dir, photo, aspect):
     assert out.shape[1] == 320 and out.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_a_group_too_wide_for_the_aspect_keeps_the_lead_not_a_filled_band(media_dir):
     """Two people side by side cannot be a 9:16 without ~47% fill (what came out before): the crop keeps the
     lead face instead, inside the frame, and the face is still found in the picture."""
@@ -67,6 +68,7 @@ def test_a_group_too_wide_for_the_aspect_keeps_the_lead_not_a_filled_band(media_
     assert len(detect_faces(out)) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("photo", ["astronaut.png", "obama.jpg"])
 def test_classic_variants_still_show_the_face(media_dir, photo):
     kf = keyframe_from(media_dir / "images" / photo)
@@ -134,6 +136,7 @@ def test_the_in_place_grade_matches_the_formulas(stills_dir):
     assert np.array_equal(apply_grade(rgb, Grade(name="none")), rgb)
 
 
+@pytest.mark.slow
 def test_classic_generation_is_deterministic_and_varied(stills_dir):
     kf = keyframe_from(stills_dir / "chelsea.png", detect=False)
     profile = get_profiles(["thriller"])[0]
@@ -163,16 +166,19 @@ class _ClassicFixture:
         return get_profiles(["action"])[0]
 
 
+@pytest.mark.slow
 class TestFeatureScorerContract(_ClassicFixture, ScorerContract):
     def make_scorer(self):
         return FeatureScorer()
 
 
+@pytest.mark.slow
 class TestTechnicalScorerContract(_ClassicFixture, ScorerContract):
     def make_scorer(self):
         return TechnicalScorer()
 
 
+@pytest.mark.slow
 def test_fidelity_separates_the_true_source_from_another_frame(stills_dir):
     profile = get_profiles(["drama"])[0]
     astro = keyframe_from(stills_dir / "astronaut.png", detect=False)

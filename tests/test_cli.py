@@ -87,6 +87,7 @@ def test_malformed_models_yaml(stills_dir, tmp_path):
     assert r.exit_code == 2 and str(bad) in r.stderr and "presets.turbo.generator.steps" in r.stderr
 
 
+@pytest.mark.slow
 def test_frames_command(stills_dir, tmp_path):
     r = invoke("frames", stills_dir, "--max", "2", "--out", tmp_path, "--json")
     assert r.exit_code == 0, r.output
@@ -95,6 +96,7 @@ def test_frames_command(stills_dir, tmp_path):
     assert all(Path(k["path"]).exists() for k in data["keyframes"])
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     p = subprocess.run([sys.executable, "-m", "genart.cli", "run", str(tmp_path / "nope.mp4")], capture_output=True,
@@ -255,6 +257,7 @@ def test_warnings_are_genarts_one_line_each_and_kept_in_the_run(stills_dir, tmp_
     assert result["warnings"] == warned
 
 
+@pytest.mark.slow
 def test_a_damaged_video_warns_in_one_line(tmp_path):
     from tests.media import make_clip
 
@@ -300,6 +303,7 @@ def test_frames_speaks_plain_english(stills_dir, tmp_path):
     assert rc == 0 and out.startswith(f"{stills_dir.name}: 3 stills; 2 key frames in "), out
 
 
+@pytest.mark.slow
 def test_profiles_list_cuts_descriptions_at_a_word(tmp_path):
     from genart import api
 
@@ -319,6 +323,7 @@ def test_profiles_list_cuts_descriptions_at_a_word(tmp_path):
                 assert desc.startswith(kept) and desc[len(kept)] == " ", (kept, desc)  # cut between words
 
 
+@pytest.mark.slow
 def test_models_list_names_full_ids_and_what_is_here(tmp_path):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
     rc, out, _ = cli("models", "list", env=env)
@@ -331,6 +336,7 @@ def test_models_list_names_full_ids_and_what_is_here(tmp_path):
     assert "random weights" in blocks["tiny"]
 
 
+@pytest.mark.slow
 def test_models_pull_offline_says_so_and_how_to_turn_it_off(tmp_path):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
     rc, out, err = cli("models", "pull", "turbo", env=env)
@@ -343,6 +349,7 @@ def test_models_pull_offline_says_so_and_how_to_turn_it_off(tmp_path):
     assert rc == 0 and "classic: ready" in out
 
 
+@pytest.mark.slow
 def test_app_on_a_busy_port_is_one_line(tmp_path):
     import socket
 
@@ -437,6 +444,7 @@ def test_a_missing_or_broken_front_end_is_a_typed_error_with_the_fix(tmp_path, m
     assert _checkout_frontends(other) == {}
 
 
+@pytest.mark.slow
 def test_bandit_plots_of_a_test_without_traffic_warn_nothing(tmp_path):
     """matplotlib says "No artists with labels found" for a legend of nothing: genart draws none."""
     import warnings

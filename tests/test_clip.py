@@ -180,6 +180,7 @@ def _tiny_cached():
 from genart.testing.contracts import ScorerContract  # noqa: E402
 
 
+@pytest.mark.slow
 class TestTinyAestheticContract(ScorerContract):
     def make_scorer(self):
         from genart.rank.aesthetic import AestheticScorer, load_aesthetic
@@ -194,6 +195,7 @@ class TestTinyAestheticContract(ScorerContract):
         return profile()
 
 
+@pytest.mark.slow
 class TestTinyZeroShotSafetyContract(ScorerContract):
     def make_scorer(self):
         from genart.rank.safety import SafetyScorer

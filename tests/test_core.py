@@ -17,6 +17,7 @@ from genart.types import KeyFrame, ScoreSet
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_import_genart_does_not_import_torch():
     code = textwrap.dedent("""
         import sys

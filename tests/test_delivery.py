@@ -113,6 +113,7 @@ def test_c2pa_signs_jpeg_variants_too(media_dir, tmp_path, monkeypatch):
     assert read_provenance(v.path)["genart"]["variant_id"] == v.id  # XMP and COM survive the signing
 
 
+@pytest.mark.slow
 def test_clip_embeddings_from_tensors_are_those_of_the_images(media_dir, genart_cache):
     from genart.models import load_clip
     from genart.rank.embed import CachingEmbedder

@@ -32,6 +32,7 @@ def _decode_all(path: Path) -> tuple[list[np.ndarray], str]:
         return frames, stream.codec_context.name
 
 
+@pytest.mark.slow
 def test_demo_clip_is_decodable_with_declared_frames_and_cuts(demo):
     assert demo.path.is_file()
     assert demo.titles == tuple(s[0] for s in SHOTS)
@@ -53,6 +54,7 @@ def test_demo_clip_is_decodable_with_declared_frames_and_cuts(demo):
     assert np.abs(frames[0].astype(int) - frames[demo.fps - 1].astype(int)).mean() > 2
 
 
+@pytest.mark.slow
 def test_keyframes_of_the_demo_come_from_distinct_shots(demo):
     kfs = extract_keyframes(demo.path, max_frames=4)
     assert len(kfs) == 4
@@ -64,6 +66,7 @@ def test_keyframes_of_the_demo_come_from_distinct_shots(demo):
     assert astronaut and astronaut[0].faces
 
 
+@pytest.mark.slow
 def test_demo_default_size(tmp_path):
     clip = make_demo_clip(tmp_path / "d.mp4", fps=12, seconds_per_shot=0.5)
     assert (clip.width, clip.height, clip.fps) == (640, 360, 12)

@@ -200,6 +200,7 @@ def test_same_noise_as_stock_diffusers_call(model, spec: PresetSpec) -> None:
         assert np.abs(px(stock) - px(v.image)).max() <= 3
 
 
+@pytest.mark.slow
 def test_own_decode_gives_the_pipelines_pil_pixels_exactly(gen: DiffusionGenerator) -> None:
     """decode_latents (8-bit conversion on the device) against the pipeline's own decode + PIL postprocess."""
     import torch

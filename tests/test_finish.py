@@ -72,6 +72,7 @@ def _seam_steps(out: np.ndarray, framing: Framing, src_w: int, src_h: int) -> li
     return res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["synthetic", "two_people.jpg", "obama.jpg", "coffee.png"])
 @pytest.mark.parametrize("aspect", ["9:16", "21:9", "1:1"])
 def test_a_fill_has_no_seam(media_dir, source: str, aspect: str) -> None:
@@ -94,6 +95,7 @@ def test_a_fill_has_no_seam(media_dir, source: str, aspect: str) -> None:
 
 
 # --- sizes and upscales -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_one_size_per_aspect_and_upscale_recorded_and_capped(media_dir) -> None:
     """Every variant of an aspect comes out at the preset's one delivery size, whatever the frame; the seeded
     zoom never enlarges a crop past 1.5x where the largest crop does not need it, and the factor is recorded."""
@@ -131,6 +133,7 @@ def test_delivery_sizes_are_validated() -> None:
         FinishSpec.model_validate({}).size("5:4")
 
 
+@pytest.mark.slow
 def test_crops_keep_clear_of_text_regions(media_dir) -> None:
     """A broadcaster's logo in the bottom corner of a 16:9 frame: the 16:9 crop (no slack) zooms in just
     enough to leave it out, keeping both faces and staying within the 1.5x upscale cap."""
@@ -217,6 +220,7 @@ def _titled(text: str, locale: str, font_probe: str) -> tuple[np.ndarray, TitleL
     return out, layout
 
 
+@pytest.mark.slow
 def test_what_the_recognisers_read_in_japanese_and_devanagari() -> None:
     """PP-OCRv4's bundled model (Chinese + English) cannot read kana or Devanagari: Tesseract (jpn, hin)
     reads them, and is what legibility uses for them."""
@@ -238,6 +242,7 @@ def test_what_the_recognisers_read_in_japanese_and_devanagari() -> None:
         assert score >= 0.8, (text, read)
 
 
+@pytest.mark.slow
 def test_title_skipped_is_recorded_everywhere(media_dir, tmp_path: Path) -> None:
     """No safe place (a face filling the frame): the variant says ``title_status="skipped"`` and why, in its
     params, its PNG's metadata and the run overview; on a cover (16:9) it may not compete, on a square it may."""
@@ -291,6 +296,7 @@ def overview_labels(overview, result) -> list[str]:
 
 
 # --- watermark ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["synthetic", "astronaut.png", "coffee.png", "camera.png"])
 @pytest.mark.parametrize("size", [(1280, 720), (1000, 1500), (640, 360)])
 def test_watermark_survives_the_delivery_jpeg(media_dir, source: str, size: tuple[int, int]) -> None:
@@ -311,6 +317,7 @@ def test_watermark_survives_the_delivery_jpeg(media_dir, source: str, size: tupl
     assert np.array_equal(embed_watermark(rgb, "genart"), marked)  # deterministic
 
 
+@pytest.mark.slow
 def test_finish_watermarks_last_and_records_it() -> None:
     rgb = synthetic()
     done = finish(rgb, [], "16:9", Grade(), 1.0, size=(1280, 720), title="Night Train", watermark="genart")
@@ -336,3 +343,20 @@ def test_title_style_is_validated_in_the_profile() -> None:
         parse_profile(text.replace('color: "#ffffff"', 'color: "white"'), "thriller.yaml")
     fonts = {p.title_style.font for p in load_profiles().values()}
     assert fonts >= {"serif", "condensed", "geometric"}  # the genres do not all get the same face
+
+
+def test_the_overview_grid_places_each_picture_in_its_cell_and_marks_rejected_captions():
+    """genart.sheets.grid on two plain pictures (unit tier: its other tests run whole runs)."""
+    from genart.sheets import BAD, grid
+
+    red, blue = Image.new("RGB", (400, 200), (220, 30, 30)), Image.new("RGB", (100, 300), (30, 40, 220))
+    sheet = grid([("romance", [(red, ["#1 0.91", "ok"]), (blue, ["rejected: unsafe"])])], cell=120, title="T")
+    assert sheet.size == (170 + 2 * 130 + 10, 40 + (120 + 8 + 14 * 3 + 10) + 10)
+    px = np.asarray(sheet)
+    y_mid = 40 + 10 + 60
+    assert tuple(px[y_mid, 170 + 10 + 60]) == (220, 30, 30)  # each picture fitted into the centre of its cell
+    assert tuple(px[y_mid, 170 + 10 + 130 + 60]) == (30, 40, 220)
+    caption = px[40 + 10 + 120:40 + 10 + 120 + 16, 170 + 10 + 130:170 + 10 + 250]
+    assert (np.abs(caption.astype(int) - BAD).sum(axis=2) < 30).any()  # the rejection in the warning colour
+    first = px[40 + 10 + 120:40 + 10 + 120 + 16, 170 + 10:170 + 10 + 120]
+    assert not (np.abs(first.astype(int) - BAD).sum(axis=2) < 30).any()

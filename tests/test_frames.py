@@ -55,6 +55,7 @@ def _check_keyframe(kf: KeyFrame, clip) -> None:
     assert 0.0 <= kf.scores["quality"] <= 1.0
 
 
+@pytest.mark.slow
 def test_keyframes_come_from_different_shots(four_shots):
     clip, kfs, _ = four_shots
     assert len(kfs) == 4
@@ -67,6 +68,7 @@ def test_keyframes_come_from_different_shots(four_shots):
         assert brightness(to_array(kf.image)) > BLACK_LUMA
 
 
+@pytest.mark.slow
 def test_keyframe_ids_are_stable_content_ids(four_shots):
     clip, kfs, _ = four_shots
     digest = sha256_file(clip.path)
@@ -74,6 +76,7 @@ def test_keyframe_ids_are_stable_content_ids(four_shots):
     assert len({kf.id for kf in kfs}) == len(kfs)
 
 
+@pytest.mark.slow
 def test_keyframes_are_pairwise_distinct(four_shots):
     _, kfs, _ = four_shots
     hashes = [frame_hash(kf.image) for kf in kfs]
@@ -82,6 +85,7 @@ def test_keyframes_are_pairwise_distinct(four_shots):
             assert hash_distance(hashes[i], hashes[j]) > NEAR_DUP_BITS
 
 
+@pytest.mark.slow
 def test_progress_is_reported(four_shots):
     _, _, calls = four_shots
     assert calls and all(stage == "frames" for stage, _, _ in calls)
@@ -100,6 +104,7 @@ def test_max_frames_is_respected(four_shots):
     assert len(extract_keyframes(clip.path, max_frames=1, sample_fps=1.0)) == 1
 
 
+@pytest.mark.slow
 def test_static_clip_is_one_shot(tmp_path):
     clip = make_clip(tmp_path / "static.mp4", [("static", 48)], fps=FPS)
     kfs = extract_keyframes(clip.path, max_frames=4)
@@ -107,6 +112,7 @@ def test_static_clip_is_one_shot(tmp_path):
     assert len(kfs) == 1  # every sample is a near-duplicate of the best one
 
 
+@pytest.mark.slow
 def test_black_section_never_yields_a_black_keyframe(tmp_path):
     clip = make_clip(tmp_path / "black.mp4", [("texture", FPS), ("black", 2 * FPS), ("texture", FPS)], fps=FPS)
     kfs = extract_keyframes(clip.path, max_frames=6)
@@ -125,6 +131,7 @@ def test_blurred_shot_is_dropped(tmp_path):
     assert all(clip.kinds[clip.segment_of(kf.frame_index)] != "blurred" for kf in kfs)
 
 
+@pytest.mark.slow
 def test_rotated_video_is_returned_upright(tmp_path):
     # a phone-style display matrix: the frames must come back rotated as a player shows them
     clip = make_clip(tmp_path / "rot.mp4", [("texture", FPS), ("texture", FPS)], fps=FPS, rotation=-90)
@@ -137,6 +144,7 @@ def test_rotated_video_is_returned_upright(tmp_path):
         assert read_stamp(np.rot90(np.asarray(kf.image), 1)) == kf.frame_index
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_what_decoded(tmp_path):
     # faststart puts the index first, so a cut-off file still opens (as a half-downloaded one does)
     full = make_clip(tmp_path / "full.mp4", [("texture", FPS)] * 4, fps=FPS,
@@ -159,6 +167,7 @@ def test_mpeg4_in_avi_also_works(tmp_path):
 
 
 # --- stills --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_folder_of_stills(tmp_path):
     paths = make_stills(tmp_path / "stills", seeds=[3, 4, 5])
     (tmp_path / "stills" / "notes.txt").write_text("not an image")
@@ -173,6 +182,7 @@ def test_folder_of_stills(tmp_path):
         assert kf.image.size == (kf.width, kf.height) == (320, 240)
 
 
+@pytest.mark.slow
 def test_single_image(tmp_path):
     (path,) = make_stills(tmp_path, seeds=[7])
     info = probe_source(path)
@@ -181,6 +191,7 @@ def test_single_image(tmp_path):
     assert (kf.t_s, kf.frame_index, kf.shot) == (0.0, 0, 0)
 
 
+@pytest.mark.slow
 def test_probe_video(four_shots):
     clip, _, _ = four_shots
     info = probe_source(clip.path)
@@ -259,6 +270,7 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs, name", [
     ({"max_frames": 0}, "max_frames"),
     ({"max_frames": -2}, "max_frames"),
@@ -275,6 +287,7 @@ def test_invalid_arguments(four_shots, kwargs, name):
     assert repr(next(iter(kwargs.values()))) in str(err.value)
 
 
+@pytest.mark.slow
 def test_importing_frames_is_cheap():
     code = textwrap.dedent("""
         import sys
@@ -286,6 +299,7 @@ def test_importing_frames_is_cheap():
 
 
 # --- faces on real photos and clips ----------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name, n_faces", [("astronaut.png", 1), ("obama.jpg", 1), ("two_people.jpg", 2)])
 def test_detect_faces_on_real_photos(media_dir, name, n_faces):
     from PIL import Image
@@ -338,6 +352,7 @@ def test_real_clips_have_a_keyframe_with_a_face(media_dir, name):
             assert box.x + box.w <= kf.width + 1 and box.y + box.h <= kf.height + 1
 
 
+@pytest.mark.slow
 def test_unreadable_still_in_a_folder_is_skipped(tmp_path):
     paths = make_stills(tmp_path / "stills", seeds=[3, 4])
     bad = tmp_path / "stills" / "still_00b.jpg"
@@ -388,6 +403,7 @@ def test_adaptive_detector_finds_the_same_cuts(four_shots):
         analyse(clip.path, detector="histogram")
 
 
+@pytest.mark.slow
 def test_static_clip_has_no_cut(tmp_path):
     clip = make_clip(tmp_path / "static.mp4", [("static", 48)], fps=FPS)
     res = analyse(clip.path)
@@ -426,6 +442,7 @@ def test_anamorphic_video_gets_square_pixels(tmp_path):
         assert read_stamp(kf.image) == kf.frame_index
 
 
+@pytest.mark.slow
 def test_yuv444_video(tmp_path):
     clip = make_clip(tmp_path / "444.mp4", [("texture", FPS)] * 3, fps=FPS, pix_fmt="yuv444p")
     assert probe_source(clip.path).pix_fmt == "yuv444p"
@@ -436,6 +453,7 @@ def test_yuv444_video(tmp_path):
         _check_keyframe(kf, clip)
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_the_shots_before_the_damage(tmp_path):
     full = make_clip(tmp_path / "full.mp4", [("texture", FPS)] * 4, fps=FPS,
                      container_options={"movflags": "faststart"})
@@ -489,6 +507,7 @@ def test_title_cards_and_fades_are_not_picked(tmp_path):
         assert kf.scores["title_card"] < 0.5
 
 
+@pytest.mark.slow
 def test_faces_have_pose_and_the_haar_fallback_still_works(media_dir):
     from PIL import Image
 
@@ -547,6 +566,7 @@ def test_burned_in_title_black_and_soft_frames_are_not_picked(media_dir):
         assert kf.scores["motion_blur"] < 0.3 and kf.scores["fade"] == 0.0
 
 
+@pytest.mark.slow
 def test_without_any_face_detector_frames_go_on_with_a_warning(media_dir, monkeypatch):
     """An OpenCV 5 build (no Haar cascades in its core) and no yuface: a warning and no faces, not a crash;
     asking for Haar by name there is a typed error that names the package to install."""

@@ -79,6 +79,7 @@ def test_reframes_every_aspect_keeping_the_faces(media_dir, gen: DiffusionGenera
     assert "crop" in kinds and kinds <= {"crop", "outpaint"}
 
 
+@pytest.mark.slow
 def test_outpaint_where_a_fill_would_be_too_wide(media_dir, gen: DiffusionGenerator) -> None:
     """A 1:1 of the two-person frame needs a window past the frame: with an inpainting model it keeps both
     people and outpaints (seeded: the same twice); without one a mirrored fill may make only 8%, so another
@@ -104,6 +105,7 @@ def replace_inpaint(spec: PresetSpec, inpaint: object) -> PresetSpec:
     return spec.model_copy(update={"generator": spec.generator.model_copy(update={"inpaint": inpaint})})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pid, titles", [("romance-ja", {"ja-JP": "夜行列車"}), ("action-hi", {"hi-IN": "रात की ट्रेन"}),
                                          ("romance", None)])
 def test_title_in_the_profile_locale_clear_of_faces(media_dir, gen: DiffusionGenerator, pid: str, titles) -> None:
@@ -139,6 +141,7 @@ def scaled_crop(crop, kf: KeyFrame, rw: int, rh: int):
     return (x * rw / kf.width, y * rh / kf.height, w * rw / kf.width, h * rh / kf.height)
 
 
+@pytest.mark.slow
 def test_metadata_round_trips_from_the_png(media_dir, gen: DiffusionGenerator, tmp_path: Path) -> None:
     from genart.store.db import Store
 
@@ -185,6 +188,7 @@ def json_like(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+@pytest.mark.slow
 def test_controlnet_canny_guides_img2img(spec: PresetSpec, genart_cache) -> None:
     """A preset naming a ControlNet runs the ControlNet img2img pipeline with the frame's canny edges."""
     from genart.models import check_preset, load_diffusion
@@ -214,6 +218,7 @@ def test_controlnet_canny_guides_img2img(spec: PresetSpec, genart_cache) -> None
     assert np.abs(np.asarray(alone.image, np.int16) - np.asarray(guided[2].image, np.int16)).max() <= 3
 
 
+@pytest.mark.slow
 def test_c2pa_content_credentials_when_a_certificate_is_set(media_dir, tmp_path: Path, monkeypatch) -> None:
     """Opt-in C2PA: signed offline with a private test CA; validates (untrusted signer), keeps the XMP."""
     pytest.importorskip("c2pa", reason="c2pa-python not installed (optional)")

@@ -59,6 +59,7 @@ def _iou(a: Box, b: Box) -> float:
 
 
 # --- transitions -----------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, kinds", [("fade", {"fade-out", "fade-in"}), ("dissolve", {"dissolve"}),
                                          ("wipe", {"wipe"})])
 def test_no_keyframe_inside_a_transition(tmp_path, kind, kinds):
@@ -84,6 +85,7 @@ def test_no_keyframe_inside_a_transition(tmp_path, kind, kinds):
     assert any(kf.frame_index < first for kf in res.keyframes) and any(kf.frame_index >= end for kf in res.keyframes)
 
 
+@pytest.mark.slow
 def test_clean_shots_have_no_transition(tmp_path):
     clip = make_clip(tmp_path / "cuts.mp4", [("texture", FPS)] * 3, fps=FPS)
     res = analyse(clip.path, max_frames=3)
@@ -170,6 +172,7 @@ def test_chaplin_side_bars_are_cropped(media_dir):
 
 
 # --- coverage -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_long_single_take_yields_the_frames_asked(tmp_path):
     """80 s, one camera: a locked-off set with someone moving about. Six asked, six come back, spread
     over the take, all from its one shot."""
@@ -196,6 +199,7 @@ def test_long_single_take_yields_the_frames_asked(tmp_path):
     assert not res.warnings
 
 
+@pytest.mark.slow
 def test_a_frozen_picture_gives_one_frame_and_says_why(tmp_path):
     clip = make_clip(tmp_path / "static.mp4", [("static", 48)], fps=FPS)
     with pytest.warns(RuntimeWarning, match="1 of 4 key frames"):
@@ -204,6 +208,7 @@ def test_a_frozen_picture_gives_one_frame_and_says_why(tmp_path):
     assert res.warnings and "near-duplicates" in res.warnings[-1]
 
 
+@pytest.mark.slow
 def test_the_same_picture_twice_is_one_key_frame(tmp_path):
     """Shot 1 and shot 3 are the same picture, the second much darker: one of them is a key frame."""
     w, h = 320, 180
@@ -220,6 +225,7 @@ def test_the_same_picture_twice_is_one_key_frame(tmp_path):
     assert 1 in shots and not (0 in shots and 2 in shots), shots
 
 
+@pytest.mark.slow
 def test_a_slow_pan_is_one_picture(tmp_path):
     """Six seconds of a slow pan (30 px across 320) plus a cut to another shot: one frame of the pan."""
     w, h = 320, 180
@@ -326,6 +332,7 @@ def test_whitehouse_logo_is_found_on_every_key_frame(media_dir):
 
 
 # --- faces: real ones, turned ones, and who they are ----------------------------------------------
+@pytest.mark.slow
 def test_a_cat_is_not_a_face():
     """YuNet scores chelsea the cat (turned on her side) 0.6 as a face; the checks reject it."""
     from skimage import data
@@ -337,6 +344,7 @@ def test_a_cat_is_not_a_face():
     assert find_faces(cat, rotations=(0, 90, 270)) == []
 
 
+@pytest.mark.slow
 def test_a_sideways_face_is_found_with_its_real_box_and_roll():
     from skimage import data
 
@@ -484,6 +492,7 @@ def test_tracks_seen_together_are_never_one_person():
     assert labels[0] != labels[1] and labels[2] in (labels[0], labels[1])
 
 
+@pytest.mark.slow
 def test_cast_errors_name_the_bad_entry(tmp_path, media_dir):
     from PIL import Image
 
@@ -498,6 +507,7 @@ def test_cast_errors_name_the_bad_entry(tmp_path, media_dir):
 
 
 # --- the whole result: JSON, CLI, store ---------------------------------------------------------------
+@pytest.mark.slow
 def test_frames_command_shows_bars_transitions_and_why_fewer(tmp_path):
     from typer.testing import CliRunner
 
@@ -535,6 +545,7 @@ def test_frames_command_shows_bars_transitions_and_why_fewer(tmp_path):
     assert sheet.width > 600
 
 
+@pytest.mark.slow
 def test_keyframe_facts_survive_the_store(tmp_path):
     from genart.store.db import Store
     from genart.types import FaceFacts, KeyFrame, Region, RunManifest, ScoreSet
@@ -608,3 +619,43 @@ def test_catalogue_casting_notes_reach_the_frames_stage(tmp_path, media_dir):
     with pytest.raises(CatalogError, match="cast photo of 'Ghost' not found"):
         parse_catalog(text.replace("refs/obama.jpg", "refs/none.jpg").replace("Barack Obama", "Ghost"),
                       tmp_path / "catalog.yaml")
+
+
+# --- the detectors on frames in memory (unit tier: no video written or decoded) ----------------------
+def test_bar_votes_find_a_letterbox_once_enough_samples_agree_and_black_frames_do_not_vote():
+    from genart.frames.borders import MIN_VOTES, BarVotes, Bars
+    from tests.media import bars_around, texture
+
+    votes = BarVotes(320, 180)
+    votes.push(np.zeros((180, 320, 3), np.uint8))  # a black slug votes for nothing
+    assert votes.n == 0
+    for seed in range(MIN_VOTES - 1):
+        votes.push(bars_around(texture(seed, (320, 140)), (320, 180)))
+    assert votes.bars() == Bars()  # too few votes to trust
+    votes.push(bars_around(texture(9, (320, 140)), (320, 180)))
+    bars = votes.bars()
+    assert (bars.left, bars.right) == (0, 0) and 20 <= bars.top <= 22 and 20 <= bars.bottom <= 22
+    x, y, w, h = bars.area(320, 180)
+    assert (x, w) == (0, 320) and y == bars.top and 136 <= h <= 140
+
+
+def test_the_transition_tracker_finds_a_dissolve_and_nothing_in_a_clean_cut():
+    from genart.frames.transitions import TransitionTracker, inside
+    from tests.media import blend, texture
+
+    fps, hold, length = 24, 36, 24  # as make_transition_clip, without writing the clip
+
+    def track(frames):
+        tracker = TransitionTracker(fps)
+        for i, f in enumerate(frames):
+            tracker.push(i, i / fps, f[..., ::-1].copy())  # the tracker takes BGR, as OpenCV decodes
+        return tracker.finish(1 / fps)
+
+    a = [texture(11, (320, 180), i) for i in range(hold + length)]
+    b = [texture(12, (320, 180), i) for i in range(hold + length)]
+    dissolve = a[:hold] + [blend(a[hold + i], b[i], (i + 1) / (length + 1)) for i in range(length)] + b[length:]
+    found = track(dissolve)
+    middle = (hold + length / 2) / fps
+    assert found and inside(middle, found) is not None, found
+    assert inside(2 / fps, found) is None and inside((len(dissolve) - 3) / fps, found) is None
+    assert track(a[:hold] + b[:hold]) == []  # a hard cut is a cut, not a transition

@@ -60,6 +60,7 @@ def sha(path: Path) -> str:
 
 
 # --- fast: no torch ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_model_modules_import_without_torch() -> None:
     code = (
         "import sys, genart.models, genart.models.hub, genart.models.device, genart.models.tiny, "
@@ -77,6 +78,7 @@ def test_classic_needs_nothing() -> None:
     assert resolved_models(preset("classic")) == ()
 
 
+@pytest.mark.slow
 def test_checks_and_absent_weights_answer_without_loading_a_model(tmp_path: Path) -> None:
     """Why ``genart models check`` and a missing-weights error are quick: neither imports torch or
     diffusers, let alone builds a model (their seconds are measured by benchmarks/startup.py)."""

@@ -36,6 +36,7 @@ def test_result_is_ranked_best_first_per_profile(classic_run):
             assert r.variant.params.profile_id == pid and r.variant.keyframe.path.exists()
 
 
+@pytest.mark.slow
 def test_images_are_stored_once_named_by_content_hash(classic_run):
     result, out = classic_run
     for _, items in result.ranked:
@@ -44,6 +45,7 @@ def test_images_are_stored_once_named_by_content_hash(classic_run):
             assert r.path.parent.parent == out / "images"
 
 
+@pytest.mark.slow
 def test_store_holds_the_run(classic_run):
     result, out = classic_run
     store = Store(out)
@@ -57,6 +59,7 @@ def test_store_holds_the_run(classic_run):
     assert store.scores(result.run_id, best.variant.id, "romance") == pytest.approx(best.scores.as_dict())
 
 
+@pytest.mark.slow
 def test_manifest_is_enough_to_reproduce(classic_run):
     result, _ = classic_run
     m = json.loads(result.manifest_path.read_text())
@@ -76,6 +79,7 @@ def test_manifest_is_enough_to_reproduce(classic_run):
     assert json.loads((result.out_dir / "result.json").read_text())["run_id"] == result.run_id
 
 
+@pytest.mark.slow
 def test_result_json_shows_the_order_its_score_and_every_contribution(classic_run):
     result, _ = classic_run
     doc = json.loads((result.out_dir / "result.json").read_text())
@@ -94,6 +98,7 @@ def test_result_json_shows_the_order_its_score_and_every_contribution(classic_ru
                                for pid, v in result.to_json()["profiles"].items()}
 
 
+@pytest.mark.slow
 def test_png_carries_params_and_ai_label(classic_run):
     result, _ = classic_run
     r = result["action"][0]

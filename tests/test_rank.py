@@ -67,6 +67,7 @@ class TestLegibilityContract(_Photos, ScorerContract):
         return LegibilityScorer()
 
 
+@pytest.mark.slow
 class TestSafetyNsfwContract(_Photos, ScorerContract):
     def make_scorer(self):
         return SafetyScorer(None, nsfw=True)
@@ -104,6 +105,7 @@ class TestCachingEmbedderContract(EmbedderContract):
 
 
 # --- safety: the real classifier on real photos -------------------------------------------------------
+@pytest.mark.slow
 def test_nsfw_classifier_rates_the_real_photos_safe():
     paths = sorted(p for p in MEDIA_IMAGES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     need_media(MEDIA_IMAGES)
@@ -130,6 +132,7 @@ def test_zero_shot_rejects_with_the_reason_and_thresholds_gate():
 
 
 # --- rejection reasons persist ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_rejection_reasons_round_trip_through_the_store(tmp_path):
     from genart.store.db import Store
 
@@ -394,6 +397,7 @@ def test_legibility_prefers_crisp_contrasty_pictures_at_thumbnail_size():
 
 
 # --- any image, through the public API ------------------------------------------------------------------
+@pytest.mark.slow
 def test_rank_variants_scores_an_existing_thumbnail_beside_others(tmp_path):
     from genart.api import rank_variants, variant_from_image
 

@@ -226,6 +226,7 @@ def test_a_variant_made_from_another_titles_frame_fails_fidelity():
             assert row.rank is None and "misrepresents the source frame" in (row.rejected or ""), (a, b, row.scores)
 
 
+@pytest.mark.slow
 def test_clip_fidelity_compares_the_frame_without_its_title_plate():
     from genart.rank.clip import ClipScorer
     from genart.testing.fakes import FakeEmbedder
@@ -277,6 +278,7 @@ def test_the_known_innocent_set_has_no_safety_rejections():
     assert max(s["nsfw"] for s in scores) < 0.8
 
 
+@pytest.mark.slow
 def test_a_doubtful_variant_is_kept_marked_for_review_and_held_from_tests_until_approved(tmp_path, monkeypatch):
     """The flagged band end to end: a preset whose review line sits low enough that real variants fall in it;
     they stay ranked with needs_review (stored, and read back as the app reads a run), the automatic
@@ -414,6 +416,7 @@ def test_each_profile_leads_with_what_its_audience_wants():
     assert firsts == want
 
 
+@pytest.mark.slow
 def test_affinity_uses_what_is_measured_and_degrades_gracefully_without_face_facts():
     from genart.rank.features import FeatureScorer, content
 
@@ -455,6 +458,7 @@ def test_profiles_validate_their_wants(tmp_path):
 
 
 # --- quality sees what a designer sees ------------------------------------------------------------------
+@pytest.mark.slow
 def test_quality_falls_with_enlargement_fill_burned_in_text_and_transitions():
     from genart.rank.features import TechnicalScorer
 
@@ -480,6 +484,7 @@ def test_quality_falls_with_enlargement_fill_burned_in_text_and_transitions():
         assert quality(worse) < 0.85 * base
 
 
+@pytest.mark.slow
 def test_an_untitled_variant_of_an_aspect_that_needs_a_title_does_not_compete():
     profile = get_profiles(["romance"])[0]
     kf = keyframe("coffee.png", detect=False)
@@ -503,6 +508,7 @@ def test_an_untitled_variant_of_an_aspect_that_needs_a_title_does_not_compete():
 
 
 # --- classic's aesthetic score: BRISQUE ------------------------------------------------------------------
+@pytest.mark.slow
 def test_brisque_scores_clean_pictures_above_blurred_noisy_and_enlarged_ones():
     import cv2
 

@@ -120,6 +120,7 @@ def _command_path(line: str) -> str:
     return " ".join(words)
 
 
+@pytest.mark.slow
 def test_every_command_named_in_the_text_is_one_the_blocks_run():
     """An inline `genart ...` in the prose names a command some block runs (so none is untried)."""
     text = README.read_text(encoding="utf-8")

@@ -74,6 +74,7 @@ def test_a_decompression_bomb_is_one_typed_line_from_run_and_frames(bombs, tmp_p
     assert not (tmp_path / "f").exists() or not list((tmp_path / "f").glob("*.png"))  # nothing decoded or written
 
 
+@pytest.mark.slow
 def test_the_limit_is_checked_from_the_header_and_memory_stays_bounded(bombs, tmp_path):
     """The peak memory of a real process: a bomb is refused without decoding it, and an image just under
     the limit is decoded and analysed in a few hundred MB (an 81 MP one took 962 MB before the limit)."""
@@ -99,6 +100,7 @@ def test_the_limit_is_checked_from_the_header_and_memory_stays_bounded(bombs, tm
     assert ok == 1 and mb < 600, mb  # 119 MB of RGB, and the analysis on top
 
 
+@pytest.mark.slow
 def test_the_limit_is_configurable_and_a_bad_value_is_a_typed_error(bombs, tmp_path):
     r = genart("frames", bombs["big"], "--out", tmp_path / "f", env={"GENART_MAX_IMAGE_PIXELS": "1e6"})
     assert r.returncode == 2 and "the limit is 1 MP" in one_line_error(r)
@@ -106,6 +108,7 @@ def test_the_limit_is_configurable_and_a_bad_value_is_a_typed_error(bombs, tmp_p
     assert r.returncode == 2 and "GENART_MAX_IMAGE_PIXELS must be a whole number" in one_line_error(r)
 
 
+@pytest.mark.slow
 def test_a_bomb_among_stills_is_skipped_and_the_api_raises_unsupported_media(bombs, tmp_path, stills_dir):
     import shutil
 
@@ -306,6 +309,7 @@ def test_sigkill_during_run_then_the_same_command_resumes_it(stills_dir, tmp_pat
     assert r.returncode == 0 and json.loads(r.stdout)["run_id"] != run_id
 
 
+@pytest.mark.slow
 def test_a_run_in_progress_is_never_taken_over(stills_dir, tmp_path):
     """Two identical commands at once: the second does not resume the first's run while it is alive."""
     from genart.files import FileLock
@@ -348,6 +352,7 @@ def test_concurrent_runs_on_a_fresh_folder_are_all_stored(stills_dir, tmp_path):
 
 
 # --- 13: bad profile files and API arguments are typed errors ---------------------------------------------
+@pytest.mark.slow
 def test_profiles_validate_on_a_folder_or_deep_yaml_is_one_line(tmp_path):
     folder = tmp_path / "romance.yaml"
     folder.mkdir()

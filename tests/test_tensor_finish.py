@@ -14,6 +14,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+from genart.generate import delivery  # noqa: E402
 from genart.generate import tensor_finish as tf  # noqa: E402
 from genart.generate.classic import GRADE_LADDER  # noqa: E402
 from genart.generate.diffusion import target_size  # noqa: E402
@@ -41,11 +42,13 @@ def frames(media_dir) -> list[tuple[str, np.ndarray, list]]:
     return out
 
 
+@pytest.mark.slow
 def test_profiles_and_photos_are_all_there(frames):
     assert len(PROFILES) >= 10 and len(frames) >= 6
     assert any(f for _, _, f in frames) and any(not f for _, _, f in frames)  # with faces and without
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["matmul", "taps"])
 def test_resize_is_opencvs_on_real_frames(frames, how):
     """Area downscales (integer and fractional ratios), Lanczos upscales and the area-linear corner,
@@ -69,6 +72,7 @@ def test_resize_is_opencvs_on_real_frames(frames, how):
     assert checked == 4 * len(sizes)
 
 
+@pytest.mark.slow
 def test_saliency_thumbnail_is_the_one_saliency_center_reads(frames):
     import cv2
 
@@ -81,6 +85,7 @@ def test_saliency_thumbnail_is_the_one_saliency_center_reads(frames):
         assert np.allclose(saliency_center(thumb), saliency_center(rgb), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_grade_is_apply_grade_for_every_profile_in_one_mixed_batch(frames):
     """Every profile's grade at every amount of the classic ladder, rows of different grades in one call."""
     rows = [(rgb, get_profiles([pid])[0].grade, amount)
@@ -177,18 +182,19 @@ def test_finishing_matches_finish_for_every_profile_and_aspect(frames):
     without = next(f for f in frames if not f[2])
     stats = {"finish_max_abs_diff": 0, "rows": 0, "on_device": 0, "plan_mismatches": 0}
     for i, (_, rgb, faces) in enumerate((with_faces, without)):  # each case on one of the two photos
-        part = tf.finish_max_abs_diff([(rgb, faces)], cases[i::2])
+        part = delivery.finish_max_abs_diff([(rgb, faces)], cases[i::2])
         stats = {k: max(v, part[k]) if k == "finish_max_abs_diff" else v + part[k] for k, v in stats.items()}
     assert stats["rows"] == len(cases) and stats["plan_mismatches"] == 0
     assert stats["on_device"] >= stats["rows"] * 0.6  # the framings that stay in the frame
     assert stats["finish_max_abs_diff"] <= 2, stats
 
 
+@pytest.mark.slow
 def test_the_watermark_is_embedded_on_the_tensor_path_and_reads_back(frames):
     """The watermark (CPU numpy, on a host copy) after the tensor finishing: it reads back, and the
     device's pixels are the watermarked ones."""
     from genart.config import FinishSpec
-    from genart.generate.classic import finish_variant
+    from genart.generate.delivery import finish_variant
     from genart.provenance import read_watermark
 
     _, rgb, faces = next(f for f in frames if f[2])
@@ -209,6 +215,7 @@ def _plan(rgb, faces, aspect, profile, amount, **kw):
                        locale=profile.locale, style=profile.title_style, safe=settings.safe_zone(aspect), **kw)
 
 
+@pytest.mark.slow
 def test_one_batch_of_mixed_crops_sizes_grades_and_titles_is_each_row_alone(frames):
     _, rgb, faces = next(f for f in frames if f[2])
     plans = []

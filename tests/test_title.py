@@ -47,6 +47,7 @@ def test_scripts_and_fonts() -> None:
             assert choice.script == script_of_locale(locale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("photo", PHOTOS)
 @pytest.mark.parametrize("locale", sorted(TITLES))
 def test_title_avoids_faces_and_survives_160px(media_dir, photo: str, locale: str) -> None:

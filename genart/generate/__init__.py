@@ -43,6 +43,8 @@ class Generator(Protocol):
             The variants, in key frame order, then variant index.
 
         Raises:
-            InvalidArgumentError: ``variants_per_frame`` < 1, or a key frame without pixels.
+            InvalidArgumentError: ``variants_per_frame`` < 1.
+            ImageReadError: a key frame without pixels or a readable stored file (``ImageNotFoundError``
+                when it has neither; ``genart.imaging.pixels_of``).
         """
         ...

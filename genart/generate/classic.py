@@ -9,15 +9,15 @@ thumbnails a person could accept, not copies.
 from __future__ import annotations
 
 import random
-from functools import partial
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from genart.generate.finish import Finished, faces_in, finish, regions_in
+from genart.generate.delivery import finish_facts, finish_variant
+from genart.generate.finish import faces_in, regions_in
 from genart.generate.seeds import variant_seed
-from genart.imaging import to_array
+from genart.imaging import pixels_of, to_array
 from genart.progress import ProgressFn, report
 from genart.provenance import digital_source_type
-from genart.types import Box, GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
+from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -49,41 +49,13 @@ def overlay_title(profile: TasteProfile, title: str, titles: Mapping[str, str] |
     return text if overlay else ""
 
 
-def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Box], aspect: str,
-                   profile: TasteProfile, amount: float, settings: "FinishSpec", *, device: object = None,
-                   **kw: object) -> Finished:
-    """``finish`` with what the preset and the profile decide: the aspect's delivery size and safe zone,
-    the limits on upscale and fill, the profile's grade, locale and title style. Shared by every generator.
+def keyframe_rgb(kf: KeyFrame) -> "np.ndarray":
+    """The key frame's pixels as an RGB array, from memory or its stored file.
 
-    ``device``: finish through the tensor path there (``genart.generate.tensor_finish.finish_image``,
-    the same result within 2 levels); None: the CPU path."""
-    fn = finish
-    if device is not None:
-        from genart.generate.tensor_finish import finish_image
-
-        fn = partial(finish_image, device=device)
-    return fn(rgb, faces, aspect, profile.grade, amount, size=settings.size(aspect), locale=profile.locale,
-              style=profile.title_style, regions=regions, safe=settings.safe_zone(aspect),
-              max_upscale=settings.max_upscale, max_synthetic=settings.max_synthetic,
-              max_outpaint=settings.max_outpaint, **kw)  # type: ignore[arg-type]
-
-
-def finish_facts(done: Finished) -> dict[str, Any]:
-    """The ``GenerationParams`` fields that record what finishing did."""
-    return {"synthetic_share": done.synthetic_share, "upscale": done.upscale, "title_status": done.title_status,
-            "title_reason": done.title_reason, "title_box": done.title.box if done.title else None,
-            "watermark": done.watermark}
-
-
-def keyframe_rgb(kf: KeyFrame):
-    """The key frame's pixels as an RGB array, from memory or its stored file."""
-    if kf.image is not None:
-        return to_array(kf.image)
-    if kf.path is not None:
-        from genart.imaging import load_rgb
-
-        return to_array(load_rgb(kf.path))  # within genart's pixel limit
-    raise ValueError(f"key frame {kf.id} has neither pixels nor a path")
+    Raises:
+        ImageReadError: no pixels and no readable stored file (``genart.imaging.pixels_of``).
+    """
+    return to_array(pixels_of(kf.image, kf.path, "key frame", kf.id))
 
 
 class ClassicGenerator:

@@ -84,7 +84,8 @@ def _latent_stats(vae: Any, like: Any) -> "tuple[Any, Any] | None":
     std = getattr(vae.config, "latents_std", None)
     if mean is None or std is None:
         return None
-    return tuple(torch.tensor(v, device=like.device, dtype=like.dtype).view(1, -1, 1, 1) for v in (mean, std))
+    mean_t, std_t = (torch.tensor(v, device=like.device, dtype=like.dtype).view(1, -1, 1, 1) for v in (mean, std))
+    return mean_t, std_t
 
 
 @dataclass(frozen=True)
@@ -170,13 +171,9 @@ class DiffusionGenerator:
         return kwargs
 
     def frame_image(self, kf: KeyFrame) -> Image.Image:
-        if kf.image is not None:
-            return kf.image.convert("RGB")
-        if kf.path is not None:
-            from genart.imaging import load_rgb
+        from genart.imaging import pixels_of
 
-            return load_rgb(Path(kf.path))  # within genart's pixel limit
-        raise InvalidArgumentError("keyframe", kf.id, "a key frame with an image or a path")
+        return pixels_of(kf.image, kf.path, "key frame", kf.id).convert("RGB")  # within genart's pixel limit
 
     def size_multiple(self) -> int:
         return max(8, int(getattr(self.model.pipe, "vae_scale_factor", 8) or 8))
@@ -243,7 +240,8 @@ class DiffusionGenerator:
             Variants in key frame order, then variant index.
 
         Raises:
-            InvalidArgumentError: ``variants_per_frame`` < 1, or a key frame without an image or path.
+            InvalidArgumentError: ``variants_per_frame`` < 1.
+            ImageReadError: a key frame without pixels or a readable stored file (``frame_image``).
         """
         if int(variants_per_frame) < 1:
             raise InvalidArgumentError("variants_per_frame", variants_per_frame, "an integer >= 1")
@@ -300,15 +298,15 @@ class DiffusionGenerator:
                 done += len(chunk)
                 report(progress, "generate", done, total)
 
-        for job, im, v in zip(jobs, images, made, strict=True):
-            if im is None and v is None:  # pragma: no cover - every job is in exactly one group
+        for job, im, made_v in zip(jobs, images, made, strict=True):
+            if im is None and made_v is None:  # pragma: no cover - every job is in exactly one group
                 raise RuntimeError(f"no image made for variant {job.index} of key frame {job.kf.id}")
         if tensor:
-            return made  # type: ignore[return-value]
+            return [made_v for made_v in made if made_v is not None]  # all of them (checked above)
         from genart.workers import pmap
 
         return pmap(lambda pair: self.make_variant(pair[0], pair[1], profile, prompt, negative, guidance, title_text),
-                    list(zip(jobs, images, strict=True)))
+                    [(job, im) for job, im in zip(jobs, images, strict=True) if im is not None])
 
     def control_image(self, image: Image.Image) -> Image.Image:
         """Canny edges of the (resized) key frame: the structure a ControlNet keeps."""
@@ -316,6 +314,8 @@ class DiffusionGenerator:
         import numpy as np
 
         cn = self.spec.controlnet
+        if cn is None:
+            raise InvalidArgumentError("preset", self.preset.name, "a preset with a controlnet section")
         gray = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2GRAY)
         edges = cv2.Canny(gray, cn.low_threshold, cn.high_threshold)
         return Image.fromarray(np.stack([edges] * 3, axis=-1))
@@ -514,6 +514,7 @@ class DiffusionGenerator:
         model = self.inpaint_model()
         assert model is not None
         ispec = self.spec.inpaint
+        assert ispec is not None  # inpaint_model() found a model: the preset has its inpaint section
         h, w = rgb.shape[:2]
         x, y, cw, ch = framing.crop
         cs = target_size(cw, ch, self.spec.resolution, self.size_multiple())
@@ -556,7 +557,7 @@ class DiffusionGenerator:
         if self.finish:
             import numpy as np
 
-            from genart.generate.classic import finish_variant
+            from genart.generate.delivery import finish_variant
             from genart.generate.finish import faces_in, regions_in
 
             rgb = np.asarray(image.convert("RGB"))
@@ -646,7 +647,7 @@ class DiffusionGenerator:
         grade = "none"
         facts: dict[str, Any] = {}
         if done is not None:
-            from genart.generate.classic import finish_facts
+            from genart.generate.delivery import finish_facts
 
             facts = finish_facts(done)
             rw, rh = size
@@ -677,7 +678,8 @@ class DiffusionGenerator:
             prompt=prompt,
             negative_prompt=negative,
             crop=crop,
-            reframe=reframe if reframe != "outpaint" else f"outpaint:{self.spec.inpaint.model_id}"
+            reframe=reframe if reframe != "outpaint" or self.spec.inpaint is None
+            else f"outpaint:{self.spec.inpaint.model_id}"
             + (f"@{self._inpaint.revision}" if self._inpaint is not None and self._inpaint.revision else ""),
             title=layout.text if layout else None,
             title_font=Path(layout.font).name if layout else None,

@@ -7,7 +7,7 @@ It follows ``genart.generate.finish.finish`` step by step: the planning is the C
 (``plan_row`` calls ``plan_framing`` with the same arguments, the title's ``plan_title`` with the same
 saliency map), and only the pixel work runs on the tensors. Images travel as float32 NCHW in 8-bit
 levels (0..255), rounded wherever the CPU path holds uint8, so the two paths agree within a level or two
-(``finish_max_abs_diff``; tested on real frames for every profile and every aspect).
+(``genart.generate.delivery.finish_max_abs_diff``; tested on real frames for every profile and every aspect).
 
 - **Resize**: OpenCV's ``INTER_AREA`` (downscale) and ``INTER_LANCZOS4`` (upscale), chosen as
   ``render_framing`` chooses them, as tap tables per axis with OpenCV's own coefficients, borders and
@@ -169,7 +169,7 @@ def resize_kinds(src: tuple[int, int], dst: tuple[int, int]) -> tuple[str, str, 
     return "lanczos4", "lanczos4", True
 
 
-_DEVICE_TAPS: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_DEVICE_TAPS: "OrderedDict[tuple, tuple[Any, Any, Taps]]" = OrderedDict()  # (tensor, tensor or None, its table)
 _DEVICE_LOCK = threading.Lock()
 
 
@@ -223,11 +223,9 @@ def _apply(x: "torch.Tensor", t: Taps, dim: int, how: str | None = None) -> "tor
     index, weight = _on_device(t, x.device)
     shape = [1] * x.dim()
     shape[dim] = index.shape[0]
-    out = None
-    for k in range(index.shape[1]):  # taps in order, as OpenCV sums them
-        part = x.index_select(dim, index[:, k])
-        w = weight[:, k].view(shape)
-        out = part.mul_(w) if out is None else out.addcmul_(part, w)
+    out = x.index_select(dim, index[:, 0]).mul_(weight[:, 0].view(shape))
+    for k in range(1, index.shape[1]):  # taps in order, as OpenCV sums them
+        out = out.addcmul_(x.index_select(dim, index[:, k]), weight[:, k].view(shape))
     return out
 
 
@@ -385,8 +383,8 @@ class TitlePlate:
     plate_alpha: float = 0.0  # the opacity draw_title reports for it (TitleLayout.plate_alpha)
 
 
-_PLATES: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
-_PLATES_ON_DEVICE: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_PLATES: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, float]]" = OrderedDict()
+_PLATES_ON_DEVICE: "OrderedDict[tuple, tuple[Any, Any, float]]" = OrderedDict()
 _PLATE_LOCK = threading.Lock()
 
 
@@ -445,8 +443,8 @@ def title_plate(layout: TitleLayout, locale: str, width: int, height: int, alpha
         hit = _PLATES_ON_DEVICE.get(key)
     if hit is None:
         transmit, colour, reported = plate_layers(layout, locale, width, height, alpha)
-        hit = tuple(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device)
-                    for a in (transmit, colour)) + (reported,)
+        on_dev = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device) for a in (transmit, colour)]
+        hit = (on_dev[0], on_dev[1], reported)
         with _PLATE_LOCK:
             _PLATES_ON_DEVICE[key] = hit
             while len(_PLATES_ON_DEVICE) > _PLATE_CACHE_SIZE:
@@ -526,8 +524,8 @@ def plan_row(width: int, height: int, faces: Sequence[Box], aspect: str, grade: 
     ask = None
     if title.strip():
         ask = TitleAsk(title, locale, style, tuple(faces_through(faces, framing.crop, size)),
-                       tuple(faces_through(regions, framing.crop, size)), tuple(safe))
-    return RowPlan(framing, tuple(size), grade, float(amount), ask, watermark)
+                       tuple(faces_through(regions, framing.crop, size)), (safe[0], safe[1], safe[2], safe[3]))
+    return RowPlan(framing, (size[0], size[1]), grade, float(amount), ask, watermark)
 
 
 @dataclass(frozen=True)
@@ -587,7 +585,7 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
     layouts: list[TitleLayout | None] = [None] * len(plans)
     status: list[str | None] = [None] * len(plans)
     reasons: list[str | None] = [None] * len(plans)
-    placed = []
+    placed: list[tuple[int, TitleLayout, TitleAsk]] = []  # (row, its layout, what it asked)
     for i, p in enumerate(plans):
         if p.title is None:
             continue
@@ -598,14 +596,14 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
             status[i], reasons[i] = "skipped", plan
         else:
             status[i], layouts[i] = "placed", plan
-            placed.append(i)
+            placed.append((i, plan, t))
     if placed:
-        bases = [alpha_basis(layouts[i]) for i in placed]
-        l_max = torch.stack([luminance_p99(out[i], box) for i, (box, _) in zip(placed, bases)]).tolist()
-        for i, (_, start), lm in zip(placed, bases, l_max):
-            p, lay = plans[i], layouts[i]
+        bases = [alpha_basis(lay) for _, lay, _ in placed]
+        l_max = torch.stack([luminance_p99(out[i], box) for (i, _, _), (box, _) in zip(placed, bases)]).tolist()
+        for (i, lay, ask), (_, start), lm in zip(placed, bases, l_max):
+            p = plans[i]
             alpha = needed_alpha(float(lm), lay.color, start)
-            plate = title_plate(lay, p.title.locale, p.size[0], p.size[1], alpha, x.device)
+            plate = title_plate(lay, ask.locale, p.size[0], p.size[1], alpha, x.device)
             out[i] = composite_plate(out[i], plate)
             layouts[i] = replace(lay, plate_alpha=plate.plate_alpha)
     results = []
@@ -661,43 +659,3 @@ def finish_image(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grad
                       max_synthetic=max_synthetic, max_outpaint=max_outpaint, watermark=watermark)
     (row,) = finish_batch(x, [plan])
     return row.finished(plan)
-
-
-def finish_max_abs_diff(frames: Sequence[tuple[np.ndarray, Sequence[Box]]], cases: Sequence[tuple[Any, str, str]],
-                        *, settings: Any = None, amount: float = 1.0, watermark: str | None = None,
-                        device: Any = "cpu") -> dict[str, int]:
-    """How far the tensor finishing is from ``finish`` (the PIL/numpy path) on the same frames.
-
-    Args:
-        frames: (uint8 RGB image, its faces) pairs.
-        cases: (profile, aspect, title) to finish each frame with (the profile's grade, locale and style).
-        settings: the preset's ``FinishSpec`` (default: the defaults: delivery sizes, safe zones, limits).
-
-    Returns:
-        ``finish_max_abs_diff`` (the largest per-channel difference, levels), ``rows`` (images
-        compared), ``on_device`` (those the tensor path finished; the others left the frame and were
-        finished by ``finish`` in both), ``plan_mismatches`` (crop, size or title status not the same:
-        should be 0).
-    """
-    import warnings
-
-    from genart.config import FinishSpec
-    from genart.errors import GenartWarning
-    from genart.generate.classic import finish_variant
-
-    settings = settings or FinishSpec()
-    worst = rows = on_device = mismatches = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GenartWarning)
-        for rgb, faces in frames:
-            for profile, aspect, title in cases:
-                a, b = (finish_variant(rgb, faces, (), aspect, profile, amount, settings, title=title,
-                                       watermark=watermark, device=dev) for dev in (None, device))
-                rows += 1
-                if (a.framing.crop, a.size, a.title_status) != (b.framing.crop, b.size, b.title_status) \
-                        or a.pixels.shape != b.pixels.shape:
-                    mismatches += 1
-                    continue
-                on_device += int(not a.framing.padded)
-                worst = max(worst, int(np.abs(a.pixels.astype(np.int16) - b.pixels.astype(np.int16)).max()))
-    return {"finish_max_abs_diff": worst, "rows": rows, "on_device": on_device, "plan_mismatches": mismatches}

@@ -5,8 +5,10 @@ A preset's models load with the libraries' own loaders (diffusers ``from_pretrai
 ``local_files_only``: a load never touches the network, so absent weights fail in seconds with a
 ``ModelLoadError`` that says where genart looked and how to get them. Only ``pull_preset`` downloads.
 
-The ``tiny`` preset's models are built locally (``genart.models.tiny``) and then loaded by the very
-same functions as hub models.
+Where each model comes from is its source (``genart.models.sources``: ``hub``, ``local``, ``tiny``,
+registered by name): the functions here ask the source of each model to find, fetch or build it, then
+load what it found with the same code for every source, so the ``tiny`` preset's models (built
+locally, ``genart.models.tiny``) walk the production path.
 
 This module imports no torch at import time: ``check_preset`` and ``resolved_models`` stay cheap.
 """
@@ -19,25 +21,30 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar, cast
 
 from genart.config import ClipSpec, DiffusionSpec, PresetSpec
 from genart.errors import ConfigError, InvalidArgumentError, ModelLoadError, OfflineError
-from genart.models import hub
+from genart.models import sources
 from genart.types import ModelRef
 
 if TYPE_CHECKING:  # pragma: no cover
-    from genart.rank.clip import ClipEmbedder
+    from genart.models.aesthetic import AestheticHead
+    from genart.models.clip import ClipEmbedder
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CheckItem",
     "PresetCheck",
     "DiffusionModel",
     "check_preset",
+    "ensure_weights",
     "pull_preset",
     "load_diffusion",
     "load_inpaint",
     "load_clip",
+    "load_aesthetic",
     "resolved_models",
     "clear_model_cache",
 ]
@@ -63,63 +70,28 @@ class PresetCheck:
     items: tuple[CheckItem, ...]
 
 
-def _tiny_how(preset: str) -> str:
-    return f"built locally on first use, or now with `genart models pull {preset}`"
+def _item(part: sources.Component) -> CheckItem | None:
+    """What ``genart models check`` says about one model (None: its source has nothing to look up yet)."""
+    source = sources.get_source(part.source)
+    found = source.find(part)
+    if found is None:
+        return None
+    where = found.where
+    if not found.present and found.missing and part.role != "clip":
+        where += f" (missing: {', '.join(found.missing)})"
+    return CheckItem(part.role, part.ref, found.commit or part.revision, found.present, where, source.how(part))
 
 
-def _check_diffusion(spec: PresetSpec, gen: DiffusionSpec) -> CheckItem:
-    if gen.builder == "tiny":
-        from genart.models import tiny
-
-        folder = tiny.tiny_sd_dir()
-        return CheckItem("diffusion", gen.model_id, tiny.revision_of(folder), tiny.is_built(folder), str(folder),
-                         _tiny_how(spec.name))
-    found = hub.find_diffusers(gen.model_id, gen.revision, gen.variant)
-    where = found.where if found.present else found.where + (f" (missing: {', '.join(found.missing)})" if found.missing else "")
-    return CheckItem("diffusion", gen.model_id, found.commit or gen.revision, found.present, where,
-                     hub.diffusers_how(gen.model_id, gen.revision, spec.name))
+def _checked(spec: PresetSpec) -> list[tuple[sources.Component, CheckItem]]:
+    out = []
+    for part in sources.components(spec):
+        item = _item(part)
+        if item is not None:
+            out.append((part, item))
+    return out
 
 
-def _find_component(role: str, model_id: str, revision: str | None, variant: str | None) -> "hub.Found":
-    """An inpainting pipeline is a whole diffusers folder; a ControlNet is one model folder (config.json
-    and safetensors weights, no model_index.json)."""
-    found = hub.find_diffusers(model_id, revision, variant)
-    if role == "controlnet" and found.path is not None:
-        from dataclasses import replace as _replace
-
-        folder = Path(found.path)
-        ok = (folder / "config.json").is_file() and hub._weights_ok(folder)
-        return _replace(found, missing=() if ok else ("config.json and *.safetensors",))
-    return found
-
-
-def _check_extra(spec: PresetSpec, role: str, sub: Any) -> CheckItem:
-    """An inpainting model or a ControlNet named by the generator section."""
-    if sub.builder == "tiny":
-        from genart.models import tiny
-
-        folder = tiny.tiny_inpaint_dir() if role == "inpaint" else tiny.tiny_controlnet_dir()
-        return CheckItem(role, sub.model_id, tiny.revision_of(folder), tiny.is_built(folder), str(folder),
-                         _tiny_how(spec.name))
-    found = _find_component(role, sub.model_id, sub.revision, sub.variant)
-    where = found.where if found.present else found.where + (f" (missing: {', '.join(found.missing)})" if found.missing else "")
-    return CheckItem(role, sub.model_id, found.commit or sub.revision, found.present, where,
-                     hub.diffusers_how(sub.model_id, sub.revision, spec.name))
-
-
-def _check_clip(spec: PresetSpec, clip: ClipSpec) -> CheckItem:
-    if clip.builder == "tiny":
-        from genart.models import tiny
-
-        folder = tiny.tiny_clip_dir()
-        return CheckItem("clip", clip.pretrained, tiny.revision_of(folder), tiny.is_built(folder), str(folder),
-                         _tiny_how(spec.name))
-    found = hub.find_clip(clip.pretrained, clip.revision)
-    return CheckItem("clip", clip.pretrained, found.commit or clip.revision, found.present, found.where,
-                     hub.clip_how(clip.pretrained, clip.revision, spec.name))
-
-
-def _cached(key: object, load):
+def _cached(key: str, load: Callable[[], _T]) -> _T:
     """The loaded model for ``key``: loaded once per process (under the lock, so two threads never
     load the same weights twice)."""
     with _CACHE_LOCK:
@@ -127,7 +99,7 @@ def _cached(key: object, load):
         if hit is None:
             hit = load()
             _CACHE[key] = hit
-        return hit
+        return cast(_T, hit)
 
 
 def check_preset(spec: PresetSpec) -> PresetCheck:
@@ -136,41 +108,24 @@ def check_preset(spec: PresetSpec) -> PresetCheck:
     ``classic`` needs no weights (ok, no items). A tiny preset is ok whether built or not (it builds
     on first use); ``present`` says whether it is built already.
     """
-    items: list[CheckItem] = []
-    if spec.generator is not None:
-        items.append(_check_diffusion(spec, spec.generator))
-    if spec.ranker.method == "clip" and spec.ranker.clip is not None:
-        items.append(_check_clip(spec, spec.ranker.clip))
-    if spec.generator is not None:
-        for role in ("inpaint", "controlnet"):
-            sub = getattr(spec.generator, role)
-            if sub is not None:
-                items.append(_check_extra(spec, role, sub))
-    aesthetic = getattr(spec.ranker, "aesthetic", None)
-    if aesthetic is not None and aesthetic.builder == "file" and aesthetic.weights:
-        from genart.rank.aesthetic import how_to_get, resolve_weights
-
-        path = resolve_weights(aesthetic.weights)
-        items.append(CheckItem("aesthetic", aesthetic.weights, None, path.is_file(), str(path),
-                               how_to_get(aesthetic, spec.name)))
-    ok = all(item.present or _is_tiny(spec, item.role) for item in items)
-    return PresetCheck(spec.name, ok, tuple(items))
+    checked = _checked(spec)
+    ok = all(item.present or sources.get_source(part.source).random_weights for part, item in checked)
+    return PresetCheck(spec.name, ok, tuple(item for _, item in checked))
 
 
-def _is_tiny(spec: PresetSpec, role: str) -> bool:
-    if role in ("inpaint", "controlnet"):
-        sub = getattr(spec.generator, role, None) if spec.generator is not None else None
-        return sub is not None and sub.builder == "tiny"
-    if role == "diffusion":
-        return spec.generator is not None and spec.generator.builder == "tiny"
-    return spec.ranker.clip is not None and spec.ranker.clip.builder == "tiny"
+def ensure_weights(spec: PresetSpec) -> None:
+    """Fail in seconds, before any work, when a preset's weights are not on this machine.
 
-
-def _hub_items_missing(spec: PresetSpec) -> list[CheckItem]:
-    """The preset's models that a pull would fetch from the hub: absent, not tiny, not a local path
-    (the aesthetic head is fetched by hand: its check says how)."""
-    return [i for i in check_preset(spec).items
-            if not i.present and i.role != "aesthetic" and not _is_tiny(spec, i.role) and not hub.is_local_path(i.model_id)]
+    Raises:
+        ModelLoadError: names the first absent model, where genart looked and how to get it, and every
+            model the preset misses.
+    """
+    check = check_preset(spec)
+    if not check.ok:
+        missing = [i for i in check.items if not i.present]
+        first = missing[0]
+        raise ModelLoadError(first.model_id, looked=[first.where], how=first.how,
+                             detail=f"preset '{spec.name}' needs {', '.join(i.model_id for i in missing)}")
 
 
 def pull_preset(spec: PresetSpec) -> None:
@@ -185,63 +140,24 @@ def pull_preset(spec: PresetSpec) -> None:
     """
     from huggingface_hub import constants
 
+    # the aesthetic head is fetched by hand (its check says how): a pull leaves it alone
+    parts = [p for p in sources.components(spec) if p.role != "aesthetic"]
     if constants.is_offline_mode():
-        missing = _hub_items_missing(spec)
+        checked = [(p, i) for p, i in _checked(spec) if p.role != "aesthetic"]
+        missing = [i for p, i in checked if not i.present and sources.get_source(p.source).downloads]
         if missing:
             import os
 
             var = next((v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(v)), "HF_HUB_OFFLINE")
             raise OfflineError(", ".join(i.model_id for i in missing), variable=var, value=os.environ.get(var, "1"),
                                command=f"genart models pull {spec.name}")
-        if all(i.present for i in check_preset(spec).items if i.role != "aesthetic"):
+        if all(i.present for _, i in checked):
             return  # everything is here already: nothing to ask the hub for
-    gen = spec.generator
-    if gen is not None:
-        if gen.builder == "tiny":
-            from genart.models import tiny
+    for part in sorted(parts, key=lambda p: _PULL_ORDER.index(p.role)):
+        sources.get_source(part.source).pull(part)
 
-            tiny.build_tiny_sd()
-        elif hub.is_local_path(gen.model_id):
-            found = hub.find_diffusers(gen.model_id, gen.revision, gen.variant)
-            if not found.present:
-                raise ModelLoadError(gen.model_id, looked=[found.where], detail="missing: " + ", ".join(found.missing),
-                                     how="a local model_id is not downloaded: point it at a complete diffusers folder")
-        else:
-            hub.download_diffusers(gen.model_id, gen.revision, gen.variant, spec.name)
-    for role in ("inpaint", "controlnet"):
-        sub = getattr(gen, role, None) if gen is not None else None
-        if sub is None:
-            continue
-        if sub.builder == "tiny":
-            from genart.models import tiny
 
-            tiny.build_tiny_inpaint() if role == "inpaint" else tiny.build_tiny_controlnet()
-        elif hub.is_local_path(sub.model_id):
-            continue
-        elif role == "inpaint":
-            hub.download_diffusers(sub.model_id, sub.revision, sub.variant, spec.name)
-        else:
-            from huggingface_hub import snapshot_download
-
-            try:
-                snapshot_download(sub.model_id, revision=sub.revision, cache_dir=hub.hf_cache_dir(),
-                                  allow_patterns=["config.json", "*.safetensors"])
-            except Exception as exc:  # offline, unknown repo, no access
-                raise ModelLoadError(sub.model_id, detail=f"download failed: {type(exc).__name__}: {exc}",
-                                     how=hub.diffusers_how(sub.model_id, sub.revision, spec.name)) from exc
-    clip = spec.ranker.clip if spec.ranker.method == "clip" else None
-    if clip is not None:
-        if clip.builder == "tiny":
-            from genart.models import tiny
-
-            tiny.build_tiny_clip()
-        elif hub.is_local_path(clip.pretrained):
-            found = hub.find_clip(clip.pretrained, clip.revision)
-            if not found.present:
-                raise ModelLoadError(clip.pretrained, looked=[found.where], detail="file not found",
-                                     how="a local clip.pretrained is not downloaded: point it at an open_clip .safetensors file")
-        else:
-            hub.download_clip(clip.pretrained, clip.revision)
+_PULL_ORDER = ("diffusion", "inpaint", "controlnet", "clip")
 
 
 def resolved_models(spec: PresetSpec) -> tuple[ModelRef, ...]:
@@ -249,12 +165,9 @@ def resolved_models(spec: PresetSpec) -> tuple[ModelRef, ...]:
 
     A revision such as ``main`` resolves to the commit sha of the local snapshot when there is one.
     """
-    refs: list[ModelRef] = []
-    for item in check_preset(spec).items:
-        local = item.where if item.present else None
-        refs.append(ModelRef(item.role, item.model_id, item.revision, local_path=local,
-                             random_weights=_is_tiny(spec, item.role)))
-    return tuple(refs)
+    return tuple(ModelRef(item.role, item.model_id, item.revision, local_path=item.where if item.present else None,
+                          random_weights=sources.get_source(part.source).random_weights)
+                 for part, item in _checked(spec))
 
 
 # --- loaded models -----------------------------------------------------------------------------
@@ -304,6 +217,38 @@ def _require_diffusion(spec: PresetSpec) -> DiffusionSpec:
     return spec.generator
 
 
+@dataclass(frozen=True)
+class _Located:
+    """A preset's model in one role, found (or built) by its source and ready to load."""
+
+    part: sources.Component
+    source: sources.ModelSource
+    found: sources.Found
+    path: Path
+
+    @property
+    def revision(self) -> str | None:
+        return self.found.commit or self.part.revision
+
+    @property
+    def how(self) -> str:
+        return self.source.how(self.part)
+
+
+def _locate(spec: PresetSpec, role: sources.Role) -> _Located:
+    """The weights of the preset's model in ``role``, from its source (a tiny one is built here).
+
+    Raises:
+        ModelLoadError: they are absent (names the model, where genart looked, how to get it).
+    """
+    part = sources.component(spec, role)
+    source = sources.get_source(part.source, field=role)
+    found = source.locate(part)
+    if found.path is None:  # a source's locate raises first; this keeps the type checker honest
+        raise ModelLoadError(part.label, looked=[found.where], how=source.how(part))
+    return _Located(part, source, found, found.path)
+
+
 def load_diffusion(spec: PresetSpec, device: str | None = None) -> DiffusionModel:
     """Load (once per process) the preset's img2img pipeline on the best device.
 
@@ -318,44 +263,23 @@ def load_diffusion(spec: PresetSpec, device: str | None = None) -> DiffusionMode
     from genart.models.device import pick_device
 
     gen = _require_diffusion(spec)
-    if gen.builder != "tiny":
-        _locate_diffusion(spec, gen)  # absent weights fail here, before torch is even imported
+    at = _locate(spec, "diffusion")  # absent weights fail here, before torch is even imported
     dev = pick_device(device)
-    return _cached(_cache_key("diffusion", gen, dev), lambda: _load_diffusion(spec, gen, dev))
+    return _cached(_cache_key("diffusion", gen, dev), lambda: _load_diffusion(spec, gen, at, dev))
 
 
-def _locate_diffusion(spec: PresetSpec, gen: DiffusionSpec) -> tuple[Path, str | None, bool, str]:
-    """(folder, revision, random_weights, how-to-get-it) of a preset's pipeline; builds tiny ones.
-
-    Raises:
-        ModelLoadError: a hub or local model is not complete here.
-    """
-    if gen.builder == "tiny":
-        from genart.models import tiny
-
-        folder = tiny.build_tiny_sd()
-        return folder, tiny.revision_of(folder), True, _tiny_how(spec.name)
-    found = hub.find_diffusers(gen.model_id, gen.revision, gen.variant)
-    how = hub.diffusers_how(gen.model_id, gen.revision, spec.name)
-    if not found.present or found.path is None:
-        detail = ("missing: " + ", ".join(found.missing)) if found.missing else ""
-        raise ModelLoadError(gen.model_id, looked=[found.where], detail=detail, how=how)
-    return found.path, found.commit or gen.revision, False, how
-
-
-def _load_diffusion(spec: PresetSpec, gen: DiffusionSpec, dev: Any) -> DiffusionModel:
+def _load_diffusion(spec: PresetSpec, gen: DiffusionSpec, at: _Located, dev: Any) -> DiffusionModel:
     from genart.models.device import optimise_pipeline, pick_dtype
 
-    folder, revision, random_weights, how = _locate_diffusion(spec, gen)
     dtype = pick_dtype(gen.dtype, dev)
-    pipe = load_pipeline(folder, model_id=gen.model_id, variant=gen.variant, dtype=dtype, how=how)
+    pipe = load_pipeline(at.path, model_id=gen.model_id, variant=gen.variant, dtype=dtype, how=at.how)
     if gen.controlnet is not None:
         pipe = with_controlnet(spec, pipe, dtype)
     scheduler = set_scheduler(pipe, gen.scheduler)
     pipe.to(dev)
     optimise_pipeline(pipe, dev)
-    return DiffusionModel(pipe=pipe, model_id=gen.model_id, revision=revision, local_path=str(folder),
-                          random_weights=random_weights, scheduler=scheduler, device=dev, dtype=dtype)
+    return DiffusionModel(pipe=pipe, model_id=gen.model_id, revision=at.revision, local_path=str(at.path),
+                          random_weights=at.source.random_weights, scheduler=scheduler, device=dev, dtype=dtype)
 
 
 def with_controlnet(spec: PresetSpec, pipe: Any, dtype: Any) -> Any:
@@ -363,29 +287,19 @@ def with_controlnet(spec: PresetSpec, pipe: Any, dtype: Any) -> Any:
 
     Raises:
         ModelLoadError: the ControlNet's weights are not here.
+        ConfigError: the preset names no ControlNet.
     """
     from diffusers import AutoPipelineForImage2Image, ControlNetModel
 
-    cn = spec.generator.controlnet
-    if cn.builder == "tiny":
-        from genart.models import tiny
-
-        folder, how = tiny.build_tiny_controlnet(), _tiny_how(spec.name)
-    else:
-        found = _find_component("controlnet", cn.model_id, cn.revision, cn.variant)
-        how = hub.diffusers_how(cn.model_id, cn.revision, spec.name)
-        if not found.present or found.path is None:
-            raise ModelLoadError(cn.model_id, looked=[found.where], how=how,
-                                 detail=("missing: " + ", ".join(found.missing)) if found.missing else "")
-        folder = found.path
+    at = _locate(spec, "controlnet")
     kwargs: dict[str, Any] = {_dtype_kwarg(): dtype, "local_files_only": True, "use_safetensors": True}
-    if cn.variant:
-        kwargs["variant"] = cn.variant
+    if at.part.variant:
+        kwargs["variant"] = at.part.variant
     try:
-        model = ControlNetModel.from_pretrained(str(folder), **kwargs)
+        model = ControlNetModel.from_pretrained(str(at.path), **kwargs)
     except Exception as exc:  # OSError/ValueError from a partial or foreign folder
-        raise ModelLoadError(cn.model_id, looked=[str(folder)], detail=f"could not load: {type(exc).__name__}: {exc}",
-                             how=how) from exc
+        raise ModelLoadError(at.part.ref, looked=[str(at.path)], detail=f"could not load: {type(exc).__name__}: {exc}",
+                             how=at.how) from exc
     out = AutoPipelineForImage2Image.from_pipe(pipe, controlnet=model)
     out.set_progress_bar_config(disable=True)
     return out
@@ -393,17 +307,12 @@ def with_controlnet(spec: PresetSpec, pipe: Any, dtype: Any) -> Any:
 
 def controlnet_ref(spec: PresetSpec) -> str | None:
     """``model_id@revision`` of the preset's ControlNet (tiny: its builder hash), or None."""
-    gen = spec.generator
-    cn = gen.controlnet if gen is not None else None
-    if cn is None:
+    part = next((p for p in sources.components(spec) if p.role == "controlnet"), None)
+    if part is None:
         return None
-    if cn.builder == "tiny":
-        from genart.models import tiny
-
-        return f"{cn.model_id}@{tiny.revision_of(tiny.tiny_controlnet_dir())}"
-    found = _find_component("controlnet", cn.model_id, cn.revision, cn.variant)
-    rev = found.commit or cn.revision
-    return f"{cn.model_id}@{rev}" if rev else cn.model_id
+    found = sources.get_source(part.source).find(part)
+    rev = (found.commit if found is not None else None) or part.revision
+    return f"{part.ref}@{rev}" if rev else part.ref
 
 
 def load_inpaint(spec: PresetSpec, device: str | None = None) -> DiffusionModel:
@@ -419,33 +328,21 @@ def load_inpaint(spec: PresetSpec, device: str | None = None) -> DiffusionModel:
     inp = gen.inpaint
     if inp is None:
         raise InvalidArgumentError("preset", spec.name, "a preset whose generator names an 'inpaint' model")
-    if inp.builder == "tiny":
-        from genart.models import tiny
-
-        folder, revision, random_weights, how = tiny.build_tiny_inpaint(), None, True, _tiny_how(spec.name)
-        revision = tiny.revision_of(folder)
-    else:
-        found = hub.find_diffusers(inp.model_id, inp.revision, inp.variant)
-        how = hub.diffusers_how(inp.model_id, inp.revision, spec.name)
-        if not found.present or found.path is None:
-            detail = ("missing: " + ", ".join(found.missing)) if found.missing else ""
-            raise ModelLoadError(inp.model_id, looked=[found.where], detail=detail, how=how)
-        folder, revision, random_weights = found.path, found.commit or inp.revision, False
+    at = _locate(spec, "inpaint")
     dev = pick_device(device)
     key = _cache_key("inpaint", inp, dev) + f"|{gen.scheduler}|{gen.dtype}"
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is None:
-            dtype = pick_dtype(gen.dtype, dev)
-            pipe = load_pipeline(folder, model_id=inp.model_id, variant=inp.variant, dtype=dtype, how=how,
-                                 task="inpaint")
-            scheduler = set_scheduler(pipe, gen.scheduler)
-            pipe.to(dev)
-            optimise_pipeline(pipe, dev)
-            hit = DiffusionModel(pipe=pipe, model_id=inp.model_id, revision=revision, local_path=str(folder),
-                                 random_weights=random_weights, scheduler=scheduler, device=dev, dtype=dtype)
-            _CACHE[key] = hit
-        return hit
+
+    def load() -> DiffusionModel:
+        dtype = pick_dtype(gen.dtype, dev)
+        pipe = load_pipeline(at.path, model_id=inp.model_id, variant=inp.variant, dtype=dtype, how=at.how,
+                             task="inpaint")
+        scheduler = set_scheduler(pipe, gen.scheduler)
+        pipe.to(dev)
+        optimise_pipeline(pipe, dev)
+        return DiffusionModel(pipe=pipe, model_id=inp.model_id, revision=at.revision, local_path=str(at.path),
+                              random_weights=at.source.random_weights, scheduler=scheduler, device=dev, dtype=dtype)
+
+    return _cached(key, load)
 
 
 def load_pipeline(folder: Path, *, model_id: str, variant: str | None, dtype: Any, how: str = "",
@@ -528,41 +425,56 @@ def load_clip(spec: PresetSpec, device: str | None = None) -> "ClipEmbedder":
     clip = spec.ranker.clip
     if spec.ranker.method != "clip" or clip is None:
         raise InvalidArgumentError("preset", spec.name, "a preset whose ranker method is 'clip'")
-    if clip.builder != "tiny":
-        _locate_clip(spec, clip)  # absent weights fail here, before torch is even imported
+    at = _locate(spec, "clip")  # absent weights fail here, before torch is even imported
     dev = pick_device(device)
-    return _cached(_cache_key("clip", clip, dev), lambda: _load_clip(spec, clip, dev))
+    return _cached(_cache_key("clip", clip, dev), lambda: _load_clip(clip, at, dev))
 
 
-def _locate_clip(spec: PresetSpec, clip: ClipSpec) -> tuple[Path, str, str]:
-    """(weights file, fingerprint, how-to-get-it) of a preset's CLIP; builds the tiny one.
+def _load_clip(clip: ClipSpec, at: _Located, dev: Any) -> "ClipEmbedder":
+    from genart.models.clip import ClipEmbedder
+
+    return ClipEmbedder.from_open_clip(clip.model, at.path, device=dev, fingerprint=at.source.fingerprint(at.part, at.found),
+                                       model_id=clip.pretrained, how=at.how)
+
+
+_HEADS: "dict[tuple[str, int, str], AestheticHead]" = {}
+
+
+def load_aesthetic(preset_spec: PresetSpec, dim: int) -> "AestheticHead | None":
+    """The preset's aesthetic head (cached per process), or None when the preset names none.
+
+    Args:
+        preset_spec: a ``PresetSpec``.
+        dim: the CLIP embedding size the head must take.
 
     Raises:
-        ModelLoadError: the weights are not here.
+        ModelLoadError: the preset names a weights file that is absent or unreadable (says how to get it).
+        ConfigError: a ``tiny`` head in a preset without ``random_weights: true``, or a head whose input
+            size does not match the CLIP model.
     """
-    if clip.builder == "tiny":
-        from genart.models import tiny
+    from genart.models.aesthetic import AestheticHead
 
-        if clip.model != tiny.TINY_CLIP_NAME:
-            raise ConfigError(f"the tiny CLIP builder makes '{tiny.TINY_CLIP_NAME}', not '{clip.model}'",
-                              field="ranker.clip.model")
-        folder = tiny.build_tiny_clip()
-        tiny.register_tiny_clip(folder)
-        return folder / tiny.CLIP_WEIGHTS_FILE, f"{clip.model}@tiny-{tiny.revision_of(folder)}", _tiny_how(spec.name)
-    found = hub.find_clip(clip.pretrained, clip.revision)
-    how = hub.clip_how(clip.pretrained, clip.revision, spec.name)
-    if not found.present or found.path is None:
-        raise ModelLoadError(f"{clip.pretrained} ({clip.model})", looked=[found.where], how=how)
-    if found.commit:
-        return found.path, f"{clip.model}@{clip.pretrained}@{found.commit}", how
-    from genart.imaging import sha256_file
-
-    return found.path, f"{clip.model}@sha256:{sha256_file(found.path)[:16]}", how
-
-
-def _load_clip(spec: PresetSpec, clip: ClipSpec, dev: Any) -> "ClipEmbedder":
-    from genart.rank.clip import ClipEmbedder
-
-    weights, fingerprint, how = _locate_clip(spec, clip)
-    return ClipEmbedder.from_open_clip(clip.model, weights, device=dev, fingerprint=fingerprint,
-                                       model_id=clip.pretrained, how=how)
+    spec = preset_spec.ranker.aesthetic
+    if spec is None or spec.builder == "brisque":  # no CLIP head (``BrisqueScorer``)
+        return None
+    part = sources.component(preset_spec, "aesthetic", dim=dim)
+    source = sources.get_source(part.source)
+    if source.random_weights and not preset_spec.random_weights:
+        raise ConfigError(f"a '{spec.builder}' aesthetic head has random weights: the preset must say random_weights: true",
+                          field="ranker.aesthetic.builder")
+    found = source.locate(part)
+    path = found.path
+    if path is None:  # locate raises first; this keeps the type checker honest
+        raise ModelLoadError(part.ref, looked=[found.where], how=source.how(part))
+    key = (str(path), path.stat().st_mtime_ns, spec.head)
+    head = _HEADS.get(key)
+    if head is None:
+        try:
+            head = AestheticHead.from_safetensors(path, spec.head)
+        except ModelLoadError as exc:
+            raise ModelLoadError(exc.model, looked=[str(path)], detail=str(exc.message), how=source.how(part)) from exc
+        _HEADS[key] = head
+    if head.in_dim != dim:
+        raise ConfigError(f"the aesthetic head takes {head.in_dim}-d embeddings but the CLIP model makes {dim}-d ones",
+                          field="ranker.aesthetic.weights", hint="use the head trained for this CLIP architecture")
+    return head

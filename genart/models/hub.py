@@ -138,10 +138,7 @@ def find_diffusers(model_id: str, revision: str | None, variant: str | None = No
     (diffusers picks the variant file, or the plain one, at load time).
     """
     if is_local_path(model_id):
-        folder = Path(model_id).expanduser().resolve()
-        if not folder.is_dir():
-            return Found(None, str(folder), missing=("folder",))
-        return Found(folder, str(folder), missing=check_diffusers_folder(folder))
+        return find_local_diffusers(model_id)
     cache = hf_cache_dir()
     where = str(_repo_folder(model_id, cache))
     from huggingface_hub import snapshot_download
@@ -151,6 +148,14 @@ def find_diffusers(model_id: str, revision: str | None, variant: str | None = No
     except Exception:  # LocalEntryNotFoundError, an unknown revision, a malformed cache: all "absent"
         return Found(None, where, missing=("snapshot",))
     return Found(snap, str(snap), commit=commit_of(snap), missing=check_diffusers_folder(snap))
+
+
+def find_local_diffusers(folder: str | Path) -> Found:
+    """A diffusers pipeline in a local folder (``model_index.json`` and its components), or what it lacks."""
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        return Found(None, str(path), missing=("folder",))
+    return Found(path, str(path), missing=check_diffusers_folder(path))
 
 
 def download_diffusers(model_id: str, revision: str | None, variant: str | None, preset: str | None) -> Path:
@@ -175,13 +180,7 @@ def download_diffusers(model_id: str, revision: str | None, variant: str | None,
 def find_clip(pretrained: str, revision: str | None) -> Found:
     """Find open_clip weights: a local .safetensors file, or the hub repo's file in the cache. Offline."""
     if is_local_path(pretrained):
-        p = Path(pretrained).expanduser().resolve()
-        if p.is_dir():
-            for name in (CLIP_WEIGHTS_FILE, "open_clip_pytorch_model.safetensors", "model.safetensors"):
-                if (p / name).is_file():
-                    return Found(p / name, str(p / name))
-            return Found(None, str(p), missing=(CLIP_WEIGHTS_FILE,))
-        return Found(p if p.is_file() else None, str(p), missing=() if p.is_file() else ("file",))
+        return find_local_clip(pretrained)
     cache = hf_cache_dir()
     where = str(_repo_folder(pretrained, cache))
     from huggingface_hub import try_to_load_from_cache
@@ -193,6 +192,17 @@ def find_clip(pretrained: str, revision: str | None) -> Found:
     if isinstance(hit, str) and Path(hit).is_file():
         return Found(Path(hit), hit, commit=commit_of(hit))
     return Found(None, where, missing=(CLIP_WEIGHTS_FILE,))
+
+
+def find_local_clip(pretrained: str | Path) -> Found:
+    """open_clip weights in a local .safetensors file, or in a folder holding one under a usual name."""
+    p = Path(pretrained).expanduser().resolve()
+    if p.is_dir():
+        for name in (CLIP_WEIGHTS_FILE, "open_clip_pytorch_model.safetensors", "model.safetensors"):
+            if (p / name).is_file():
+                return Found(p / name, str(p / name))
+        return Found(None, str(p), missing=(CLIP_WEIGHTS_FILE,))
+    return Found(p if p.is_file() else None, str(p), missing=() if p.is_file() else ("file",))
 
 
 def download_clip(pretrained: str, revision: str | None) -> Path:
@@ -208,3 +218,31 @@ def download_clip(pretrained: str, revision: str | None) -> Path:
     except Exception as exc:
         raise ModelLoadError(pretrained, looked=[str(hf_cache_dir())], detail=f"download failed: {exc}",
                              how=clip_how(pretrained, revision, None)) from exc
+
+
+def download_controlnet(model_id: str, revision: str | None, preset: str | None) -> Path:
+    """Fetch a ControlNet (one model folder: config.json and safetensors weights) into the hub cache.
+
+    Raises:
+        ModelLoadError: the download failed (offline, unknown repo, no access).
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model_id, revision=revision, cache_dir=hf_cache_dir(),
+                                      allow_patterns=["config.json", "*.safetensors"]))
+    except Exception as exc:  # offline, unknown repo, no access
+        raise ModelLoadError(model_id, detail=f"download failed: {type(exc).__name__}: {exc}",
+                             how=diffusers_how(model_id, revision, preset)) from exc
+
+
+def as_controlnet(found: Found) -> Found:
+    """``found`` judged as a ControlNet: one model folder (config.json and safetensors weights, no
+    model_index.json), where ``find_diffusers`` judged it as a whole pipeline."""
+    if found.path is None:
+        return found
+    from dataclasses import replace
+
+    folder = Path(found.path)
+    ok = (folder / "config.json").is_file() and _weights_ok(folder)
+    return replace(found, missing=() if ok else ("config.json and *.safetensors",))

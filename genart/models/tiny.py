@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from genart.config import cache_dir
 from genart.types import stable_id
@@ -227,7 +227,8 @@ def clip_tokenizer() -> Any:
     symbols += ["".join(m) for m in merges]
     symbols += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {s: i for i, s in enumerate(symbols)}
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    # transformers' stubs say merges are strings; its tokenizer takes the (left, right) pairs, as open_clip has them
+    tok = CLIPTokenizer(vocab=vocab, merges=cast(Any, merges), model_max_length=77)
     if len(tok) != VOCAB_SIZE:
         raise RuntimeError(f"tiny CLIP tokenizer has {len(tok)} tokens, expected {VOCAB_SIZE}")
     return tok
@@ -274,7 +275,8 @@ def _build_controlnet(out: Path) -> None:
     from diffusers import ControlNetModel
 
     torch.manual_seed(0)
-    model = ControlNetModel(**CONTROLNET_CONFIG)
+    # diffusers' config decorator hides the class's attributes from the type checker: typed as what it is at run time
+    model: Any = ControlNetModel(**CONTROLNET_CONFIG)
     with torch.no_grad():
         zero_convs = [*model.controlnet_down_blocks, model.controlnet_mid_block, model.controlnet_cond_embedding.conv_out]
         for conv in zero_convs:

@@ -1,15 +1,8 @@
-"""Aesthetic score: the LAION aesthetic predictor's design, a head on the CLIP image embedding.
+"""Aesthetic scores: the LAION aesthetic predictor's head on the CLIP image embedding, or BRISQUE.
 
-Two published designs, both plain affine layers applied to the L2-normalised CLIP image embedding
-(the "MLP" has dropout but no activations between its layers, exactly as LAION trained it):
-
-- linear: ``D -> 1`` (LAION-AI/aesthetic-predictor, ``sa_0_4_vit_b_32_linear.pth`` for ViT-B-32,
-  ``sa_0_4_vit_l_14_linear.pth`` for ViT-L-14);
-- mlp: ``D -> 1024 -> 128 -> 64 -> 16 -> 1`` (christophschuhmann/improved-aesthetic-predictor,
-  ``sac+logos+ava1-l14-linearMSE.pth`` for ViT-L-14).
-
-Weights load from ``.safetensors`` only (numpy, no torch, never unpickled at run time). LAION
-publishes ``.pth`` files; convert one once, on a machine you trust, with::
+The head itself (``AestheticHead`` and its weights, ``genart.models.aesthetic``; ``genart.models.load_aesthetic``)
+is a loaded model and lives in ``genart.models``; it is re-exported here. LAION publishes ``.pth`` files; convert one once, on
+a machine you trust, with::
 
     python -m genart.rank.aesthetic convert sa_0_4_vit_b_32_linear.pth \
         ~/.cache/genart/weights/aesthetic/sa_0_4_vit_b_32_linear.safetensors
@@ -19,175 +12,20 @@ publishes ``.pth`` files; convert one once, on a machine you trust, with::
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from genart.errors import ConfigError, InvalidArgumentError, ModelLoadError
+from genart.errors import ModelLoadError
+from genart.models import load_aesthetic
+from genart.models.aesthetic import MLP_WIDTHS, AestheticHead, convert, how_to_get, random_head, resolve_weights
+from genart.rank.registry import ScorerContext, register_scorer
 from genart.types import ScoreSet, TasteProfile, Variant
 
-MLP_WIDTHS = (1024, 128, 64, 16, 1)
-
-
-class AestheticHead:
-    """A chain of affine layers ``[(W, b), ...]`` (W: out x in), applied to unit CLIP embeddings."""
-
-    def __init__(self, layers: Sequence[tuple[np.ndarray, np.ndarray]], source: str = "") -> None:
-        if not layers:
-            raise InvalidArgumentError("layers", layers, "at least one (weight, bias) pair")
-        prev = None
-        for w, b in layers:
-            if w.ndim != 2 or b.shape != (w.shape[0],) or (prev is not None and w.shape[1] != prev):
-                raise InvalidArgumentError("layers", [x.shape for x, _ in layers], "chained (out, in) weights with (out,) biases")
-            prev = w.shape[0]
-        if prev != 1:
-            raise InvalidArgumentError("layers", [x.shape for x, _ in layers], "a chain ending in one output")
-        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
-        self.source = source
-
-    @property
-    def in_dim(self) -> int:
-        return int(self.layers[0][0].shape[1])
-
-    @property
-    def kind(self) -> str:
-        return "linear" if len(self.layers) == 1 else "mlp"
-
-    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
-        """(N,) LAION ratings (about 1-10 for trained weights) of (N, D) embeddings."""
-        x = np.asarray(embeddings, np.float64)
-        if x.ndim != 2 or x.shape[1] != self.in_dim:
-            raise InvalidArgumentError("embeddings", x.shape, f"(N, {self.in_dim}) CLIP image embeddings")
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        for w, b in self.layers:
-            x = x @ w.T + b
-        return x[:, 0]
-
-    @classmethod
-    def from_state(cls, state: dict[str, np.ndarray], head: str = "auto", source: str = "") -> "AestheticHead":
-        """From LAION's state-dict names: ``weight``/``bias`` (linear) or ``layers.N.weight``/``.bias`` (MLP)."""
-        if "weight" in state and "bias" in state:
-            layers = [(state["weight"], state["bias"])]
-        else:
-            idx = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"layers\.(\d+)\.weight", k))})
-            missing = [f"layers.{i}.bias" for i in idx if f"layers.{i}.bias" not in state]
-            if not idx or missing:
-                raise ModelLoadError(source or "aesthetic head", detail="not a LAION aesthetic head: expected 'weight'/'bias' "
-                                     f"or 'layers.N.weight'/'layers.N.bias', found {sorted(state)[:8]}")
-            layers = [(state[f"layers.{i}.weight"], state[f"layers.{i}.bias"]) for i in idx]
-        out = cls(layers, source)
-        if head != "auto" and out.kind != head:
-            raise ModelLoadError(source or "aesthetic head", detail=f"models.yaml says head '{head}' but the file holds a {out.kind} head")
-        return out
-
-    @classmethod
-    def from_safetensors(cls, path: Path | str, head: str = "auto") -> "AestheticHead":
-        from safetensors.numpy import load_file
-
-        try:
-            state = load_file(str(path))
-        except Exception as exc:  # truncated or foreign file
-            raise ModelLoadError(str(path), detail=f"could not read: {type(exc).__name__}: {exc}") from exc
-        return cls.from_state(state, head, source=str(path))
-
-    def to_safetensors(self, path: Path | str) -> Path:
-        from safetensors.numpy import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if self.kind == "linear":
-            state = {"weight": self.layers[0][0].astype(np.float32), "bias": self.layers[0][1].astype(np.float32)}
-        else:  # LAION's indices: Linear at 0, 2, 4, 6 (dropouts between), then 7
-            idx = [2 * i for i in range(len(self.layers) - 1)] + [2 * (len(self.layers) - 2) + 1]
-            state = {}
-            for i, (w, b) in zip(idx, self.layers):
-                state[f"layers.{i}.weight"] = w.astype(np.float32)
-                state[f"layers.{i}.bias"] = b.astype(np.float32)
-        tmp = path.with_suffix(".tmp")
-        save_file(state, str(tmp))
-        tmp.replace(path)
-        return path
-
-
-def random_head(dim: int, kind: str = "mlp", seed: int = 0) -> AestheticHead:
-    """A head of LAION's shape with random weights (PyTorch's default Linear init), rating about 5."""
-    rng = np.random.default_rng(seed)
-    widths = MLP_WIDTHS if kind == "mlp" else (1,)
-    layers, prev = [], dim
-    for out in widths:
-        bound = 1.0 / np.sqrt(prev)
-        layers.append((rng.uniform(-bound, bound, (out, prev)), rng.uniform(-bound, bound, (out,))))
-        prev = out
-    w, b = layers[-1]
-    layers[-1] = (w, b + 5.0)
-    return AestheticHead(layers, source=f"random-{kind}-{dim}")
-
-
-def resolve_weights(weights: str) -> Path:
-    """A models.yaml ``weights`` path: absolute or ``~`` as given, relative under ``$GENART_CACHE/weights``."""
-    from genart.config import cache_dir
-
-    p = Path(weights).expanduser()
-    return p if p.is_absolute() else cache_dir() / "weights" / p
-
-
-def how_to_get(spec, preset: str = "") -> str:
-    """What a user does when the head named in models.yaml is not on disk."""
-    dst = resolve_weights(spec.weights) if spec.weights else "<weights>"
-    src = spec.source or "the LAION aesthetic predictor's .pth"
-    return (f"download {src} and convert it to safetensors: python -m genart.rank.aesthetic convert "
-            f"<downloaded .pth> {dst}" + (f" (or remove 'aesthetic' from preset '{preset}' in models.yaml)" if preset else ""))
-
-
-_HEADS: dict[tuple, AestheticHead] = {}
-
-
-def load_aesthetic(preset_spec, dim: int) -> AestheticHead | None:
-    """The preset's aesthetic head (cached per process), or None when the preset names none.
-
-    Args:
-        preset_spec: a ``PresetSpec``.
-        dim: the CLIP embedding size the head must take.
-
-    Raises:
-        ModelLoadError: the preset names a weights file that is absent or unreadable (says how to get it).
-        ConfigError: a ``tiny`` head in a preset without ``random_weights: true``, or a head whose input
-            size does not match the CLIP model.
-    """
-    spec = preset_spec.ranker.aesthetic
-    if spec is None or spec.builder == "brisque":  # no CLIP head (``BrisqueScorer``)
-        return None
-    if spec.builder == "tiny":
-        if not preset_spec.random_weights:
-            raise ConfigError("a 'tiny' aesthetic head has random weights: the preset must say random_weights: true",
-                              field="ranker.aesthetic.builder")
-        from genart.config import cache_dir
-
-        kind = "linear" if spec.head == "linear" else "mlp"
-        path = cache_dir() / "tiny" / f"aesthetic-{kind}-{dim}.safetensors"
-        if not path.exists():
-            random_head(dim, kind).to_safetensors(path)
-    else:
-        path = resolve_weights(spec.weights)
-        if not path.is_file():
-            raise ModelLoadError(f"aesthetic head {spec.weights}", looked=[str(path)],
-                                 how=how_to_get(spec, preset_spec.name))
-    key = (str(path), path.stat().st_mtime_ns, spec.head)
-    head = _HEADS.get(key)
-    if head is None:
-        try:
-            head = AestheticHead.from_safetensors(path, spec.head)
-        except ModelLoadError as exc:
-            raise ModelLoadError(exc.model, looked=[str(path)], detail=str(exc.message),
-                                 how=how_to_get(spec, preset_spec.name)) from exc
-        _HEADS[key] = head
-    if head.in_dim != dim:
-        raise ConfigError(f"the aesthetic head takes {head.in_dim}-d embeddings but the CLIP model makes {dim}-d ones",
-                          field="ranker.aesthetic.weights", hint="use the head trained for this CLIP architecture")
-    return head
+__all__ = ["MLP_WIDTHS", "AestheticHead", "AestheticScorer", "BrisqueScorer", "brisque_files", "convert", "how_to_get",
+           "load_aesthetic", "main", "random_head", "resolve_weights"]
 
 
 class AestheticScorer:
@@ -276,17 +114,6 @@ class BrisqueScorer:
                 for v in variants]
 
 
-def convert(src: Path | str, dst: Path | str) -> Path:
-    """LAION ``.pth`` -> ``.safetensors`` (tensors only: ``torch.load(weights_only=True)``)."""
-    import torch
-
-    state = torch.load(str(src), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ModelLoadError(str(src), detail="expected a state dict of tensors")
-    head = AestheticHead.from_state({k: v.detach().float().numpy() for k, v in state.items()}, source=str(src))
-    return head.to_safetensors(dst)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or args[0] != "convert":
@@ -300,3 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+@register_scorer("aesthetic")
+def _aesthetic_scorer(ctx: ScorerContext) -> AestheticScorer | BrisqueScorer | None:
+    """The preset's ``ranker.aesthetic``: BRISQUE (no CLIP), or its LAION head on the shared CLIP
+    embedder; None when the preset names none.
+
+    Raises:
+        ModelLoadError: the head's weights or BRISQUE's model files are absent.
+    """
+    spec = ctx.spec.ranker.aesthetic
+    if spec is None:
+        return None
+    if spec.builder == "brisque":
+        return BrisqueScorer(spec.weights)
+    head = load_aesthetic(ctx.spec, int(ctx.clip().dim))
+    return AestheticScorer(ctx.embedder(), head) if head is not None else None

@@ -161,12 +161,12 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidArgumentError("top_k", top_k, "a positive integer or None")
     given = scored or {}
-    per: list[Scored | None] = [given.get(v.id) for v in variants]
-    todo = [i for i, p in enumerate(per) if p is None]
-    for i, p in zip(todo, score_variants([variants[i] for i in todo], profile, scorers, options), strict=True):
-        per[i] = p
-    diverse = options is not None and options.diversity is not None
-    if diverse and any(p.embedding is None for p in per):
+    known: list[Scored | None] = [given.get(v.id) for v in variants]
+    todo = [i for i, p in enumerate(known) if p is None]
+    fresh = dict(zip(todo, score_variants([variants[i] for i in todo], profile, scorers, options), strict=True))
+    per: list[Scored] = [p if p is not None else fresh[i] for i, p in enumerate(known)]
+    diversity = options if options is not None and options.diversity is not None else None
+    if diversity is not None and any(p.embedding is None for p in per):
         raise ValueError("scores given without the diversity vectors this ranking needs")
     extra = options.extra_weights if options is not None else None
     gates = [g for g in (getattr(s, "reject", None) for s in scorers) if callable(g)]
@@ -187,11 +187,12 @@ def rank_for_profile(variants: Sequence[Variant], profile: TasteProfile, scorers
     rejected = sorted((r for r in rows if r[3] is not None), key=lambda r: (-r[2], r[0].id))
     scores_of = [r[2] for r in accepted]
     notes: list[str | None] = [None] * len(accepted)
-    if diverse and len(accepted) > 1:
-        lam = profile.mmr_lambda if profile.mmr_lambda is not None else options.mmr_lambda
-        k = options.diverse_k if top_k is None or options.diverse_k is None else max(top_k, options.diverse_k)
-        placed = diverse_order(scores_of, np.stack([r[4] for r in accepted]), lam,
-                               options.similarity or similarity_levels(options.diversity), k)
+    if diversity is not None and len(accepted) > 1:
+        lam = profile.mmr_lambda if profile.mmr_lambda is not None else diversity.mmr_lambda
+        k = diversity.diverse_k if top_k is None or diversity.diverse_k is None else max(top_k, diversity.diverse_k)
+        vectors = [r[4] for r in accepted if r[4] is not None]  # all of them: checked above
+        placed = diverse_order(scores_of, np.stack(vectors), lam,
+                               diversity.similarity or similarity_levels(diversity.diversity), k)
         notes = [placement_note(place, i, placed.similar_to[place], placed.similarity[place],
                                 placed.penalties[place], placed.near_copy[place])
                  for place, i in enumerate(placed.order)]

