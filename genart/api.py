@@ -58,11 +58,11 @@ def create_variants(source: str | Path, profiles: Sequence[str] | str = ("romanc
         ModelLoadError: the preset's weights are not on this machine (``genart models pull PRESET``).
         ConfigError, ProfileValidationError: a malformed ``models.yaml`` or profile file.
     """
-    from genart import pipeline
+    from genart.usecases.run import run
 
-    return pipeline.run(source, profiles=profiles, preset=preset, frames=frames,
-                        variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                        top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
+    return run(source, profiles=profiles, preset=preset, frames=frames,
+               variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
+               top_k=top_k, progress=progress, title_overlay=title_overlay, titles=titles, cast=cast)
 
 
 def extract_keyframes(source: str | Path, max_frames: int = 4, *, progress: ProgressFn | None = None,

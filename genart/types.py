@@ -666,6 +666,8 @@ class RunSummary:
     genre: str
     profiles: tuple[str, ...]
     error: str | None = None
+    finished_at: str | None = None  # when it last finished (done or failed); None while it runs
+
 
 
 @dataclass(frozen=True)
@@ -875,6 +877,33 @@ class BatchTitleReport:
     arms: int = 0
     best: tuple[tuple[str, str, float], ...] = ()  # (profile id, variant id, total) of each profile's #1
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchUnit:
+    """One finished unit of a batch job, as its ledger row says (``genart.store.batch_tables``).
+
+    ``kind``: ``variant`` (one slot: ``profile_id``, ``keyframe_id``, ``idx``, the ``variant_id`` made),
+    ``rank`` (one profile of a title ranked), ``handoff`` (the title handed to the bandit stage, with
+    ``detail``: its test and arms). A title-level unit has ``keyframe_id`` "" and ``idx`` -1.
+    """
+
+    run_id: str
+    kind: str  # variant | rank | handoff
+    profile_id: str = ""
+    keyframe_id: str = ""
+    idx: int = -1
+    variant_id: str | None = None
+    device_s: float = 0.0
+    worker: str = ""
+    finished_at: str = ""
+    # the hand-off's JSON detail (test id, arms, status); not part of equality (a mapping has no hash)
+    detail: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        """What makes the unit one of a kind (the ledger's unique constraint, less the kind)."""
+        return self.run_id, self.profile_id, self.keyframe_id, self.idx
 
 
 @dataclass(frozen=True)

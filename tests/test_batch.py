@@ -243,7 +243,7 @@ def test_fixed_shapes_pad_every_call_to_a_bucket_and_keep_the_images(media, gena
     from genart.batch.gpu import BatchState, Slot, generate_slots
     from genart.config import load_models_config
     from genart.frames import extract_keyframes
-    from genart.pipeline import load_stages
+    from genart.usecases.stages import load_stages
     from genart.profiles import get_profiles
 
     gen = load_stages(load_models_config().preset("tiny")).generator
@@ -310,9 +310,9 @@ def test_diffusion_job_failing_mid_run_resumes_only_the_missing_slots(tmp_path, 
 def test_images_are_scored_while_in_memory_and_rank_as_from_their_pngs(tmp_path, media, genart_cache, monkeypatch):
     """The job scores each chunk on the finishing thread, beside the accelerator: the ranking after
     generation decodes no PNG, and its order and totals are those of ranking the stored PNGs afresh."""
-    from genart import pipeline
     from genart.config import load_models_config
     from genart.rank import combine
+    from genart.usecases.stages import load_stages
 
     cat = write_catalog(media, preset="tiny", frames=3, variants=2, profiles="[romance, thriller]",
                         titles=("same-size",))
@@ -331,7 +331,7 @@ def test_images_are_scored_while_in_memory_and_rank_as_from_their_pngs(tmp_path,
 
     from genart import api
 
-    stages = pipeline.load_stages(load_models_config().preset("tiny"))
+    stages = load_stages(load_models_config().preset("tiny"))
     result = api.load_run(tmp_path / "out", report.titles[0].run_id)
     ranked = dict(result.ranked)
     assert set(ranked) == {"romance", "thriller"}

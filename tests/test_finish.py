@@ -265,7 +265,7 @@ def test_title_skipped_is_recorded_everywhere(media_dir, tmp_path: Path) -> None
     saved = store.add_variants("r", variants)
     meta = read_png_provenance(saved[0].path)
     assert meta["genart"]["params"]["title_status"] == "skipped" and meta["genart"]["params"]["title_reason"]
-    from genart.pipeline import overview
+    from genart.usecases.overview import overview
 
     ranked = tuple(RankedVariant(v, profile.id, ScoreSet.of({"affinity": 0.5}), 0.5, i + 1) for i, v in enumerate(saved))
     result = RunResult(run_id="r", preset="classic", out_dir=tmp_path, manifest_path=tmp_path / "m.json",

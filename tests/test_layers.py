@@ -335,14 +335,10 @@ KNOWN_VIOLATIONS: Mapping[tuple[str, str, str], str] = {
 #: Import cycles (function-local imports included) that exist today. Each must still be exactly a cycle:
 #: when one shrinks or breaks up, write the smaller one here (or drop it).
 KNOWN_CYCLES: Mapping[frozenset[str], str] = {
-    frozenset({"genart.api", "genart.batch", "genart.batch.launch", "genart.batch.ray_engine",
-               "genart.batch.runner"}):
-        "the batch job calls genart.api, which calls it back (#17: use-case modules under api)",
 }
 
 #: Modules outside genart/store/ that import SQLAlchemy today (#17: all SQL inside genart/store/).
 SQL_OUTSIDE_STORE = frozenset({
-    "genart.batch.launch", "genart.batch.runner", "genart.pipeline",
 })
 
 

@@ -313,7 +313,7 @@ def test_sigkill_during_run_then_the_same_command_resumes_it(stills_dir, tmp_pat
 def test_a_run_in_progress_is_never_taken_over(stills_dir, tmp_path):
     """Two identical commands at once: the second does not resume the first's run while it is alive."""
     from genart.files import FileLock
-    from genart.pipeline import run_lock_path
+    from genart.usecases.layout import run_lock_path
     from genart.store.db import Store
 
     out = tmp_path / "out"

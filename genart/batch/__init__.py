@@ -13,6 +13,6 @@ Importing this package is cheap: torch, accelerate and Ray load when a job runs.
 from __future__ import annotations
 
 from genart.batch.catalog import Catalog, CatalogTitle, load_catalog, parse_catalog
-from genart.batch.runner import ENGINES, run_catalog
+from genart.batch.job import ENGINES, run_catalog
 
 __all__ = ["Catalog", "CatalogTitle", "ENGINES", "load_catalog", "parse_catalog", "run_catalog"]

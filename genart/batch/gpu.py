@@ -45,6 +45,8 @@ from genart.types import KeyFrame, TasteProfile, Variant
 from genart.workers import pmap
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from genart.generate.diffusion import DiffusionGenerator, PreparedFrame, VariantJob
 
 #: The interpreter's thread switch interval while a batch generates (see ``_diffusion``).
@@ -232,7 +234,7 @@ class Overlap:
         self.to_decode: "queue.Queue[Any]" = queue.Queue(maxsize=1)
         self.to_write: "queue.Queue[Any]" = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
-        self.stream = None
+        self.stream: torch.cuda.Stream | None = None
         self.threads: list[threading.Thread] = []
 
     def __enter__(self) -> "Overlap":

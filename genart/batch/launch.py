@@ -72,6 +72,7 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
 
     from genart.batch.runner import Ledger, prepare_title, title_reports
     from genart.config import load_models_config
+    from genart.store import batch_queries
 
     cuda = torch.cuda.is_available()
     n = num_processes or (torch.cuda.device_count() if cuda else 2)
@@ -87,14 +88,8 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
         while proc.poll() is None:
             time.sleep(1.0)
             if progress is not None:
-                from sqlalchemy import func, select
-
-                from genart.store.batch_tables import BatchUnitRow
-
-                with ledger.store.session() as s:
-                    q = select(func.count()).select_from(BatchUnitRow).where(BatchUnitRow.kind == "variant")
-                    done = s.scalar(q)
-                report(progress, "variants stored", int(done or 0), max(1, sum(t.images for t in cat.titles)))
+                done = batch_queries.count_units(ledger.store, "variant")
+                report(progress, "variants stored", done, max(1, sum(t.images for t in cat.titles)))
         if proc.returncode != 0:
             raise BatchError(f"accelerate launch exited with status {proc.returncode}: {' '.join(cmd)}",
                              hint="finished units are kept: run the same command again to resume")

@@ -106,10 +106,9 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
     """Run the catalogue on Ray (a local Ray unless ``address`` names a cluster)."""
     from genart.batch.gpu import BatchState
     from genart.batch.runner import Ledger, fail_title, handoff_title, prepare_title, title_reports
-    from genart.files import link_or_copy
-    from genart.pipeline import ensure_weights, ranked_name
-    from genart.store.db import Store  # noqa: F401
     from genart.types import RankedVariant, ScoreSet
+    from genart.usecases.layout import link_ranked
+    from genart.usecases.stages import ensure_weights
 
     ray = _ray()
     ensure_weights(spec)
@@ -223,9 +222,7 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
                                          total=total_, rank=rank, rejected=why)
                            for vid, items, total_, rank, why in rows]
             ledger.store.add_rankings(st.run_id, ranked_rows)
-            for r in ranked_rows:
-                if r.rejected is None:
-                    link_or_copy(r.variant.path, st.run_dir / p.id / ranked_name(r.rank, r.variant))
+            link_ranked(st.run_dir, p.id, ranked_rows)
             ledger.commit_unit(st.run_id, "rank", profile_id=p.id, device_s=dt, worker="ray")
             report(progress, "rank", j + 1, len(jobs))
 

@@ -18,30 +18,29 @@ Work is sharded by ``shard=(index, count)``: key frames by title, variants by ke
 frame is VAE-encoded by one process), rankings by (title, profile), hand-offs by title; processes
 meet at barriers that poll the ledger (no process group needed, any number of machines sharing
 the store). The ``local`` engine is shard (0, 1); ``accelerate`` runs one shard per process under
-``accelerate launch``; ``ray`` is in ``genart.batch.ray_engine``.
+``accelerate launch``; ``ray`` is in ``genart.batch.ray_engine``. ``genart.batch.job`` picks the engine;
+the ledger's SQL is in ``genart.store.batch_queries``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from genart.batch.catalog import Catalog, CatalogTitle
 from genart.batch.gpu import BatchState, Slot, generate_slots
 from genart.errors import BatchError, InvalidArgumentError
-from genart.files import FileLock, tmp_path, write_text
+from genart.files import tmp_path, write_text
 from genart.progress import ProgressFn, report
-from genart.types import BatchReport, BatchTitleReport, KeyFrame, RunManifest, Variant, stable_id
+from genart.store import batch_queries, run_queries
+from genart.types import BatchTitleReport, BatchUnit, KeyFrame, RunManifest, Variant, stable_id
 from genart.workers import pmap
 
-ENGINES = ("local", "accelerate", "ray")
 BARRIER_TIMEOUT_S = float(os.environ.get("GENART_BATCH_BARRIER_TIMEOUT", 6 * 3600))
 
 
@@ -72,8 +71,7 @@ class Ledger:
     """The store plus the job ledger: what is done, and committing a unit with its results."""
 
     def __init__(self, out: str | Path, db: str | None = None) -> None:
-        import genart.store  # noqa: F401  (registers every table, the ledger's too, before create_all)
-        from genart.store.db import Store
+        from genart.store.db import Store  # genart.store (imported above) registers the ledger's tables
 
         self.out = Path(out)
         self.db = db
@@ -83,16 +81,8 @@ class Ledger:
         self.store.engine.dispose()
 
     # --- reading --------------------------------------------------------------------------------
-    def units(self, kind: str, run_ids: Sequence[str] | None = None) -> list[Any]:
-        from sqlalchemy import select
-
-        from genart.store.batch_tables import BatchUnitRow
-
-        q = select(BatchUnitRow).where(BatchUnitRow.kind == kind)
-        if run_ids is not None:
-            q = q.where(BatchUnitRow.run_id.in_(list(run_ids)))
-        with self.store.session() as s:
-            return list(s.scalars(q))
+    def units(self, kind: str, run_ids: Sequence[str] | None = None) -> list[BatchUnit]:
+        return batch_queries.units(self.store, kind, run_ids)
 
     def done_slots(self, run_ids: Sequence[str]) -> set[tuple[str, str, str, int]]:
         return {(u.run_id, u.profile_id, u.keyframe_id, u.idx) for u in self.units("variant", run_ids)}
@@ -109,53 +99,30 @@ class Ledger:
         """Store variants and their ledger rows in one transaction (images first, atomically).
 
         Each variant goes through ``Store.stage_variant`` (the same PNG provenance and rows as
-        ``Store.add_variants``) inside this transaction, so its ledger row commits with it. A unit committed already (two jobs on one folder) raises ``BatchError``.
+        ``Store.add_variants``) inside this transaction, so its ledger row commits with it. A unit committed
+        already (two jobs on one folder) raises ``BatchError``.
         """
-        from sqlalchemy.exc import IntegrityError
-
-        try:
-            return self._commit_variants(pairs, device_s, worker, fmt, quality)
-        except IntegrityError as exc:
-            keys = ", ".join("/".join(map(str, slot.key)) for slot, _ in pairs[:3])
-            raise BatchError(f"a variant unit was already committed by another worker ({keys}...): {exc.orig}",
-                             hint="run one job per output folder; finished units are kept, run it again") from None
-
-    def _commit_variants(self, pairs: Sequence[tuple[Slot, Variant]], device_s: float, worker: str, fmt: str,
-                         quality: int) -> list[Variant]:
         from genart import __version__
         from genart.provenance import c2pa_signer_from_env
-        from genart.store.batch_tables import BatchUnitRow
 
         per = device_s / max(1, len(pairs))
         signer = c2pa_signer_from_env()
-        stored = []
         now = _now()
         software = f"genart {__version__}"
         files = pmap(lambda pair: self.store.variant_bytes(pair[1], software, signer, fmt=fmt, quality=quality),
                      pairs)  # on the CPU threads (a JPEG the device encoded only gets its metadata there)
-        with self.store.session() as s, s.begin():
-            for (slot, v), data in zip(pairs, files, strict=True):
-                kept = self.store.stage_variant(s, slot.run_id, v, software, signer, data=data)
-                s.add(BatchUnitRow(run_id=slot.run_id, kind="variant", profile_id=slot.profile.id,
-                                   keyframe_id=slot.kf.id, idx=slot.idx, variant_id=v.id, device_s=per, worker=worker,
-                                   finished_at=now))
-                stored.append(replace(kept, image=None, encoded=None))
-        return stored
+        made = [(BatchUnit(run_id=slot.run_id, kind="variant", profile_id=slot.profile.id, keyframe_id=slot.kf.id,
+                           idx=slot.idx, variant_id=v.id, device_s=per, worker=worker, finished_at=now), v, data)
+                for (slot, v), data in zip(pairs, files, strict=True)]
+        stored = batch_queries.commit_variants(self.store, made, software, signer)
+        return [replace(kept, image=None, encoded=None) for kept in stored]
 
     def commit_unit(self, run_id: str, kind: str, *, profile_id: str = "", device_s: float = 0.0, worker: str = "",
-                    detail: object = None) -> None:
-        from sqlalchemy import select
-
-        from genart.store.batch_tables import BatchUnitRow
-
-        with self.store.session() as s, s.begin():
-            exists = s.scalars(select(BatchUnitRow.pk).where(
-                BatchUnitRow.run_id == run_id, BatchUnitRow.kind == kind, BatchUnitRow.profile_id == profile_id,
-                BatchUnitRow.keyframe_id == "", BatchUnitRow.idx == -1)).first()
-            if exists is None:
-                s.add(BatchUnitRow(run_id=run_id, kind=kind, profile_id=profile_id, keyframe_id="", idx=-1,
-                                   device_s=device_s, worker=worker, finished_at=_now(),
-                                   detail=json.dumps(detail) if detail is not None else None))
+                    detail: Mapping[str, Any] | None = None) -> None:
+        """Mark a title-level unit (``rank`` of a profile, ``handoff``) done, once."""
+        batch_queries.commit_unit(self.store, BatchUnit(run_id=run_id, kind=kind, profile_id=profile_id,
+                                                        device_s=device_s, worker=worker, finished_at=_now(),
+                                                        detail=detail))
 
 
 # --- titles --------------------------------------------------------------------------------------
@@ -215,12 +182,11 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     """
     from genart import __version__
     from genart.frames import extract_keyframes, probe_source
-    from genart.files import link_or_copy, source_digest
-    from genart.pipeline import ranking_checks
-    from genart.store.batch_tables import BatchTitleRow
-    from genart.store.db import RunRow
+    from genart.files import source_digest
+    from genart.usecases.layout import link_keyframes
+    from genart.usecases.stages import ranking_checks
 
-    if title.demo:
+    if title.demo or title.source is None:  # the catalogue gives exactly one of the two
         if not extract and not (ledger.out / "demo" / "demo_clip.mp4").exists():
             return None
         src = _demo_source(ledger.out).resolve()
@@ -234,9 +200,8 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     run_id = run_id_for(title, spec, digest or f"unreadable:{src}")
     run_dir = ledger.store.root / "runs" / run_id
     state = TitleState(title, run_id, run_dir, src)
-    with ledger.store.session() as s:
-        run = s.get(RunRow, run_id)
-        has_title = s.get(BatchTitleRow, run_id) is not None
+    run = run_queries.run_summary(ledger.store, run_id)
+    has_title = batch_queries.has_batch_title(ledger.store, run_id)
     if run is None:
         if not extract:
             return None
@@ -249,9 +214,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
         ledger.store.start_run(manifest)
         write_text(run_dir / "manifest.json", json.dumps(manifest.to_json(), indent=2, sort_keys=True))
     elif run.status == "failed" and extract:
-        with ledger.store.session() as s, s.begin():
-            row = s.get(RunRow, run_id)
-            row.status, row.error = "running", None
+        ledger.store.reopen_run(run_id)
     elif run.status == "failed" and failed_since is not None and (run.finished_at or "") >= failed_since[:19]:
         state.error = run.error or "failed"
         return state
@@ -259,10 +222,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
         entry = {"id": title.id, "index": title.index, "source": str(src), "title": title.title, "genre": title.genre,
                  "profiles": [p.id for p in title.profiles], "frames": title.frames,
                  "variants_per_frame": title.variants_per_frame, "seed": title.seed, "top_k": title.top_k}
-        with ledger.store.session() as s, s.begin():
-            if s.get(BatchTitleRow, run_id) is None:
-                s.add(BatchTitleRow(run_id=run_id, title_id=title.id, catalog=str(catalog_path.resolve()),
-                                    entry=json.dumps(entry), created_at=_now()))
+        batch_queries.add_batch_title(ledger.store, run_id, title.id, str(catalog_path.resolve()), entry)
     kfs = ledger.keyframes(run_id, str(src))
     if not kfs:
         if not extract:
@@ -280,10 +240,7 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
             return fail_title(ledger, state, exc)
         kfs = ledger.keyframes(run_id, str(src))
         del made
-    for i, kf in enumerate(kfs):
-        link = run_dir / "keyframes" / f"{i + 1:02d}_{kf.timecode.replace(':', '-')}.png"
-        if not link.exists():
-            link_or_copy(kf.path, link)
+    link_keyframes(run_dir, kfs, replace=False)
     state.keyframes = kfs
     return state
 
@@ -295,8 +252,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ``scored``: the scores taken while the variants were made (``Prescored``); only the others
     (made before a resume, or by another worker) are scored here, from their stored PNGs.
     """
-    from genart.files import link_or_copy
-    from genart.pipeline import ranked_name
+    from genart.usecases.layout import link_ranked
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
     known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
@@ -304,9 +260,7 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     rows = stages.rank(variants, profile, scored=known)
     dt += time.perf_counter() - t
     ledger.store.add_rankings(state.run_id, rows)  # replaces: a re-ranking after a kill rewrites the same rows
-    for r in rows:
-        if r.rejected is None:
-            link_or_copy(r.variant.path, state.run_dir / profile.id / ranked_name(r.rank, r.variant))
+    link_ranked(state.run_dir, profile.id, rows)
     ledger.commit_unit(state.run_id, "rank", profile_id=profile.id, device_s=dt, worker=worker)
 
 
@@ -317,16 +271,15 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
     from the ranking's top-k per profile as a *draft* that serves nobody until someone approves it,
     or started at once with ``catalog.auto_approve`` (``--auto-approve``), which the test records.
     """
-
-    from genart import api
     from genart.bandit.handoff import handoff
-    from genart.learning import AUTO_APPROVER, open_test
-    from genart.pipeline import overview
-    from genart.store.batch_tables import BatchTitleRow
+    from genart.usecases.review import approved_variants, review_states
+    from genart.usecases.runs import load_run
+    from genart.usecases.tests import AUTO_APPROVER, open_test
+    from genart.usecases.overview import overview
 
     title = state.title
-    result = api.load_run(ledger.out, state.run_id, db=ledger.db)
-    approved = api.approved_variants(ledger.out, state.run_id, db=ledger.db)
+    result = load_run(ledger.out, state.run_id, db=ledger.db)
+    approved = approved_variants(ledger.out, state.run_id, db=ledger.db)
     ranked = approved or [rv for _, items in result.ranked for rv in items]
     test_id = f"{state.run_id}-test"
     detail: dict[str, object] = {"test_id": test_id, "top_k": title.top_k}
@@ -335,7 +288,7 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
                        control_image=title.control_image, top_k=None if approved else title.top_k,
                        approved=[rv.variant.id for rv in approved] if approved else None)
         if approved:
-            reviewers = sorted({st.reviewer for st in api.review_states(ledger.out, state.run_id, db=ledger.db).values()
+            reviewers = sorted({st.reviewer for st in review_states(ledger.out, state.run_id, db=ledger.db).values()
                                 if st.status == "approve" and st.reviewer})
             how: dict[str, Any] = dict(approved_by=", ".join(reviewers)[:128] or "review")
         elif catalog.auto_approve:
@@ -351,10 +304,7 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
     write_text(state.run_dir / "result.json", json.dumps(result.to_json(), indent=2))
     ledger.store.finish_run(state.run_id, "done")
     ledger.commit_unit(state.run_id, "handoff", worker=worker, detail=detail)
-    with ledger.store.session() as s, s.begin():
-        row = s.get(BatchTitleRow, state.run_id)
-        if row is not None and row.finished_at is None:
-            row.finished_at = _now()
+    batch_queries.finish_batch_title(ledger.store, state.run_id)
 
 
 class Prescored:
@@ -412,7 +362,7 @@ def _wait(what: str, ready: Callable[[], bool], poll_s: float) -> None:
 
 
 def _stages(spec: Any, opts: Options) -> Any:
-    from genart.pipeline import load_stages
+    from genart.usecases.stages import load_stages
 
     stages = load_stages(spec)
     gen = stages.generator
@@ -425,16 +375,8 @@ def _stages(spec: Any, opts: Options) -> Any:
 
 def _failed_since(ledger: Ledger, run_ids: Sequence[str], since: str) -> set[str]:
     """The runs among ``run_ids`` that failed during this job (another shard may have marked them)."""
-    from sqlalchemy import select
-
-    from genart.store.db import RunRow
-
-    if not run_ids:
-        return set()
-    with ledger.store.session() as s:
-        rows = s.execute(select(RunRow.id, RunRow.finished_at).where(RunRow.id.in_(list(run_ids)),
-                                                                     RunRow.status == "failed")).all()
-    return {r.id for r in rows if (r.finished_at or "") >= since[:19]}
+    return {r.run_id for r in run_queries.run_summaries(ledger.store, run_ids)
+            if r.status == "failed" and (r.finished_at or "") >= since[:19]}
 
 
 def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: ProgressFn | None = None
@@ -444,7 +386,7 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
     A title that fails (an unreadable source, no usable frame, an error while ranking or handing it
     off) is marked failed and left out of what follows; the other titles complete.
     """
-    from genart.pipeline import ensure_weights
+    from genart.usecases.stages import ensure_weights
 
     me, n = opts.shard
     if not 0 <= me < n:
@@ -565,169 +507,38 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
 
 
 # --- the summary -----------------------------------------------------------------------------------
-SUMMARY_COLUMNS = ("title_id", "run_id", "status", "keyframes", "images", "expected", "made_now", "device_s",
-                   "images_per_s", "test_id", "arms", "best", "error")
-
-
 def title_reports(ledger: Ledger, states: Sequence[TitleState], made: dict[str, int]) -> list[BatchTitleReport]:
-    from sqlalchemy import select
-
-    from genart.store.db import RankingRow, RunRow, VariantRow
+    """Each title as the ledger and the store say it stands (the rows of the job's summary)."""
+    from genart.store.db import VariantRow
 
     run_ids = [st.run_id for st in states]
-    units: dict[tuple[str, str], list[Any]] = {}
+    units: dict[tuple[str, str], list[BatchUnit]] = {}
     for kind in ("variant", "rank", "handoff"):
         for u in ledger.units(kind, run_ids):
             units.setdefault((u.run_id, kind), []).append(u)
+    runs = {r.run_id: r for r in run_queries.run_summaries(ledger.store, run_ids)}
     out = []
-    with ledger.store.session() as s:
-        for st in states:
-            rid = st.run_id
-            images = len(s.scalars(select(VariantRow.pk).where(VariantRow.run_id == rid)).all())
-            best = []
-            for p in st.title.profiles:
-                r = s.scalars(select(RankingRow).where(RankingRow.run_id == rid, RankingRow.profile_id == p.id,
-                                                       RankingRow.rank == 1)).first()
-                if r is not None:
-                    best.append((p.id, r.variant_id, round(r.total, 4)))
-            device_s = sum(u.device_s for k in ("variant", "rank") for u in units.get((rid, k), []))
-            gen_s = sum(u.device_s for u in units.get((rid, "variant"), []))
-            hand = units.get((rid, "handoff"))
-            detail = json.loads(hand[0].detail) if hand and hand[0].detail else {}
-            run = s.get(RunRow, rid)
-            expected = len(st.title.profiles) * len(st.keyframes) * st.title.variants_per_frame
-            failed = st.error is not None or (run is not None and run.status == "failed")
-            status = "failed" if failed else "done" if hand else ("partial" if images else "pending")
-            out.append(BatchTitleReport(
-                title_id=st.title.id, run_id=rid, status=status, keyframes=len(st.keyframes), images=images,
-                expected=expected, made_now=made.get(rid, 0), device_s=round(device_s, 4),
-                images_per_s=round(images / gen_s, 3) if gen_s > 0 else 0.0, test_id=detail.get("test_id"),
-                arms=len(detail.get("arms") or []), best=tuple(best),
-                error=(st.error or (run.error if run is not None else None)) if failed else detail.get("error")))
+    for st in states:
+        rid = st.run_id
+        images = ledger.store.count(VariantRow, rid)
+        best = []
+        for p in st.title.profiles:
+            first = next(((vid, total) for vid, rank, total, _ in ledger.store.rankings(rid, p.id) if rank == 1),
+                         None)
+            if first is not None:
+                best.append((p.id, first[0], round(first[1], 4)))
+        device_s = sum(u.device_s for k in ("variant", "rank") for u in units.get((rid, k), []))
+        gen_s = sum(u.device_s for u in units.get((rid, "variant"), []))
+        hand = units.get((rid, "handoff"))
+        detail: Mapping[str, Any] = (hand[0].detail or {}) if hand else {}
+        run = runs.get(rid)
+        expected = len(st.title.profiles) * len(st.keyframes) * st.title.variants_per_frame
+        failed = st.error is not None or (run is not None and run.status == "failed")
+        status = "failed" if failed else "done" if hand else ("partial" if images else "pending")
+        out.append(BatchTitleReport(
+            title_id=st.title.id, run_id=rid, status=status, keyframes=len(st.keyframes), images=images,
+            expected=expected, made_now=made.get(rid, 0), device_s=round(device_s, 4),
+            images_per_s=round(images / gen_s, 3) if gen_s > 0 else 0.0, test_id=detail.get("test_id"),
+            arms=len(detail.get("arms") or []), best=tuple(best),
+            error=(st.error or (run.error if run is not None else None)) if failed else detail.get("error")))
     return out
-
-
-def write_summary(out: Path, reports: Sequence[BatchTitleReport]) -> tuple[Path, Path]:
-    """``batch_summary.csv`` and ``batch_summary.json`` in ``out``, each written atomically."""
-    from dataclasses import asdict
-
-    rows = []
-    for r in reports:
-        d = asdict(r)
-        d["best"] = " ".join(f"{p}:{v[:10]}({t:.3f})" for p, v, t in r.best)
-        rows.append(d)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(SUMMARY_COLUMNS))
-    w.writeheader()
-    for d in rows:
-        w.writerow({k: d.get(k) for k in SUMMARY_COLUMNS})
-    csv_path, json_path = out / "batch_summary.csv", out / "batch_summary.json"
-    write_text(csv_path, buf.getvalue())
-    write_text(json_path, json.dumps({"titles": [asdict(r) for r in reports]}, indent=2))
-    return csv_path, json_path
-
-
-def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str = "local", db: str | None = None,
-                batch_size: int | None = None, compile: bool = False, num_processes: int | None = None,
-                ray_address: str | None = None, ray_num_cpus: int | None = None, ray_num_gpus: float | None = None,
-                progress: ProgressFn | None = None, auto_approve: bool | None = None) -> BatchReport:
-    """Run (or resume) a catalogue. See ``genart batch --help``.
-
-    Args:
-        catalog: a ``Catalog`` or the path of its YAML file.
-        out: the store folder (``genart.sqlite``, ``images/``, ``runs/<run id>/``, the summary files).
-        engine: ``local`` (this process), ``accelerate`` (``accelerate launch``, one shard per process)
-            or ``ray`` (Ray tasks with GPU resources).
-        batch_size: the first batch size to try (default the preset's); halved on each OOM.
-        compile: ``torch.compile`` the UNet.
-        num_processes: processes for ``accelerate`` (default: the number of GPUs, else 2).
-        ray_address, ray_num_cpus, ray_num_gpus: where Ray runs (default a local Ray with the CPUs given).
-        progress: ``progress(name, done, total)``: ``overall``, each title id, ``rank``.
-        auto_approve: start each title's test from the ranking's top-k without a person (kept in
-            the test); None: the catalogue's ``auto_approve`` (default false: a draft test).
-
-    Returns:
-        A ``BatchReport``, one row per title, and the summary files written. A title that could not
-        be done (an unreadable source, say) has status ``failed`` and its reason in ``error``; the
-        others complete. ``BatchReport.failed`` lists the failed ones; running again retries them.
-
-    Raises:
-        CatalogError: a malformed catalogue. InvalidArgumentError: a bad engine or batch size.
-        BatchError: another job holds the output folder's lock, an engine cannot start or a worker
-            failed. And what ``create_variants`` raises for the job as a whole (a missing model).
-    """
-    from genart.batch.catalog import load_catalog
-    from genart.config import load_models_config
-
-    if engine not in ENGINES:
-        raise InvalidArgumentError("engine", engine, ", ".join(ENGINES))
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise InvalidArgumentError("batch_size", batch_size, "a positive integer")
-    cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-    if auto_approve is not None:
-        if not isinstance(auto_approve, bool):
-            raise InvalidArgumentError("auto_approve", auto_approve, "True, False or None")
-        cat = replace(cat, auto_approve=auto_approve)
-    spec = load_models_config().preset(cat.preset)
-    out = Path(out)
-    lock = lock_output(out, cat.path)
-    try:
-        return _run_locked(cat, spec, out, engine=engine, db=db, batch_size=batch_size, compile=compile,
-                           num_processes=num_processes, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-                           ray_num_gpus=ray_num_gpus, progress=progress)
-    finally:
-        lock.release()
-
-
-LOCK_NAME = "batch.lock"
-
-
-def lock_output(out: Path, catalog: Path | str = "") -> FileLock:
-    """The output folder's batch lock, taken before anything is written: one job per folder.
-
-    Raises:
-        BatchError: another job holds it (the message names its pid, host and start time).
-    """
-    from genart.errors import StoreError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(out / LOCK_NAME, what=f"genart batch {catalog}")
-        got = lock.acquire()
-    except OSError as exc:
-        raise StoreError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
-    if not got:
-        raise BatchError(f"another genart batch job is running on {out}: {lock.describe_holder()}",
-                         hint="wait for it to finish (finished units are kept), or give this job another --out")
-    return lock
-
-
-def _run_locked(cat: Catalog, spec: Any, out: Path, *, engine: str, db: str | None, batch_size: int | None,
-                compile: bool, num_processes: int | None, ray_address: str | None, ray_num_cpus: int | None,
-                ray_num_gpus: float | None, progress: ProgressFn | None) -> BatchReport:
-    t0 = time.perf_counter()
-    bstate: BatchState | None = None
-    if engine == "local":
-        ledger = Ledger(out, db)
-        try:
-            states, made, bstate = work(cat, spec, ledger, Options(batch_size=batch_size, compile=compile,
-                                                                   worker=f"local:{os.getpid()}"), progress)
-            reports = title_reports(ledger, states, made)
-        finally:
-            ledger.close()
-    elif engine == "accelerate":
-        from genart.batch.launch import launch_accelerate
-
-        reports = launch_accelerate(cat, out, db=db, batch_size=batch_size, compile=compile,
-                                    num_processes=num_processes, progress=progress, auto_approve=cat.auto_approve)
-    else:
-        from genart.batch.ray_engine import run_ray
-
-        reports, bstate = run_ray(cat, spec, out, db=db, batch_size=batch_size, compile=compile, address=ray_address,
-                                  num_cpus=ray_num_cpus, num_gpus=ray_num_gpus, progress=progress)
-    csv_path, json_path = write_summary(out, reports)
-    return BatchReport(catalog=cat.path, out=out, engine=engine, preset=spec.name, titles=tuple(reports),
-                       wall_s=round(time.perf_counter() - t0, 3), summary_csv=csv_path, summary_json=json_path,
-                       oom_retries=bstate.oom_retries if bstate else 0,
-                       stage_s=tuple(sorted((k, round(v, 4)) for k, v in bstate.stage_s.items())) if bstate else (),
-                       batch_size=bstate.batch_size if bstate else None)

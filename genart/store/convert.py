@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from genart.types import (
     Arm,
+    BatchUnit,
     Box,
     Contribution,
     FaceFacts,
@@ -22,6 +23,7 @@ from genart.types import (
     KeyFrame,
     RankedVariant,
     Region,
+    RunSummary,
     ScoreSet,
     Variant,
 )
@@ -163,3 +165,25 @@ def arm_from_json(d: Mapping[str, Any], resolve: Resolver) -> Arm:
                image_path=resolve(str(d["image_path"]), None) if d.get("image_path") else None,
                is_control=bool(d.get("is_control")), prior_mean=float(d.get("prior_mean", 0.5)),
                profile_id=d.get("profile_id"))
+
+
+def run_summary_from_row(row: Any) -> RunSummary:
+    """A ``RunRow`` as a ``RunSummary`` (title, genre and profiles from its stored manifest)."""
+    m = _loads(row.manifest, {})
+    return RunSummary(run_id=row.id, created_at=row.created_at, status=row.status, preset=row.preset,
+                      source=row.source, title=str(m.get("title", "")), genre=str(m.get("genre", "")),
+                      profiles=tuple(m.get("profiles", {})), error=row.error, finished_at=row.finished_at)
+
+
+def batch_unit_from_row(row: Any) -> BatchUnit:
+    """A ``BatchUnitRow`` (the batch job's ledger) as a ``BatchUnit``; its JSON detail parsed."""
+    return BatchUnit(run_id=row.run_id, kind=row.kind, profile_id=row.profile_id, keyframe_id=row.keyframe_id,
+                     idx=row.idx, variant_id=row.variant_id, device_s=row.device_s, worker=row.worker,
+                     finished_at=row.finished_at, detail=_loads(row.detail, None))
+
+
+def batch_unit_row_fields(u: BatchUnit) -> dict[str, Any]:
+    """The columns of a ``BatchUnitRow`` for ``u`` (its detail as JSON)."""
+    return {"run_id": u.run_id, "kind": u.kind, "profile_id": u.profile_id, "keyframe_id": u.keyframe_id,
+            "idx": u.idx, "variant_id": u.variant_id, "device_s": u.device_s, "worker": u.worker,
+            "finished_at": u.finished_at, "detail": json.dumps(u.detail) if u.detail is not None else None}

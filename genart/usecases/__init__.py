@@ -2,7 +2,8 @@
 review, regenerate, hand off, test, export).
 
 Each module wires stages and the store for one use case and is the only place that use case lives.
-``genart.api`` is the thin public facade over them (the CLI, the app, the batch job and notebooks call
-the facade); use-case modules call each other and the stages, never ``genart.api``, so the flow has no
-cycle back through the facade.
+``genart.api`` is the thin public facade over them (the CLI, the app and notebooks call the facade);
+use-case modules, and the batch job that schedules them (``genart.batch``, itself behind
+``api.run_catalog``), call each other and the stages, never ``genart.api``, so the flow has no cycle
+back through the facade.
 """

@@ -1,6 +1,6 @@
 """Tests from every surface, and the loop that learns from them.
 
-A use case beside ``genart.pipeline`` and the review use cases (the bandit stage knows arms and
+A use case beside ``genart.usecases.run`` and the review use cases (the bandit stage knows arms and
 numbers, not images or runs): it measures what each arm's artwork shows from the stored key
 frames and variants, opens, approves, stops and evaluates tests on a run store, fits the segment
 preference model (:mod:`genart.bandit.preferences`) on every test's outcomes, and turns a weak
@@ -251,7 +251,7 @@ def _set_candidate(tester: "Tester", candidate_id: str, status: str, **values: A
 
 def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Generator", progress) -> None:
     """Thompson over the settings, generation through the one engine, ranking, the review queue."""
-    from genart import pipeline
+    from genart.usecases.stages import ensure_weights, load_stages
     from genart.bandit.loop import Setting, thompson_settings
     from genart.store.bandit_engine import write_txn
     from genart.profiles import get_profiles
@@ -278,8 +278,8 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
             for p in picks]
     with write_txn(tester.engine) as conn:
         learning_queries.add_candidates(conn, rows)
-    pipeline.ensure_weights(ctx.spec)
-    stages = pipeline.load_stages(ctx.spec)
+    ensure_weights(ctx.spec)
+    stages = load_stages(ctx.spec)
     kfs = {k.id: k for k in run.keyframes}
     jobs = [_job(p.setting, kfs[p.setting.keyframe_id], profile, ctx.spec,
                  seed=int(stable_id(proposal_id, p.setting.key, length=7), 16)) for p in picks]

@@ -40,7 +40,7 @@ def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *,
         UnknownProfileError, UnknownPresetError, InvalidArgumentError: a bad argument.
         ModelLoadError: the preset's weights (or the NSFW classifier) are not on this machine.
     """
-    from genart import pipeline
+    from genart.usecases.stages import ensure_weights, load_rankers
     from genart.errors import InvalidArgumentError
     from genart.profiles import get_profiles
     from genart.rank.combine import rank_for_profile
@@ -53,13 +53,13 @@ def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *,
     spec = load_models_config().preset(preset)
     profs = get_profiles(profiles)
     ids = {p.id for p in profs}
-    pipeline.ensure_weights(spec)
+    ensure_weights(spec)
     store = None
     if out is not None or db is not None:
         from genart.store.db import Store
 
         store = Store(out if out is not None else "runs", db)
-    scorers, options = pipeline.load_rankers(spec, store)
+    scorers, options = load_rankers(spec, store)
     result: dict[str, list[RankedVariant]] = {}
     for p in profs:
         mine = [v for v in variants if v.profile_id == p.id or v.profile_id not in ids]

@@ -42,7 +42,7 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
     """
     import secrets
 
-    from genart import pipeline
+    from genart.usecases.stages import ensure_weights, load_stages
     from genart.errors import InvalidArgumentError, UnknownVariantError
     from genart.profiles import get_profiles
 
@@ -85,8 +85,8 @@ def regenerate_variant(out: str | Path, run_id: str, variant_id: str, *, reviewe
         else:
             template = profile.prompt
         profile, n = _edited_profile(profile, template, strength if strength is not None else v.params.strength), 1
-    pipeline.ensure_weights(spec)
-    stages = pipeline.load_stages(spec)
+    ensure_weights(spec)
+    stages = load_stages(spec)
     kf = v.keyframe
     made, rows = make_variants(out, run, stages, [(kf, profile, n, seed)], profile, pool=everything[v.profile_id],
                                db=db, progress=progress)
@@ -117,7 +117,7 @@ def make_variants(out: str | Path, run: RunResult, stages, jobs: Sequence[tuple]
 
     Args:
         run: the run (``load_run``); its manifest's title and genre fill the prompts.
-        stages: the preset's stages (``pipeline.load_stages``).
+        stages: the preset's stages (``genart.usecases.stages.load_stages``).
         jobs: ``(key frame, profile, n, seed)`` each, optionally with a fifth item, the key frame
             as the generator should see it (the learning loop keeps only the face it frames): the
             generator makes ``n`` variants of the key frame for the (possibly edited) profile and

@@ -135,7 +135,7 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
     """
     from dataclasses import replace
 
-    from genart import pipeline
+    from genart.usecases import run as run_use_case
     from genart.errors import InvalidArgumentError
     from genart.imaging import load_rgb
     from genart.profiles import get_profiles
@@ -159,9 +159,10 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
     styled = [_edited_profile(edited.get(p.id, p), strength=strength, grade=grade, grade_amount=grade_amount,
                               aspects=aspects, title_position=title_position) for p in profs]
     chosen = [replace(kf, image=load_rgb(cast(Path, kf.path))) for kf in stage.keyframes if kf.id in ids]  # staged: a PNG each
-    result = pipeline.run(stage.source, profiles=styled, preset=preset, frames=len(chosen),
-                          variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title, genre=genre,
-                          top_k=top_k, progress=progress, keyframes=chosen, title_overlay=title_overlay)
+    result = run_use_case.run(stage.source, profiles=styled, preset=preset, frames=len(chosen),
+                              variants_per_frame=variants_per_frame, out=out, db=db, seed=seed, title=title,
+                              genre=genre, top_k=top_k, progress=progress, keyframes=chosen,
+                              title_overlay=title_overlay)
     choices = {"grade": grade or None, "grade_amount": grade_amount, "aspects": list(aspects or ()) or None,
                "title_position": title_position, "strength": strength, "title_overlay": title_overlay}
     _write_json(result.out_dir / CHOICES_FILE, choices)  # a regeneration makes its variant the same way
