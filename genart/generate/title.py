@@ -31,15 +31,18 @@ from __future__ import annotations
 import os
 import unicodedata
 from dataclasses import dataclass, replace
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from itertools import combinations
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from genart.errors import GenartWarning, warn
 from genart.types import Box, TitleStyle
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.ImageFont import FreeTypeFont
 
 MIN_CAP_PX_AT_160 = 8.0  # capital height, in pixels, at 160 px image width (PP-OCRv4 reads Bebas Neue from 8)
 MAX_SALIENCY = 0.35  # mean saliency (0..1) a title's box may cover: above it, the box is on the subject
@@ -232,7 +235,7 @@ class TitleLayout:
 
 
 @lru_cache(maxsize=256)
-def _load_font(path: Path, size: int):
+def _load_font(path: Path, size: int) -> FreeTypeFont:
     from PIL import ImageFont
 
     layout = ImageFont.Layout.RAQM if has_shaping() else ImageFont.Layout.BASIC
@@ -260,7 +263,7 @@ def _units(text: str, script: str) -> tuple[list[str], str]:
     return text.split(), " "
 
 
-def _line_breaks(units: list[str], joiner: str, n: int, width_of) -> list[str] | None:
+def _line_breaks(units: list[str], joiner: str, n: int, width_of: Callable[[str], float]) -> list[str] | None:
     """The split of ``units`` into ``n`` lines whose longest line is shortest (titles are short: exhaustive)."""
     if n > len(units):
         return None
@@ -343,7 +346,7 @@ def plan_title(width: int, height: int, text: str, locale: str, faces: Sequence[
         line_h = int(round((ascent + descent) * (1.0 if script == "latin" else 1.08)))
         pad_x, pad_y = _pads(style.treatment, cap)
         for n in (1, 2, 3):
-            lines = _line_breaks(units, joiner, n, lambda s, font=font: font.getlength(s, language=lang))
+            lines = _line_breaks(units, joiner, n, partial(font.getlength, language=lang))
             if lines is None:
                 break
             text_w = max(int(np.ceil(font.getlength(line, language=lang))) for line in lines)

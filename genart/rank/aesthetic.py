@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from genart.models import load_aesthetic
 from genart.models.aesthetic import MLP_WIDTHS, AestheticHead, convert, how_to_get, random_head, resolve_weights
 from genart.rank.registry import ScorerContext, register_scorer
 from genart.types import ScoreSet, TasteProfile, Variant
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.rank.base import ImageEmbedder
 
 __all__ = ["MLP_WIDTHS", "AestheticHead", "AestheticScorer", "BrisqueScorer", "brisque_files", "convert", "how_to_get",
            "load_aesthetic", "main", "random_head", "resolve_weights"]
@@ -33,7 +36,7 @@ class AestheticScorer:
 
     names = ("aesthetic",)
 
-    def __init__(self, embedder, head: AestheticHead) -> None:
+    def __init__(self, embedder: ImageEmbedder, head: AestheticHead) -> None:
         self.embedder = embedder
         self.head = head
 

@@ -15,12 +15,15 @@ import hashlib
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 import numpy as np
 from PIL import Image
 
 from genart.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.rank.clip import Embedder
 
 
 class EmbeddingCache(Protocol):
@@ -52,7 +55,7 @@ class CachingEmbedder:
     ``computed_images`` / ``computed_texts`` count what actually went through the model.
     """
 
-    def __init__(self, inner, persistent: EmbeddingCache | None = None, *, memory: int = 8192,
+    def __init__(self, inner: Embedder, persistent: EmbeddingCache | None = None, *, memory: int = 8192,
                  batch_size: int = 32) -> None:
         if batch_size < 1:
             raise InvalidArgumentError("batch_size", batch_size, "an integer >= 1")

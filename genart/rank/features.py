@@ -18,13 +18,17 @@ technical quality every preset uses.
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from genart import imaging
 from genart.rank.registry import ScorerContext, fidelity_check, register_scorer
 from genart.types import WANT_TERMS, Box, FaceFacts, KeyFrame, ScoreSet, TasteProfile, Variant, Wants
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
 TARGET_FEATURES = ("brightness", "warmth", "saturation", "contrast", "sharpness", "faces")
 # how much of a region's area counts as burned-in text: overlays fully; a screen in the scene (a monitor,
@@ -34,7 +38,7 @@ MOTION_FULL = 0.06  # the frames stage's motion (mean absolute change per sample
 UPSCALE_FREE = 1.5  # enlargement that does not show (ARTWORK.md)
 
 
-def _open_rgb(image, path) -> np.ndarray:
+def _open_rgb(image: Image.Image | None, path: str | Path | None) -> np.ndarray:
     return imaging.to_array(imaging.pixels_of(image, path, "variant"))  # one loader, one error family
 
 

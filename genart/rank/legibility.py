@@ -32,7 +32,7 @@ import subprocess
 import threading
 import unicodedata
 from functools import cache, lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def read_score(title: str, read: str) -> float:
 
 
 @lru_cache(maxsize=1)
-def _rapidocr():
+def _rapidocr() -> Any:  # rapidocr ships no types
     from rapidocr_onnxruntime import RapidOCR
 
     # the crop is small: detect at its own size (the default upscales the short side to 736 px)

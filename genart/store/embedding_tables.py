@@ -8,7 +8,7 @@ its exact weights, so a different checkpoint never reuses another's vectors.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import Integer, LargeBinary, String, select
@@ -16,6 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from genart.store.schema import Base
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genart.store.db import Store
 
 
 class EmbeddingRow(Base):
@@ -30,7 +33,7 @@ class EmbeddingRow(Base):
 class StoreEmbeddingCache:
     """``genart.rank.embed.EmbeddingCache`` on a store (anything with ``session()``, e.g. ``Store``)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def get_many(self, fingerprint: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
