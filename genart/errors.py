@@ -201,6 +201,18 @@ class StoreError(GenartError):
     """The run store (database or image folder) cannot be used."""
 
 
+class ManifestError(StoreError):
+    """A run's manifest (its ``manifest.json``, or the copy in the store's ``runs`` row) is not one genart
+    wrote: not JSON, not an object, or without a field every genart version has written. ``where`` names
+    the file (or the run's row), so the one broken run can be found among many."""
+
+    def __init__(self, where: object, detail: str) -> None:
+        super().__init__(f"the run manifest {where} cannot be read: {detail}",
+                         hint="it is written by `genart run`; restore it from a backup, or make the run again")
+        self.where = str(where)
+        self.detail = detail
+
+
 class StoreConflictError(StoreError):
     """A concurrent writer stored the same key first (a unique row another process made at the same
     time); the write changed nothing, and trying it again reads what the other one stored."""

@@ -177,7 +177,50 @@ def _tiny_cached():
     return CachingEmbedder(load_clip(load_models_config().preset("tiny")))
 
 
-from genart.testing.contracts import ScorerContract  # noqa: E402
+from genart.testing.contracts import EmbedderContract, ScorerContract  # noqa: E402
+
+
+def _photos() -> list[Image.Image]:
+    """Four real photographs at different sizes and aspects, so the model's own resize and centre crop
+    run as they do on key frames."""
+    from tests.media import MEDIA, need_media
+
+    out = []
+    for name, width in (("astronaut.png", 96), ("coffee.png", 160), ("chelsea.png", 120), ("rocket.jpg", 64)):
+        need_media(MEDIA / "images" / name)
+        with Image.open(MEDIA / "images" / name) as im:
+            im = im.convert("RGB")
+        out.append(im.resize((width, max(1, int(width * im.height / im.width)))))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("genart_cache")
+class TestTinyClipEmbedderContract(EmbedderContract):
+    """The real ClipEmbedder the ranking uses (open_clip's classes at toy size, random weights, loaded
+    by ``load_clip`` from the tiny preset's weights file): random weights still give one unit vector
+    per picture, the same one in any batch, and different pictures different vectors."""
+
+    def make_embedder(self):
+        from genart.models import load_clip
+
+        return load_clip(load_models_config().preset("tiny"))
+
+    def make_images(self):
+        return _photos()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("genart_cache")
+class TestTinyCachingClipEmbedderContract(EmbedderContract):
+    """The cache the ranking wraps around it changes nothing of that (a fresh cache per embedder, so
+    the batch checks go through the model, not through vectors the cache remembers)."""
+
+    def make_embedder(self):
+        return _tiny_cached()
+
+    def make_images(self):
+        return _photos()
 
 
 @pytest.mark.slow

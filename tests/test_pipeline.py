@@ -10,6 +10,7 @@ from PIL import Image
 from genart import create_variants
 from genart.errors import EmptySourceError, InvalidArgumentError, ModelLoadError, SourceNotFoundError, UnknownProfileError
 from genart.imaging import sha256_file
+from genart.store.convert import read_manifest
 from genart.store.db import KeyFrameRow, RankingRow, ScoreRow, Store, VariantRow
 
 
@@ -64,6 +65,9 @@ def test_manifest_is_enough_to_reproduce(classic_run):
     result, _ = classic_run
     m = json.loads(result.manifest_path.read_text())
     assert m["run_id"] == result.run_id and m["preset"] == "classic" and m["genart_version"]
+    # the typed reader every use case reads it with gives back the very document the run wrote
+    typed = read_manifest(result.manifest_path)
+    assert typed is not None and json.loads(json.dumps(typed.to_json())) == m and typed.title == m["title"]
     assert set(m["profiles"]) == {"romance", "action"} and all(len(v) == 12 for v in m["profiles"].values())
     assert m["seed"] == 0 and m["frames"] == 3 and m["variants_per_frame"] == 2
     assert m["preset_spec"]["kind"] == "classic" and len(m["source_sha256"]) == 64

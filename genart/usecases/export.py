@@ -94,7 +94,8 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
         InvalidArgumentError: an unknown ``streamer``, a ``to`` that is a folder, or an aspect with no
             delivery size.
         ImageReadError: a stored picture is missing or unreadable (``genart.imaging.load_rgb``).
-        StoreError: a variant has no stored picture, or the zip cannot be written.
+        StoreError: a variant has no stored picture, or the zip cannot be written; ManifestError (one)
+            where the run's ``manifest.json`` is not a manifest.
     """
     from datetime import datetime, timezone
 
@@ -105,6 +106,7 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
     from genart.imaging import load_rgb, png_bytes, sha256_bytes
     from genart.profiles import load_profiles
     from genart.provenance import DST_TERMS, IPTC_DST, png_text_chunks
+    from genart.store.convert import read_manifest
     from genart.usecases.review import approved_variants
     from genart.usecases.runs import load_run
 
@@ -118,7 +120,8 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
     approved = approved_variants(out, run_id, db=db)
     if not approved:
         raise NothingApprovedError(run_id, "export")
-    manifest_in = json.loads(run.manifest_path.read_text(encoding="utf-8")) if run.manifest_path.exists() else {}
+    manifest_in = read_manifest(run.manifest_path)
+    title, genre = (manifest_in.title, manifest_in.genre) if manifest_in is not None else ("", "")
     profiles = load_profiles()
     software = f"genart {__version__}"
     sizes = delivery_sizes(run.preset)
@@ -174,7 +177,7 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
                 if upscale > MAX_CLEAN_UPSCALE:
                     warnings.append(f"{arc}: enlarged {upscale:.1f}x to {size[0]}x{size[1]} (past "
                                     f"{MAX_CLEAN_UPSCALE}x it looks soft); a larger source frame would be sharper")
-                if kind in TITLED_TYPES and not p.title and manifest_in.get("title"):
+                if kind in TITLED_TYPES and not p.title and title:
                     why = f" ({p.title_reason})" if p.title_reason else ""
                     warnings.append(f"{arc}: a {kind} without the title treatment{why}")
                 report(progress, "export", i + 1, len(plan))
@@ -194,7 +197,7 @@ def export_package(out: str | Path, run_id: str, to: str | Path, *, streamer: st
                                     f"{lo} to {hi} recommended)")
             manifest = {
                 "package": "genart delivery package", "format": 1, "run_id": run_id,
-                "title": manifest_in.get("title", ""), "genre": manifest_in.get("genre", ""), "preset": run.preset,
+                "title": title, "genre": genre, "preset": run.preset,
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "software": software,
                 "streamer": {"id": streamer, "name": rule.name, "min_per_type_and_language": rule.minimum,
                              "max_per_type_and_language": rule.maximum, "recommended": list(rule.recommended)},

@@ -130,14 +130,15 @@ def make_variants(out: str | Path, run: RunResult, stages, jobs: Sequence[tuple]
         (per job its stored ``Variant``, or None where it made a variant the run has already;
         the new ranking of the whole pool).
     """
-    import json
     from dataclasses import replace
 
     from genart.imaging import load_rgb
+    from genart.store.convert import read_manifest
 
     from genart import __version__
 
-    manifest = json.loads(run.manifest_path.read_text()) if run.manifest_path.exists() else {}
+    manifest = read_manifest(run.manifest_path)
+    title, genre = (manifest.title, manifest.genre) if manifest is not None else ("", "")
     overlay = _run_choices(run).get("title_overlay")  # the run's own title choice (the app's step 2)
     have = {rv.variant.id for rv in pool}
     made = []
@@ -145,8 +146,8 @@ def make_variants(out: str | Path, run: RunResult, stages, jobs: Sequence[tuple]
         kf, profile, n, seed = job[:4]
         seen_as = job[4] if len(job) > 4 and job[4] is not None else kf
         kf_px = replace(seen_as, image=load_rgb(kf.path))
-        v = stages.generator.generate([kf_px], profile, n, seed=seed, title=str(manifest.get("title", "")),
-                                      genre=str(manifest.get("genre", "")), progress=progress,
+        v = stages.generator.generate([kf_px], profile, n, seed=seed, title=title,
+                                      genre=genre, progress=progress,
                                       title_overlay=overlay)[-1]
         v = replace(v, keyframe=replace(kf, image=None))
         made.append(None if v.id in have else v)
