@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from genart.batch.catalog import Catalog
+from genart.batch.catalog import Catalog, load_catalog
 from genart.batch.gpu import BatchState
 from genart.batch.runner import Ledger, Options, title_reports, work
 from genart.errors import BatchError, InvalidArgumentError, StoreError
@@ -82,7 +82,6 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
         BatchError: another job holds the output folder's lock, an engine cannot start or a worker
             failed. And what ``create_variants`` raises for the job as a whole (a missing model).
     """
-    from genart.batch.catalog import load_catalog
 
     if engine not in ENGINES:
         raise InvalidArgumentError("engine", engine, ", ".join(ENGINES))

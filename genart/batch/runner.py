@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from genart.batch.catalog import Catalog, CatalogTitle
-from genart.batch.gpu import BatchState, Slot, generate_slots
+from genart.batch.gpu import BatchState, Slot, compile_models, generate_slots
 from genart.errors import BatchError, GenartError, InvalidArgumentError
 from genart.files import source_digest, tmp_path, write_text
 from genart.progress import ProgressFn, report
@@ -361,8 +361,6 @@ def _stages(spec: Any, opts: Options) -> Any:
     stages = load_stages(spec)
     gen = stages.generator
     if opts.compile and hasattr(gen, "model"):
-        from genart.batch.gpu import compile_models
-
         compile_models(gen.model)
     return stages
 
