@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from genart.errors import GenartError
+from app import launch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs", help="the runs folder (default runs)")
     parser.add_argument("--max-upload-mb", type=int, default=None, help="largest upload (default 1024)")
     args = parser.parse_args(argv)
-    from app import launch
 
     try:
         launch(args.out, args.host, args.port, args.auth, auth_file=args.auth_file, max_upload_mb=args.max_upload_mb)

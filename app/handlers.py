@@ -24,7 +24,14 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence, SupportsFloa
 from urllib.parse import quote
 
 from genart import api
-from genart.errors import GenartError, InvalidArgumentError, UnknownProfileError, UploadError
+from genart.errors import (
+    DecisionConflictError,
+    GenartError,
+    InvalidArgumentError,
+    UnknownProfileError,
+    UnknownVariantError,
+    UploadError,
+)
 from genart.types import RankedVariant, ReviewState, RunResult
 
 ProgressFn = Callable[[str, int, int], None]
@@ -774,8 +781,6 @@ class VariantView:
 
 
 def _find(run: RunResult, variant_id: str) -> RankedVariant:
-    from genart.errors import UnknownVariantError
-
     for items in list(run.profiles.values()) + [v for _, v in run.rejected]:
         for rv in items:
             if rv.variant.id == variant_id:
@@ -909,7 +914,6 @@ def decide_many(out: Path, run_id: str | None, variant_ids: Sequence[str] | None
     Raises:
         InvalidArgumentError: no run, nothing shown, a bad action.
     """
-    from genart.errors import DecisionConflictError
 
     if not run_id:
         raise InvalidArgumentError("run", run_id, "a run picked first")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from genart.config import PresetSpec, load_models_config
 from genart.progress import ProgressFn
 from genart.types import KeyFrame, RunResult, TasteProfile
+from genart.usecases.tester import open_tester as _open
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -245,7 +246,6 @@ def open_tester(out: str | Path | None, db: str | None = None) -> "Tester":
     Raises:
         StoreError: the database cannot be opened.
     """
-    from genart.usecases.tester import open_tester as _open
 
     return _open(out, db)
 

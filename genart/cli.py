@@ -29,7 +29,7 @@ from rich.text import Text
 
 from genart import api
 from genart.cli_errors import err, handles_errors, say  # noqa: F401  (err, say: what the commands print with)
-from genart.errors import GenartError, GenartWarning, InvalidArgumentError
+from genart.errors import FrontendUnavailableError, GenartError, GenartWarning, InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib.metadata import EntryPoint
@@ -608,8 +608,6 @@ def frontend(name: str) -> Callable[..., Any]:
         FrontendUnavailableError: no package registers ``name``, or its code does not import.
     """
     from importlib.metadata import entry_points
-
-    from genart.errors import FrontendUnavailableError
 
     found = {ep.name: ep for ep in entry_points(group=FRONTENDS)}
     found.update(_checkout_frontends())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
+from genart.errors import ConfigError, ImageNotFoundError, ImageReadError, ImageTooLargeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -51,8 +52,6 @@ def max_image_pixels() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        from genart.errors import ConfigError
-
         raise ConfigError(f"${MAX_PIXELS_ENV} must be a whole number of pixels >= 1, got {raw!r}",
                           hint=f"e.g. {MAX_PIXELS_ENV}=60000000 for 60 MP")
     return value
@@ -78,8 +77,6 @@ def open_image(path: "str | Path", *, max_pixels: int | None = None) -> "Iterato
             an UnsupportedMediaError).
     """
     from PIL import Image, UnidentifiedImageError
-
-    from genart.errors import ImageNotFoundError, ImageReadError, ImageTooLargeError
 
     limit = max_pixels if max_pixels is not None else max_image_pixels()
     try:
@@ -113,8 +110,6 @@ def load_rgb(path: "str | Path", *, upright: bool = False, max_pixels: int | Non
     """
     from PIL import ImageOps
 
-    from genart.errors import ImageReadError
-
     with open_image(path, max_pixels=max_pixels) as im:
         try:
             rgb = im.convert("RGB")  # keeps the EXIF block, so the orientation is still known
@@ -143,8 +138,6 @@ def pixels_of(image: "Image.Image | None", path: "str | Path | None", what: str 
     if image is not None:
         return image
     if path is None:
-        from genart.errors import ImageNotFoundError
-
         raise ImageNotFoundError(f"{what} {ident}".strip(), "it has neither pixels nor a stored path")
     return load_rgb(path)
 
@@ -395,7 +388,6 @@ def image_text(path: "str | object") -> dict[str, str]:
     Raises:
         ImageNotFoundError, ImageTooLargeError, ImageReadError: as :func:`open_image`.
     """
-    from genart.errors import ImageReadError
 
     with open_image(path) as im:  # type: ignore[arg-type]
         try:

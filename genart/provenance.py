@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Mapping
 from xml.sax.saxutils import escape
 
 from genart.imaging import XMP_TEXT_KEY, image_text
+from genart.errors import ConfigError, InvalidArgumentError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -200,8 +201,6 @@ def embed_watermark(rgb: np.ndarray, payload: str = "genart") -> np.ndarray:
     import cv2
     import numpy as np
 
-    from genart.errors import InvalidArgumentError
-
     arr = np.asarray(rgb)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] * arr.shape[1] < 256 * 256:
         raise InvalidArgumentError("watermarked image", arr.shape, "an RGB image of at least 256x256 pixels")
@@ -273,8 +272,6 @@ def c2pa_signer_from_env() -> object | None:
         ConfigError: the variables are set but the files or the c2pa-python package are missing.
     """
     import os
-
-    from genart.errors import ConfigError
 
     cert, key = os.environ.get("GENART_C2PA_CERT"), os.environ.get("GENART_C2PA_KEY")
     if not cert and not key:

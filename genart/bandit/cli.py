@@ -25,7 +25,10 @@ from rich.markup import escape
 from rich.table import Table
 
 
+from genart import api
 from genart.cli_errors import handles_errors as _friendly  # genart's one way to say an error
+from genart.errors import BackendUnavailableError, InvalidArgumentError
+from genart.bandit.types import POLICY_NAMES
 
 app = typer.Typer(help="Bandit tests of approved artwork: create, report, stop, evaluate, loop, simulate, serve.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -39,7 +42,6 @@ err = Console(stderr=True, highlight=False)
 
 def _where(store: Optional[str], out: Optional[Path], *, must_exist: bool) -> tuple[Optional[Path], str]:
     """(the output folder, when the store is a SQLite file in one; the database URL)."""
-    from genart import api
 
     url = api.locate_store(store, out, must_exist=must_exist)
     if url.startswith("sqlite:///") and "mode=memory" not in url and url != "sqlite:///:memory:":
@@ -52,8 +54,6 @@ TITLE_HELP = "Instead of TEST_ID: the test of a catalogue title's run (what gena
 
 def _test_id(test_id: Optional[str], title: Optional[str], folder: Optional[Path], url: str) -> str:
     """The test a command is about: its id, or the newest test of a catalogue title's run."""
-    from genart import api
-    from genart.errors import InvalidArgumentError
 
     if test_id is not None and title is None:
         return test_id
@@ -69,8 +69,6 @@ def _test_id(test_id: Optional[str], title: Optional[str], folder: Optional[Path
 
 
 def _needs_folder(folder: Optional[Path], what: str) -> Path:
-    from genart.errors import InvalidArgumentError
-
     if folder is None:
         raise InvalidArgumentError("--store", "a database URL", f"--out DIR: {what} needs the run's output folder "
                                    "(its images and runs), not only a database")
@@ -99,7 +97,6 @@ def _settings_options(policy, reward, floor, change_cap, change_interval, stop_a
 
 def _segments(text: Optional[str]):
     """``comedy,drama`` (segments named after profiles) or ``fans=comedy+animation-fan;others=drama``."""
-    from genart.errors import InvalidArgumentError
 
     if not text:
         return None
@@ -151,8 +148,6 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the test as JSON."),
 ) -> None:
     """Create a test from a run's approved variants (or a catalogue title's run), with its settings."""
-    from genart import api
-    from genart.errors import InvalidArgumentError
 
     folder, url = _where(None, out, must_exist=True)
     folder = _needs_folder(folder, "create")
@@ -194,7 +189,6 @@ def approve(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Start a draft test: its arms begin serving members."""
-    from genart import api
 
     folder, url = _where(store, out, must_exist=True)
     info = api.approve_test(folder, _test_id(test_id, title, folder, url), reviewer=reviewer, db=url)
@@ -214,7 +208,6 @@ def stop(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Stop a test: each segment is served its winner (or its best posterior mean) from now on."""
-    from genart import api
 
     folder, url = _where(store, out, must_exist=True)
     test_id = _test_id(test_id, title, folder, url)
@@ -235,7 +228,6 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The store's tests: status, who approved them, traffic."""
-    from genart import api
 
     folder, url = _where(store, out, must_exist=True)
     infos = api.list_tests(folder, db=url)
@@ -272,7 +264,6 @@ def report(
 
     What each segment responds to is learned from every test of the store.
     """
-    from genart import api
 
     folder, url = _where(store, out, must_exist=True)
     test_id = _test_id(test_id, title, folder, url)
@@ -335,7 +326,6 @@ def preferences(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """What each audience segment responds to, learned across every title the store tested."""
-    from genart import api
 
     folder, url = _where(store, out, must_exist=True)
     tastes = api.segment_preferences(folder, db=url, reward=reward)
@@ -377,7 +367,6 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """What other policies would have earned on this test's log (off-policy estimates with intervals)."""
-    from genart import api
 
     folder, url = _where(store, out, must_exist=True)
     test_id = _test_id(test_id, title, folder, url)
@@ -417,7 +406,6 @@ def loop_cmd(
     Proposed variants are made by the run's preset, ranked, and queued for review in the app (or
     added at once when the test was auto-approved).
     """
-    from genart import api
 
     folder, url = _where(None, out, must_exist=True)
     folder = _needs_folder(folder, "the loop")
@@ -482,8 +470,6 @@ def simulate(
 ) -> None:
     """Simulate a policy (or --compare them all) on a random audience and say what it cost."""
     if test is not None or title is not None:
-        from genart import api
-
         folder, url = _where(store, out, must_exist=True)
         tid = _test_id(test, title, folder, url)
         result = api.simulate_test(_needs_folder(folder, "--test"), tid, impressions=rounds, seed=seed, db=url)
@@ -495,7 +481,6 @@ def simulate(
         return
     from genart.bandit.simulator import POLICY, Population, drive_tester, stream_seed, streams
     from genart.bandit.simulator import simulate as run
-    from genart.errors import InvalidArgumentError
 
     pop = Population.random(arms, segments, seed=seed)
     through_store = store is not None or out is not None
@@ -505,8 +490,6 @@ def simulate(
         _compare(pop, rounds, seed, floor, as_json)
         return
     if through_store:
-        from genart import api
-
         _, url = _where(store, out, must_exist=False)
         tester = api.open_tester(None, url)
         tid = test_id or f"sim-{policy}-{seed}"
@@ -542,8 +525,6 @@ def simulate(
 
 def _compare(pop, rounds: int, seed: int, floor: float, as_json: bool) -> None:
     from genart.bandit.simulator import simulate as run
-    from genart.bandit.types import POLICY_NAMES
-    from genart.errors import BackendUnavailableError
 
     env = pop.environment(rounds, seed)
     results, skipped = [], []
@@ -590,7 +571,6 @@ def serve(
 ) -> None:
     """Serve POST /assign and POST /reward (FastAPI + uvicorn) on the store; /assign answers with a
     URL of the arm's image that the client can fetch."""
-    from genart import api
     from genart.bandit.service import serve as run
 
     _, url = _where(store, out, must_exist=False)

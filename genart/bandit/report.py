@@ -20,6 +20,7 @@ import numpy as np
 from genart.bandit.types import ArmReport, SegmentReport, SimulationResult, TestReport
 from genart.errors import BackendUnavailableError, UnknownTestError
 from genart.types import LoggedArm
+from genart.bandit.loop import weakness
 
 
 def posterior_summary(alpha: np.ndarray, beta: np.ndarray, *, level: float = 0.95, samples: int = 20_000,
@@ -50,7 +51,6 @@ def decide(prob_best: np.ndarray, impressions: np.ndarray, stop_probability: flo
 
 def build_report(tester, test_id: str, *, samples: int = 20_000, seed: int = 0) -> TestReport:
     """The test's report (see the module docstring)."""
-    from genart.bandit.loop import weakness
 
     test = tester._load(test_id)
     cfg = test.config

@@ -32,6 +32,7 @@ from genart.bandit.policies import BetaState, apply_floor, choose, make_beta_pol
 from genart.bandit.types import BETA_POLICIES, POLICY_NAMES, Context, SimulationResult
 from genart.errors import InvalidArgumentError, UnknownPolicyError
 from genart.types import Arm, Outcome
+from genart.bandit.vw import VWModel
 
 
 DETERMINISTIC = ("ucb1", "linucb", "egreedy")  # deterministic apart from ties / the epsilon coin
@@ -193,8 +194,6 @@ def simulate(population: Population, policy: str = "ts", rounds: int = 50_000, *
         feats = np.asarray(population.features, dtype=float) if population.features else np.zeros((s, 0))
         X_seg = np.concatenate([np.eye(s), feats, np.ones((s, 1))], axis=1)
         if policy == "vw":
-            from genart.bandit.vw import VWModel
-
             model = VWModel([f"arm={a}" for a in population.arms], None, seed=seed)
 
             def decide(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

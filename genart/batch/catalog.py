@@ -49,9 +49,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from genart._yaml import explain_validation_error, field_path, parse_mapping
 from genart.bandit.settings import TestSettingsFile
-from genart.bandit.types import TestConfig
+from genart.bandit.types import POLICY_NAMES, TestConfig
 from genart.errors import CatalogError, GenartError, UnknownPresetError, UnknownProfileError
 from genart.types import TasteProfile
+from genart.config import load_models_config
+from genart.profiles import get_profiles
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
@@ -151,8 +153,6 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
         CatalogError: malformed YAML, an unknown or bad field, a repeated id, a missing source, an
             unknown profile or preset; the message names the entry (``titles[i] ('id')``) and field.
     """
-    from genart.config import load_models_config
-    from genart.profiles import get_profiles
 
     path = Path(path)
     base = path.resolve().parent
@@ -179,7 +179,6 @@ def parse_catalog(text: str, path: Path | str = "catalog.yaml", *, check_sources
         preset = load_models_config().preset(parsed.preset).name
     except UnknownPresetError as exc:
         raise fail(exc.message, None, "preset") from None
-    from genart.bandit.types import POLICY_NAMES
 
     if parsed.policy is not None and parsed.policy not in POLICY_NAMES:
         raise fail(f"unknown policy '{parsed.policy}'; known: {', '.join(sorted(POLICY_NAMES))}", None, "policy")

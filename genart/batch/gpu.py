@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from genart.generate import Generator
 from genart.types import KeyFrame, TasteProfile, Variant
 from genart.workers import pmap
+from genart.generate.classic import overlay_title
+from genart.errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -382,7 +384,6 @@ def _decode_halving(gen: Any, latents: Any, state: "BatchState") -> Any:
 
 def _title_text(s: Slot) -> str:
     """The title laid on the artwork, by the rule ``DiffusionGenerator.generate`` uses (none without a title)."""
-    from genart.generate.classic import overlay_title
 
     return overlay_title(s.profile, s.title, None)
 
@@ -399,8 +400,6 @@ def compile_mode() -> str:
         InvalidArgumentError: not one of ``COMPILE_MODES``.
     """
     import os
-
-    from genart.errors import InvalidArgumentError
 
     mode = os.environ.get("GENART_COMPILE_MODE") or "default"
     if mode not in COMPILE_MODES:

@@ -18,13 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from genart.batch.catalog import Catalog
+from genart.batch.catalog import Catalog, load_catalog
 from genart.batch.gpu import BatchState
 from genart.batch.runner import Ledger, Options, title_reports, work
-from genart.errors import BatchError, InvalidArgumentError
+from genart.errors import BatchError, InvalidArgumentError, StoreError
 from genart.files import FileLock, write_text
 from genart.progress import ProgressFn
 from genart.types import BatchReport, BatchTitleReport
+from genart.config import load_models_config
 
 ENGINES = ("local", "accelerate", "ray")
 
@@ -81,8 +82,6 @@ def run_catalog(catalog: Catalog | str | Path, out: str | Path, *, engine: str =
         BatchError: another job holds the output folder's lock, an engine cannot start or a worker
             failed. And what ``create_variants`` raises for the job as a whole (a missing model).
     """
-    from genart.batch.catalog import load_catalog
-    from genart.config import load_models_config
 
     if engine not in ENGINES:
         raise InvalidArgumentError("engine", engine, ", ".join(ENGINES))
@@ -113,7 +112,6 @@ def lock_output(out: Path, catalog: Path | str = "") -> FileLock:
     Raises:
         BatchError: another job holds it (the message names its pid, host and start time).
     """
-    from genart.errors import StoreError
 
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from genart.errors import BatchError
+from genart.errors import BatchError, GenartError
 from genart.progress import ProgressFn, report
+from genart.batch.runner import Ledger, Options, prepare_title, title_reports, work
+from genart.config import load_models_config
+from genart.store import batch_queries
+from genart.batch.catalog import load_catalog
 
 
 def _free_port() -> int:
@@ -69,10 +73,6 @@ def launch_accelerate(cat: Any, out: Path, *, db: str | None = None, batch_size:
                       progress: ProgressFn | None = None, auto_approve: bool = False) -> list[Any]:
     """Run the catalogue with ``accelerate launch`` and return the title reports from the ledger."""
     import torch
-
-    from genart.batch.runner import Ledger, prepare_title, title_reports
-    from genart.config import load_models_config
-    from genart.store import batch_queries
 
     cuda = torch.cuda.is_available()
     n = num_processes or (torch.cuda.device_count() if cuda else 2)
@@ -134,10 +134,6 @@ def worker_main(argv: list[str] | None = None) -> int:
 
     if "GENART_DEVICE" not in os.environ:
         os.environ["GENART_DEVICE"] = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    from genart.batch.catalog import load_catalog
-    from genart.batch.runner import Ledger, Options, work
-    from genart.config import load_models_config
-    from genart.errors import GenartError
 
     try:
         cat = load_catalog(args.catalog)

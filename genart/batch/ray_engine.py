@@ -21,6 +21,14 @@ from typing import Any, Sequence
 
 from genart.errors import BackendUnavailableError
 from genart.progress import ProgressFn, report
+from genart.frames import extract_keyframes
+from genart.batch.gpu import BatchState, generate_slots
+from genart.batch.runner import Ledger, Options, _stages, fail_title, handoff_title, prepare_title, title_reports
+from genart.config import load_models_config
+from genart.imaging import load_rgb
+from genart.types import RankedVariant, ScoreSet
+from genart.usecases.layout import link_ranked
+from genart.usecases.stages import ensure_weights
 
 _ENV = ("GENART_CACHE", "GENART_MODELS", "GENART_PROMPTS", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE",
         "HF_HUB_DISABLE_TELEMETRY", "TOKENIZERS_PARALLELISM")
@@ -36,16 +44,11 @@ def _ray() -> Any:
 
 # --- the tasks (module level, so workers import them by name) -------------------------------------
 def frames_task(source: str, max_frames: int, cast: "dict[str, list[str]] | None" = None) -> list[Any]:
-    from genart.frames import extract_keyframes
-
     return extract_keyframes(source, max_frames=max_frames, cast=cast)
 
 
 def generate_task(preset: str, slots: Sequence[Any], batch_size: int, compile: bool) -> dict[str, Any]:
     """Make the slots (key frames carry their pixels); return the variants with pixels, keyed by slot."""
-    from genart.batch.gpu import BatchState, generate_slots
-    from genart.batch.runner import Options, _stages
-    from genart.config import load_models_config
 
     spec = load_models_config().preset(preset)
     stages = _stages(spec, Options(compile=compile))
@@ -66,9 +69,6 @@ def rank_task(preset: str, variants: Sequence[Any], profile: Any) -> tuple[list[
     """Rank one profile's variants (with pixels); return (variant id, scores, total, rank, rejected) rows."""
     import time
 
-    from genart.batch.runner import Options, _stages
-    from genart.config import load_models_config
-
     spec = load_models_config().preset(preset)
     stages = _stages(spec, Options())
     t = time.perf_counter()
@@ -78,8 +78,6 @@ def rank_task(preset: str, variants: Sequence[Any], profile: Any) -> tuple[list[
 
 # --- the driver -----------------------------------------------------------------------------------
 def _with_pixels(kf: Any) -> Any:
-    from genart.imaging import load_rgb
-
     return replace(kf, image=load_rgb(kf.path))
 
 
@@ -104,11 +102,6 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
             compile: bool = False, address: str | None = None, num_cpus: int | None = None,
             num_gpus: float | None = None, progress: ProgressFn | None = None) -> tuple[list[Any], Any]:
     """Run the catalogue on Ray (a local Ray unless ``address`` names a cluster)."""
-    from genart.batch.gpu import BatchState
-    from genart.batch.runner import Ledger, fail_title, handoff_title, prepare_title, title_reports
-    from genart.types import RankedVariant, ScoreSet
-    from genart.usecases.layout import link_ranked
-    from genart.usecases.stages import ensure_weights
 
     ray = _ray()
     ensure_weights(spec)
@@ -241,6 +234,4 @@ def run_ray(cat: Any, spec: Any, out: Path, *, db: str | None = None, batch_size
 
 
 def _open(path: Any) -> Any:
-    from genart.imaging import load_rgb
-
     return load_rgb(path)

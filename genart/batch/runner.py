@@ -33,13 +33,24 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from genart.batch.catalog import Catalog, CatalogTitle
-from genart.batch.gpu import BatchState, Slot, generate_slots
-from genart.errors import BatchError, InvalidArgumentError
-from genart.files import tmp_path, write_text
+from genart.batch.gpu import BatchState, Slot, compile_models, generate_slots
+from genart.errors import BatchError, GenartError, InvalidArgumentError
+from genart.files import source_digest, tmp_path, write_text
 from genart.progress import ProgressFn, report
 from genart.store import batch_queries, run_queries
 from genart.types import BatchTitleReport, BatchUnit, KeyFrame, RunManifest, Variant, stable_id
 from genart.workers import pmap
+from genart.provenance import c2pa_signer_from_env
+from genart.demo import make_demo_clip
+from genart.frames import extract_keyframes, probe_source
+from genart.usecases.layout import link_keyframes, link_ranked
+from genart.usecases.stages import ensure_weights, load_stages, ranking_checks
+from genart.bandit.handoff import handoff
+from genart.usecases.review import approved_variants, review_states
+from genart.usecases.runs import load_run
+from genart.usecases.tests import AUTO_APPROVER, open_test
+from genart.usecases.overview import overview
+from genart.store.db import Store, VariantRow  # genart.store (imported above) registers the ledger's tables
 
 BARRIER_TIMEOUT_S = float(os.environ.get("GENART_BATCH_BARRIER_TIMEOUT", 6 * 3600))
 
@@ -71,8 +82,6 @@ class Ledger:
     """The store plus the job ledger: what is done, and committing a unit with its results."""
 
     def __init__(self, out: str | Path, db: str | None = None) -> None:
-        from genart.store.db import Store  # genart.store (imported above) registers the ledger's tables
-
         self.out = Path(out)
         self.db = db
         self.store = Store(out, db)
@@ -103,7 +112,6 @@ class Ledger:
         already (two jobs on one folder) raises ``BatchError``.
         """
         from genart import __version__
-        from genart.provenance import c2pa_signer_from_env
 
         per = device_s / max(1, len(pairs))
         signer = c2pa_signer_from_env()
@@ -128,7 +136,6 @@ class Ledger:
 # --- titles --------------------------------------------------------------------------------------
 def _demo_source(out: Path) -> Path:
     """The demo clip under the output folder, made once (atomically) and reused by every resume."""
-    from genart.demo import make_demo_clip
 
     path = out / "demo" / "demo_clip.mp4"
     if not path.exists():
@@ -148,7 +155,6 @@ def run_id_for(title: CatalogTitle, spec: Any, source_sha256: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """What the ledger and the summary say about a title's failure: genart's message, else the exception."""
-    from genart.errors import GenartError
 
     return exc.message if isinstance(exc, GenartError) else f"{type(exc).__name__}: {exc}"
 
@@ -181,10 +187,6 @@ def prepare_title(ledger: Ledger, title: CatalogTitle, spec: Any, catalog_path: 
     ``failed_since`` (this job's start; an older failure is retried by the shard that owns the title).
     """
     from genart import __version__
-    from genart.frames import extract_keyframes, probe_source
-    from genart.files import source_digest
-    from genart.usecases.layout import link_keyframes
-    from genart.usecases.stages import ranking_checks
 
     if title.demo or title.source is None:  # the catalogue gives exactly one of the two
         if not extract and not (ledger.out / "demo" / "demo_clip.mp4").exists():
@@ -252,7 +254,6 @@ def rank_title_profile(ledger: Ledger, state: TitleState, profile: Any, stages: 
     ``scored``: the scores taken while the variants were made (``Prescored``); only the others
     (made before a resume, or by another worker) are scored here, from their stored PNGs.
     """
-    from genart.usecases.layout import link_ranked
 
     variants = ledger.variants(state.run_id, profile.id, {kf.id: kf for kf in state.keyframes})
     known, dt = scored.take(state.run_id, profile.id) if scored is not None else ({}, 0.0)
@@ -271,11 +272,6 @@ def handoff_title(ledger: Ledger, state: TitleState, catalog: Catalog, worker: s
     from the ranking's top-k per profile as a *draft* that serves nobody until someone approves it,
     or started at once with ``catalog.auto_approve`` (``--auto-approve``), which the test records.
     """
-    from genart.bandit.handoff import handoff
-    from genart.usecases.review import approved_variants, review_states
-    from genart.usecases.runs import load_run
-    from genart.usecases.tests import AUTO_APPROVER, open_test
-    from genart.usecases.overview import overview
 
     title = state.title
     result = load_run(ledger.out, state.run_id, db=ledger.db)
@@ -362,13 +358,9 @@ def _wait(what: str, ready: Callable[[], bool], poll_s: float) -> None:
 
 
 def _stages(spec: Any, opts: Options) -> Any:
-    from genart.usecases.stages import load_stages
-
     stages = load_stages(spec)
     gen = stages.generator
     if opts.compile and hasattr(gen, "model"):
-        from genart.batch.gpu import compile_models
-
         compile_models(gen.model)
     return stages
 
@@ -386,7 +378,6 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
     A title that fails (an unreadable source, no usable frame, an error while ranking or handing it
     off) is marked failed and left out of what follows; the other titles complete.
     """
-    from genart.usecases.stages import ensure_weights
 
     me, n = opts.shard
     if not 0 <= me < n:
@@ -509,7 +500,6 @@ def work(catalog: Catalog, spec: Any, ledger: Ledger, opts: Options, progress: P
 # --- the summary -----------------------------------------------------------------------------------
 def title_reports(ledger: Ledger, states: Sequence[TitleState], made: dict[str, int]) -> list[BatchTitleReport]:
     """Each title as the ledger and the store say it stands (the rows of the job's summary)."""
-    from genart.store.db import VariantRow
 
     run_ids = [st.run_id for st in states]
     units: dict[tuple[str, str], list[BatchUnit]] = {}

@@ -43,6 +43,7 @@ from genart.frames.decode import SourceInfo, probe_source
 from genart.frames.faces import detect_faces, find_faces
 from genart.progress import ProgressFn, report
 from genart.types import Box, FaceFacts, FramesResult, KeyFrame, Region, ScoreSet, Shot, stable_id
+from genart import imaging
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -253,7 +254,6 @@ class _Analyst:
         """Measures of one sample (``rgb`` at analysis size, bars already cropped); faces and text
         stay in the sample's pixels. ``prev``: the previous sample (a held shot reuses its faces);
         ``scene``: changes at every cut (faces are tracked and text borrowed within one)."""
-        from genart import imaging
         from genart.frames import quality as q
         from genart.frames.faces import largest_face_fraction
         from genart.frames.select import Candidate
@@ -646,7 +646,6 @@ def _characters(analyst: _Analyst, chosen: "list[Candidate]", interval_s: float,
 def _from_stills(info: SourceInfo, max_frames: int, progress: ProgressFn | None, refs: dict) -> FramesResult:
     import numpy as np
 
-    from genart import imaging
     from genart.frames.borders import Bars
     from genart.frames.decode import file_sha256, load_still
 

@@ -37,6 +37,7 @@ from genart.errors import (
     UnsupportedMediaError,
     warn,
 )
+from genart.imaging import load_rgb, open_image, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -118,7 +119,6 @@ def _probe_image(path: Path) -> tuple[int, int] | None:
     Raises:
         ImageTooLargeError: the header declares more pixels than genart decodes (``genart.imaging``).
     """
-    from genart.imaging import open_image
 
     try:
         with open_image(path) as im:
@@ -630,15 +630,12 @@ def load_still(path: Path) -> "Image.Image":
         ImageTooLargeError: more pixels than ``genart.imaging.max_image_pixels()`` (checked from the header).
         UnsupportedMediaError: not a readable image.
     """
-    from genart.imaging import load_rgb
 
     return load_rgb(path, upright=True)
 
 
 @lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    from genart.imaging import sha256_file
-
     return sha256_file(path)
 
 

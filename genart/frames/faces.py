@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genart.errors import MediaWarning, warn
+from genart.errors import BackendUnavailableError, InvalidArgumentError, MediaWarning, warn
 from genart.types import Box
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -307,17 +307,11 @@ def resolve_backend(backend: str | None) -> str:
                  "dim and CG faces (pip install yuface)", MediaWarning, stacklevel=3)
         return "haar"
     if backend not in BACKENDS:
-        from genart.errors import InvalidArgumentError
-
         raise InvalidArgumentError("backend", backend, " or ".join(repr(b) for b in BACKENDS))
     if backend == "yunet" and _yunet() is None:
-        from genart.errors import BackendUnavailableError
-
         raise BackendUnavailableError("the YuNet face detector", "yuface")
     if backend == "haar" and not _haar_available():
         import cv2
-
-        from genart.errors import BackendUnavailableError
 
         raise BackendUnavailableError("OpenCV's Haar cascades", "opencv-python-headless<5",
                                       f"OpenCV {cv2.__version__} has none")
@@ -419,8 +413,6 @@ def _oriented_yunet(rgb: np.ndarray, min_confidence: float, rotations: "tuple[in
     for deg in rotations or (0,):
         k = {0: 0, 90: 1, 270: 3}.get(int(deg) % 360)
         if k is None:
-            from genart.errors import InvalidArgumentError
-
             raise InvalidArgumentError("rotations", rotations, "quarter turns from (0, 90, 270)")
         img = rgb if k == 0 else np.ascontiguousarray(np.rot90(rgb, k))
         faces = _real_faces(img, min_confidence, verify)

@@ -38,6 +38,8 @@ import numpy as np
 
 from genart.frames.faces import QUARTER_TURNS, Face, find_faces
 from genart.types import Character
+from genart.errors import BackendUnavailableError, InvalidArgumentError, MediaWarning, SourceNotFoundError, warn
+from genart.frames.decode import load_still
 
 #: Faces smaller than this (pixels of the analysis copy) or turned further from the camera than
 #: ``MIN_EMBED_FRONTAL`` get landmarks but no identity: a 150-px chip made from fewer pixels is a
@@ -90,7 +92,6 @@ def available() -> bool:
     ok = importlib.util.find_spec("dlib") is not None and _model_dir() is not None
     if not ok and not _warned:
         _warned = True
-        from genart.errors import MediaWarning, warn
 
         warn("dlib or face_recognition_models is not installed: faces get no eyes-open, expression or identity "
              "(pip install dlib-bin face-recognition-models)", MediaWarning, stacklevel=3)
@@ -199,8 +200,6 @@ def load_cast(cast: "Mapping[str, str | Path | Sequence[str | Path]] | None") ->
         UnsupportedMediaError: a file is not a readable image.
         BackendUnavailableError: dlib or its models are not installed.
     """
-    from genart.errors import BackendUnavailableError, InvalidArgumentError
-    from genart.frames.decode import load_still
 
     notes = check_cast(cast)
     if not notes:
@@ -235,7 +234,6 @@ def check_cast(cast: "Mapping[str, str | Path | Sequence[str | Path]] | None") -
         InvalidArgumentError: not a mapping, an empty name, a name without photos.
         SourceNotFoundError: a photo does not exist.
     """
-    from genart.errors import InvalidArgumentError, SourceNotFoundError
 
     if not cast:
         return {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from genart.errors import InvalidArgumentError
+from genart.frames.decode import VideoScan
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -131,7 +132,6 @@ def detect_shots(info: "SourceInfo", *, detector: str = "content", threshold: fl
     Returns:
         (shots, cut frames).
     """
-    from genart.frames.decode import VideoScan
 
     tracker = ShotTracker(make_detector(detector, threshold=threshold, min_scene_len=min_scene_len))
     scan = VideoScan(info, detect_size=detect_size(info.coded_width or info.width, info.coded_height or info.height))

@@ -16,6 +16,8 @@ import numpy as np
 
 from genart.generate.finish import Finished, finish
 from genart.types import Box, TasteProfile
+from genart.generate.tensor_finish import finish_image
+from genart.errors import GenartWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.config import FinishSpec
@@ -31,8 +33,6 @@ def finish_variant(rgb: "np.ndarray", faces: Sequence[Box], regions: Sequence[Bo
     the same result within 2 levels); None: the CPU path."""
     fn: Callable[..., Finished] = finish
     if device is not None:
-        from genart.generate.tensor_finish import finish_image
-
         fn = partial(finish_image, device=device)
     return fn(rgb, faces, aspect, profile.grade, amount, size=settings.size(aspect), locale=profile.locale,
               style=profile.title_style, regions=regions, safe=settings.safe_zone(aspect),
@@ -66,7 +66,6 @@ def finish_max_abs_diff(frames: Sequence[tuple[np.ndarray, Sequence[Box]]], case
     import warnings
 
     from genart.config import FinishSpec
-    from genart.errors import GenartWarning
 
     settings = settings or FinishSpec()
     worst = rows = on_device = mismatches = 0

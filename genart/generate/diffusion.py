@@ -43,6 +43,13 @@ from genart.generate.seeds import variant_seed
 from genart.progress import ProgressFn, report
 from genart.provenance import digital_source_type
 from genart.types import GenerationParams, KeyFrame, TasteProfile, Variant, stable_id
+from genart.imaging import jpeg_bytes, pixels_of
+from genart.generate.classic import overlay_title
+from genart.workers import pmap
+from genart.generate.reframe import render_framing
+from genart.generate.delivery import finish_facts, finish_variant
+from genart.generate.finish import faces_in, regions_in
+from genart.generate import tensor_finish as tf
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.config import PresetSpec
@@ -171,8 +178,6 @@ class DiffusionGenerator:
         return kwargs
 
     def frame_image(self, kf: KeyFrame) -> Image.Image:
-        from genart.imaging import pixels_of
-
         return pixels_of(kf.image, kf.path, "key frame", kf.id).convert("RGB")  # within genart's pixel limit
 
     def size_multiple(self) -> int:
@@ -273,8 +278,6 @@ class DiffusionGenerator:
         for j, job in enumerate(jobs):
             groups.setdefault((job.width, job.height, job.strength, job.steps), []).append(j)
 
-        from genart.generate.classic import overlay_title
-
         title_text = overlay_title(profile, title, titles, title_overlay)
         tensor = self.tensor_finishing  # finished on the device, chunk by chunk, as the batch job does
         images: list[Image.Image | None] = [None] * len(jobs)
@@ -303,7 +306,6 @@ class DiffusionGenerator:
                 raise RuntimeError(f"no image made for variant {job.index} of key frame {job.kf.id}")
         if tensor:
             return [made_v for made_v in made if made_v is not None]  # all of them (checked above)
-        from genart.workers import pmap
 
         return pmap(lambda pair: self.make_variant(pair[0], pair[1], profile, prompt, negative, guidance, title_text),
                     [(job, im) for job, im in zip(jobs, images, strict=True) if im is not None])
@@ -509,8 +511,6 @@ class DiffusionGenerator:
         import numpy as np
         import torch
 
-        from genart.generate.reframe import render_framing
-
         model = self.inpaint_model()
         assert model is not None
         ispec = self.spec.inpaint
@@ -557,9 +557,6 @@ class DiffusionGenerator:
         if self.finish:
             import numpy as np
 
-            from genart.generate.delivery import finish_variant
-            from genart.generate.finish import faces_in, regions_in
-
             rgb = np.asarray(image.convert("RGB"))
             rh, rw = rgb.shape[:2]
             aspect = profile.aspects[job.index % len(profile.aspects)]
@@ -597,9 +594,6 @@ class DiffusionGenerator:
             pixels_out: filled with each finished image as a (3, h, w) uint8 tensor on the device (None
                 for a row finished on the CPU), for scorers that take tensors (the batch job's CLIP).
         """
-        from genart.generate import tensor_finish as tf
-        from genart.generate.finish import faces_in, regions_in
-        from genart.imaging import jpeg_bytes
 
         n, _, h, w = x.shape
         settings = self.preset.finish
@@ -647,8 +641,6 @@ class DiffusionGenerator:
         grade = "none"
         facts: dict[str, Any] = {}
         if done is not None:
-            from genart.generate.delivery import finish_facts
-
             facts = finish_facts(done)
             rw, rh = size
             aspect = profile.aspects[job.index % len(profile.aspects)]

@@ -21,6 +21,8 @@ from genart.generate.grade import apply_grade
 from genart.generate.reframe import Framing, plan_framing, render_framing, upscale_of
 from genart.generate.title import TitleLayout, lay_title
 from genart.types import Box, Grade, KeyFrame, TitleStyle
+from genart.imaging import saliency_map
+from genart.provenance import embed_watermark
 
 # (rgb, framing) -> (pixels of the whole window with the outside of the frame filled in, the mask of what
 # was painted in [0, 1]), at any size of the window's aspect
@@ -88,8 +90,6 @@ def finish(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grade, amo
     """
     import cv2
 
-    from genart.imaging import saliency_map
-
     h, w = rgb.shape[:2]
     limit = max_outpaint if outpaint is not None else max_synthetic
     framing = plan_framing(w, h, aspect, list(faces), zoom=zoom, shift=shift, regions=regions, out_width=size[0],
@@ -119,8 +119,6 @@ def finish(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grade, amo
             status, layout = "placed", plan
     mark = None
     if watermark:
-        from genart.provenance import embed_watermark
-
         pixels = embed_watermark(pixels, watermark)
         mark = watermark
     return Finished(pixels, framing, size, how, layout, synthetic_share=framing.synthetic_share,

@@ -45,11 +45,20 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from genart.generate.finish import Finished, faces_through
+from genart.generate.finish import Finished, faces_through, finish
 from genart.generate.reframe import Framing, plan_framing, upscale_of
-from genart.generate.title import (DEFAULT_SAFE, TitleLayout, alpha_basis, needed_alpha, plan_title,
-                                   title_region)
+from genart.generate.title import (
+    DEFAULT_SAFE,
+    TitleLayout,
+    alpha_basis,
+    draw_title,
+    needed_alpha,
+    plan_title,
+    title_region,
+)
 from genart.types import Box, Grade, TitleStyle
+from genart.imaging import saliency_map
+from genart.provenance import embed_watermark
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -404,7 +413,6 @@ def plate_layers(layout: TitleLayout, locale: str, width: int, height: int, alph
     """(transmittance, colour, the opacity ``draw_title`` reports), the first two (h, w, 3) float32 over
     ``title_region``: ``draw_title`` drawn on flat backgrounds and fitted by least squares (cached per
     plate; see the module doc)."""
-    from genart.generate.title import draw_title
 
     key = _plate_key(layout, locale, width, height, alpha)
     with _PLATE_LOCK:
@@ -558,8 +566,6 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
     """
     import torch
 
-    from genart.imaging import saliency_map
-
     if len(plans) != x.shape[0]:
         raise ValueError(f"{len(plans)} plans for a batch of {x.shape[0]} images")
     if not all(p.on_device for p in plans):
@@ -610,8 +616,6 @@ def finish_batch(x: "torch.Tensor", plans: Sequence[RowPlan]) -> list[RowResult]
     for i, (t, p) in enumerate(zip(out, plans)):
         pixels, host = t.to(torch.uint8), None
         if p.watermark:
-            from genart.provenance import embed_watermark
-
             host = np.ascontiguousarray(embed_watermark(to_host(pixels), p.watermark))
             pixels = torch.from_numpy(host.transpose(2, 0, 1).copy()).to(x.device)
         results.append(RowResult(pixels, layouts[i], status[i], reasons[i], host))
@@ -644,7 +648,6 @@ def finish_image(rgb: np.ndarray, faces: Sequence[Box], aspect: str, grade: Grad
                  watermark: str | None = None, device: Any = "cpu") -> Finished:
     """``finish`` (same arguments, same result within 2 levels) through the tensor path on ``device``;
     a framing that leaves the frame through ``finish`` itself."""
-    from genart.generate.finish import finish
 
     x = to_levels(rgb, device)
     h, w = rgb.shape[:2]

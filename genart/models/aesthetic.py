@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from genart.errors import InvalidArgumentError, ModelLoadError
+from genart.config import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.config import AestheticSpec
@@ -129,7 +130,6 @@ def random_head(dim: int, kind: str = "mlp", seed: int = 0) -> AestheticHead:
 
 def resolve_weights(weights: str) -> Path:
     """A models.yaml ``weights`` path: absolute or ``~`` as given, relative under ``$GENART_CACHE/weights``."""
-    from genart.config import cache_dir
 
     p = Path(weights).expanduser()
     return p if p.is_absolute() else cache_dir() / "weights" / p
@@ -145,7 +145,6 @@ def how_to_get(spec: "AestheticSpec", preset: str = "") -> str:
 
 def tiny_head_file(dim: int, head: str) -> Path:
     """The random head of LAION's shape for a ``dim``-d CLIP (built once into the cache): ``builder: tiny``."""
-    from genart.config import cache_dir
 
     kind = "linear" if head == "linear" else "mlp"
     path = cache_dir() / "tiny" / f"aesthetic-{kind}-{dim}.safetensors"

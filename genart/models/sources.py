@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, TypeVar
 
 from genart.errors import ConfigError, ModelLoadError, UnknownModelSourceError
-from genart.models import hub
+from genart.models import hub, tiny
 from genart.models.hub import Found
 
 Role = Literal["diffusion", "inpaint", "controlnet", "clip", "aesthetic"]
@@ -292,15 +292,11 @@ class TinySource:
     downloads = False
 
     def _folder(self, part: Component) -> Path:
-        from genart.models import tiny
-
         folders = {"diffusion": tiny.tiny_sd_dir, "inpaint": tiny.tiny_inpaint_dir,
                    "controlnet": tiny.tiny_controlnet_dir, "clip": tiny.tiny_clip_dir}
         return folders[part.role]()
 
     def find(self, part: Component) -> Found | None:
-        from genart.models import tiny
-
         if part.role == "aesthetic":
             return None  # its size is the CLIP model's: made with it, on first use
         folder = self._folder(part)
@@ -312,8 +308,6 @@ class TinySource:
         return f"built locally on first use, or now with `genart models pull {part.preset}`"
 
     def locate(self, part: Component) -> Found:
-        from genart.models import tiny
-
         if part.role == "aesthetic":
             if part.dim is None:
                 raise ConfigError("a tiny aesthetic head is sized by its CLIP model: load it with the CLIP size",
@@ -334,8 +328,6 @@ class TinySource:
         return found
 
     def pull(self, part: Component) -> None:
-        from genart.models import tiny
-
         builders = {"diffusion": tiny.build_tiny_sd, "inpaint": tiny.build_tiny_inpaint,
                     "controlnet": tiny.build_tiny_controlnet, "clip": tiny.build_tiny_clip}
         build = builders.get(part.role)

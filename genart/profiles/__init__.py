@@ -306,8 +306,6 @@ def get_profiles(ids: Sequence[str] | str, directory: Path | str | None = None) 
     if isinstance(ids, str):
         ids = [i for i in (s.strip() for s in ids.split(",")) if i]
     if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
-        from genart.errors import InvalidArgumentError
-
         raise InvalidArgumentError("profiles", ids, "profile ids: a list of strings, or one comma-separated string")
     known = load_profiles(directory)
     out = []

@@ -23,6 +23,9 @@ from genart.models import load_aesthetic
 from genart.models.aesthetic import MLP_WIDTHS, AestheticHead, convert, how_to_get, random_head, resolve_weights
 from genart.rank.registry import ScorerContext, register_scorer
 from genart.types import ScoreSet, TasteProfile, Variant
+from genart.rank.clip import _open_image
+from genart import imaging
+from genart.rank.features import _open_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.rank.base import ImageEmbedder
@@ -41,8 +44,6 @@ class AestheticScorer:
         self.head = head
 
     def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
-        from genart.rank.clip import _open_image
-
         if len(variants) == 0:
             return []
         emb = self.embedder.embed_images([_open_image(v.image, v.path, "variant", v.id) for v in variants])
@@ -105,14 +106,10 @@ class BrisqueScorer:
         """BRISQUE's own score of an RGB picture (lower is better)."""
         import cv2
 
-        from genart import imaging
-
         small = imaging.downscale(imaging.to_array(rgb), BRISQUE_LONG_SIDE)
         return float(self._model.compute(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[0])
 
     def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
-        from genart.rank.features import _open_rgb
-
         return [ScoreSet.of({"aesthetic": float(np.clip(1.0 - self.brisque(_open_rgb(v.image, v.path)) / 100.0, 0.0, 1.0))})
                 for v in variants]
 

@@ -17,6 +17,8 @@ from PIL import Image
 from genart.models.clip import ClipEmbedder, unit_rows
 from genart.rank.registry import ScorerContext, fidelity_check, register_scorer
 from genart.types import KeyFrame, ScoreSet, TasteProfile, Variant
+from genart.imaging import pixels_of
+from genart.rank.features import untitled_view
 
 __all__ = ["ClipEmbedder", "ClipScorer", "Embedder", "unit_rows"]
 
@@ -30,8 +32,6 @@ class Embedder(Protocol):
 
 
 def _open_image(image: "Image.Image | None", path: Path | None, what: str, ident: str) -> Image.Image:
-    from genart.imaging import pixels_of
-
     return pixels_of(image, path, what, ident)  # one loader, one error family (ImageReadError)
 
 
@@ -92,7 +92,6 @@ class ClipScorer:
     @staticmethod
     def _untitled(variant: Variant, image: Image.Image) -> Image.Image:
         """The variant with its title plate replaced by the key frame's pixels there (``features.untitled_view``)."""
-        from genart.rank.features import untitled_view
 
         kf = variant.keyframe
         source = np.asarray(_open_image(kf.image, kf.path, "keyframe", kf.id).convert("RGB"))

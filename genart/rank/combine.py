@@ -20,6 +20,7 @@ from genart.rank.base import ImageEmbedder, Scorer
 from genart.rank.diversity import diverse_order, placement_note, similarity_levels
 from genart.rank.reasons import pair
 from genart.types import Contribution, RankedVariant, ScoreSet, TasteProfile, Variant
+from genart.workers import pmap
 
 DEFAULT_WEIGHTS = {"affinity": 1.0, "fidelity": 0.5, "quality": 0.3}
 DEFAULT_LAMBDA = 0.6
@@ -83,7 +84,6 @@ def _with_pixels(variants: Sequence[Variant]) -> list[Variant]:
     from dataclasses import replace
 
     from genart.rank.clip import _open_image
-    from genart.workers import pmap
 
     def load(v: Variant) -> Variant:
         if v.image is not None or v.path is None:  # in memory, or nothing to read (a scorer needing pixels says so)

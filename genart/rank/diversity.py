@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from genart.errors import InvalidArgumentError
+from genart import imaging
 
 MIN_SPREAD = 0.01  # totals closer than a hundredth are a tie however tightly the list is spread
 DEFAULT_SIMILARITY = (0.5, 0.95)  # (unrelated, near-copy) for an embedder that does not say
@@ -182,8 +183,6 @@ class FeatureEmbedder:
 
     def embed_images(self, images: Sequence, batch_size: int = 32) -> np.ndarray:
         import cv2
-
-        from genart import imaging
 
         rows = []
         for im in images:

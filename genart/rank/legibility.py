@@ -40,6 +40,7 @@ from genart import imaging
 from genart.errors import GenartWarning, warn
 from genart.rank.registry import ScorerContext, register_scorer
 from genart.types import GenerationParams, ScoreSet, TasteProfile, Variant
+from genart.rank.features import _open_rgb
 
 THUMB_WIDTH = 160
 OCR_ZOOM = 4
@@ -268,8 +269,6 @@ class LegibilityScorer:
         self.width = width
 
     def score(self, variants: Sequence[Variant], profile: TasteProfile) -> list[ScoreSet]:
-        from genart.rank.features import _open_rgb
-
         out = []
         for v in variants:
             rgb = _open_rgb(v.image, v.path)

@@ -16,6 +16,7 @@ from genart.rank.combine import RankOptions
 from genart.rank.embed import EmbeddingCache
 from genart.rank.registry import ScorerContext, ScorerEntry, preset_scorers, registered
 from genart.types import ScoreSet
+from genart.rank.diversity import FeatureEmbedder
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.config import PresetSpec
@@ -65,8 +66,6 @@ def build_rankers(spec: PresetSpec, persistent: EmbeddingCache | None = None,
     if r.method == "clip":
         diversity: Any = ctx.embedder()
     else:
-        from genart.rank.diversity import FeatureEmbedder
-
         diversity = FeatureEmbedder()
     options = RankOptions(diversity, r.diversity.top_k, r.diversity.mmr_lambda, ScoreSet.of(r.extra_weights),
                           r.diversity.similarity)

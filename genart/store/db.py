@@ -33,10 +33,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from genart.errors import StoreError
 from genart.files import sweep_stale, write_bytes
-from genart.imaging import image_format, png_bytes, sha256_bytes
+from genart.imaging import image_format, image_jpeg, png_bytes, sha256_bytes, with_jpeg_text
 from genart.store import convert
 from genart.store.schema import Base, create_schema
 from genart.types import KeyFrame, RankedVariant, RunManifest, Variant
+from genart.provenance import c2pa_sign_png, c2pa_signer_from_env, png_text_chunks
+from genart.workers import pmap
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -273,8 +275,6 @@ class Store:
                      fmt: str = "png", quality: int = 92) -> list[Variant]:
         """Persist variants in one transaction: each file (``fmt``: png or jpeg, a preset's
         ``delivery``) carries its generation parameters and AI-provenance label."""
-        from genart.provenance import c2pa_signer_from_env
-        from genart.workers import pmap
 
         signer = c2pa_signer_from_env()  # C2PA Content Credentials when a certificate is configured
         files = pmap(lambda v: self.variant_bytes(v, software, signer, fmt=fmt, quality=quality), variants)
@@ -312,8 +312,6 @@ class Store:
         Raises:
             StoreError: no pixels, or an unknown format.
         """
-        from genart.imaging import image_jpeg, with_jpeg_text
-        from genart.provenance import c2pa_sign_png, png_text_chunks
 
         if fmt not in IMAGE_EXTS:
             raise StoreError(f"unknown image format '{fmt}'", hint="one of " + ", ".join(IMAGE_EXTS))

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from genart.imaging import to_array
+from genart.types import ScoreSet
 
 
 class FakeEmbedder:
@@ -61,8 +62,6 @@ class FixedScorer:
         self.names = tuple(sorted({n for s in table.values() for n in s}))
 
     def score(self, variants, profile):
-        from genart.types import ScoreSet
-
         return [ScoreSet.of({n: self.table[v.id][n] for n in self.names}) for v in variants]
 
 

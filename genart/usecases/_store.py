@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from genart.types import RunResult
+from genart.errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.store.db import Store
@@ -59,8 +60,6 @@ def _write_lock(store: "Store") -> threading.Lock:
 
 
 def _check_reviewer(reviewer: object) -> str:
-    from genart.errors import InvalidArgumentError
-
     name = reviewer.strip() if isinstance(reviewer, str) else ""
     if not name or len(name) > _MAX_REVIEWER:
         raise InvalidArgumentError("reviewer", reviewer, f"your name (1 to {_MAX_REVIEWER} characters)")

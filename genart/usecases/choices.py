@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from genart.types import Grade, RunResult, TasteProfile
+from genart.types import Grade, RunResult, TasteProfile, stable_id
+from genart.errors import InvalidArgumentError
 
 
 def _check_prompt(prompt: str) -> str:
-    from genart.errors import InvalidArgumentError
-
     text = " ".join(str(prompt).split())
     if not text:
         raise InvalidArgumentError("prompt", prompt, "some text")
@@ -72,9 +71,7 @@ def _edited_profile(profile: TasteProfile, prompt: str | None = None, strength: 
     """
     from dataclasses import replace
 
-    from genart.errors import InvalidArgumentError
     from genart.profiles import ASPECTS
-    from genart.types import stable_id
 
     changes: dict[str, Any] = {}
     if prompt is not None and prompt != profile.prompt:

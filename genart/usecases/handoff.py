@@ -12,6 +12,7 @@ from genart.usecases.ranking import rank_variants, variant_from_image
 from genart.usecases.review import approved_variants
 from genart.usecases.runs import load_run
 from genart.usecases.tests import open_test
+from genart.errors import InvalidArgumentError, NothingApprovedError
 
 
 def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str | None = None,
@@ -50,7 +51,6 @@ def handoff_to_test(out: str | Path, run_id: str, *, reviewer: str, test_id: str
     """
     from genart.bandit.handoff import handoff
     from genart.bandit.types import TestConfig
-    from genart.errors import InvalidArgumentError, NothingApprovedError
     from genart.ids import check_id
     from genart.store import review_queries
 

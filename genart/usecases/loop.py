@@ -42,6 +42,8 @@ from genart.usecases.runs import load_run
 from genart.usecases.settings import _existing_setting_keys, _job, candidate_settings, setting_words
 from genart.usecases.tests import AUTO_APPROVER
 from genart.usecases.tester import open_tester
+from genart.config import load_models_config
+from genart.usecases.regenerate import make_variants
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -167,8 +169,6 @@ class _Context:
     @property
     def spec(self):
         if self._spec is None:
-            from genart.config import load_models_config
-
             self._spec = load_models_config().preset(self.run.preset)
         return self._spec
 
@@ -256,7 +256,6 @@ def _propose(ctx: _Context, segment: str, proposal_id: str, rng: "np.random.Gene
     from genart.store.bandit_engine import write_txn
     from genart.profiles import get_profiles
     from genart.store import learning_queries
-    from genart.usecases.regenerate import make_variants
 
     tester, test_id, cfg, run = ctx.tester, ctx.test_id, ctx.cfg, ctx.run
     found = ctx.setup(segment)

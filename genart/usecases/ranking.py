@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from genart.config import load_models_config
-from genart.types import KeyFrame, RankedVariant, Variant
+from genart.types import GenerationParams, KeyFrame, RankedVariant, Variant, stable_id
+from genart.errors import InvalidArgumentError, SourceNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -41,7 +42,6 @@ def rank_variants(variants: Sequence[Variant], profiles: Sequence[str] | str, *,
         ModelLoadError: the preset's weights (or the NSFW classifier) are not on this machine.
     """
     from genart.usecases.stages import ensure_weights, load_rankers
-    from genart.errors import InvalidArgumentError
     from genart.profiles import get_profiles
     from genart.rank.combine import rank_for_profile
 
@@ -89,10 +89,8 @@ def variant_from_image(image: "str | Path | Image.Image", *, profile_id: str = "
     """
     from PIL import Image as _Image
 
-    from genart.errors import InvalidArgumentError, SourceNotFoundError
     from genart.imaging import load_rgb
     from genart.rank.embed import image_key
-    from genart.types import GenerationParams, stable_id
 
     def opened(x) -> "tuple[_Image.Image, Path | None]":
         if isinstance(x, _Image.Image):

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genart.config import load_models_config
-from genart.types import REVIEW_ACTIONS, Contribution, RankedVariant, ReviewDecision, ReviewState
+from genart.types import REVIEW_ACTIONS, Contribution, RankedVariant, ReviewDecision, ReviewState, ScoreSet
 from genart.usecases._store import _check_reviewer, _review_store, _write_lock
 from genart.usecases.runs import load_run
+from genart.errors import GenartError, InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.store.db import Store
@@ -42,7 +43,6 @@ def record_decision(out: str | Path, run_id: str, variant_id: str, action: str, 
         UnknownRunError, UnknownVariantError: no such run, or no such variant in it.
         DecisionConflictError: ``expected_version`` is not the variant's current version.
     """
-    from genart.errors import InvalidArgumentError
 
     if action not in REVIEW_ACTIONS:
         raise InvalidArgumentError("action", action, "one of " + ", ".join(REVIEW_ACTIONS))
@@ -109,10 +109,8 @@ def score_breakdown(rv: RankedVariant, preset: str | None = None) -> tuple[Contr
     Raises:
         UnknownPresetError: ``preset`` is not in models.yaml.
     """
-    from genart.errors import GenartError
     from genart.profiles import get_profiles
     from genart.rank.combine import explain
-    from genart.types import ScoreSet
 
     if rv.explanation:
         return tuple(rv.explanation)

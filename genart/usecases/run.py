@@ -25,10 +25,12 @@ from genart.profiles import check_locale, get_profiles
 from genart.progress import ProgressFn, report
 from genart.store import run_queries
 from genart.store.db import Store
-from genart.types import KeyFrame, RankedVariant, RunManifest, RunResult, RunSummary, TasteProfile
+from genart.types import KeyFrame, RankedVariant, RunManifest, RunResult, RunSummary, TasteProfile, stable_id
 from genart.usecases.layout import link_keyframes, link_ranked, run_lock_path
 from genart.usecases.overview import overview
 from genart.usecases.stages import _packaged_models, ensure_weights, load_stages, ranking_checks
+from genart.frames import extract_keyframes, probe_source
+from genart.frames.people import check_cast
 
 
 def resolve_profiles(profiles: Sequence[str | TasteProfile] | str) -> list[TasteProfile]:
@@ -61,7 +63,6 @@ def resume_key(source_sha256: str, spec: PresetSpec, profs: Sequence[TasteProfil
     """What makes two ``genart run`` calls "the same command": the source's bytes, the preset, the
     profiles' versions, the counts, the seed, the title (text and overlay) and the casting notes. A run
     killed part-way is found again by it and resumed, reusing its stored key frames and variants."""
-    from genart.types import stable_id
 
     parts = ["genart-run-v1", source_sha256, spec.canonical_json(), [(p.id, p.version) for p in profs],
              frames, variants_per_frame, seed, title, genre, list(keyframe_ids), title_overlay,
@@ -109,8 +110,6 @@ def run(source: str | Path, *, profiles: Sequence[str | TasteProfile] | str, pre
     nobody holding its lock) or failed is continued instead of started again: its stored key frames
     and each profile's stored variants are reused, the rest is made, every profile is ranked.
     """
-    from genart.frames import extract_keyframes, probe_source
-    from genart.frames.people import check_cast
 
     # cheap checks first: nothing is written until every argument is known to be usable
     _check_counts(frames, variants_per_frame, top_k)

@@ -16,6 +16,10 @@ from genart.rank.base import Scorer
 from genart.rank.combine import RankOptions, Scored, rank_for_profile, score_variants
 from genart.store.db import Store
 from genart.types import ModelRef, RankedVariant, TasteProfile, Variant
+from genart import models
+from genart.store.embedding_tables import StoreEmbeddingCache
+from genart.generate.classic import ClassicGenerator
+from genart.models import load_diffusion, resolved_models
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,6 @@ class Stages:
 def ensure_weights(spec: PresetSpec) -> None:
     """Fail in seconds, before any work, when a preset's weights are not on this machine (each model's
     source says whether they are: ``genart.models.ensure_weights``)."""
-    from genart import models
 
     models.ensure_weights(spec)
 
@@ -65,7 +68,6 @@ def load_rankers(spec: PresetSpec, store: Store | None = None) -> tuple[tuple[Sc
             or the NSFW classifier absent.
     """
     from genart.rank.scorers import build_rankers
-    from genart.store.embedding_tables import StoreEmbeddingCache
 
     return build_rankers(spec, StoreEmbeddingCache(store) if store is not None else None)
 
@@ -82,13 +84,10 @@ def ranking_checks(spec: PresetSpec) -> tuple[str, ...]:
 def load_stages(spec: PresetSpec, store: Store | None = None) -> Stages:
     """Build (or fetch from the per-process cache) the generator and scorers of a preset."""
     if spec.kind == "classic":
-        from genart.generate.classic import ClassicGenerator
-
         scorers, ranking = load_rankers(spec, store)
         return Stages(ClassicGenerator(spec.name, spec.finish, spec.watermarks, spec.delivery.finishing), scorers, (),
                       ranking, spec.ranker.fidelity_threshold)
     from genart.generate.diffusion import DiffusionGenerator
-    from genart.models import load_diffusion, resolved_models
 
     scorers, ranking = load_rankers(spec, store)  # first: a missing aesthetic head fails before the big load
     generator = DiffusionGenerator(load_diffusion(spec), spec)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence, cast
 from genart.progress import ProgressFn
 from genart.types import RunResult, StagedSource, TasteProfile
 from genart.usecases.choices import CHOICES_FILE, _check_prompt, _edited_profile, _write_json
+from genart.errors import InvalidArgumentError, SourceNotFoundError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -41,7 +42,6 @@ def stage_source(source: str | Path, out: str | Path = "runs", *, max_frames: in
     from dataclasses import replace
     from datetime import datetime, timezone
 
-    from genart.errors import SourceNotFoundError, StoreError
     from genart.files import write_text
     from genart.frames import analyse, probe_source
     from genart.frames.decode import list_stills
@@ -90,7 +90,6 @@ def load_stage(out: str | Path, stage_id: str) -> StagedSource:
     """
     import json
 
-    from genart.errors import InvalidArgumentError
     from genart.store import convert
 
     if not isinstance(stage_id, str) or not _STAGE_ID.match(stage_id):
@@ -136,7 +135,6 @@ def create_run_from_stage(out: str | Path, stage_id: str, *, keyframe_ids: Seque
     from dataclasses import replace
 
     from genart.usecases import run as run_use_case
-    from genart.errors import InvalidArgumentError
     from genart.imaging import load_rgb
     from genart.profiles import get_profiles
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from genart.types import ArmTrend, TestSnapshot
+from genart.types import ArmTrend, TestSnapshot, stable_id
 from genart.usecases.preferences import segment_preferences
 from genart.usecases.tester import open_tester
+from genart.errors import BackendUnavailableError, InvalidArgumentError
 
 
 def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, seed: int = 0, db: str | None = None):
@@ -26,8 +27,6 @@ def simulate_test(out: str | Path, test_id: str, *, impressions: int = 1000, see
     import numpy as np
 
     from genart.bandit.simulator import Population, drive_tester
-    from genart.errors import InvalidArgumentError
-    from genart.types import stable_id
 
     if isinstance(impressions, bool) or not isinstance(impressions, int) or impressions < 1:
         raise InvalidArgumentError("impressions", impressions, "an integer >= 1")
@@ -58,7 +57,6 @@ def test_report(out: str | Path, test_id: str, *, db: str | None = None, plots: 
     """
     from genart.bandit.report import plot_preferences, plot_test
     from genart.bandit.settings import reward_text
-    from genart.errors import BackendUnavailableError
 
     tester = open_tester(out, db)
     report = tester.report(test_id)
@@ -87,7 +85,6 @@ def test_timeline(out: str | Path, test_id: str, *, points: int = 24, db: str | 
     import numpy as np
 
     from genart.bandit.offline import logged_data
-    from genart.errors import InvalidArgumentError
 
     if isinstance(points, bool) or not isinstance(points, int) or points < 1:
         raise InvalidArgumentError("points", points, "an integer >= 1")

@@ -13,6 +13,7 @@ from genart.usecases.preferences import _model_priors
 from genart.usecases.review import record_decision, review_states
 from genart.usecases.runs import load_run
 from genart.usecases.tester import open_tester
+from genart.errors import InvalidArgumentError, TestConflictError
 
 if TYPE_CHECKING:  # pragma: no cover
     from genart.bandit.types import Evaluation, TestConfig, TestInfo, TestReport
@@ -31,7 +32,6 @@ def open_test(out: str | Path, run_id: str, arms: Sequence[Arm], config: "TestCo
     Raises:
         InvalidArgumentError: a bad ``priors`` and whatever ``Tester.create_test`` raises.
     """
-    from genart.errors import InvalidArgumentError
 
     if priors not in ("model", "ranking"):
         raise InvalidArgumentError("priors", priors, "model (the segment preference model) or ranking")
@@ -46,8 +46,6 @@ def open_test(out: str | Path, run_id: str, arms: Sequence[Arm], config: "TestCo
     if not draft and test_id in tester.tests() and tester.info(test_id).status == "draft":
         # the batch job's draft, waiting for a person: start it with the arms the person approved
         if tester.config(test_id) != config:
-            from genart.errors import TestConflictError
-
             raise TestConflictError(test_id, "other settings (a draft: hand off with its settings, or use a new id)")
         tester.approve(test_id, approved_by or "api", arms=arms, arm_facts=arm_facts)
         return tester.info(test_id)
@@ -114,7 +112,6 @@ def evaluate_test(out: str | Path | None, test_id: str, *, candidates: Sequence[
 
     from genart.bandit.offline import METHODS, estimate, logged_data, segment_policy
     from genart.bandit.types import Evaluation
-    from genart.errors import InvalidArgumentError
 
     tester = open_tester(out, db)
     logged = logged_data(tester, test_id)
