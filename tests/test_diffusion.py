@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from genart.config import PresetSpec, load_models_config
-from genart.errors import InvalidArgumentError
+from genart.errors import ImageReadError, InvalidArgumentError
 from genart.generate.diffusion import DiffusionGenerator, aspect_label, steps_for, target_size, variant_seed
 from genart.types import Grade, KeyFrame, ScoreSet, TasteProfile, VisualTargets, stable_id
 
@@ -165,7 +165,7 @@ def test_keyframe_from_path_low_strength_and_guidance(gen: DiffusionGenerator, t
     assert np.array_equal(px(v.image), px(same.image))
     with pytest.raises(InvalidArgumentError):
         gen.generate([kf], profile, 0)
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(ImageReadError, match="neither pixels nor a stored path"):  # the one loader's family
         gen.generate([KeyFrame(id="x", source="s", t_s=0, frame_index=0, shot=0, width=1, height=1)], profile, 1)
     assert gen.generate([], profile, 2) == []
 
